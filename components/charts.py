@@ -1,0 +1,51 @@
+"""Every Helm chart and image the platform installs, pinned in one place.
+
+Config (`services.<name>.version`) may override a pin per stack; the default comes from here. The pins
+match the reference copies in ../shared/upstream/charts (see SOURCES.md there), against which the values
+documents are checked.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class ChartPin:
+    chart: str
+    repo: str
+    version: str
+    app_version: str
+
+
+MLFLOW = ChartPin("mlflow", "https://community-charts.github.io/helm-charts", "1.11.5", "3.15.1")
+FEAST_FEATURE_SERVER = ChartPin(
+    "feast-feature-server", "https://feast-helm-charts.storage.googleapis.com", "0.66.0", "0.66.0"
+)
+AIRFLOW = ChartPin("airflow", "https://airflow.apache.org", "1.19.0", "3.1.7")
+KUBERAY_OPERATOR = ChartPin("kuberay-operator", "https://ray-project.github.io/kuberay-helm", "1.7.0", "1.7.0")
+KSERVE = ChartPin("kserve-resources", "oci://ghcr.io/kserve/charts", "v0.20.0", "v0.20.0")
+KUBE_PROMETHEUS_STACK = ChartPin(
+    "kube-prometheus-stack", "https://prometheus-community.github.io/helm-charts", "88.5.3", "v0.93.1"
+)
+GRAFANA = ChartPin("grafana", "https://grafana-community.github.io/helm-charts", "12.11.1", "13.2.0")
+LOKI = ChartPin("loki", "https://grafana.github.io/helm-charts", "7.3.0", "3.6.12")
+NVIDIA_DEVICE_PLUGIN = ChartPin(
+    "nvidia-device-plugin", "https://nvidia.github.io/k8s-device-plugin", "0.20.0", "0.20.0"
+)
+
+# Evidently ships no Helm chart: the platform runs its UI image directly, pinned by image tag.
+EVIDENTLY_IMAGE = "evidently/evidently-service"
+EVIDENTLY_VERSION = "0.7.23"
+
+SERVICE_DEFAULT_VERSIONS: dict[str, str] = {
+    "mlflow": MLFLOW.version,
+    "feast": FEAST_FEATURE_SERVER.version,
+    "airflow": AIRFLOW.version,
+    "kuberay": KUBERAY_OPERATOR.version,
+    "kserve": KSERVE.version,
+    "prometheus": KUBE_PROMETHEUS_STACK.version,
+    "grafana": GRAFANA.version,
+    "loki": LOKI.version,
+    "evidently": EVIDENTLY_VERSION,
+}

@@ -1,0 +1,47 @@
+"""EKS adapter: VPC, control plane, managed node groups, Kubernetes provider."""
+
+from __future__ import annotations
+
+import pulumi
+import pulumi_kubernetes as k8s
+
+from components.cluster.aws.eks import AwsClusterFacts, control_plane
+from components.cluster.aws.network import network
+from components.cluster.aws.nodes import node_groups
+from components.cluster.kubeconfig import exec_kubeconfig
+from components.contracts import ClusterOutputs
+from mlplatform.config import PlatformConfig
+
+
+def build(parent: pulumi.ComponentResource, name: str, cfg: PlatformConfig) -> ClusterOutputs:
+    net = network(parent, name, cfg)
+    eks = control_plane(parent, name, cfg, net)
+    pools = node_groups(parent, name, cfg, eks, net)
+    kubeconfig = exec_kubeconfig(
+        eks.cluster.name,
+        eks.cluster.endpoint,
+        eks.cluster.certificate_authority.data,
+        command="aws",
+        args=eks.cluster.name.apply(lambda n: ["eks", "get-token", "--cluster-name", n, "--region", cfg.region]),
+    )
+    provider = k8s.Provider(
+        f"{name}-k8s",
+        kubeconfig=kubeconfig,
+        enable_server_side_apply=True,
+        opts=pulumi.ResourceOptions(parent=parent, depends_on=pools.resources),
+    )
+    return ClusterOutputs(
+        name=eks.cluster.name,
+        kubernetes_provider=provider,
+        system_pool=pools.system,
+        cpu_pool=pools.cpu,
+        gpu_pools=pools.gpu,
+        cloud_facts=AwsClusterFacts(
+            cluster_name=eks.cluster.name,
+            oidc_provider_arn=eks.oidc_provider.arn,
+            oidc_issuer=eks.oidc_provider.url,
+            vpc_id=net.vpc.id,
+            private_subnet_ids=net.private_subnet_ids,
+            cluster_security_group_id=eks.cluster.vpc_config.cluster_security_group_id,
+        ),
+    )

@@ -1,0 +1,74 @@
+"""EKS control plane: access entries (no aws-auth ConfigMap), KMS envelope encryption of Secrets,
+control-plane logs, private endpoint in prod, and the OIDC provider that IRSA roles trust."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_aws as aws
+
+from components.cluster.aws.iam import role_with_policies, service_trust
+from components.cluster.aws.network import AwsNetwork
+from mlplatform.config import PlatformConfig
+
+CONTROL_PLANE_LOGS = ["api", "audit", "authenticator", "controllerManager", "scheduler"]
+
+
+@dataclass(frozen=True)
+class AwsClusterFacts:
+    """What the AWS storage and data adapters need from the cluster: IRSA trust and the private network."""
+
+    cluster_name: pulumi.Output[str]
+    oidc_provider_arn: pulumi.Output[str]
+    oidc_issuer: pulumi.Output[str]  # https://oidc.eks.<region>.amazonaws.com/id/<id>
+    vpc_id: pulumi.Output[str]
+    private_subnet_ids: list[pulumi.Output[str]]
+    cluster_security_group_id: pulumi.Output[str]  # nodes of managed node groups carry this group
+
+
+@dataclass(frozen=True)
+class ControlPlane:
+    cluster: aws.eks.Cluster
+    oidc_provider: aws.iam.OpenIdConnectProvider
+    secrets_key: aws.kms.Key
+
+
+def control_plane(parent: pulumi.ComponentResource, name: str, cfg: PlatformConfig, net: AwsNetwork) -> ControlPlane:
+    child = pulumi.ResourceOptions(parent=parent)
+    role = role_with_policies(
+        f"{name}-eks", trust=service_trust("eks.amazonaws.com"), managed=["AmazonEKSClusterPolicy"], parent=parent
+    )
+    key = aws.kms.Key(
+        f"{name}-eks-secrets",
+        description=f"{name}: envelope encryption of Kubernetes Secrets",
+        enable_key_rotation=True,
+        deletion_window_in_days=30,
+        opts=child,
+    )
+    cluster = aws.eks.Cluster(
+        f"{name}-eks",
+        version=cfg.cluster.kubernetes_version,
+        role_arn=role.arn,
+        vpc_config=aws.eks.ClusterVpcConfigArgs(
+            subnet_ids=net.private_subnet_ids,
+            endpoint_private_access=True,
+            endpoint_public_access=not cfg.cluster.private_endpoint,
+            public_access_cidrs=cfg.cluster.public_access_cidrs or None,
+        ),
+        access_config=aws.eks.ClusterAccessConfigArgs(
+            authentication_mode="API", bootstrap_cluster_creator_admin_permissions=True
+        ),
+        encryption_config=aws.eks.ClusterEncryptionConfigArgs(
+            provider=aws.eks.ClusterEncryptionConfigProviderArgs(key_arn=key.arn), resources=["secrets"]
+        ),
+        enabled_cluster_log_types=CONTROL_PLANE_LOGS,
+        opts=pulumi.ResourceOptions(parent=parent, depends_on=[role]),
+    )
+    oidc = aws.iam.OpenIdConnectProvider(
+        f"{name}-oidc",
+        url=cluster.identities.apply(lambda ids: ids[0].oidcs[0].issuer),
+        client_id_lists=["sts.amazonaws.com"],
+        opts=child,
+    )
+    return ControlPlane(cluster, oidc, key)

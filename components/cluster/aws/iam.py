@@ -1,0 +1,34 @@
+"""Small IAM helpers shared by the AWS adapters: trust policies and managed-policy attachments."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+
+import pulumi
+import pulumi_aws as aws
+
+
+def service_trust(service: str) -> str:
+    return json.dumps(
+        {
+            "Version": "2012-10-17",
+            "Statement": [{"Effect": "Allow", "Principal": {"Service": service}, "Action": "sts:AssumeRole"}],
+        }
+    )
+
+
+def role_with_policies(
+    name: str, *, trust: pulumi.Input[str], managed: Sequence[str], parent: pulumi.Resource
+) -> aws.iam.Role:
+    """An IAM role plus one attachment per AWS-managed policy ARN (partition-neutral names)."""
+    role = aws.iam.Role(name, assume_role_policy=trust, opts=pulumi.ResourceOptions(parent=parent))
+    for policy in managed:
+        short = policy.rsplit("/", 1)[-1]
+        aws.iam.RolePolicyAttachment(
+            f"{name}-{short}",
+            role=role.name,
+            policy_arn=f"arn:aws:iam::aws:policy/{policy}",
+            opts=pulumi.ResourceOptions(parent=role),
+        )
+    return role

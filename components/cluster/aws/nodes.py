@@ -1,0 +1,81 @@
+"""EKS managed node groups: system (on-demand), CPU workloads, and GPU pools that scale to zero.
+
+Labels and taints come from the pool contracts in components.contracts, never spelled here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_aws as aws
+
+from components.cluster.aws.eks import ControlPlane
+from components.cluster.aws.iam import role_with_policies, service_trust
+from components.cluster.aws.network import AwsNetwork
+from components.contracts import NodePoolContract, pool_contract
+from mlplatform.config import NodePoolConfig, PlatformConfig
+
+NODE_POLICIES = [
+    "AmazonEKSWorkerNodePolicy",
+    "AmazonEKS_CNI_Policy",
+    "AmazonEC2ContainerRegistryReadOnly",
+    "AmazonSSMManagedInstanceCore",
+]
+_EFFECT = {"NoSchedule": "NO_SCHEDULE", "PreferNoSchedule": "PREFER_NO_SCHEDULE", "NoExecute": "NO_EXECUTE"}
+
+
+@dataclass(frozen=True)
+class NodePools:
+    system: NodePoolContract
+    cpu: NodePoolContract
+    gpu: tuple[NodePoolContract, ...]
+    resources: list[pulumi.Resource]
+
+
+def node_groups(
+    parent: pulumi.ComponentResource, name: str, cfg: PlatformConfig, eks: ControlPlane, net: AwsNetwork
+) -> NodePools:
+    role = role_with_policies(
+        f"{name}-nodes", trust=service_trust("ec2.amazonaws.com"), managed=NODE_POLICIES, parent=parent
+    )
+    created: list[pulumi.Resource] = []
+
+    def group(pool: NodePoolConfig, contract: NodePoolContract, ami_type: str) -> None:
+        created.append(
+            aws.eks.NodeGroup(
+                f"{name}-{pool.name}",
+                cluster_name=eks.cluster.name,
+                node_role_arn=role.arn,
+                subnet_ids=net.private_subnet_ids,
+                instance_types=[pool.machine_type],
+                capacity_type="SPOT" if pool.spot else "ON_DEMAND",
+                ami_type=ami_type,
+                disk_size=pool.disk_size_gb,
+                scaling_config=aws.eks.NodeGroupScalingConfigArgs(
+                    min_size=pool.min_nodes, max_size=pool.max_nodes, desired_size=pool.min_nodes
+                ),
+                labels=dict(contract.labels),
+                taints=[
+                    aws.eks.NodeGroupTaintArgs(key=t.key, value=t.value, effect=_EFFECT[t.effect])
+                    for t in contract.taints
+                ],
+                update_config=aws.eks.NodeGroupUpdateConfigArgs(max_unavailable_percentage=33),
+                tags={f"k8s.io/cluster-autoscaler/node-template/label/{k}": v for k, v in contract.labels.items()},
+                # The autoscaler owns the current size; Pulumi owns the bounds.
+                opts=pulumi.ResourceOptions(
+                    parent=parent, depends_on=[role], ignore_changes=["scalingConfig.desiredSize"]
+                ),
+            )
+        )
+
+    system = pool_contract(cfg.cluster.system_pool.name)
+    cpu = pool_contract(cfg.cluster.cpu_pool.name)
+    group(cfg.cluster.system_pool, system, "AL2023_x86_64_STANDARD")
+    group(cfg.cluster.cpu_pool, cpu, "AL2023_x86_64_STANDARD")
+    gpus = []
+    for pool in cfg.cluster.gpu_pools:
+        contract = pool_contract(pool.name, accelerator=pool.accelerator, gpus_per_node=pool.accelerator_count)
+        group(pool, contract, "AL2023_x86_64_NVIDIA")
+        gpus.append(contract)
+    return NodePools(system, cpu, tuple(gpus), created)

@@ -1,0 +1,160 @@
+"""GKE adapter: VPC with pod/service ranges, Cloud NAT, private GKE with Workload Identity, node pools."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_gcp as gcp
+import pulumi_kubernetes as k8s
+
+from components.cluster.kubeconfig import exec_kubeconfig
+from components.contracts import ClusterOutputs, NodePoolContract, pool_contract
+from mlplatform.config import HaProfile, NodePoolConfig, PlatformConfig, Profile
+
+NODE_CIDR, POD_CIDR, SERVICE_CIDR, MASTER_CIDR = "10.10.0.0/20", "10.16.0.0/14", "10.20.0.0/20", "172.16.0.32/28"
+_EFFECT = {"NoSchedule": "NO_SCHEDULE", "PreferNoSchedule": "PREFER_NO_SCHEDULE", "NoExecute": "NO_EXECUTE"}
+
+
+@dataclass(frozen=True)
+class GcpClusterFacts:
+    """What the GCP storage and data adapters need: the Workload Identity pool and the VPC."""
+
+    workload_pool: str  # <project>.svc.id.goog
+    network_id: pulumi.Output[str]
+    subnet_id: pulumi.Output[str]
+
+
+def build(parent: pulumi.ComponentResource, name: str, cfg: PlatformConfig) -> ClusterOutputs:
+    child = pulumi.ResourceOptions(parent=parent)
+    vpc = gcp.compute.Network(f"{name}-vpc", auto_create_subnetworks=False, opts=child)
+    subnet = gcp.compute.Subnetwork(
+        f"{name}-nodes",
+        network=vpc.id,
+        region=cfg.region,
+        ip_cidr_range=NODE_CIDR,
+        private_ip_google_access=True,
+        secondary_ip_ranges=[
+            gcp.compute.SubnetworkSecondaryIpRangeArgs(range_name="pods", ip_cidr_range=POD_CIDR),
+            gcp.compute.SubnetworkSecondaryIpRangeArgs(range_name="services", ip_cidr_range=SERVICE_CIDR),
+        ],
+        opts=child,
+    )
+    router = gcp.compute.Router(f"{name}-router", network=vpc.id, region=cfg.region, opts=child)
+    gcp.compute.RouterNat(
+        f"{name}-nat",
+        router=router.name,
+        region=cfg.region,
+        nat_ip_allocate_option="AUTO_ONLY",
+        source_subnetwork_ip_ranges_to_nat="ALL_SUBNETWORKS_ALL_IP_RANGES",
+        opts=child,
+    )
+    regional = cfg.ha is HaProfile.MULTI_ZONE
+    workload_pool = f"{cfg.gcp_project}.svc.id.goog"
+    cluster = gcp.container.Cluster(
+        f"{name}-gke",
+        location=cfg.region if regional else cfg.zones[0],
+        node_locations=cfg.zones if regional else None,
+        network=vpc.id,
+        subnetwork=subnet.id,
+        min_master_version=cfg.cluster.kubernetes_version,
+        remove_default_node_pool=True,
+        initial_node_count=1,
+        deletion_protection=cfg.profile is Profile.PROD,
+        datapath_provider="ADVANCED_DATAPATH",
+        ip_allocation_policy=gcp.container.ClusterIpAllocationPolicyArgs(
+            cluster_secondary_range_name="pods", services_secondary_range_name="services"
+        ),
+        private_cluster_config=gcp.container.ClusterPrivateClusterConfigArgs(
+            enable_private_nodes=True,
+            enable_private_endpoint=cfg.cluster.private_endpoint,
+            master_ipv4_cidr_block=MASTER_CIDR,
+        ),
+        master_authorized_networks_config=gcp.container.ClusterMasterAuthorizedNetworksConfigArgs(
+            cidr_blocks=[
+                gcp.container.ClusterMasterAuthorizedNetworksConfigCidrBlockArgs(cidr_block=c, display_name=c)
+                for c in cfg.cluster.public_access_cidrs
+            ]
+        ),
+        workload_identity_config=gcp.container.ClusterWorkloadIdentityConfigArgs(workload_pool=workload_pool),
+        enable_shielded_nodes=True,
+        opts=child,
+    )
+    created: list[pulumi.Resource] = []
+
+    def node_pool(pool: NodePoolConfig, contract: NodePoolContract) -> None:
+        accel = (
+            [
+                gcp.container.NodePoolNodeConfigGuestAcceleratorArgs(
+                    type=contract.accelerator,
+                    count=contract.gpus_per_node,
+                    gpu_driver_installation_config=gcp.container.NodePoolNodeConfigGuestAcceleratorGpuDriverInstallationConfigArgs(
+                        gpu_driver_version="LATEST"
+                    ),
+                )
+            ]
+            if contract.is_gpu
+            else None
+        )
+        created.append(
+            gcp.container.NodePool(
+                f"{name}-{pool.name}",
+                cluster=cluster.id,
+                location=cluster.location,
+                autoscaling=gcp.container.NodePoolAutoscalingArgs(
+                    total_min_node_count=pool.min_nodes, total_max_node_count=pool.max_nodes
+                ),
+                management=gcp.container.NodePoolManagementArgs(auto_repair=True, auto_upgrade=True),
+                node_config=gcp.container.NodePoolNodeConfigArgs(
+                    machine_type=pool.machine_type,
+                    disk_size_gb=pool.disk_size_gb,
+                    spot=pool.spot,
+                    labels=dict(contract.labels),
+                    taints=[
+                        gcp.container.NodePoolNodeConfigTaintArgs(key=t.key, value=t.value, effect=_EFFECT[t.effect])
+                        for t in contract.taints
+                    ],
+                    guest_accelerators=accel,
+                    workload_metadata_config=gcp.container.NodePoolNodeConfigWorkloadMetadataConfigArgs(
+                        mode="GKE_METADATA"
+                    ),
+                    shielded_instance_config=gcp.container.NodePoolNodeConfigShieldedInstanceConfigArgs(
+                        enable_secure_boot=True, enable_integrity_monitoring=True
+                    ),
+                    oauth_scopes=["https://www.googleapis.com/auth/cloud-platform"],
+                ),
+                opts=child,
+            )
+        )
+
+    system = pool_contract(cfg.cluster.system_pool.name)
+    cpu = pool_contract(cfg.cluster.cpu_pool.name)
+    node_pool(cfg.cluster.system_pool, system)
+    node_pool(cfg.cluster.cpu_pool, cpu)
+    gpus = []
+    for pool in cfg.cluster.gpu_pools:
+        contract = pool_contract(pool.name, accelerator=pool.accelerator, gpus_per_node=pool.accelerator_count)
+        node_pool(pool, contract)
+        gpus.append(contract)
+
+    kubeconfig = exec_kubeconfig(
+        cluster.name,
+        cluster.endpoint.apply(lambda e: f"https://{e}"),
+        cluster.master_auth.cluster_ca_certificate,
+        command="gke-gcloud-auth-plugin",
+        args=[],
+    )
+    provider = k8s.Provider(
+        f"{name}-k8s",
+        kubeconfig=kubeconfig,
+        enable_server_side_apply=True,
+        opts=pulumi.ResourceOptions(parent=parent, depends_on=created),
+    )
+    return ClusterOutputs(
+        name=cluster.name,
+        kubernetes_provider=provider,
+        system_pool=system,
+        cpu_pool=cpu,
+        gpu_pools=tuple(gpus),
+        cloud_facts=GcpClusterFacts(workload_pool, vpc.id, subnet.id),
+    )

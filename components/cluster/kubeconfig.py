@@ -1,0 +1,35 @@
+"""A kubeconfig that authenticates through the cloud's CLI plugin: no long-lived token in state."""
+
+from __future__ import annotations
+
+import pulumi
+
+
+def exec_kubeconfig(
+    cluster_name: pulumi.Input[str],
+    endpoint: pulumi.Input[str],
+    ca_data: pulumi.Input[str],
+    *,
+    command: str,
+    args: pulumi.Input[list[str]],
+) -> pulumi.Output[str]:
+    user = {
+        "exec": {
+            "apiVersion": "client.authentication.k8s.io/v1beta1",
+            "command": command,
+            "args": args,
+            "interactiveMode": "Never",
+        }
+    }
+    return pulumi.Output.json_dumps(
+        {
+            "apiVersion": "v1",
+            "kind": "Config",
+            "clusters": [
+                {"name": cluster_name, "cluster": {"server": endpoint, "certificate-authority-data": ca_data}}
+            ],
+            "users": [{"name": cluster_name, "user": user}],
+            "contexts": [{"name": cluster_name, "context": {"cluster": cluster_name, "user": cluster_name}}],
+            "current-context": cluster_name,
+        }
+    )

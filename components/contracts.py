@@ -1,0 +1,197 @@
+"""Typed contracts between layers. Consumers read these objects; nothing is re-typed as a string.
+
+A GPU pool's labels and taints, a workload's cloud identity and its Kubernetes service account, a
+database's endpoint and credentials: each is produced once, by the layer that owns it, and handed on.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+import pulumi
+import pulumi_kubernetes as k8s
+
+# -- namespaces -----------------------------------------------------------------------------------
+
+
+class Namespace(StrEnum):
+    """The platform's namespaces (the design's single-cluster topology)."""
+
+    PLATFORM = "mlplatform"
+    SERVING = "model-serving"
+    TRAINING = "training"
+    DATA = "data"
+    MONITORING = "monitoring"
+
+
+# -- node pools -----------------------------------------------------------------------------------
+
+POOL_LABEL = "mlplatform.io/pool"
+ACCELERATOR_LABEL = "mlplatform.io/accelerator"
+GPU_PRESENT_LABEL = "nvidia.com/gpu.present"
+GPU_RESOURCE = "nvidia.com/gpu"
+
+
+@dataclass(frozen=True)
+class Taint:
+    key: str
+    value: str
+    effect: str  # Kubernetes spelling: NoSchedule | PreferNoSchedule | NoExecute
+
+    def toleration(self) -> dict[str, str]:
+        return {"key": self.key, "operator": "Equal", "value": self.value, "effect": self.effect}
+
+
+GPU_TAINT = Taint(GPU_RESOURCE, "present", "NoSchedule")
+
+
+@dataclass(frozen=True)
+class NodePoolContract:
+    """What a workload needs to land on a pool: its labels (selector) and taints (tolerations)."""
+
+    name: str
+    labels: Mapping[str, str]
+    taints: tuple[Taint, ...] = ()
+    accelerator: str | None = None
+    gpus_per_node: int = 0
+
+    @property
+    def is_gpu(self) -> bool:
+        return self.gpus_per_node > 0
+
+    def node_selector(self) -> dict[str, str]:
+        return {POOL_LABEL: self.labels[POOL_LABEL]}
+
+    def tolerations(self) -> list[dict[str, str]]:
+        return [t.toleration() for t in self.taints]
+
+
+def pool_contract(name: str, *, accelerator: str | None = None, gpus_per_node: int = 0) -> NodePoolContract:
+    """The one place pool labels and taints are decided; cloud adapters and workloads both read the result."""
+    labels = {POOL_LABEL: name}
+    taints: tuple[Taint, ...] = ()
+    if gpus_per_node:
+        labels |= {ACCELERATOR_LABEL: accelerator or "nvidia", GPU_PRESENT_LABEL: "true"}
+        taints = (GPU_TAINT,)
+    return NodePoolContract(name, labels, taints, accelerator, gpus_per_node)
+
+
+# -- storage and workload identity -----------------------------------------------------------------
+
+
+class BucketPurpose(StrEnum):
+    ARTIFACTS = "artifacts"  # MLflow artifacts and registered models
+    DATASETS = "datasets"  # datasets and Feast offline features
+    LOGS = "logs"  # Loki chunks and Airflow remote task logs
+
+
+class Access(StrEnum):
+    READ = "read"
+    READ_WRITE = "read-write"
+
+
+@dataclass(frozen=True)
+class Bucket:
+    purpose: BucketPurpose
+    name: pulumi.Output[str]
+    uri: pulumi.Output[str]  # s3://name or gs://name
+
+
+@dataclass(frozen=True)
+class BucketGrant:
+    purpose: BucketPurpose
+    access: Access
+
+
+@dataclass(frozen=True)
+class WorkloadSpec:
+    """A platform workload's Kubernetes service account and the buckets it may touch."""
+
+    key: str
+    namespace: Namespace
+    service_account: str
+    grants: tuple[BucketGrant, ...]
+
+
+@dataclass(frozen=True)
+class WorkloadIdentity:
+    """A service account bound to its cloud principal: created together, consumed together."""
+
+    spec: WorkloadSpec
+    principal: pulumi.Output[str]  # IAM role ARN or Google service account email
+    service_account_annotations: pulumi.Output[dict[str, str]]
+
+
+# -- data services ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DatabaseCredentials:
+    database: str
+    username: str
+    password: pulumi.Output[str]  # secret
+
+
+@dataclass(frozen=True)
+class PostgresEndpoint:
+    host: pulumi.Output[str]
+    port: pulumi.Output[int]
+    databases: Mapping[str, DatabaseCredentials]
+    ssl_mode: str = "require"
+    read_hosts: tuple[pulumi.Output[str], ...] = ()
+
+
+@dataclass(frozen=True)
+class RedisEndpoint:
+    host: pulumi.Output[str]
+    port: pulumi.Output[int]
+    auth_token: pulumi.Output[str]  # secret
+    tls: bool = True
+    cluster_mode: bool = False
+
+
+@dataclass(frozen=True)
+class KafkaEndpoint:
+    bootstrap_servers: pulumi.Output[str]
+    security_protocol: str  # SASL_SSL | SSL
+    sasl_mechanism: str | None  # AWS_MSK_IAM | OAUTHBEARER | SCRAM-SHA-512 | None
+
+
+# -- layer outputs ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ClusterOutputs:
+    name: pulumi.Output[str]
+    kubernetes_provider: k8s.Provider
+    system_pool: NodePoolContract
+    cpu_pool: NodePoolContract
+    gpu_pools: tuple[NodePoolContract, ...]
+    # Cloud-specific facts the same cloud's storage and data adapters need (network, OIDC issuer, workload
+    # pool). In-cluster layers never read it.
+    cloud_facts: Any = None
+
+    def gpu_pool(self, name: str) -> NodePoolContract:
+        for pool in self.gpu_pools:
+            if pool.name == name:
+                return pool
+        raise KeyError(f"no GPU pool named {name!r}; pools: {[p.name for p in self.gpu_pools]}")
+
+
+@dataclass(frozen=True)
+class StorageOutputs:
+    buckets: Mapping[BucketPurpose, Bucket]
+    identities: Mapping[str, WorkloadIdentity]
+
+    def identity(self, spec: WorkloadSpec) -> WorkloadIdentity:
+        return self.identities[spec.key]
+
+
+@dataclass(frozen=True)
+class DataOutputs:
+    postgres: PostgresEndpoint
+    redis: RedisEndpoint
+    kafka: KafkaEndpoint | None = None  # None when data.kafka.enabled is false

@@ -1,0 +1,25 @@
+"""Data layer: PostgreSQL for MLflow/Feast/Airflow metadata, Redis for online features, Kafka for events."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pulumi
+
+from components.contracts import ClusterOutputs, DataOutputs
+from components.data import aws, gcp
+from mlplatform.config import Cloud, PlatformConfig
+
+DataAdapter = Callable[[pulumi.ComponentResource, str, PlatformConfig, ClusterOutputs], DataOutputs]
+ADAPTERS: dict[Cloud, DataAdapter] = {Cloud.AWS: aws.build, Cloud.GCP: gcp.build}
+
+
+class Data(pulumi.ComponentResource):
+    outputs: DataOutputs
+
+    def __init__(
+        self, name: str, config: PlatformConfig, cluster: ClusterOutputs, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
+        super().__init__("mlplatform:data:Data", name, None, opts)
+        self.outputs = ADAPTERS[config.cloud](self, name, config, cluster)
+        self.register_outputs({"postgresHost": self.outputs.postgres.host, "redisHost": self.outputs.redis.host})

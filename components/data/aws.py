@@ -1,0 +1,172 @@
+"""RDS PostgreSQL, ElastiCache Redis and MSK, in the cluster's private subnets, reachable only from nodes."""
+
+from __future__ import annotations
+
+import pulumi
+import pulumi_aws as aws
+
+from components.cluster.aws.eks import AwsClusterFacts
+from components.contracts import ClusterOutputs, DataOutputs, KafkaEndpoint, PostgresEndpoint, RedisEndpoint
+from components.data.credentials import SERVICE_DATABASES, generated_secret, service_credentials
+from components.protection import stateful
+from mlplatform.config import PlatformConfig, Profile
+
+POSTGRES_PORT, REDIS_PORT, KAFKA_IAM_PORT = 5432, 6379, 9098
+
+
+def build(parent: pulumi.ComponentResource, name: str, cfg: PlatformConfig, cluster: ClusterOutputs) -> DataOutputs:
+    facts: AwsClusterFacts = cluster.cloud_facts
+    child = pulumi.ResourceOptions(parent=parent)
+    sg = aws.ec2.SecurityGroup(
+        f"{name}-data",
+        description="PostgreSQL, Redis and Kafka: reachable from cluster nodes only",
+        vpc_id=facts.vpc_id,
+        ingress=[
+            aws.ec2.SecurityGroupIngressArgs(
+                protocol="tcp",
+                from_port=port,
+                to_port=port,
+                security_groups=[facts.cluster_security_group_id],
+                description=what,
+            )
+            for port, what in ((POSTGRES_PORT, "postgres"), (REDIS_PORT, "redis"), (KAFKA_IAM_PORT, "kafka-iam"))
+        ],
+        opts=child,
+    )
+    postgres = _postgres(parent, name, cfg, facts, sg)
+    redis = _redis(parent, name, cfg, facts, sg)
+    kafka = _kafka(parent, name, cfg, facts, sg) if cfg.data.kafka.enabled else None
+    return DataOutputs(postgres=postgres, redis=redis, kafka=kafka)
+
+
+def _postgres(
+    parent: pulumi.Resource, name: str, cfg: PlatformConfig, facts: AwsClusterFacts, sg: aws.ec2.SecurityGroup
+) -> PostgresEndpoint:
+    pg = cfg.data.postgres
+    prod = cfg.profile is Profile.PROD
+    child = pulumi.ResourceOptions(parent=parent)
+    subnets = aws.rds.SubnetGroup(f"{name}-postgres", subnet_ids=facts.private_subnet_ids, opts=child)
+    params = aws.rds.ParameterGroup(
+        f"{name}-postgres",
+        family=f"postgres{pg.version}",
+        parameters=[
+            aws.rds.ParameterGroupParameterArgs(name="rds.force_ssl", value="1"),
+            aws.rds.ParameterGroupParameterArgs(name="log_min_duration_statement", value="1000"),
+        ],
+        opts=child,
+    )
+    primary = aws.rds.Instance(
+        f"{name}-postgres",
+        engine="postgres",
+        engine_version=pg.version,
+        instance_class=pg.machine_type,
+        allocated_storage=pg.storage_gb,
+        max_allocated_storage=pg.max_storage_gb,
+        storage_type="gp3",
+        storage_encrypted=True,
+        multi_az=pg.high_availability,
+        db_subnet_group_name=subnets.name,
+        vpc_security_group_ids=[sg.id],
+        parameter_group_name=params.name,
+        username="platform_admin",
+        password=generated_secret(parent, f"{name}-postgres-admin"),
+        backup_retention_period=pg.backup_retention_days,
+        deletion_protection=pg.deletion_protection,
+        skip_final_snapshot=not prod,
+        final_snapshot_identifier=f"{name}-postgres-final" if prod else None,
+        copy_tags_to_snapshot=True,
+        performance_insights_enabled=prod,
+        auto_minor_version_upgrade=True,
+        publicly_accessible=False,
+        opts=stateful(cfg, parent),
+    )
+    replicas = [
+        aws.rds.Instance(
+            f"{name}-postgres-replica-{i + 1}",
+            replicate_source_db=primary.identifier,
+            instance_class=pg.machine_type,
+            availability_zone=cfg.zones[(i + 1) % len(cfg.zones)],
+            storage_encrypted=True,
+            vpc_security_group_ids=[sg.id],
+            parameter_group_name=params.name,
+            performance_insights_enabled=prod,
+            skip_final_snapshot=True,
+            publicly_accessible=False,
+            opts=stateful(cfg, parent),
+        )
+        for i in range(pg.read_replicas)
+    ]
+    return PostgresEndpoint(
+        host=primary.address,
+        port=primary.port,
+        databases=service_credentials(parent, name, SERVICE_DATABASES),
+        read_hosts=tuple(r.address for r in replicas),
+    )
+
+
+def _redis(
+    parent: pulumi.Resource, name: str, cfg: PlatformConfig, facts: AwsClusterFacts, sg: aws.ec2.SecurityGroup
+) -> RedisEndpoint:
+    r = cfg.data.redis
+    cluster_mode = r.shards > 1
+    failover = r.replicas_per_shard > 0
+    subnets = aws.elasticache.SubnetGroup(
+        f"{name}-redis", subnet_ids=facts.private_subnet_ids, opts=pulumi.ResourceOptions(parent=parent)
+    )
+    token = generated_secret(parent, f"{name}-redis-auth", length=64)
+    group = aws.elasticache.ReplicationGroup(
+        f"{name}-redis",
+        description=f"{name}: Feast online store",
+        engine="redis",
+        engine_version=r.version,
+        node_type=r.machine_type,
+        port=REDIS_PORT,
+        num_node_groups=r.shards,
+        replicas_per_node_group=r.replicas_per_shard,
+        cluster_mode="enabled" if cluster_mode else "disabled",
+        parameter_group_name=f"default.redis{r.version.split('.')[0]}{'.cluster.on' if cluster_mode else ''}",
+        automatic_failover_enabled=failover,
+        multi_az_enabled=failover,
+        subnet_group_name=subnets.name,
+        security_group_ids=[sg.id],
+        at_rest_encryption_enabled=True,
+        transit_encryption_enabled=True,
+        auth_token=token,
+        snapshot_retention_limit=7 if cfg.profile is Profile.PROD else 0,
+        opts=stateful(cfg, parent),
+    )
+    host = group.configuration_endpoint_address if cluster_mode else group.primary_endpoint_address
+    return RedisEndpoint(host=host, port=group.port, auth_token=token, tls=True, cluster_mode=cluster_mode)
+
+
+def _kafka(
+    parent: pulumi.Resource, name: str, cfg: PlatformConfig, facts: AwsClusterFacts, sg: aws.ec2.SecurityGroup
+) -> KafkaEndpoint:
+    k = cfg.data.kafka
+    msk = aws.msk.Cluster(
+        f"{name}-kafka",
+        kafka_version=k.version,
+        number_of_broker_nodes=k.brokers,
+        broker_node_group_info=aws.msk.ClusterBrokerNodeGroupInfoArgs(
+            instance_type=k.machine_type,
+            client_subnets=facts.private_subnet_ids,
+            security_groups=[sg.id],
+            storage_info=aws.msk.ClusterBrokerNodeGroupInfoStorageInfoArgs(
+                ebs_storage_info=aws.msk.ClusterBrokerNodeGroupInfoStorageInfoEbsStorageInfoArgs(
+                    volume_size=k.storage_gb
+                )
+            ),
+        ),
+        encryption_info=aws.msk.ClusterEncryptionInfoArgs(
+            encryption_in_transit=aws.msk.ClusterEncryptionInfoEncryptionInTransitArgs(
+                client_broker="TLS", in_cluster=True
+            ),
+        ),
+        client_authentication=aws.msk.ClusterClientAuthenticationArgs(
+            sasl=aws.msk.ClusterClientAuthenticationSaslArgs(iam=True), unauthenticated=False
+        ),
+        opts=stateful(cfg, parent),
+    )
+    return KafkaEndpoint(
+        bootstrap_servers=msk.bootstrap_brokers_sasl_iam, security_protocol="SASL_SSL", sasl_mechanism="AWS_MSK_IAM"
+    )

@@ -1,0 +1,28 @@
+"""Per-service database credentials: one user and one generated password per service database."""
+
+from __future__ import annotations
+
+import pulumi
+import pulumi_random as random
+
+from components.contracts import DatabaseCredentials
+
+# The databases the platform's services own; each gets its own user and password.
+SERVICE_DATABASES = ("mlflow", "feast", "airflow")
+
+
+def service_credentials(
+    parent: pulumi.Resource, name: str, services: tuple[str, ...]
+) -> dict[str, DatabaseCredentials]:
+    out = {}
+    for service in services:
+        password = random.RandomPassword(
+            f"{name}-{service}-db", length=32, special=False, opts=pulumi.ResourceOptions(parent=parent)
+        )
+        out[service] = DatabaseCredentials(database=service, username=service, password=password.result)
+    return out
+
+
+def generated_secret(parent: pulumi.Resource, name: str, length: int = 32) -> pulumi.Output[str]:
+    """A random secret without special characters (safe in URLs, Redis AUTH tokens and env vars)."""
+    return random.RandomPassword(name, length=length, special=False, opts=pulumi.ResourceOptions(parent=parent)).result

@@ -1,0 +1,154 @@
+"""Cloud SQL PostgreSQL (private IP, SSL required), Memorystore Redis (AUTH + TLS) and Managed Kafka."""
+
+from __future__ import annotations
+
+import pulumi
+import pulumi_gcp as gcp
+
+from components.cluster.gcp import GcpClusterFacts
+from components.contracts import ClusterOutputs, DataOutputs, KafkaEndpoint, PostgresEndpoint, RedisEndpoint
+from components.data.credentials import SERVICE_DATABASES, service_credentials
+from components.protection import stateful
+from mlplatform.config import PlatformConfig, Profile
+
+GIB = 1024**3
+
+
+def build(parent: pulumi.ComponentResource, name: str, cfg: PlatformConfig, cluster: ClusterOutputs) -> DataOutputs:
+    facts: GcpClusterFacts = cluster.cloud_facts
+    child = pulumi.ResourceOptions(parent=parent)
+    psa_range = gcp.compute.GlobalAddress(
+        f"{name}-psa",
+        purpose="VPC_PEERING",
+        address_type="INTERNAL",
+        prefix_length=20,
+        network=facts.network_id,
+        opts=child,
+    )
+    peering = gcp.servicenetworking.Connection(
+        f"{name}-psa",
+        network=facts.network_id,
+        service="servicenetworking.googleapis.com",
+        reserved_peering_ranges=[psa_range.name],
+        opts=child,
+    )
+    postgres = _postgres(parent, name, cfg, facts, peering)
+    redis = _redis(parent, name, cfg, facts, peering)
+    kafka = _kafka(parent, name, cfg, facts) if cfg.data.kafka.enabled else None
+    return DataOutputs(postgres=postgres, redis=redis, kafka=kafka)
+
+
+def _postgres(
+    parent: pulumi.Resource, name: str, cfg: PlatformConfig, facts: GcpClusterFacts, peering: pulumi.Resource
+) -> PostgresEndpoint:
+    pg = cfg.data.postgres
+    prod = cfg.profile is Profile.PROD
+    settings = gcp.sql.DatabaseInstanceSettingsArgs(
+        tier=pg.machine_type,
+        availability_type="REGIONAL" if pg.high_availability else "ZONAL",
+        disk_size=pg.storage_gb,
+        disk_autoresize=True,
+        disk_autoresize_limit=pg.max_storage_gb,
+        ip_configuration=gcp.sql.DatabaseInstanceSettingsIpConfigurationArgs(
+            ipv4_enabled=False, private_network=facts.network_id, ssl_mode="ENCRYPTED_ONLY"
+        ),
+        backup_configuration=gcp.sql.DatabaseInstanceSettingsBackupConfigurationArgs(
+            enabled=True,
+            point_in_time_recovery_enabled=prod,
+            backup_retention_settings=gcp.sql.DatabaseInstanceSettingsBackupConfigurationBackupRetentionSettingsArgs(
+                retained_backups=pg.backup_retention_days
+            ),
+        ),
+        deletion_protection_enabled=pg.deletion_protection,
+    )
+    primary = gcp.sql.DatabaseInstance(
+        f"{name}-postgres",
+        database_version=f"POSTGRES_{pg.version}",
+        region=cfg.region,
+        settings=settings,
+        deletion_protection=pg.deletion_protection,
+        opts=stateful(cfg, parent, depends_on=[peering]),
+    )
+    replicas = [
+        gcp.sql.DatabaseInstance(
+            f"{name}-postgres-replica-{i + 1}",
+            database_version=f"POSTGRES_{pg.version}",
+            region=cfg.region,
+            master_instance_name=primary.name,
+            settings=gcp.sql.DatabaseInstanceSettingsArgs(
+                tier=pg.machine_type,
+                ip_configuration=gcp.sql.DatabaseInstanceSettingsIpConfigurationArgs(
+                    ipv4_enabled=False, private_network=facts.network_id, ssl_mode="ENCRYPTED_ONLY"
+                ),
+                location_preference=gcp.sql.DatabaseInstanceSettingsLocationPreferenceArgs(
+                    zone=cfg.zones[(i + 1) % len(cfg.zones)]
+                ),
+            ),
+            deletion_protection=pg.deletion_protection,
+            opts=stateful(cfg, parent),
+        )
+        for i in range(pg.read_replicas)
+    ]
+    creds = service_credentials(parent, name, SERVICE_DATABASES)
+    for service, cred in creds.items():
+        db = gcp.sql.Database(
+            f"{name}-{service}", instance=primary.name, name=cred.database, opts=stateful(cfg, primary)
+        )
+        gcp.sql.User(
+            f"{name}-{service}",
+            instance=primary.name,
+            name=cred.username,
+            password=cred.password,
+            opts=pulumi.ResourceOptions(parent=primary, depends_on=[db]),
+        )
+    return PostgresEndpoint(
+        host=primary.private_ip_address,
+        port=pulumi.Output.from_input(5432),
+        databases=creds,
+        read_hosts=tuple(r.private_ip_address for r in replicas),
+    )
+
+
+def _redis(
+    parent: pulumi.Resource, name: str, cfg: PlatformConfig, facts: GcpClusterFacts, peering: pulumi.Resource
+) -> RedisEndpoint:
+    r = cfg.data.redis
+    ha = r.replicas_per_shard > 0
+    instance = gcp.redis.Instance(
+        f"{name}-redis",
+        tier="STANDARD_HA" if ha else "BASIC",
+        memory_size_gb=5 if ha else 1,
+        region=cfg.region,
+        redis_version=f"REDIS_{r.version.replace('.', '_')}",
+        authorized_network=facts.network_id,
+        connect_mode="PRIVATE_SERVICE_ACCESS",
+        auth_enabled=True,
+        transit_encryption_mode="SERVER_AUTHENTICATION",
+        replica_count=r.replicas_per_shard if ha else None,
+        read_replicas_mode="READ_REPLICAS_ENABLED" if ha else None,
+        opts=stateful(cfg, parent, depends_on=[peering]),
+    )
+    return RedisEndpoint(host=instance.host, port=instance.port, auth_token=instance.auth_string, tls=True)
+
+
+def _kafka(parent: pulumi.Resource, name: str, cfg: PlatformConfig, facts: GcpClusterFacts) -> KafkaEndpoint:
+    """Managed Service for Apache Kafka: Google runs the brokers across zones; clients use SASL/OAuth."""
+    k = cfg.data.kafka
+    cluster = gcp.managedkafka.Cluster(
+        f"{name}-kafka",
+        cluster_id=f"{name}-kafka",
+        location=cfg.region,
+        capacity_config=gcp.managedkafka.ClusterCapacityConfigArgs(
+            vcpu_count=str(3 * k.brokers), memory_bytes=str(3 * k.brokers * 4 * GIB)
+        ),
+        gcp_config=gcp.managedkafka.ClusterGcpConfigArgs(
+            access_config=gcp.managedkafka.ClusterGcpConfigAccessConfigArgs(
+                network_configs=[gcp.managedkafka.ClusterGcpConfigAccessConfigNetworkConfigArgs(subnet=facts.subnet_id)]
+            )
+        ),
+        opts=stateful(cfg, parent),
+    )
+    bootstrap = cluster.cluster_id.apply(
+        lambda cid: f"bootstrap.{cid}.{cfg.region}.managedkafka.{cfg.gcp_project}.cloud.goog:9092"
+    )
+    return KafkaEndpoint(bootstrap_servers=bootstrap, security_protocol="SASL_SSL", sasl_mechanism="OAUTHBEARER")

@@ -1,0 +1,33 @@
+"""Storage layer: buckets for artifacts, datasets/offline features and logs, and one cloud identity per
+platform workload, created next to exactly the bucket grants that workload needs."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import pulumi
+
+from components.contracts import ClusterOutputs, StorageOutputs, WorkloadSpec
+from components.storage import aws, gcp
+from mlplatform.config import Cloud, PlatformConfig
+
+StorageAdapter = Callable[
+    [pulumi.ComponentResource, str, PlatformConfig, ClusterOutputs, Sequence[WorkloadSpec]], StorageOutputs
+]
+ADAPTERS: dict[Cloud, StorageAdapter] = {Cloud.AWS: aws.build, Cloud.GCP: gcp.build}
+
+
+class Storage(pulumi.ComponentResource):
+    outputs: StorageOutputs
+
+    def __init__(
+        self,
+        name: str,
+        config: PlatformConfig,
+        cluster: ClusterOutputs,
+        workloads: Sequence[WorkloadSpec],
+        opts: pulumi.ResourceOptions | None = None,
+    ) -> None:
+        super().__init__("mlplatform:storage:Storage", name, None, opts)
+        self.outputs = ADAPTERS[config.cloud](self, name, config, cluster, workloads)
+        self.register_outputs({p.value: b.uri for p, b in self.outputs.buckets.items()})

@@ -1,0 +1,210 @@
+"""S3 buckets (SSE-KMS with bucket keys, public access blocked, TLS-only policy) and IRSA roles whose
+policies name only the buckets and key each workload needs."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+
+import pulumi
+import pulumi_aws as aws
+
+from components.cluster.aws.eks import AwsClusterFacts
+from components.contracts import (
+    Access,
+    Bucket,
+    BucketPurpose,
+    ClusterOutputs,
+    StorageOutputs,
+    WorkloadIdentity,
+    WorkloadSpec,
+)
+from components.protection import stateful
+from mlplatform.config import PlatformConfig
+
+READ_ACTIONS = ["s3:GetObject", "s3:GetObjectVersion"]
+WRITE_ACTIONS = ["s3:PutObject", "s3:DeleteObject", "s3:AbortMultipartUpload"]
+KMS_READ = ["kms:Decrypt"]
+KMS_WRITE = ["kms:Decrypt", "kms:GenerateDataKey"]
+
+
+def build(
+    parent: pulumi.ComponentResource,
+    name: str,
+    cfg: PlatformConfig,
+    cluster: ClusterOutputs,
+    workloads: Sequence[WorkloadSpec],
+) -> StorageOutputs:
+    key = aws.kms.Key(
+        f"{name}-buckets",
+        description=f"{name}: object storage encryption",
+        enable_key_rotation=True,
+        deletion_window_in_days=30,
+        opts=stateful(cfg, parent),
+    )
+    buckets = {purpose: _bucket(parent, name, cfg, purpose, key) for purpose in BucketPurpose}
+    binding: AwsClusterFacts = cluster.cloud_facts
+    identities = {w.key: _identity(parent, name, w, buckets, key, binding) for w in workloads}
+    return StorageOutputs(buckets=buckets, identities=identities)
+
+
+def _bucket(
+    parent: pulumi.Resource, name: str, cfg: PlatformConfig, purpose: BucketPurpose, key: aws.kms.Key
+) -> Bucket:
+    bucket = aws.s3.Bucket(
+        f"{name}-{purpose.value}",
+        force_destroy=cfg.storage.force_destroy,
+        tags={"mlplatform.io/purpose": purpose.value},
+        opts=stateful(cfg, parent),
+    )
+    child = pulumi.ResourceOptions(parent=bucket)
+    aws.s3.BucketOwnershipControls(
+        f"{name}-{purpose.value}",
+        bucket=bucket.id,
+        rule=aws.s3.BucketOwnershipControlsRuleArgs(object_ownership="BucketOwnerEnforced"),
+        opts=child,
+    )
+    aws.s3.BucketPublicAccessBlock(
+        f"{name}-{purpose.value}",
+        bucket=bucket.id,
+        block_public_acls=True,
+        block_public_policy=True,
+        ignore_public_acls=True,
+        restrict_public_buckets=True,
+        opts=child,
+    )
+    aws.s3.BucketServerSideEncryptionConfiguration(
+        f"{name}-{purpose.value}",
+        bucket=bucket.id,
+        rules=[
+            aws.s3.BucketServerSideEncryptionConfigurationRuleArgs(
+                apply_server_side_encryption_by_default=aws.s3.BucketServerSideEncryptionConfigurationRuleApplyServerSideEncryptionByDefaultArgs(
+                    sse_algorithm="aws:kms", kms_master_key_id=key.arn
+                ),
+                bucket_key_enabled=True,
+            )
+        ],
+        opts=child,
+    )
+    aws.s3.BucketVersioning(
+        f"{name}-{purpose.value}",
+        bucket=bucket.id,
+        versioning_configuration=aws.s3.BucketVersioningVersioningConfigurationArgs(
+            status="Enabled" if cfg.storage.versioning else "Suspended"
+        ),
+        opts=child,
+    )
+    aws.s3.BucketPolicy(
+        f"{name}-{purpose.value}",
+        bucket=bucket.id,
+        policy=bucket.arn.apply(_deny_insecure_transport),
+        opts=child,
+    )
+    rules = [
+        aws.s3.BucketLifecycleConfigurationRuleArgs(
+            id="abort-incomplete-uploads",
+            status="Enabled",
+            filter=aws.s3.BucketLifecycleConfigurationRuleFilterArgs(prefix=""),
+            abort_incomplete_multipart_upload=aws.s3.BucketLifecycleConfigurationRuleAbortIncompleteMultipartUploadArgs(
+                days_after_initiation=7
+            ),
+        )
+    ]
+    if purpose is BucketPurpose.LOGS:
+        rules.append(
+            aws.s3.BucketLifecycleConfigurationRuleArgs(
+                id="expire-logs",
+                status="Enabled",
+                filter=aws.s3.BucketLifecycleConfigurationRuleFilterArgs(prefix=""),
+                expiration=aws.s3.BucketLifecycleConfigurationRuleExpirationArgs(days=cfg.storage.log_retention_days),
+                noncurrent_version_expiration=aws.s3.BucketLifecycleConfigurationRuleNoncurrentVersionExpirationArgs(
+                    noncurrent_days=7
+                ),
+            )
+        )
+    aws.s3.BucketLifecycleConfiguration(f"{name}-{purpose.value}", bucket=bucket.id, rules=rules, opts=child)
+    return Bucket(purpose, bucket.bucket, bucket.bucket.apply(lambda b: f"s3://{b}"))
+
+
+def _deny_insecure_transport(arn: str) -> str:
+    return json.dumps(
+        {
+            "Version": "2012-10-17",
+            "Statement": [
+                {
+                    "Sid": "DenyInsecureTransport",
+                    "Effect": "Deny",
+                    "Principal": "*",
+                    "Action": "s3:*",
+                    "Resource": [arn, f"{arn}/*"],
+                    "Condition": {"Bool": {"aws:SecureTransport": "false"}},
+                }
+            ],
+        }
+    )
+
+
+def _identity(
+    parent: pulumi.Resource,
+    name: str,
+    spec: WorkloadSpec,
+    buckets: dict[BucketPurpose, Bucket],
+    key: aws.kms.Key,
+    binding: AwsClusterFacts,
+) -> WorkloadIdentity:
+    subject = f"system:serviceaccount:{spec.namespace.value}:{spec.service_account}"
+    trust = pulumi.Output.all(binding.oidc_provider_arn, binding.oidc_issuer).apply(
+        lambda a: json.dumps(
+            {
+                "Version": "2012-10-17",
+                "Statement": [
+                    {
+                        "Effect": "Allow",
+                        "Principal": {"Federated": a[0]},
+                        "Action": "sts:AssumeRoleWithWebIdentity",
+                        "Condition": {
+                            "StringEquals": {
+                                f"{_issuer_host(a[1])}:sub": subject,
+                                f"{_issuer_host(a[1])}:aud": "sts.amazonaws.com",
+                            }
+                        },
+                    }
+                ],
+            }
+        )
+    )
+    role = aws.iam.Role(f"{name}-{spec.key}", assume_role_policy=trust, opts=pulumi.ResourceOptions(parent=parent))
+    arns = [buckets[g.purpose].name.apply(lambda b: f"arn:aws:s3:::{b}") for g in spec.grants]
+    writes = any(g.access is Access.READ_WRITE for g in spec.grants)
+    policy = pulumi.Output.all(key.arn, *arns).apply(lambda a: _bucket_policy(spec, list(a[1:]), a[0], writes))
+    aws.iam.RolePolicy(f"{name}-{spec.key}", role=role.id, policy=policy, opts=pulumi.ResourceOptions(parent=role))
+    annotations = role.arn.apply(lambda arn: {"eks.amazonaws.com/role-arn": arn})
+    return WorkloadIdentity(spec=spec, principal=role.arn, service_account_annotations=annotations)
+
+
+def _issuer_host(issuer: str) -> str:
+    return issuer.removeprefix("https://")
+
+
+def _bucket_policy(spec: WorkloadSpec, bucket_arns: list[str], key_arn: str, writes: bool) -> str:
+    statements = []
+    for grant, arn in zip(spec.grants, bucket_arns, strict=True):
+        actions = READ_ACTIONS + (WRITE_ACTIONS if grant.access is Access.READ_WRITE else [])
+        statements += [
+            {
+                "Sid": f"List{grant.purpose.value.title()}",
+                "Effect": "Allow",
+                "Action": ["s3:ListBucket", "s3:GetBucketLocation"],
+                "Resource": arn,
+            },
+            {
+                "Sid": f"Objects{grant.purpose.value.title()}",
+                "Effect": "Allow",
+                "Action": actions,
+                "Resource": f"{arn}/*",
+            },
+        ]
+    statements.append(
+        {"Sid": "BucketKey", "Effect": "Allow", "Action": KMS_WRITE if writes else KMS_READ, "Resource": key_arn}
+    )
+    return json.dumps({"Version": "2012-10-17", "Statement": statements})

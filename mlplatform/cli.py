@@ -1,0 +1,56 @@
+"""`python -m mlplatform plan|diff`: the offline plan and the credential-free preview diff."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from mlplatform.config import ConfigError
+from mlplatform.plan.diff import diff_plans, render_diff
+from mlplatform.plan.document import PlanDocument
+from mlplatform.plan.render import render
+from mlplatform.plan.synth import PROJECT_DIR, synthesize
+
+EXIT_CONFIG = 2
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m mlplatform", description=__doc__)
+    sub = p.add_subparsers(dest="command", required=True)
+    plan = sub.add_parser("plan", help="synthesize a stack offline; print its tree and write its JSON plan")
+    plan.add_argument("--stack", default="dev", help="stack name: reads Pulumi.<stack>.yaml (default: dev)")
+    plan.add_argument("--out", type=Path, help="where to write the JSON plan (default: plans/<stack>.json)")
+    plan.add_argument("--summary", action="store_true", help="counts per layer and type instead of the tree")
+    plan.add_argument("--project-dir", type=Path, default=PROJECT_DIR, help=argparse.SUPPRESS)
+    diff = sub.add_parser("diff", help="compare two plans (JSON files, or stack names to synthesize)")
+    diff.add_argument("old", help="plan JSON path or stack name")
+    diff.add_argument("new", help="plan JSON path or stack name")
+    diff.add_argument("--project-dir", type=Path, default=PROJECT_DIR, help=argparse.SUPPRESS)
+    return p
+
+
+def _load(ref: str, project_dir: Path) -> PlanDocument:
+    path = Path(ref)
+    return PlanDocument.read(path) if path.suffix == ".json" else synthesize(ref, project_dir)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        if args.command == "plan":
+            doc = synthesize(args.stack, args.project_dir)
+            out = args.out or args.project_dir / "plans" / f"{args.stack}.json"
+            doc.write(out)
+            print(render(doc, summary_only=args.summary))
+            print(f"\nplan written to {out}")
+        else:
+            old, new = _load(args.old, args.project_dir), _load(args.new, args.project_dir)
+            print(render_diff(diff_plans(old, new), old, new))
+    except ConfigError as e:
+        print(e.render(), file=sys.stderr)
+        return EXIT_CONFIG
+    except FileNotFoundError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return EXIT_CONFIG
+    return 0

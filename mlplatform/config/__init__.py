@@ -1,0 +1,37 @@
+"""Typed, validated stack configuration."""
+
+from mlplatform.config.errors import ConfigError, ConfigProblem
+from mlplatform.config.loader import load_config, load_stack_config, namespace_values, read_stack_file
+from mlplatform.config.models import (
+    Cloud,
+    ClusterConfig,
+    DataConfig,
+    GpuPoolConfig,
+    HaProfile,
+    NodePoolConfig,
+    PlatformConfig,
+    Profile,
+    ServiceConfig,
+    ServicesConfig,
+    StorageConfig,
+)
+
+__all__ = [
+    "Cloud",
+    "ClusterConfig",
+    "ConfigError",
+    "ConfigProblem",
+    "DataConfig",
+    "GpuPoolConfig",
+    "HaProfile",
+    "NodePoolConfig",
+    "PlatformConfig",
+    "Profile",
+    "ServiceConfig",
+    "ServicesConfig",
+    "StorageConfig",
+    "load_config",
+    "load_stack_config",
+    "namespace_values",
+    "read_stack_file",
+]

@@ -1,0 +1,267 @@
+"""Typed stack configuration: the `mlplatform:` namespace of `Pulumi.<stack>.yaml`.
+
+Keys are camelCase in YAML (Pulumi's convention) and snake_case in Python. Every model forbids unknown
+keys, so a typo fails loudly instead of silently falling back to a default.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from enum import StrEnum
+from typing import Annotated, Self
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
+from pydantic.alias_generators import to_camel
+
+from mlplatform.config.versions import (
+    KAFKA_MAJOR,
+    KUBERNETES_RANGE,
+    POSTGRES_RANGE,
+    REDIS_RANGE,
+    parse_major_minor,
+)
+
+DNS_LABEL = r"^[a-z]([-a-z0-9]{0,38}[a-z0-9])?$"
+CHART_VERSION = r"^v?\d+\.\d+\.\d+([-+][0-9A-Za-z.-]+)?$"
+PROD_MIN_ZONES = 3
+
+
+class Strict(BaseModel):
+    """Base for every config model: unknown keys rejected, camelCase aliases, immutable."""
+
+    model_config = ConfigDict(extra="forbid", alias_generator=to_camel, populate_by_name=True, frozen=True)
+
+
+class Cloud(StrEnum):
+    AWS = "aws"
+    GCP = "gcp"
+
+
+class Profile(StrEnum):
+    DEV = "dev"
+    PROD = "prod"
+
+
+class HaProfile(StrEnum):
+    """How the in-cluster services and data services spread: one zone or across zones."""
+
+    SINGLE_ZONE = "single-zone"
+    MULTI_ZONE = "multi-zone"
+
+
+class NodePoolConfig(Strict):
+    name: Annotated[str, Field(pattern=DNS_LABEL)]
+    machine_type: Annotated[str, Field(min_length=1)]
+    min_nodes: Annotated[int, Field(ge=0, le=1000)]
+    max_nodes: Annotated[int, Field(ge=1, le=1000)]
+    disk_size_gb: Annotated[int, Field(ge=20, le=16384)] = 100
+    spot: bool = False
+
+    @field_validator("max_nodes")
+    @classmethod
+    def _max_ge_min(cls, v: int, info: ValidationInfo) -> int:
+        low = info.data.get("min_nodes")
+        if low is not None and v < low:
+            raise ValueError(f"maxNodes must be >= minNodes ({low})")
+        return v
+
+
+class GpuPoolConfig(NodePoolConfig):
+    """A GPU node pool. min_nodes defaults to 0 so idle GPUs cost nothing."""
+
+    min_nodes: Annotated[int, Field(ge=0, le=1000)] = 0
+    accelerator: Annotated[str, Field(pattern=r"^nvidia-[a-z0-9-]+$")]
+    accelerator_count: Annotated[int, Field(ge=1, le=16)] = 1
+
+
+class ClusterConfig(Strict):
+    kubernetes_version: str
+    system_pool: NodePoolConfig
+    cpu_pool: NodePoolConfig
+    gpu_pools: list[GpuPoolConfig] = []
+    private_endpoint: bool = False
+    public_access_cidrs: list[str] = []
+
+    @field_validator("kubernetes_version")
+    @classmethod
+    def _k8s_supported(cls, v: str) -> str:
+        return _in_range(v, KUBERNETES_RANGE, "Kubernetes")
+
+    @field_validator("public_access_cidrs")
+    @classmethod
+    def _cidrs(cls, v: list[str], info: ValidationInfo) -> list[str]:
+        if not v and info.data.get("private_endpoint") is False:
+            raise ValueError("a public API endpoint needs at least one CIDR (or set privateEndpoint: true)")
+        for cidr in v:
+            try:
+                ipaddress.ip_network(cidr, strict=True)
+            except ValueError as e:
+                raise ValueError(f"{cidr!r} is not a CIDR block ({e})") from None
+        return v
+
+    @field_validator("system_pool")
+    @classmethod
+    def _system_not_empty(cls, v: NodePoolConfig) -> NodePoolConfig:
+        if v.min_nodes < 1:
+            raise ValueError("the system pool needs minNodes >= 1 (cluster add-ons run there)")
+        return v
+
+    @field_validator("gpu_pools")
+    @classmethod
+    def _unique_gpu_names(cls, v: list[GpuPoolConfig]) -> list[GpuPoolConfig]:
+        names = [p.name for p in v]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"GPU pool names must be unique; repeated: {', '.join(dupes)}")
+        return v
+
+
+class StorageConfig(Strict):
+    force_destroy: bool
+    versioning: bool
+    log_retention_days: Annotated[int, Field(ge=1, le=3650)]
+
+
+class PostgresConfig(Strict):
+    version: str
+    machine_type: Annotated[str, Field(min_length=1)]
+    storage_gb: Annotated[int, Field(ge=20, le=65536)]
+    max_storage_gb: Annotated[int, Field(ge=20, le=65536)]
+    high_availability: bool
+    read_replicas: Annotated[int, Field(ge=0, le=5)]
+    backup_retention_days: Annotated[int, Field(ge=1, le=35)]
+    deletion_protection: bool
+
+    @field_validator("version")
+    @classmethod
+    def _pg_supported(cls, v: str) -> str:
+        return _in_range(v, POSTGRES_RANGE, "PostgreSQL", major_only=True)
+
+    @field_validator("max_storage_gb")
+    @classmethod
+    def _max_storage_ge_storage(cls, v: int, info: ValidationInfo) -> int:
+        low = info.data.get("storage_gb")
+        if low is not None and v < low:
+            raise ValueError(f"maxStorageGb must be >= storageGb ({low})")
+        return v
+
+
+class RedisConfig(Strict):
+    version: str
+    machine_type: Annotated[str, Field(min_length=1)]
+    shards: Annotated[int, Field(ge=1, le=500)]
+    replicas_per_shard: Annotated[int, Field(ge=0, le=5)]
+
+    @field_validator("version")
+    @classmethod
+    def _redis_supported(cls, v: str) -> str:
+        return _in_range(v, REDIS_RANGE, "Redis")
+
+
+class KafkaConfig(Strict):
+    enabled: bool
+    version: str
+    machine_type: Annotated[str, Field(min_length=1)]
+    brokers: Annotated[int, Field(ge=1, le=30)]
+    storage_gb: Annotated[int, Field(ge=1, le=16384)]
+
+    @field_validator("version")
+    @classmethod
+    def _kafka_3x(cls, v: str) -> str:
+        if not re.fullmatch(r"\d+\.\d+\.(\d+|x)", v) or int(v.split(".")[0]) != KAFKA_MAJOR:
+            raise ValueError(f"Kafka version must be {KAFKA_MAJOR}.x (e.g. 3.8.x); got {v!r}")
+        return v
+
+
+class DataConfig(Strict):
+    postgres: PostgresConfig
+    redis: RedisConfig
+    kafka: KafkaConfig
+
+
+class ServiceConfig(Strict):
+    """An in-cluster service: whether it is installed, its version pin (chart, or image where no chart) and replicas."""
+
+    enabled: bool = True
+    version: Annotated[str, Field(pattern=CHART_VERSION)]
+    replicas: Annotated[int, Field(ge=1, le=100)] = 1
+
+
+class ServicesConfig(Strict):
+    mlflow: ServiceConfig
+    feast: ServiceConfig
+    airflow: ServiceConfig
+    kuberay: ServiceConfig
+    kserve: ServiceConfig
+    prometheus: ServiceConfig
+    grafana: ServiceConfig
+    loki: ServiceConfig
+    evidently: ServiceConfig
+
+
+class PlatformConfig(Strict):
+    """The whole `mlplatform:` namespace after profile defaults are merged in."""
+
+    profile: Profile
+    cloud: Cloud
+    region: str
+    gcp_project: Annotated[str, Field(pattern=r"^[a-z][-a-z0-9]{4,28}[a-z0-9]$")] | None = None
+    zones: list[str]
+    ha: HaProfile
+    cluster: ClusterConfig
+    storage: StorageConfig
+    data: DataConfig
+    services: ServicesConfig
+
+    @field_validator("region")
+    @classmethod
+    def _region_shape(cls, v: str) -> str:
+        if not re.fullmatch(r"[a-z]{2}(-[a-z]+)+-?\d+", v):
+            raise ValueError("region must look like us-east-1 (AWS) or us-central1 (GCP)")
+        return v
+
+    @field_validator("zones")
+    @classmethod
+    def _enough_zones(cls, v: list[str], info: ValidationInfo) -> list[str]:
+        if len(set(v)) != len(v):
+            raise ValueError("zones must not repeat")
+        if len(v) < 2:
+            raise ValueError("at least 2 zones are needed (EKS and regional load balancers need two)")
+        profile = (info.context or {}).get("profile")
+        if profile == Profile.PROD and len(v) < PROD_MIN_ZONES:
+            raise ValueError(f"prod needs at least {PROD_MIN_ZONES} zones; got {len(v)}")
+        return v
+
+    @model_validator(mode="after")
+    def _cross_field(self) -> Self:
+        problems = []
+        if self.cloud is Cloud.GCP and self.gcp_project is None:
+            problems.append("cloud gcp needs gcpProject (the Google Cloud project id)")
+        kafka = self.data.kafka
+        if self.cloud is Cloud.AWS and kafka.enabled and kafka.brokers % len(self.zones):
+            problems.append(
+                f"data.kafka.brokers ({kafka.brokers}) must be a multiple of the zone count "
+                f"({len(self.zones)}) on AWS MSK"
+            )
+        stray = [z for z in self.zones if not z.startswith(self.region)]
+        if stray:
+            problems.append(f"zones {stray} are not in region {self.region}")
+        if self.ha is HaProfile.MULTI_ZONE and not self.data.postgres.high_availability:
+            problems.append("ha multi-zone needs data.postgres.highAvailability: true")
+        if self.profile is Profile.PROD and self.ha is not HaProfile.MULTI_ZONE:
+            problems.append("prod must use ha: multi-zone")
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
+
+def _in_range(v: str, bounds: tuple[tuple[int, int], tuple[int, int]], what: str, *, major_only: bool = False) -> str:
+    lo, hi = bounds
+    parsed = parse_major_minor(v, major_only=major_only)
+    shown = (lambda t: str(t[0])) if major_only else (lambda t: f"{t[0]}.{t[1]}")
+    if parsed is None:
+        raise ValueError(f"{what} version {v!r} is not of the form {'N' if major_only else 'N.M'}")
+    if not lo <= parsed <= hi:
+        raise ValueError(f"{what} {v} is outside the supported range {shown(lo)}..{shown(hi)}")
+    return v

@@ -1,0 +1,141 @@
+"""Environment profiles: the defaults a stack starts from before its own `Pulumi.<stack>.yaml` overrides.
+
+dev is cheap (two zones, small instances, spot GPUs, everything scales to zero where it can);
+prod follows the design's HA table (three zones, Multi-AZ/regional data services, replicas spread).
+Machine types differ per cloud, so a profile is chosen by (profile, cloud).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from components.charts import SERVICE_DEFAULT_VERSIONS
+from mlplatform.config.models import Cloud, Profile
+
+# Per-cloud machine types for each role, per profile.
+_MACHINES: dict[tuple[Profile, Cloud], dict[str, str]] = {
+    (Profile.DEV, Cloud.AWS): {
+        "system": "t3.large",
+        "cpu": "m6i.xlarge",
+        "gpu": "g5.xlarge",
+        "gpuAccelerator": "nvidia-a10g",
+        "postgres": "db.t4g.medium",
+        "redis": "cache.t4g.small",
+        "kafka": "kafka.t3.small",
+    },
+    (Profile.PROD, Cloud.AWS): {
+        "system": "m6i.large",
+        "cpu": "m6i.2xlarge",
+        "gpu": "g5.2xlarge",
+        "gpuAccelerator": "nvidia-a10g",
+        "postgres": "db.r6g.large",
+        "redis": "cache.r7g.large",
+        "kafka": "kafka.m7g.large",
+    },
+    (Profile.DEV, Cloud.GCP): {
+        "system": "e2-standard-4",
+        "cpu": "n2-standard-4",
+        "gpu": "g2-standard-8",
+        "gpuAccelerator": "nvidia-l4",
+        "postgres": "db-custom-2-7680",
+        "redis": "BASIC",
+        "kafka": "3",
+    },
+    (Profile.PROD, Cloud.GCP): {
+        "system": "n2-standard-4",
+        "cpu": "n2-standard-8",
+        "gpu": "g2-standard-16",
+        "gpuAccelerator": "nvidia-l4",
+        "postgres": "db-custom-4-16384",
+        "redis": "STANDARD_HA",
+        "kafka": "3",
+    },
+}
+
+_DEFAULT_REGION = {Cloud.AWS: "us-east-1", Cloud.GCP: "us-central1"}
+
+
+def default_zones(cloud: Cloud, region: str, count: int) -> list[str]:
+    """AWS zones are region + letter (us-east-1a); GCP zones are region + '-' + letter (us-central1-a)."""
+    sep = "" if cloud is Cloud.AWS else "-"
+    return [f"{region}{sep}{letter}" for letter in "abcdef"[:count]]
+
+
+def _services(prod: bool) -> dict[str, Any]:
+    replicas = {"mlflow": 2, "feast": 6, "airflow": 2, "kserve": 2, "prometheus": 2, "grafana": 2, "loki": 3}
+    return {
+        name: {"enabled": True, "version": version, "replicas": replicas.get(name, 1) if prod else 1}
+        for name, version in SERVICE_DEFAULT_VERSIONS.items()
+    }
+
+
+def profile_defaults(profile: Profile, cloud: Cloud, region: str | None = None) -> dict[str, Any]:
+    """The full config document for (profile, cloud), in the same camelCase shape as Pulumi.<stack>.yaml."""
+    prod = profile is Profile.PROD
+    m = _MACHINES[(profile, cloud)]
+    region = region or _DEFAULT_REGION[cloud]
+    return {
+        "profile": profile.value,
+        "cloud": cloud.value,
+        "region": region,
+        "zones": default_zones(cloud, region, 3 if prod else 2),
+        "ha": "multi-zone" if prod else "single-zone",
+        "cluster": {
+            "kubernetesVersion": "1.33",
+            "systemPool": {
+                "name": "system",
+                "machineType": m["system"],
+                "minNodes": 3 if prod else 1,
+                "maxNodes": 6 if prod else 3,
+                "diskSizeGb": 50,
+            },
+            "cpuPool": {
+                "name": "cpu",
+                "machineType": m["cpu"],
+                "minNodes": 3 if prod else 0,
+                "maxNodes": 30 if prod else 6,
+                "spot": not prod,
+            },
+            "gpuPools": [
+                {
+                    "name": "gpu",
+                    "machineType": m["gpu"],
+                    "accelerator": m["gpuAccelerator"],
+                    "acceleratorCount": 1,
+                    "minNodes": 0,
+                    "maxNodes": 8 if prod else 2,
+                    "spot": not prod,
+                    "diskSizeGb": 200,
+                },
+            ],
+            "privateEndpoint": prod,
+            "publicAccessCidrs": [] if prod else ["0.0.0.0/0"],
+        },
+        "storage": {"forceDestroy": not prod, "versioning": prod, "logRetentionDays": 90 if prod else 14},
+        "data": {
+            "postgres": {
+                "version": "16",
+                "machineType": m["postgres"],
+                "storageGb": 100 if prod else 20,
+                "maxStorageGb": 1000 if prod else 100,
+                "highAvailability": prod,
+                "readReplicas": 2 if prod else 0,
+                "backupRetentionDays": 14 if prod else 1,
+                "deletionProtection": prod,
+            },
+            "redis": {
+                "version": "7.1",
+                "machineType": m["redis"],
+                "shards": 3 if prod else 1,
+                "replicasPerShard": 1 if prod else 0,
+            },
+            "kafka": {
+                "enabled": True,
+                "version": "3.8.x",
+                "machineType": m["kafka"],
+                "brokers": 3 if prod else 2,
+                "storageGb": 500 if prod else 20,
+            },
+        },
+        "services": _services(prod),
+    }

@@ -1,0 +1,190 @@
+"""The stand-in for the Pulumi engine and the cloud providers during an offline plan.
+
+`PlatformMocks` answers each registration with the inputs plus the outputs a real provider would compute
+and the program reads (endpoints, ARNs, emails). `RecordingMonitor` keeps every RegisterResource request
+whole (parent, provider, dependencies, protect, retainOnDelete), which the SDK's own monitor drops.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from google.protobuf import json_format
+from pulumi.runtime.mocks import MockCallArgs, MockMonitor, MockResourceArgs, Mocks
+
+ACCOUNT = "123456789012"
+Outputs = dict[str, Any]
+
+
+def _short_hash(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()[:8]
+
+
+def _aws_arn(service: str, region: str, resource: str) -> str:
+    return f"arn:aws:{service}:{region}:{ACCOUNT}:{resource}"
+
+
+# Each entry: (logical name, inputs, region) -> outputs the provider computes. Inputs arrive camelCase.
+_COMPUTED: dict[str, Callable[[str, dict[str, Any], str], Outputs]] = {
+    "aws:ec2/vpc:Vpc": lambda n, i, r: {"arn": _aws_arn("ec2", r, f"vpc/{n}")},
+    "aws:eks/cluster:Cluster": lambda n, i, r: {
+        "name": i.get("name", n),
+        "arn": _aws_arn("eks", r, f"cluster/{n}"),
+        "endpoint": f"https://{_short_hash(n).upper()}.gr7.{r}.eks.amazonaws.com",
+        "certificateAuthority": {"data": "LS0tLS1CRUdJTi1DRVJUSUZJQ0FURS0tLS0t"},
+        "identities": [{"oidcs": [{"issuer": f"https://oidc.eks.{r}.amazonaws.com/id/{_short_hash(n).upper()}"}]}],
+        "vpcConfig": {**i.get("vpcConfig", {}), "clusterSecurityGroupId": f"sg-{_short_hash(n + 'cluster')}"},
+    },
+    "aws:iam/openIdConnectProvider:OpenIdConnectProvider": lambda n, i, r: {
+        "arn": f"arn:aws:iam::{ACCOUNT}:oidc-provider/{i.get('url', '').removeprefix('https://')}",
+    },
+    "aws:iam/role:Role": lambda n, i, r: {"arn": f"arn:aws:iam::{ACCOUNT}:role/{n}", "name": n},
+    "aws:kms/key:Key": lambda n, i, r: {"arn": _aws_arn("kms", r, f"key/{_short_hash(n)}"), "keyId": _short_hash(n)},
+    "aws:s3/bucket:Bucket": lambda n, i, r: {
+        "bucket": i.get("bucket", f"{n}-{_short_hash(n)}"),
+        "arn": f"arn:aws:s3:::{i.get('bucket', f'{n}-{_short_hash(n)}')}",
+    },
+    "aws:rds/instance:Instance": lambda n, i, r: {
+        "address": f"{n}.c{_short_hash(n)}.{r}.rds.amazonaws.com",
+        "port": 5432,
+        "identifier": i.get("identifier", n),
+        "arn": _aws_arn("rds", r, f"db:{n}"),
+    },
+    "aws:rds/subnetGroup:SubnetGroup": lambda n, i, r: {"name": n},
+    "aws:rds/parameterGroup:ParameterGroup": lambda n, i, r: {"name": n},
+    "aws:elasticache/subnetGroup:SubnetGroup": lambda n, i, r: {"name": n},
+    "aws:elasticache/replicationGroup:ReplicationGroup": lambda n, i, r: {
+        "primaryEndpointAddress": f"master.{n}.{_short_hash(n)}.use1.cache.amazonaws.com",
+        "configurationEndpointAddress": f"clustercfg.{n}.{_short_hash(n)}.use1.cache.amazonaws.com",
+        "port": i.get("port", 6379),
+    },
+    "aws:msk/cluster:Cluster": lambda n, i, r: {
+        "arn": _aws_arn("kafka", r, f"cluster/{n}"),
+        "bootstrapBrokersSaslIam": ",".join(
+            f"b-{k}.{n}.{_short_hash(n)}.c2.kafka.{r}.amazonaws.com:9098"
+            for k in range(1, int(i.get("numberOfBrokerNodes", 3)) + 1)
+        ),
+    },
+    "gcp:container/cluster:Cluster": lambda n, i, r: {
+        "name": i.get("name", n),
+        "endpoint": "10.0.0.2",
+        "masterAuth": {"clusterCaCertificate": "LS0tLS1CRUdJTi1DRVJUSUZJQ0FURS0tLS0t"},
+    },
+    "gcp:serviceaccount/account:Account": lambda n, i, r: {
+        "email": f"{i.get('accountId', n)}@{i.get('project', 'project')}.iam.gserviceaccount.com",
+        "name": f"projects/-/serviceAccounts/{i.get('accountId', n)}",
+    },
+    "gcp:storage/bucket:Bucket": lambda n, i, r: {
+        "name": i.get("name", f"{n}-{_short_hash(n)}"),
+        "url": f"gs://{i.get('name', f'{n}-{_short_hash(n)}')}",
+    },
+    "gcp:sql/databaseInstance:DatabaseInstance": lambda n, i, r: {
+        "name": i.get("name", n),
+        "privateIpAddress": "10.30.0.3",
+        "connectionName": f"project:{r}:{n}",
+    },
+    "gcp:redis/instance:Instance": lambda n, i, r: {"host": "10.30.16.4", "port": 6378, "authString": "mock-auth"},
+    "gcp:managedkafka/cluster:Cluster": lambda n, i, r: {"clusterId": i.get("clusterId", n)},
+    "random:index/randomPassword:RandomPassword": lambda n, i, r: {
+        "result": ("x" * int(i.get("length", 16))),
+    },
+}
+
+
+class PlatformMocks(Mocks):
+    """Provider stand-in: inputs echoed, plus the computed outputs above. Unknown invokes fail loudly."""
+
+    def __init__(self, region: str) -> None:
+        self.region = region
+
+    def new_resource(self, args: MockResourceArgs) -> tuple[str, dict[str, Any]]:
+        state = dict(args.inputs)
+        compute = _COMPUTED.get(args.typ)
+        if compute is not None:
+            state.update(compute(args.name, args.inputs, self.region))
+        if args.typ.startswith("aws:") and "arn" not in state:
+            state["arn"] = _aws_arn(args.typ.split(":")[1].split("/")[0], self.region, args.name)
+        state.setdefault("name", args.name)
+        return f"{args.name}-id", state
+
+    def call(self, args: MockCallArgs) -> tuple[dict[str, Any], None]:
+        raise NotImplementedError(
+            f"the offline plan has no mock for invoke {args.token}; add one to mlplatform/plan/mocks.py"
+        )
+
+
+@dataclass
+class Registration:
+    urn: str
+    type: str
+    name: str
+    parent: str
+    provider: str
+    custom: bool
+    dependencies: list[str]
+    protect: bool
+    retain_on_delete: bool
+    delete_before_replace: bool
+    ignore_changes: list[str]
+    inputs: dict[str, Any]
+
+
+class RecordingMonitor(MockMonitor):
+    """A MockMonitor that keeps each registration's request as plain JSON-able data."""
+
+    def __init__(self, mocks: Mocks) -> None:
+        super().__init__(mocks)
+        self.registrations: list[Registration] = []
+        self.component_outputs: dict[str, dict[str, Any]] = {}
+
+    def RegisterResource(self, request: Any) -> Any:
+        response = super().RegisterResource(request)
+        if request.type != "pulumi:pulumi:Stack":
+            self.registrations.append(
+                Registration(
+                    urn=response.urn,
+                    type=request.type,
+                    name=request.name,
+                    parent=request.parent,
+                    provider=request.provider,
+                    custom=bool(request.custom),
+                    dependencies=list(request.dependencies),
+                    protect=bool(request.protect),
+                    retain_on_delete=bool(request.retainOnDelete),
+                    delete_before_replace=bool(request.deleteBeforeReplace),
+                    ignore_changes=list(request.ignoreChanges),
+                    inputs=struct_to_plain(request.object),
+                )
+            )
+        return response
+
+    def RegisterResourceOutputs(self, request: Any) -> Any:
+        self.component_outputs[request.urn] = struct_to_plain(request.outputs)
+        return super().RegisterResourceOutputs(request)
+
+
+SECRET_SIG = "1b47061264138c4ac30d75fd1eb44270"
+RESOURCE_SIG = "5cf8f73096256a8f31e491e813e4eb8e"
+SIG_KEY = "4dabf18193072939515e22adb298388d"
+REDACTED = "[secret]"
+
+
+def struct_to_plain(struct: Any) -> dict[str, Any]:
+    """A protobuf Struct as plain JSON data: secrets redacted, resource references as their URN."""
+    return _plain(json_format.MessageToDict(struct)) if struct is not None else {}
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, dict):
+        sig = value.get(SIG_KEY)
+        if sig == SECRET_SIG:
+            return REDACTED
+        if sig == RESOURCE_SIG:
+            return value.get("urn")
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    return value

@@ -1,0 +1,62 @@
+"""One environment's platform: cluster -> storage -> data -> lifecycle -> serving -> observability.
+
+Infra layers run under the explicit cloud provider; in-cluster layers under the cluster's Kubernetes
+provider, and receive only typed outputs, so they are identical on every cloud.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pulumi
+
+from components import workloads
+from components.cloud import cloud_provider
+from components.cluster import Cluster
+from components.contracts import BucketPurpose
+from components.data import Data
+from components.lifecycle import Lifecycle, LifecycleArgs
+from components.observability import Observability, ObservabilityArgs
+from components.serving import Serving, ServingArgs
+from components.storage import Storage
+from mlplatform.config import PlatformConfig
+
+NAME = "mlplatform"
+
+
+@dataclass(frozen=True)
+class Platform:
+    cluster: Cluster
+    storage: Storage
+    data: Data
+    lifecycle: Lifecycle
+    serving: Serving
+    observability: Observability
+
+
+def build_platform(cfg: PlatformConfig) -> Platform:
+    infra = pulumi.ResourceOptions(providers=[cloud_provider(f"{NAME}-{cfg.cloud.value}", cfg)])
+    cluster = Cluster(NAME, cfg, opts=infra)
+    storage = Storage(NAME, cfg, cluster.outputs, workloads.ALL, opts=infra)
+    data = Data(NAME, cfg, cluster.outputs, opts=infra)
+
+    in_cluster = pulumi.ResourceOptions(providers=[cluster.outputs.kubernetes_provider])
+    lifecycle = Lifecycle(
+        NAME, LifecycleArgs(cluster.outputs, storage.outputs, data.outputs, cfg.services), opts=in_cluster
+    )
+    serving = Serving(NAME, ServingArgs(cluster.outputs, storage.outputs, cfg.services), opts=in_cluster)
+    observability = Observability(
+        NAME, ObservabilityArgs(cluster.outputs, storage.outputs, cfg.services), opts=in_cluster
+    )
+
+    pulumi.export("cloud", cfg.cloud.value)
+    pulumi.export("region", cfg.region)
+    pulumi.export("clusterName", cluster.outputs.name)
+    pulumi.export("gpuPools", [p.name for p in cluster.outputs.gpu_pools])
+    pulumi.export("buckets", {p.value: storage.outputs.buckets[p].uri for p in BucketPurpose})
+    pulumi.export("postgresHost", data.outputs.postgres.host)
+    pulumi.export("redisHost", data.outputs.redis.host)
+    if data.outputs.kafka is not None:
+        pulumi.export("kafkaBootstrapServers", data.outputs.kafka.bootstrap_servers)
+    pulumi.export("workloadIdentities", {k: i.principal for k, i in storage.outputs.identities.items()})
+    return Platform(cluster, storage, data, lifecycle, serving, observability)

@@ -1,0 +1,119 @@
+"""The seams between layers: typed contracts, produced once and consumed unchanged on every cloud."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from components import workloads
+from components.contracts import GPU_TAINT, POOL_LABEL, pool_contract
+from mlplatform.config import load_config
+from mlplatform.plan.diff import resource_key
+from mlplatform.plan.document import PlanDocument
+
+IN_CLUSTER = ("mlplatform:lifecycle:Lifecycle", "mlplatform:serving:Serving", "mlplatform:observability:Observability")
+
+
+def in_cluster(doc: PlanDocument) -> dict[str, dict]:
+    return {resource_key(r): r.inputs for r in doc.resources if doc.top_level_of(r).type in IN_CLUSTER and r.custom}
+
+
+def test_gpu_node_groups_carry_the_contract_labels_and_taint(prod: PlanDocument) -> None:
+    cfg = load_config({"profile": "prod", "cluster": {"privateEndpoint": True}}, "prod")
+    groups = {g.name: g.inputs for g in prod.by_type("aws:eks/nodeGroup:NodeGroup")}
+    assert len(groups) == 2 + len(prod.outputs["gpuPools"])
+    for name in prod.outputs["gpuPools"]:
+        node_group = groups[f"mlplatform-{name}"]
+        contract = pool_contract(name, accelerator=node_group["labels"]["mlplatform.io/accelerator"], gpus_per_node=1)
+        assert node_group["labels"] == dict(contract.labels)
+        assert node_group["taints"] == [{"key": GPU_TAINT.key, "value": GPU_TAINT.value, "effect": "NO_SCHEDULE"}]
+        assert node_group["scalingConfig"]["minSize"] == 0  # idle GPUs cost nothing
+        assert node_group["amiType"] == "AL2023_x86_64_NVIDIA"
+    assert cfg.zones  # the prod profile validated with the same overrides
+
+
+def test_gpu_toleration_is_derived_from_the_taint() -> None:
+    contract = pool_contract("gpu", accelerator="nvidia-l4", gpus_per_node=1)
+    assert contract.tolerations() == [
+        {"key": "nvidia.com/gpu", "operator": "Equal", "value": "present", "effect": "NoSchedule"}
+    ]
+    assert contract.node_selector() == {POOL_LABEL: "gpu"}
+    assert pool_contract("cpu").tolerations() == []
+
+
+@pytest.mark.parametrize("stack", ["dev", "prod"])
+def test_each_service_account_is_bound_to_the_role_that_trusts_it(plan, stack: str) -> None:
+    """Name, namespace and role come from one WorkloadSpec: the annotation's role trusts exactly that SA."""
+    doc = plan(stack)
+    roles = {r.name: r for r in doc.by_type("aws:iam/role:Role")}
+    accounts = doc.by_type("kubernetes:core/v1:ServiceAccount")
+    assert {(a.inputs["metadata"]["namespace"], a.inputs["metadata"]["name"]) for a in accounts} == {
+        (w.namespace.value, w.service_account) for w in workloads.ALL
+    }
+    for account in accounts:
+        meta = account.inputs["metadata"]
+        role_arn = meta["annotations"]["eks.amazonaws.com/role-arn"]
+        role = roles[role_arn.rsplit("/", 1)[-1]]
+        trust = json.loads(role.inputs["assumeRolePolicy"])
+        subjects = [
+            v for s in trust["Statement"] for k, v in s["Condition"]["StringEquals"].items() if k.endswith(":sub")
+        ]
+        assert subjects == [f"system:serviceaccount:{meta['namespace']}:{meta['name']}"]
+
+
+def test_workload_policies_name_only_their_buckets(dev: PlanDocument) -> None:
+    bucket_names = {b.name: b.inputs.get("bucket") for b in dev.by_type("aws:s3/bucket:Bucket")}
+    assert len(bucket_names) == 3
+    for spec in workloads.ALL:
+        policy = json.loads(dev.one("aws:iam/rolePolicy:RolePolicy", f"mlplatform-{spec.key}").inputs["policy"])
+        resources = {
+            res
+            for s in policy["Statement"]
+            for res in ([s["Resource"]] if isinstance(s["Resource"], str) else s["Resource"])
+        }
+        assert "*" not in resources
+        s3_actions = {a for s in policy["Statement"] for a in s["Action"] if a.startswith("s3:")}
+        assert "s3:*" not in s3_actions
+        granted = {g.purpose.value for g in spec.grants}
+        for res in resources:
+            if res.startswith("arn:aws:s3:::"):
+                assert any(f"mlplatform-{p}-" in res for p in granted), (spec.key, res)
+        if all(g.access.value == "read" for g in spec.grants):
+            assert not s3_actions & {"s3:PutObject", "s3:DeleteObject"}, spec.key
+
+
+def test_database_secrets_carry_the_data_layer_endpoint(dev: PlanDocument) -> None:
+    """The in-cluster Secret depends on the RDS instance and the service's own generated password."""
+    rds = dev.one("aws:rds/instance:Instance", "mlplatform-postgres")
+    for service in ("mlflow", "feast", "airflow"):
+        secret = dev.one("kubernetes:core/v1:Secret", f"secret-{service}-postgres")
+        password = dev.one("random:index/randomPassword:RandomPassword", f"mlplatform-{service}-db")
+        assert rds.urn in secret.dependencies
+        assert password.urn in secret.dependencies
+
+
+def test_in_cluster_layers_are_identical_on_aws_and_gcp(dev: PlanDocument, gcp_dev: PlanDocument) -> None:
+    """Same resources, same inputs, except the cloud principal annotation and the Postgres host values."""
+    aws_side, gcp_side = in_cluster(dev), in_cluster(gcp_dev)
+    assert aws_side.keys() == gcp_side.keys()
+    for key, inputs in aws_side.items():
+        other = gcp_side[key]
+        if key.endswith("ServiceAccount::" + key.rsplit("::", 1)[-1]) and "annotations" in inputs["metadata"]:
+            assert set(inputs["metadata"]["annotations"]) == {"eks.amazonaws.com/role-arn"}
+            assert set(other["metadata"]["annotations"]) == {"iam.gke.io/gcp-service-account"}
+            inputs = {**inputs, "metadata": {k: v for k, v in inputs["metadata"].items() if k != "annotations"}}
+            other = {**other, "metadata": {k: v for k, v in other["metadata"].items() if k != "annotations"}}
+        assert inputs == other, key
+
+
+def test_gcp_identities_are_bound_through_workload_identity(gcp_dev: PlanDocument) -> None:
+    members = {m.inputs["member"] for m in gcp_dev.by_type("gcp:serviceaccount/iAMMember:IAMMember")}
+    assert members == {
+        f"serviceAccount:mlplatform-test.svc.id.goog[{w.namespace.value}/{w.service_account}]" for w in workloads.ALL
+    }
+
+
+def test_no_deprecated_s3_v2_types(plan) -> None:
+    for stack in ("dev", "prod"):
+        assert not [r.type for r in plan(stack).resources if r.type.startswith("aws:s3/") and "V2" in r.type]

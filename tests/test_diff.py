@@ -1,0 +1,57 @@
+"""The credential-free preview diff between two plan documents."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+from mlplatform.plan.diff import diff_plans, flat_diff, render_diff
+from mlplatform.plan.document import PlanDocument
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_identical_plans_have_no_diff(dev: PlanDocument) -> None:
+    assert diff_plans(dev, dev).empty
+
+
+def test_dev_to_prod_lists_added_removed_and_changed(dev: PlanDocument, prod: PlanDocument) -> None:
+    d = diff_plans(dev, prod)
+    # prod adds a NAT gateway per extra zone and two read replicas; renames the GPU pool.
+    assert "mlplatform:cluster:Cluster$aws:ec2/natGateway:NatGateway::mlplatform-nat-us-east-1c" in d.added
+    assert "mlplatform:data:Data$aws:rds/instance:Instance::mlplatform-postgres-replica-2" in d.added
+    assert "mlplatform:cluster:Cluster$aws:eks/nodeGroup:NodeGroup::mlplatform-gpu" in d.removed
+    changed = {c.key: c.changes for c in d.changed}
+    rds = changed["mlplatform:data:Data$aws:rds/instance:Instance::mlplatform-postgres"]
+    assert rds["multiAz"] == (False, True)
+    assert rds["deletionProtection"] == (False, True)
+    assert rds["<protect>"] == (False, True)
+    text = render_diff(d, dev, prod)
+    assert text.startswith("diff dev -> prod: +")
+    assert "      multiAz: false -> true" in text
+
+
+def test_flat_diff_reports_leaf_paths() -> None:
+    a = {"spec": {"replicas": 1, "ports": [80, 443], "x": "same"}}
+    b = {"spec": {"replicas": 3, "ports": [80, 8443], "y": True, "x": "same"}}
+    assert flat_diff(a, b, "") == {
+        "spec.replicas": (1, 3),
+        "spec.ports[1]": (443, 8443),
+        "spec.y": (flat_diff.__globals__["_ABSENT"], True),
+    }
+
+
+def test_diff_command_on_two_plan_files(dev: PlanDocument, prod: PlanDocument, tmp_path: Path) -> None:
+    dev.write(tmp_path / "dev.json")
+    prod.write(tmp_path / "prod.json")
+    result = subprocess.run(
+        [sys.executable, "-m", "mlplatform", "diff", str(tmp_path / "dev.json"), str(tmp_path / "prod.json")],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "+ mlplatform:data:Data$aws:rds/instance:Instance::mlplatform-postgres-replica-1" in result.stdout

@@ -1,0 +1,121 @@
+"""The offline plan: every registration recorded whole, secrets redacted, resources grouped by layer."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from mlplatform.plan.document import PlanDocument
+from mlplatform.plan.render import render
+
+ROOT = Path(__file__).resolve().parents[1]
+LAYERS = {
+    "mlplatform:cluster:Cluster",
+    "mlplatform:storage:Storage",
+    "mlplatform:data:Data",
+    "mlplatform:lifecycle:Lifecycle",
+    "mlplatform:serving:Serving",
+    "mlplatform:observability:Observability",
+}
+IN_CLUSTER = {"mlplatform:lifecycle:Lifecycle", "mlplatform:serving:Serving", "mlplatform:observability:Observability"}
+REQUIRED_FIELDS = {"urn", "type", "name", "parent", "provider", "dependencies", "protect", "retainOnDelete", "inputs"}
+
+
+@pytest.mark.parametrize("stack", ["dev", "prod"])
+def test_each_stack_has_the_six_layers(plan, stack: str) -> None:
+    doc = plan(stack)
+    top = [r for r in doc.resources if r.parent == doc.stack_urn and not r.type.startswith("pulumi:providers:")]
+    assert {r.type for r in top} == LAYERS
+
+
+@pytest.mark.parametrize("stack", ["dev", "prod"])
+def test_every_resource_belongs_to_a_layer_or_is_a_provider(plan, stack: str) -> None:
+    doc = plan(stack)
+    for r in doc.resources:
+        top = doc.top_level_of(r)
+        assert top.type in LAYERS or top.type.startswith("pulumi:providers:"), r.urn
+
+
+@pytest.mark.parametrize("stack", ["dev", "prod"])
+def test_providers_follow_the_layer(plan, stack: str) -> None:
+    """Infra resources use the explicit cloud provider; in-cluster ones the cluster's Kubernetes provider."""
+    doc = plan(stack)
+    k8s_provider = doc.one("pulumi:providers:kubernetes").urn
+    aws_provider = doc.one("pulumi:providers:aws").urn
+    for r in doc.resources:
+        if not r.custom or r.type.startswith("pulumi:providers:"):
+            continue
+        layer = doc.top_level_of(r).type
+        expected = k8s_provider if layer in IN_CLUSTER else aws_provider
+        if r.type.startswith("random:"):
+            continue  # the random provider needs no configuration
+        assert r.provider.startswith(expected + "::"), (r.urn, r.provider)
+
+
+def test_plan_json_lists_every_registration_with_required_fields(dev: PlanDocument, tmp_path: Path) -> None:
+    path = tmp_path / "dev.json"
+    dev.write(path)
+    doc = json.loads(path.read_text())
+    assert doc["stack"] == "dev" and doc["project"] == "mlplatform"
+    assert len(doc["resources"]) == len(dev.resources)
+    for r in doc["resources"]:
+        assert r.keys() >= REQUIRED_FIELDS, r["urn"]
+    assert PlanDocument.read(path).to_json() == dev.to_json()  # round-trips
+
+
+def test_dependencies_are_recorded(dev: PlanDocument) -> None:
+    nat = dev.by_type("aws:ec2/natGateway:NatGateway")[0]
+    igw = dev.one("aws:ec2/internetGateway:InternetGateway")
+    assert igw.urn in nat.dependencies
+
+
+def test_secrets_are_redacted_everywhere(dev: PlanDocument, tmp_path: Path) -> None:
+    path = tmp_path / "dev.json"
+    dev.write(path)
+    text = path.read_text()
+    # The mocked RandomPassword result is 32+ 'x'; it must never appear, only the redaction marker.
+    assert "x" * 32 not in text
+    secret = dev.one("kubernetes:core/v1:Secret", "secret-mlflow-postgres")
+    assert secret.inputs["stringData"] == "[secret]"
+    rds = dev.one("aws:rds/instance:Instance", "mlplatform-postgres")
+    assert rds.inputs["password"] == "[secret]"
+
+
+def test_stack_outputs_are_in_the_plan(dev: PlanDocument) -> None:
+    assert dev.outputs["cloud"] == "aws"
+    assert set(dev.outputs["buckets"]) == {"artifacts", "datasets", "logs"}
+    assert all(uri.startswith("s3://") for uri in dev.outputs["buckets"].values())
+    assert dev.outputs["postgresHost"].endswith(".rds.amazonaws.com")
+
+
+def test_render_groups_by_layer_with_counts_and_outputs(dev: PlanDocument) -> None:
+    text = render(dev)
+    for layer in LAYERS:
+        assert f"{layer}  mlplatform  (" in text
+    assert "Outputs:" in text and "clusterName: " in text
+    summary = render(dev, summary_only=True)
+    assert "aws:eks/nodeGroup:NodeGroup" in summary and "├─" not in summary
+
+
+@pytest.mark.parametrize("stack", ["dev", "prod"])
+def test_plan_is_fast(plan, stack: str) -> None:
+    assert plan(stack).seconds < 10
+
+
+def test_plan_command_prints_tree_and_writes_json(tmp_path: Path) -> None:
+    out = tmp_path / "plan.json"
+    result = subprocess.run(
+        [sys.executable, "-m", "mlplatform", "plan", "--stack", "dev", "--out", str(out)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "mlplatform:cluster:Cluster  mlplatform" in result.stdout
+    assert json.loads(out.read_text())["stack"] == "dev"
