@@ -33,6 +33,7 @@ LOKI = ChartPin("loki", "https://grafana.github.io/helm-charts", "7.3.0", "3.6.1
 NVIDIA_DEVICE_PLUGIN = ChartPin(
     "nvidia-device-plugin", "https://nvidia.github.io/k8s-device-plugin", "0.20.0", "0.20.0"
 )
+CLUSTER_AUTOSCALER = ChartPin("cluster-autoscaler", "https://kubernetes.github.io/autoscaler", "9.46.6", "1.33.0")
 
 # Evidently ships no Helm chart: the platform runs its UI image directly, pinned by image tag.
 EVIDENTLY_IMAGE = "evidently/evidently-service"

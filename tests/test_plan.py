@@ -42,18 +42,17 @@ def test_every_resource_belongs_to_a_layer_or_is_a_provider(plan, stack: str) ->
 
 @pytest.mark.parametrize("stack", ["dev", "prod"])
 def test_providers_follow_the_layer(plan, stack: str) -> None:
-    """Infra resources use the explicit cloud provider; in-cluster ones the cluster's Kubernetes provider."""
+    """Cloud resources use the explicit cloud provider, Kubernetes objects the cluster's provider, and the
+    in-cluster layers hold Kubernetes objects only."""
     doc = plan(stack)
-    k8s_provider = doc.one("pulumi:providers:kubernetes").urn
-    aws_provider = doc.one("pulumi:providers:aws").urn
+    expected = {"kubernetes": doc.one("pulumi:providers:kubernetes").urn, "aws": doc.one("pulumi:providers:aws").urn}
     for r in doc.resources:
-        if not r.custom or r.type.startswith("pulumi:providers:"):
-            continue
-        layer = doc.top_level_of(r).type
-        expected = k8s_provider if layer in IN_CLUSTER else aws_provider
-        if r.type.startswith("random:"):
+        if not r.custom or r.type.startswith(("pulumi:providers:", "random:")):
             continue  # the random provider needs no configuration
-        assert r.provider.startswith(expected + "::"), (r.urn, r.provider)
+        package = r.type.split(":")[0]
+        assert r.provider.startswith(expected[package] + "::"), (r.urn, r.provider)
+        if doc.top_level_of(r).type in IN_CLUSTER:
+            assert package == "kubernetes", r.urn
 
 
 def test_plan_json_lists_every_registration_with_required_fields(dev: PlanDocument, tmp_path: Path) -> None:

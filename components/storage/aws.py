@@ -10,6 +10,7 @@ import pulumi
 import pulumi_aws as aws
 
 from components.cluster.aws.eks import AwsClusterFacts
+from components.cluster.aws.iam import irsa_trust
 from components.contracts import (
     Access,
     Bucket,
@@ -152,26 +153,10 @@ def _identity(
     key: aws.kms.Key,
     binding: AwsClusterFacts,
 ) -> WorkloadIdentity:
-    subject = f"system:serviceaccount:{spec.namespace.value}:{spec.service_account}"
-    trust = pulumi.Output.all(binding.oidc_provider_arn, binding.oidc_issuer).apply(
-        lambda a: json.dumps(
-            {
-                "Version": "2012-10-17",
-                "Statement": [
-                    {
-                        "Effect": "Allow",
-                        "Principal": {"Federated": a[0]},
-                        "Action": "sts:AssumeRoleWithWebIdentity",
-                        "Condition": {
-                            "StringEquals": {
-                                f"{_issuer_host(a[1])}:sub": subject,
-                                f"{_issuer_host(a[1])}:aud": "sts.amazonaws.com",
-                            }
-                        },
-                    }
-                ],
-            }
-        )
+    trust = irsa_trust(
+        binding.oidc_provider_arn,
+        binding.oidc_issuer,
+        f"system:serviceaccount:{spec.namespace.value}:{spec.service_account}",
     )
     role = aws.iam.Role(f"{name}-{spec.key}", assume_role_policy=trust, opts=pulumi.ResourceOptions(parent=parent))
     arns = [buckets[g.purpose].name.apply(lambda b: f"arn:aws:s3:::{b}") for g in spec.grants]
@@ -180,10 +165,6 @@ def _identity(
     aws.iam.RolePolicy(f"{name}-{spec.key}", role=role.id, policy=policy, opts=pulumi.ResourceOptions(parent=role))
     annotations = role.arn.apply(lambda arn: {"eks.amazonaws.com/role-arn": arn})
     return WorkloadIdentity(spec=spec, principal=role.arn, service_account_annotations=annotations)
-
-
-def _issuer_host(issuer: str) -> str:
-    return issuer.removeprefix("https://")
 
 
 def _bucket_policy(spec: WorkloadSpec, bucket_arns: list[str], key_arn: str, writes: bool) -> str:

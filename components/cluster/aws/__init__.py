@@ -1,10 +1,16 @@
-"""EKS adapter: VPC, control plane, managed node groups, Kubernetes provider."""
+"""EKS adapter: VPC, control plane, add-ons, managed node groups, autoscaler, GPU device plugin, provider."""
 
 from __future__ import annotations
 
 import pulumi
 import pulumi_kubernetes as k8s
 
+from components.cluster.aws.addons import (
+    addons_after_nodes,
+    addons_before_nodes,
+    cluster_autoscaler,
+    nvidia_device_plugin,
+)
 from components.cluster.aws.eks import AwsClusterFacts, control_plane
 from components.cluster.aws.network import network
 from components.cluster.aws.nodes import node_groups
@@ -16,7 +22,9 @@ from mlplatform.config import PlatformConfig
 def build(parent: pulumi.ComponentResource, name: str, cfg: PlatformConfig) -> ClusterOutputs:
     net = network(parent, name, cfg)
     eks = control_plane(parent, name, cfg, net)
-    pools = node_groups(parent, name, cfg, eks, net)
+    before = addons_before_nodes(parent, name, eks)
+    pools = node_groups(parent, name, cfg, eks, net, depends_on=before)
+    after = addons_after_nodes(parent, name, eks, pools.resources)
     kubeconfig = exec_kubeconfig(
         eks.cluster.name,
         eks.cluster.endpoint,
@@ -28,8 +36,11 @@ def build(parent: pulumi.ComponentResource, name: str, cfg: PlatformConfig) -> C
         f"{name}-k8s",
         kubeconfig=kubeconfig,
         enable_server_side_apply=True,
-        opts=pulumi.ResourceOptions(parent=parent, depends_on=pools.resources),
+        opts=pulumi.ResourceOptions(parent=parent, depends_on=[*pools.resources, *after]),
     )
+    cluster_autoscaler(parent, name, cfg, eks, provider, pools.system)
+    if pools.gpu:
+        nvidia_device_plugin(parent, name, provider, pools.gpu)
     return ClusterOutputs(
         name=eks.cluster.name,
         kubernetes_provider=provider,

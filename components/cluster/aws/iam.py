@@ -32,3 +32,29 @@ def role_with_policies(
             opts=pulumi.ResourceOptions(parent=role),
         )
     return role
+
+
+def irsa_trust(
+    oidc_provider_arn: pulumi.Input[str], oidc_issuer: pulumi.Input[str], subject: str
+) -> pulumi.Output[str]:
+    """Trust policy letting exactly one Kubernetes service account (`system:serviceaccount:ns:name`) assume
+    the role through the cluster's OIDC provider (IRSA)."""
+
+    def policy(args: list[str]) -> str:
+        arn, issuer = args
+        host = issuer.removeprefix("https://")
+        return json.dumps(
+            {
+                "Version": "2012-10-17",
+                "Statement": [
+                    {
+                        "Effect": "Allow",
+                        "Principal": {"Federated": arn},
+                        "Action": "sts:AssumeRoleWithWebIdentity",
+                        "Condition": {"StringEquals": {f"{host}:sub": subject, f"{host}:aud": "sts.amazonaws.com"}},
+                    }
+                ],
+            }
+        )
+
+    return pulumi.Output.all(oidc_provider_arn, oidc_issuer).apply(policy)

@@ -34,7 +34,12 @@ class NodePools:
 
 
 def node_groups(
-    parent: pulumi.ComponentResource, name: str, cfg: PlatformConfig, eks: ControlPlane, net: AwsNetwork
+    parent: pulumi.ComponentResource,
+    name: str,
+    cfg: PlatformConfig,
+    eks: ControlPlane,
+    net: AwsNetwork,
+    depends_on: list[pulumi.Resource],
 ) -> NodePools:
     role = role_with_policies(
         f"{name}-nodes", trust=service_trust("ec2.amazonaws.com"), managed=NODE_POLICIES, parent=parent

@@ -1,0 +1,208 @@
+"""EKS managed add-ons (pinned), the cluster autoscaler and the NVIDIA device plugin.
+
+Autoscaling: the cluster autoscaler over EKS managed node groups, not Karpenter. The node pools stay the
+declarative, config-validated objects the rest of the platform reads (the GPU contract is a node group's
+labels and taints); min/max in config are the autoscaler's bounds; scale-from-zero works because the
+autoscaler reads a managed group's labels and taints through eks:DescribeNodegroup. Karpenter would bin-pack
+better across instance types, but moves pool definitions into in-cluster CRDs and needs an interruption
+queue and event rules; a later issue can add it behind the same pool contracts.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+
+import pulumi
+import pulumi_aws as aws
+import pulumi_kubernetes as k8s
+
+from components.charts import CLUSTER_AUTOSCALER, NVIDIA_DEVICE_PLUGIN
+from components.cluster.aws.eks import ControlPlane
+from components.cluster.aws.iam import irsa_trust
+from components.contracts import GPU_PRESENT_LABEL, NodePoolContract
+from mlplatform.config import PlatformConfig
+
+KUBE_SYSTEM = "kube-system"
+EBS_CSI_SA = "ebs-csi-controller-sa"
+AUTOSCALER_SA = "cluster-autoscaler"
+
+# Add-on versions for the default Kubernetes minor (1.33). `aws eks describe-addon-versions
+# --kubernetes-version <minor>` lists the valid ones when cluster.kubernetesVersion changes.
+ADDON_VERSIONS = {
+    "vpc-cni": "v1.19.5-eksbuild.1",
+    "kube-proxy": "v1.33.0-eksbuild.2",
+    "eks-pod-identity-agent": "v1.3.7-eksbuild.2",
+    "coredns": "v1.12.1-eksbuild.2",
+    "aws-ebs-csi-driver": "v1.44.0-eksbuild.1",
+}
+BEFORE_NODES = ("vpc-cni", "kube-proxy", "eks-pod-identity-agent")  # nodes need these to become Ready
+AFTER_NODES = ("coredns", "aws-ebs-csi-driver")  # these run as pods, so they need nodes
+
+
+def _addon(
+    parent: pulumi.Resource,
+    name: str,
+    eks: ControlPlane,
+    addon: str,
+    depends_on: Sequence[pulumi.Resource],
+    role_arn: pulumi.Input[str] | None = None,
+) -> aws.eks.Addon:
+    return aws.eks.Addon(
+        f"{name}-{addon}",
+        cluster_name=eks.cluster.name,
+        addon_name=addon,
+        addon_version=ADDON_VERSIONS[addon],
+        resolve_conflicts_on_create="OVERWRITE",
+        resolve_conflicts_on_update="PRESERVE",
+        service_account_role_arn=role_arn,
+        opts=pulumi.ResourceOptions(parent=parent, depends_on=list(depends_on)),
+    )
+
+
+def addons_before_nodes(parent: pulumi.Resource, name: str, eks: ControlPlane) -> list[aws.eks.Addon]:
+    return [_addon(parent, name, eks, a, [eks.cluster]) for a in BEFORE_NODES]
+
+
+def addons_after_nodes(
+    parent: pulumi.Resource, name: str, eks: ControlPlane, nodes: Sequence[pulumi.Resource]
+) -> list[aws.eks.Addon]:
+    ebs_role = aws.iam.Role(
+        f"{name}-ebs-csi",
+        assume_role_policy=irsa_trust(
+            eks.oidc_provider.arn, eks.oidc_provider.url, f"system:serviceaccount:{KUBE_SYSTEM}:{EBS_CSI_SA}"
+        ),
+        opts=pulumi.ResourceOptions(parent=parent),
+    )
+    aws.iam.RolePolicyAttachment(
+        f"{name}-ebs-csi",
+        role=ebs_role.name,
+        policy_arn="arn:aws:iam::aws:policy/service-role/AmazonEBSCSIDriverPolicy",
+        opts=pulumi.ResourceOptions(parent=ebs_role),
+    )
+    return [
+        _addon(parent, name, eks, "coredns", nodes),
+        _addon(parent, name, eks, "aws-ebs-csi-driver", nodes, role_arn=ebs_role.arn),
+    ]
+
+
+def cluster_autoscaler(
+    parent: pulumi.Resource,
+    name: str,
+    cfg: PlatformConfig,
+    eks: ControlPlane,
+    provider: k8s.Provider,
+    system_pool: NodePoolContract,
+) -> k8s.helm.v3.Release:
+    """helm.v3.Release: a single Deployment with no hooks or CRDs; Release keeps Helm's own history, so
+    `helm rollback` stays available to operators during an incident."""
+    role = aws.iam.Role(
+        f"{name}-autoscaler",
+        assume_role_policy=irsa_trust(
+            eks.oidc_provider.arn, eks.oidc_provider.url, f"system:serviceaccount:{KUBE_SYSTEM}:{AUTOSCALER_SA}"
+        ),
+        opts=pulumi.ResourceOptions(parent=parent),
+    )
+    aws.iam.RolePolicy(
+        f"{name}-autoscaler",
+        role=role.id,
+        policy=eks.cluster.name.apply(_autoscaler_policy),
+        opts=pulumi.ResourceOptions(parent=role),
+    )
+    values = {
+        "autoDiscovery": {"clusterName": eks.cluster.name},
+        "awsRegion": cfg.region,
+        "cloudProvider": "aws",
+        "rbac": {
+            "serviceAccount": {
+                "create": True,
+                "name": AUTOSCALER_SA,
+                "annotations": {"eks.amazonaws.com/role-arn": role.arn},
+            }
+        },
+        "extraArgs": {
+            "balance-similar-node-groups": True,
+            "expander": "least-waste",
+            "skip-nodes-with-system-pods": False,
+            "scale-down-unneeded-time": "5m",
+        },
+        "nodeSelector": system_pool.node_selector(),
+        "tolerations": system_pool.tolerations(),
+    }
+    return k8s.helm.v3.Release(
+        f"{name}-cluster-autoscaler",
+        chart=CLUSTER_AUTOSCALER.chart,
+        version=CLUSTER_AUTOSCALER.version,
+        repository_opts=k8s.helm.v3.RepositoryOptsArgs(repo=CLUSTER_AUTOSCALER.repo),
+        namespace=KUBE_SYSTEM,
+        values=values,
+        opts=pulumi.ResourceOptions(parent=parent, provider=provider),
+    )
+
+
+def _autoscaler_policy(cluster_name: str) -> str:
+    owned = {"StringEquals": {f"aws:ResourceTag/k8s.io/cluster-autoscaler/{cluster_name}": "owned"}}
+    return json.dumps(
+        {
+            "Version": "2012-10-17",
+            "Statement": [
+                {
+                    "Sid": "Describe",
+                    "Effect": "Allow",
+                    "Resource": "*",
+                    "Action": [
+                        "autoscaling:DescribeAutoScalingGroups",
+                        "autoscaling:DescribeAutoScalingInstances",
+                        "autoscaling:DescribeLaunchConfigurations",
+                        "autoscaling:DescribeScalingActivities",
+                        "autoscaling:DescribeTags",
+                        "ec2:DescribeImages",
+                        "ec2:DescribeInstanceTypes",
+                        "ec2:DescribeLaunchTemplateVersions",
+                        "ec2:GetInstanceTypesFromInstanceRequirements",
+                        "eks:DescribeNodegroup",
+                    ],
+                },
+                {
+                    "Sid": "ScaleOwnGroups",
+                    "Effect": "Allow",
+                    "Resource": "*",
+                    "Condition": owned,
+                    "Action": ["autoscaling:SetDesiredCapacity", "autoscaling:TerminateInstanceInAutoScalingGroup"],
+                },
+            ],
+        }
+    )
+
+
+def device_plugin_values(gpu_pools: Sequence[NodePoolContract]) -> dict:
+    """Schedules the plugin on GPU nodes only (by the contract's label), tolerating the contract's taints."""
+    tolerations = {tuple(t.items()): t for p in gpu_pools for t in p.tolerations()}
+    return {
+        "affinity": {
+            "nodeAffinity": {
+                "requiredDuringSchedulingIgnoredDuringExecution": {
+                    "nodeSelectorTerms": [
+                        {"matchExpressions": [{"key": GPU_PRESENT_LABEL, "operator": "In", "values": ["true"]}]}
+                    ]
+                }
+            }
+        },
+        "tolerations": list(tolerations.values()),
+        "priorityClassName": "system-node-critical",
+    }
+
+
+def nvidia_device_plugin(
+    parent: pulumi.Resource, name: str, provider: k8s.Provider, gpu_pools: Sequence[NodePoolContract]
+) -> k8s.helm.v3.Release:
+    """helm.v3.Release: one DaemonSet, no hooks; pinned chart, values checked against upstream's keys."""
+    return k8s.helm.v3.Release(
+        f"{name}-nvidia-device-plugin",
+        chart=NVIDIA_DEVICE_PLUGIN.chart,
+        version=NVIDIA_DEVICE_PLUGIN.version,
+        repository_opts=k8s.helm.v3.RepositoryOptsArgs(repo=NVIDIA_DEVICE_PLUGIN.repo),
+        namespace=KUBE_SYSTEM,
+        values=device_plugin_values(gpu_pools),
+        opts=pulumi.ResourceOptions(parent=parent, provider=provider),
+    )
