@@ -6,6 +6,7 @@ database's endpoint and credentials: each is produced once, by the layer that ow
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
@@ -40,6 +41,11 @@ class Taint:
     key: str
     value: str
     effect: str  # Kubernetes spelling: NoSchedule | PreferNoSchedule | NoExecute
+
+    @property
+    def api_effect(self) -> str:
+        """The effect as the EKS and GKE node-pool APIs spell it (NoSchedule -> NO_SCHEDULE)."""
+        return re.sub(r"(?<!^)(?=[A-Z])", "_", self.effect).upper()
 
     def toleration(self) -> dict[str, str]:
         return {"key": self.key, "operator": "Equal", "value": self.value, "effect": self.effect}

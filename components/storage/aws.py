@@ -10,7 +10,7 @@ import pulumi
 import pulumi_aws as aws
 
 from components.cluster.aws.eks import AwsClusterFacts
-from components.cluster.aws.iam import irsa_trust
+from components.cluster.aws.iam import irsa_role
 from components.contracts import (
     Access,
     Bucket,
@@ -153,12 +153,13 @@ def _identity(
     key: aws.kms.Key,
     binding: AwsClusterFacts,
 ) -> WorkloadIdentity:
-    trust = irsa_trust(
-        binding.oidc_provider_arn,
-        binding.oidc_issuer,
-        f"system:serviceaccount:{spec.namespace.value}:{spec.service_account}",
+    role = irsa_role(
+        f"{name}-{spec.key}",
+        (binding.oidc_provider_arn, binding.oidc_issuer),
+        spec.namespace.value,
+        spec.service_account,
+        parent=parent,
     )
-    role = aws.iam.Role(f"{name}-{spec.key}", assume_role_policy=trust, opts=pulumi.ResourceOptions(parent=parent))
     arns = [buckets[g.purpose].name.apply(lambda b: f"arn:aws:s3:::{b}") for g in spec.grants]
     writes = any(g.access is Access.READ_WRITE for g in spec.grants)
     policy = pulumi.Output.all(key.arn, *arns).apply(lambda a: _bucket_policy(spec, list(a[1:]), a[0], writes))

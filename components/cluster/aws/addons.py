@@ -19,7 +19,7 @@ import pulumi_kubernetes as k8s
 
 from components.charts import CLUSTER_AUTOSCALER, NVIDIA_DEVICE_PLUGIN
 from components.cluster.aws.eks import ControlPlane
-from components.cluster.aws.iam import irsa_trust
+from components.cluster.aws.iam import irsa_role
 from components.contracts import GPU_PRESENT_LABEL, NodePoolContract
 from mlplatform.config import PlatformConfig
 
@@ -67,13 +67,7 @@ def addons_before_nodes(parent: pulumi.Resource, name: str, eks: ControlPlane) -
 def addons_after_nodes(
     parent: pulumi.Resource, name: str, eks: ControlPlane, nodes: Sequence[pulumi.Resource]
 ) -> list[aws.eks.Addon]:
-    ebs_role = aws.iam.Role(
-        f"{name}-ebs-csi",
-        assume_role_policy=irsa_trust(
-            eks.oidc_provider.arn, eks.oidc_provider.url, f"system:serviceaccount:{KUBE_SYSTEM}:{EBS_CSI_SA}"
-        ),
-        opts=pulumi.ResourceOptions(parent=parent),
-    )
+    ebs_role = irsa_role(f"{name}-ebs-csi", eks.oidc_provider, KUBE_SYSTEM, EBS_CSI_SA, parent=parent)
     aws.iam.RolePolicyAttachment(
         f"{name}-ebs-csi",
         role=ebs_role.name,
@@ -96,13 +90,7 @@ def cluster_autoscaler(
 ) -> k8s.helm.v3.Release:
     """helm.v3.Release: a single Deployment with no hooks or CRDs; Release keeps Helm's own history, so
     `helm rollback` stays available to operators during an incident."""
-    role = aws.iam.Role(
-        f"{name}-autoscaler",
-        assume_role_policy=irsa_trust(
-            eks.oidc_provider.arn, eks.oidc_provider.url, f"system:serviceaccount:{KUBE_SYSTEM}:{AUTOSCALER_SA}"
-        ),
-        opts=pulumi.ResourceOptions(parent=parent),
-    )
+    role = irsa_role(f"{name}-autoscaler", eks.oidc_provider, KUBE_SYSTEM, AUTOSCALER_SA, parent=parent)
     aws.iam.RolePolicy(
         f"{name}-autoscaler",
         role=role.id,

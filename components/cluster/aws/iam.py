@@ -34,6 +34,27 @@ def role_with_policies(
     return role
 
 
+def irsa_role(
+    name: str,
+    oidc_provider: aws.iam.OpenIdConnectProvider | tuple[pulumi.Input[str], pulumi.Input[str]],
+    namespace: str,
+    service_account: str,
+    *,
+    parent: pulumi.Resource,
+) -> aws.iam.Role:
+    """An IAM role only the service account `namespace/service_account` can assume (IRSA).
+
+    `oidc_provider` is the provider resource, or its (arn, issuer) pair when only those outputs travel.
+    """
+    arn, issuer = (
+        (oidc_provider.arn, oidc_provider.url)
+        if isinstance(oidc_provider, aws.iam.OpenIdConnectProvider)
+        else oidc_provider
+    )
+    trust = irsa_trust(arn, issuer, f"system:serviceaccount:{namespace}:{service_account}")
+    return aws.iam.Role(name, assume_role_policy=trust, opts=pulumi.ResourceOptions(parent=parent))
+
+
 def irsa_trust(
     oidc_provider_arn: pulumi.Input[str], oidc_issuer: pulumi.Input[str], subject: str
 ) -> pulumi.Output[str]:

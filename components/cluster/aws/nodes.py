@@ -22,7 +22,6 @@ NODE_POLICIES = [
     "AmazonEC2ContainerRegistryReadOnly",
     "AmazonSSMManagedInstanceCore",
 ]
-_EFFECT = {"NoSchedule": "NO_SCHEDULE", "PreferNoSchedule": "PREFER_NO_SCHEDULE", "NoExecute": "NO_EXECUTE"}
 
 
 @dataclass(frozen=True)
@@ -62,8 +61,7 @@ def node_groups(
                 ),
                 labels=dict(contract.labels),
                 taints=[
-                    aws.eks.NodeGroupTaintArgs(key=t.key, value=t.value, effect=_EFFECT[t.effect])
-                    for t in contract.taints
+                    aws.eks.NodeGroupTaintArgs(key=t.key, value=t.value, effect=t.api_effect) for t in contract.taints
                 ],
                 update_config=aws.eks.NodeGroupUpdateConfigArgs(max_unavailable_percentage=33),
                 tags={f"k8s.io/cluster-autoscaler/node-template/label/{k}": v for k, v in contract.labels.items()},

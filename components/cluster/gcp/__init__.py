@@ -13,7 +13,6 @@ from components.contracts import ClusterOutputs, NodePoolContract, pool_contract
 from mlplatform.config import HaProfile, NodePoolConfig, PlatformConfig, Profile
 
 NODE_CIDR, POD_CIDR, SERVICE_CIDR, MASTER_CIDR = "10.10.0.0/20", "10.16.0.0/14", "10.20.0.0/20", "172.16.0.32/28"
-_EFFECT = {"NoSchedule": "NO_SCHEDULE", "PreferNoSchedule": "PREFER_NO_SCHEDULE", "NoExecute": "NO_EXECUTE"}
 
 
 @dataclass(frozen=True)
@@ -111,7 +110,7 @@ def build(parent: pulumi.ComponentResource, name: str, cfg: PlatformConfig) -> C
                     spot=pool.spot,
                     labels=dict(contract.labels),
                     taints=[
-                        gcp.container.NodePoolNodeConfigTaintArgs(key=t.key, value=t.value, effect=_EFFECT[t.effect])
+                        gcp.container.NodePoolNodeConfigTaintArgs(key=t.key, value=t.value, effect=t.api_effect)
                         for t in contract.taints
                     ],
                     guest_accelerators=accel,
