@@ -33,7 +33,9 @@ LOKI = ChartPin("loki", "https://grafana.github.io/helm-charts", "7.3.0", "3.6.1
 NVIDIA_DEVICE_PLUGIN = ChartPin(
     "nvidia-device-plugin", "https://nvidia.github.io/k8s-device-plugin", "0.20.0", "0.20.0"
 )
-CLUSTER_AUTOSCALER = ChartPin("cluster-autoscaler", "https://kubernetes.github.io/autoscaler", "9.46.6", "1.33.0")
+# The chart's default image is its appVersion (1.35); the image actually run is chosen per Kubernetes minor
+# below, because the autoscaler supports only the Kubernetes minor it was built for.
+CLUSTER_AUTOSCALER = ChartPin("cluster-autoscaler", "https://kubernetes.github.io/autoscaler", "9.59.0", "1.35.0")
 
 # Evidently ships no Helm chart: the platform runs its UI image directly, pinned by image tag.
 EVIDENTLY_IMAGE = "evidently/evidently-service"
@@ -50,3 +52,35 @@ SERVICE_DEFAULT_VERSIONS: dict[str, str] = {
     "loki": LOKI.version,
     "evidently": EVIDENTLY_VERSION,
 }
+
+# -- pins per Kubernetes minor (AWS) --------------------------------------------------------------
+# A Kubernetes minor is supported on EKS only if all of these are pinned for it; config validation rejects
+# any other cluster.kubernetesVersion on aws with the list below. kube-proxy versions are the ones the EKS
+# user guide lists per minor; when adding a minor, take the rest from
+# `aws eks describe-addon-versions --kubernetes-version <minor> --addon-name <addon>`.
+EKS_ADDON_VERSIONS: dict[str, dict[str, str]] = {
+    "1.32": {
+        "vpc-cni": "v1.20.3-eksbuild.1",
+        "kube-proxy": "v1.32.9-eksbuild.2",
+        "eks-pod-identity-agent": "v1.3.8-eksbuild.2",
+        "coredns": "v1.11.4-eksbuild.24",
+        "aws-ebs-csi-driver": "v1.50.1-eksbuild.1",
+    },
+    "1.33": {
+        "vpc-cni": "v1.20.2-eksbuild.1",
+        "kube-proxy": "v1.33.5-eksbuild.2",
+        "eks-pod-identity-agent": "v1.3.8-eksbuild.2",
+        "coredns": "v1.12.4-eksbuild.1",
+        "aws-ebs-csi-driver": "v1.50.1-eksbuild.1",
+    },
+    "1.34": {
+        "vpc-cni": "v1.21.1-eksbuild.1",
+        "kube-proxy": "v1.34.1-eksbuild.2",
+        "eks-pod-identity-agent": "v1.3.10-eksbuild.2",
+        "coredns": "v1.12.4-eksbuild.1",
+        "aws-ebs-csi-driver": "v1.54.0-eksbuild.1",
+    },
+}
+# Cluster autoscaler image per Kubernetes minor (newest patch release of each cluster-autoscaler-1.<minor>).
+CLUSTER_AUTOSCALER_IMAGE = "registry.k8s.io/autoscaling/cluster-autoscaler"
+CLUSTER_AUTOSCALER_TAGS: dict[str, str] = {"1.32": "v1.32.7", "1.33": "v1.33.6", "1.34": "v1.34.5"}

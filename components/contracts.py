@@ -120,6 +120,7 @@ class WorkloadSpec:
     namespace: Namespace
     service_account: str
     grants: tuple[BucketGrant, ...]
+    kafka: Access | None = None  # READ consumes topics; READ_WRITE also produces and creates topics
 
 
 @dataclass(frozen=True)
@@ -164,6 +165,7 @@ class KafkaEndpoint:
     bootstrap_servers: pulumi.Output[str]
     security_protocol: str  # SASL_SSL | SSL
     sasl_mechanism: str | None  # AWS_MSK_IAM | OAUTHBEARER | SCRAM-SHA-512 | None
+    cluster_id: pulumi.Output[str]  # MSK cluster ARN, or the managed Kafka cluster's resource name on GCP
 
 
 # -- layer outputs ---------------------------------------------------------------------------------

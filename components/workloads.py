@@ -11,12 +11,14 @@ from components.contracts import Access, BucketGrant, BucketPurpose, Namespace, 
 _RW, _RO = Access.READ_WRITE, Access.READ
 
 MLFLOW = WorkloadSpec("mlflow", Namespace.PLATFORM, "mlflow", (BucketGrant(BucketPurpose.ARTIFACTS, _RW),))
-FEAST = WorkloadSpec("feast", Namespace.PLATFORM, "feast", (BucketGrant(BucketPurpose.DATASETS, _RW),))
+# Feast consumes stream sources from Kafka into the online store; Airflow reacts to and publishes events.
+FEAST = WorkloadSpec("feast", Namespace.PLATFORM, "feast", (BucketGrant(BucketPurpose.DATASETS, _RW),), kafka=_RO)
 AIRFLOW = WorkloadSpec(
     "airflow",
     Namespace.PLATFORM,
     "airflow",
     (BucketGrant(BucketPurpose.LOGS, _RW), BucketGrant(BucketPurpose.DATASETS, _RO)),
+    kafka=_RW,
 )
 LOKI = WorkloadSpec("loki", Namespace.MONITORING, "loki", (BucketGrant(BucketPurpose.LOGS, _RW),))
 KSERVE = WorkloadSpec("kserve", Namespace.SERVING, "kserve-model-pull", (BucketGrant(BucketPurpose.ARTIFACTS, _RO),))

@@ -37,8 +37,9 @@ class Platform:
 def build_platform(cfg: PlatformConfig) -> Platform:
     infra = pulumi.ResourceOptions(providers=[cloud_provider(f"{NAME}-{cfg.cloud.value}", cfg)])
     cluster = Cluster(NAME, cfg, opts=infra)
-    storage = Storage(NAME, cfg, cluster.outputs, workloads.ALL, opts=infra)
     data = Data(NAME, cfg, cluster.outputs, opts=infra)
+    # Storage after data: a workload's identity is created once, with its bucket grants and its Kafka grant.
+    storage = Storage(NAME, cfg, cluster.outputs, workloads.ALL, data.outputs.kafka, opts=infra)
 
     in_cluster = pulumi.ResourceOptions(providers=[cluster.outputs.kubernetes_provider])
     lifecycle = Lifecycle(

@@ -3,12 +3,20 @@
 from __future__ import annotations
 
 import json
+import re
+from pathlib import Path
 
 import pytest
 
-from components.cluster.aws.addons import ADDON_VERSIONS
-from components.contracts import GPU_PRESENT_LABEL, GPU_TAINT
+from components import workloads
+from components.charts import CLUSTER_AUTOSCALER_TAGS, EKS_ADDON_VERSIONS
+from components.contracts import GPU_PRESENT_LABEL, GPU_TAINT, Access
+from mlplatform.config.errors import ConfigError
+from mlplatform.config.loader import read_stack_file
 from mlplatform.plan.document import PlanDocument
+from mlplatform.plan.synth import synthesize
+
+ADMINS = ["arn:aws:iam::111122223333:role/platform-admins", "arn:aws:iam::111122223333:user/oncall"]
 
 
 def test_one_nat_in_dev_one_per_zone_in_prod(dev: PlanDocument, prod: PlanDocument) -> None:
@@ -93,9 +101,11 @@ def test_eks_control_plane(dev: PlanDocument, prod: PlanDocument) -> None:
     assert dev.one("aws:eks/cluster:Cluster").inputs["vpcConfig"]["publicAccessCidrs"]
 
 
-def test_managed_addons_pinned(dev: PlanDocument) -> None:
+def test_managed_addons_pinned_for_the_cluster_minor(dev: PlanDocument) -> None:
+    minor = dev.one("aws:eks/cluster:Cluster").inputs["version"]
     addons = {a.inputs["addonName"]: a.inputs["addonVersion"] for a in dev.by_type("aws:eks/addon:Addon")}
-    assert addons == ADDON_VERSIONS
+    assert addons == EKS_ADDON_VERSIONS[minor]
+    assert set(addons) == {"vpc-cni", "kube-proxy", "coredns", "aws-ebs-csi-driver", "eks-pod-identity-agent"}
     ebs = dev.one("aws:eks/addon:Addon", "mlplatform-aws-ebs-csi-driver")
     assert ebs.inputs["serviceAccountRoleArn"].endswith("/mlplatform-ebs-csi")
 
@@ -124,3 +134,60 @@ def test_data_services_reachable_only_from_cluster_nodes(dev: PlanDocument) -> N
     sg = dev.one("aws:ec2/securityGroup:SecurityGroup", "mlplatform-data").inputs
     for rule in sg["ingress"]:
         assert "cidrBlocks" not in rule and rule["securityGroups"]
+
+
+def test_version_pins_follow_the_kubernetes_minor(dev: PlanDocument) -> None:
+    """kube-proxy and the autoscaler only support their own Kubernetes minor; every pinned minor agrees."""
+    assert set(EKS_ADDON_VERSIONS) == set(CLUSTER_AUTOSCALER_TAGS)
+    for minor, addons in EKS_ADDON_VERSIONS.items():
+        assert addons["kube-proxy"].startswith(f"v{minor}."), minor
+        assert CLUSTER_AUTOSCALER_TAGS[minor].startswith(f"v{minor}."), minor
+    minor = dev.one("aws:eks/cluster:Cluster").inputs["version"]
+    image = dev.one("kubernetes:helm.sh/v3:Release", "mlplatform-cluster-autoscaler").inputs["values"]["image"]
+    assert image["tag"] == CLUSTER_AUTOSCALER_TAGS[minor]
+
+
+def test_kubernetes_minor_without_pins_is_a_config_error() -> None:
+    config = read_stack_file(Path("."), "dev") | {"mlplatform:cluster": {"kubernetesVersion": "1.35"}}
+    with pytest.raises(ConfigError) as err:
+        synthesize("dev-k8s-135", config_map=config)
+    [problem] = err.value.problems
+    assert problem.path == "mlplatform:cluster.kubernetesVersion" and "1.32, 1.33, 1.34" in problem.message
+
+
+def test_admin_principals_get_access_entries_with_cluster_admin() -> None:
+    config = read_stack_file(Path("."), "dev") | {"mlplatform:cluster": {"adminPrincipals": ADMINS}}
+    doc = synthesize("dev-admins", config_map=config)
+    entries = {e.inputs["principalArn"] for e in doc.by_type("aws:eks/accessEntry:AccessEntry")}
+    assert entries == set(ADMINS)
+    for assoc in doc.by_type("aws:eks/accessPolicyAssociation:AccessPolicyAssociation"):
+        assert assoc.inputs["policyArn"].endswith("/AmazonEKSClusterAdminPolicy")
+        assert assoc.inputs["accessScope"] == {"type": "cluster"}
+        assert doc.by_urn(assoc.parent).inputs["principalArn"] == assoc.inputs["principalArn"]
+    assert len(doc.by_type("aws:eks/accessPolicyAssociation:AccessPolicyAssociation")) == len(ADMINS)
+
+
+def test_admin_principal_of_the_wrong_shape_is_rejected() -> None:
+    config = read_stack_file(Path("."), "dev") | {"mlplatform:cluster": {"adminPrincipals": ["user:me@example.com"]}}
+    with pytest.raises(ConfigError) as err:
+        synthesize("dev-bad-admin", config_map=config)
+    assert err.value.problems[0].path == "mlplatform:cluster.adminPrincipals"
+
+
+def test_kafka_clients_get_iam_scoped_to_the_cluster(prod: PlanDocument) -> None:
+    kafka_policies = {
+        p.name.removeprefix("mlplatform-").removesuffix("-kafka"): json.loads(p.inputs["policy"])
+        for p in prod.by_type("aws:iam/rolePolicy:RolePolicy")
+        if p.name.endswith("-kafka")
+    }
+    assert set(kafka_policies) == {w.key for w in workloads.ALL if w.kafka is not None}
+    for key, policy in kafka_policies.items():
+        by_sid = {s["Sid"]: s for s in policy["Statement"]}
+        msk_arn = by_sid["Connect"]["Resource"]
+        assert re.fullmatch(r"arn:aws:kafka:us-east-1:\d{12}:cluster/mlplatform-kafka/[0-9a-f-]+", msk_arn)
+        assert by_sid["Topics"]["Resource"] == msk_arn.replace(":cluster/", ":topic/") + "/*"
+        assert by_sid["Groups"]["Resource"] == msk_arn.replace(":cluster/", ":group/") + "/*"
+        writes = "kafka-cluster:WriteData" in by_sid["Topics"]["Action"]
+        spec = next(w for w in workloads.ALL if w.key == key)
+        assert writes == (spec.kafka is Access.READ_WRITE), key
+        assert all(s["Resource"] != "*" for s in policy["Statement"])

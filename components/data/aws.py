@@ -168,5 +168,8 @@ def _kafka(
         opts=stateful(cfg, parent),
     )
     return KafkaEndpoint(
-        bootstrap_servers=msk.bootstrap_brokers_sasl_iam, security_protocol="SASL_SSL", sasl_mechanism="AWS_MSK_IAM"
+        bootstrap_servers=msk.bootstrap_brokers_sasl_iam,
+        security_protocol="SASL_SSL",
+        sasl_mechanism="AWS_MSK_IAM",
+        cluster_id=msk.arn,
     )

@@ -151,4 +151,9 @@ def _kafka(parent: pulumi.Resource, name: str, cfg: PlatformConfig, facts: GcpCl
     bootstrap = cluster.cluster_id.apply(
         lambda cid: f"bootstrap.{cid}.{cfg.region}.managedkafka.{cfg.gcp_project}.cloud.goog:9092"
     )
-    return KafkaEndpoint(bootstrap_servers=bootstrap, security_protocol="SASL_SSL", sasl_mechanism="OAUTHBEARER")
+    return KafkaEndpoint(
+        bootstrap_servers=bootstrap,
+        security_protocol="SASL_SSL",
+        sasl_mechanism="OAUTHBEARER",
+        cluster_id=cluster.cluster_id,
+    )

@@ -1,5 +1,5 @@
 """Storage layer: buckets for artifacts, datasets/offline features and logs, and one cloud identity per
-platform workload, created next to exactly the bucket grants that workload needs."""
+platform workload, created next to exactly the bucket (and Kafka) grants that workload needs."""
 
 from __future__ import annotations
 
@@ -7,12 +7,13 @@ from collections.abc import Callable, Sequence
 
 import pulumi
 
-from components.contracts import ClusterOutputs, StorageOutputs, WorkloadSpec
+from components.contracts import ClusterOutputs, KafkaEndpoint, StorageOutputs, WorkloadSpec
 from components.storage import aws, gcp
 from mlplatform.config import Cloud, PlatformConfig
 
 StorageAdapter = Callable[
-    [pulumi.ComponentResource, str, PlatformConfig, ClusterOutputs, Sequence[WorkloadSpec]], StorageOutputs
+    [pulumi.ComponentResource, str, PlatformConfig, ClusterOutputs, Sequence[WorkloadSpec], KafkaEndpoint | None],
+    StorageOutputs,
 ]
 ADAPTERS: dict[Cloud, StorageAdapter] = {Cloud.AWS: aws.build, Cloud.GCP: gcp.build}
 
@@ -26,8 +27,9 @@ class Storage(pulumi.ComponentResource):
         config: PlatformConfig,
         cluster: ClusterOutputs,
         workloads: Sequence[WorkloadSpec],
+        kafka: KafkaEndpoint | None = None,
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
         super().__init__("mlplatform:storage:Storage", name, None, opts)
-        self.outputs = ADAPTERS[config.cloud](self, name, config, cluster, workloads)
+        self.outputs = ADAPTERS[config.cloud](self, name, config, cluster, workloads, kafka)
         self.register_outputs({p.value: b.uri for p, b in self.outputs.buckets.items()})

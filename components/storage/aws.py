@@ -1,5 +1,5 @@
 """S3 buckets (SSE-KMS with bucket keys, public access blocked, TLS-only policy) and IRSA roles whose
-policies name only the buckets and key each workload needs."""
+policies name only the buckets, key and MSK cluster each workload needs."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from components.contracts import (
     Bucket,
     BucketPurpose,
     ClusterOutputs,
+    KafkaEndpoint,
     StorageOutputs,
     WorkloadIdentity,
     WorkloadSpec,
@@ -27,6 +28,13 @@ READ_ACTIONS = ["s3:GetObject", "s3:GetObjectVersion"]
 WRITE_ACTIONS = ["s3:PutObject", "s3:DeleteObject", "s3:AbortMultipartUpload"]
 KMS_READ = ["kms:Decrypt"]
 KMS_WRITE = ["kms:Decrypt", "kms:GenerateDataKey"]
+KAFKA_CONSUME = ["kafka-cluster:DescribeTopic", "kafka-cluster:ReadData"]
+KAFKA_PRODUCE = [
+    "kafka-cluster:WriteData",
+    "kafka-cluster:CreateTopic",
+    "kafka-cluster:DescribeTopicDynamicConfiguration",
+]
+KAFKA_GROUPS = ["kafka-cluster:AlterGroup", "kafka-cluster:DescribeGroup"]
 
 
 def build(
@@ -35,6 +43,7 @@ def build(
     cfg: PlatformConfig,
     cluster: ClusterOutputs,
     workloads: Sequence[WorkloadSpec],
+    kafka: KafkaEndpoint | None,
 ) -> StorageOutputs:
     key = aws.kms.Key(
         f"{name}-buckets",
@@ -45,7 +54,7 @@ def build(
     )
     buckets = {purpose: _bucket(parent, name, cfg, purpose, key) for purpose in BucketPurpose}
     binding: AwsClusterFacts = cluster.cloud_facts
-    identities = {w.key: _identity(parent, name, w, buckets, key, binding) for w in workloads}
+    identities = {w.key: _identity(parent, name, w, buckets, key, binding, kafka) for w in workloads}
     return StorageOutputs(buckets=buckets, identities=identities)
 
 
@@ -152,6 +161,7 @@ def _identity(
     buckets: dict[BucketPurpose, Bucket],
     key: aws.kms.Key,
     binding: AwsClusterFacts,
+    kafka: KafkaEndpoint | None,
 ) -> WorkloadIdentity:
     role = irsa_role(
         f"{name}-{spec.key}",
@@ -164,6 +174,13 @@ def _identity(
     writes = any(g.access is Access.READ_WRITE for g in spec.grants)
     policy = pulumi.Output.all(key.arn, *arns).apply(lambda a: _bucket_policy(spec, list(a[1:]), a[0], writes))
     aws.iam.RolePolicy(f"{name}-{spec.key}", role=role.id, policy=policy, opts=pulumi.ResourceOptions(parent=role))
+    if kafka is not None and spec.kafka is not None:
+        aws.iam.RolePolicy(
+            f"{name}-{spec.key}-kafka",
+            role=role.id,
+            policy=kafka.cluster_id.apply(lambda arn: _kafka_policy(arn, spec.kafka)),
+            opts=pulumi.ResourceOptions(parent=role),
+        )
     annotations = role.arn.apply(lambda arn: {"eks.amazonaws.com/role-arn": arn})
     return WorkloadIdentity(spec=spec, principal=role.arn, service_account_annotations=annotations)
 
@@ -190,3 +207,25 @@ def _bucket_policy(spec: WorkloadSpec, bucket_arns: list[str], key_arn: str, wri
         {"Sid": "BucketKey", "Effect": "Allow", "Action": KMS_WRITE if writes else KMS_READ, "Resource": key_arn}
     )
     return json.dumps({"Version": "2012-10-17", "Statement": statements})
+
+
+def _kafka_policy(cluster_arn: str, access: Access) -> str:
+    """MSK IAM access to this cluster's topics and consumer groups only (ARNs derived from the cluster's)."""
+    topics = cluster_arn.replace(":cluster/", ":topic/", 1) + "/*"
+    groups = cluster_arn.replace(":cluster/", ":group/", 1) + "/*"
+    topic_actions = KAFKA_CONSUME + (KAFKA_PRODUCE if access is Access.READ_WRITE else [])
+    return json.dumps(
+        {
+            "Version": "2012-10-17",
+            "Statement": [
+                {
+                    "Sid": "Connect",
+                    "Effect": "Allow",
+                    "Action": ["kafka-cluster:Connect", "kafka-cluster:DescribeCluster"],
+                    "Resource": cluster_arn,
+                },
+                {"Sid": "Topics", "Effect": "Allow", "Action": topic_actions, "Resource": topics},
+                {"Sid": "Groups", "Effect": "Allow", "Action": KAFKA_GROUPS, "Resource": groups},
+            ],
+        }
+    )

@@ -14,6 +14,7 @@ from components.contracts import (
     Bucket,
     BucketPurpose,
     ClusterOutputs,
+    KafkaEndpoint,
     StorageOutputs,
     WorkloadIdentity,
     WorkloadSpec,
@@ -22,6 +23,9 @@ from components.protection import stateful
 from mlplatform.config import PlatformConfig
 
 BUCKET_ROLE = {Access.READ: "roles/storage.objectViewer", Access.READ_WRITE: "roles/storage.objectUser"}
+# Kafka ACL operations on topics per access level; consumer groups get READ + DESCRIBE for every client.
+KAFKA_TOPIC_OPS = {Access.READ: ("READ", "DESCRIBE"), Access.READ_WRITE: ("READ", "DESCRIBE", "WRITE", "CREATE")}
+KAFKA_GROUP_OPS = ("READ", "DESCRIBE")
 
 
 def build(
@@ -30,11 +34,57 @@ def build(
     cfg: PlatformConfig,
     cluster: ClusterOutputs,
     workloads: Sequence[WorkloadSpec],
+    kafka: KafkaEndpoint | None,
 ) -> StorageOutputs:
     buckets = {p: _bucket(parent, name, cfg, p) for p in BucketPurpose}
     binding: GcpClusterFacts = cluster.cloud_facts
     identities = {w.key: _identity(parent, name, cfg, w, buckets, binding) for w in workloads}
+    if kafka is not None:
+        _kafka_access(parent, name, cfg, kafka, [i for i in identities.values() if i.spec.kafka is not None])
     return StorageOutputs(buckets=buckets, identities=identities)
+
+
+def _kafka_access(
+    parent: pulumi.Resource,
+    name: str,
+    cfg: PlatformConfig,
+    kafka: KafkaEndpoint,
+    clients: Sequence[WorkloadIdentity],
+) -> None:
+    """IAM lets a client connect to this cluster only (conditioned on its resource name); Kafka ACLs then
+    decide what it may do. Once any ACL exists for a resource, Managed Kafka requires one for every client,
+    so consumers that must not write really cannot."""
+    cluster_path = kafka.cluster_id.apply(lambda c: f"projects/{cfg.gcp_project}/locations/{cfg.region}/clusters/{c}")
+    for identity in clients:
+        gcp.projects.IAMMember(
+            f"{name}-{identity.spec.key}-kafka",
+            project=cfg.gcp_project,
+            role="roles/managedkafka.client",
+            member=identity.principal.apply(lambda e: f"serviceAccount:{e}"),
+            condition=gcp.projects.IAMMemberConditionArgs(
+                title=f"{name}-kafka-only",
+                expression=cluster_path.apply(lambda p: f'resource.name.startsWith("{p}")'),
+            ),
+            opts=pulumi.ResourceOptions(parent=parent),
+        )
+    patterns = {
+        "allTopics": [(i, op) for i in clients for op in KAFKA_TOPIC_OPS[i.spec.kafka]],
+        "allConsumerGroups": [(i, op) for i in clients for op in KAFKA_GROUP_OPS],
+    }
+    for acl_id, grants in patterns.items():
+        gcp.managedkafka.Acl(
+            f"{name}-kafka-{acl_id}",
+            cluster=kafka.cluster_id,
+            location=cfg.region,
+            acl_id=acl_id,
+            acl_entries=[
+                gcp.managedkafka.AclAclEntryArgs(
+                    principal=i.principal.apply(lambda e: f"User:{e}"), operation=op, permission_type="ALLOW", host="*"
+                )
+                for i, op in grants
+            ],
+            opts=pulumi.ResourceOptions(parent=parent),
+        )
 
 
 def _bucket(parent: pulumi.Resource, name: str, cfg: PlatformConfig, purpose: BucketPurpose) -> Bucket:

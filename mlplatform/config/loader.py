@@ -26,7 +26,7 @@ def load_config(raw: dict[str, Any], stack: str) -> PlatformConfig:
     region = raw.get("region") if isinstance(raw.get("region"), str) else None
     merged = deep_merge(profile_defaults(profile, cloud, region), raw)
     try:
-        return PlatformConfig.model_validate(merged, context={"profile": profile})
+        return PlatformConfig.model_validate(merged, context={"profile": profile, "cloud": cloud})
     except ValidationError as e:
         raise ConfigError(stack, problems_from(e, PlatformConfig)) from None
 

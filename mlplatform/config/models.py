@@ -14,6 +14,7 @@ from typing import Annotated, Self
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 from pydantic.alias_generators import to_camel
 
+from components.charts import EKS_ADDON_VERSIONS
 from mlplatform.config.versions import (
     KAFKA_MAJOR,
     KUBERNETES_RANGE,
@@ -50,6 +51,17 @@ class HaProfile(StrEnum):
     MULTI_ZONE = "multi-zone"
 
 
+ADMIN_PRINCIPAL_SHAPES: dict[Cloud, tuple[str, str]] = {
+    Cloud.AWS: (r"arn:aws[a-z-]*:iam::\d{12}:(role|user)/[\w+=,.@/-]+", "IAM role or user ARNs"),
+    Cloud.GCP: (r"(user|group|serviceAccount):[^@\s]+@[^@\s]+\.[a-z]+", "user:, group: or serviceAccount: emails"),
+}
+
+
+def _cloud(info: ValidationInfo) -> Cloud:
+    """The stack's cloud, from the validation context (set by the loader; aws when validated bare)."""
+    return Cloud((info.context or {}).get("cloud", Cloud.AWS))
+
+
 class NodePoolConfig(Strict):
     name: Annotated[str, Field(pattern=DNS_LABEL)]
     machine_type: Annotated[str, Field(min_length=1)]
@@ -82,11 +94,32 @@ class ClusterConfig(Strict):
     gpu_pools: list[GpuPoolConfig] = []
     private_endpoint: bool = False
     public_access_cidrs: list[str] = []
+    # Who administers the cluster besides the identity that runs `pulumi up` (which keeps admin so the
+    # program's own Kubernetes provider works). AWS: IAM role/user ARNs (EKS access entries);
+    # GCP: user:/group:/serviceAccount: members (bound to cluster-admin).
+    admin_principals: list[str] = []
 
     @field_validator("kubernetes_version")
     @classmethod
-    def _k8s_supported(cls, v: str) -> str:
-        return _in_range(v, KUBERNETES_RANGE, "Kubernetes")
+    def _k8s_supported(cls, v: str, info: ValidationInfo) -> str:
+        _in_range(v, KUBERNETES_RANGE, "Kubernetes")
+        if _cloud(info) is Cloud.AWS and v not in EKS_ADDON_VERSIONS:
+            raise ValueError(
+                f"on aws, Kubernetes {v} has no pinned EKS add-on versions; pinned: {', '.join(EKS_ADDON_VERSIONS)}"
+            )
+        return v
+
+    @field_validator("admin_principals")
+    @classmethod
+    def _principals(cls, v: list[str], info: ValidationInfo) -> list[str]:
+        cloud = _cloud(info)
+        pattern, shape = ADMIN_PRINCIPAL_SHAPES[cloud]
+        bad = [p for p in v if not re.fullmatch(pattern, p)]
+        if bad:
+            raise ValueError(f"on {cloud.value}, admin principals must be {shape}; not: {', '.join(bad)}")
+        if len(set(v)) != len(v):
+            raise ValueError("admin principals must not repeat")
+        return v
 
     @field_validator("public_access_cidrs")
     @classmethod

@@ -62,7 +62,7 @@ _COMPUTED: dict[str, Callable[[str, dict[str, Any], str], Outputs]] = {
         "port": i.get("port", 6379),
     },
     "aws:msk/cluster:Cluster": lambda n, i, r: {
-        "arn": _aws_arn("kafka", r, f"cluster/{n}"),
+        "arn": _aws_arn("kafka", r, f"cluster/{n}/7c1e0e2a-5d1b-4f6e-9c3a-2b8f0d4e6a11-2"),
         "bootstrapBrokersSaslIam": ",".join(
             f"b-{k}.{n}.{_short_hash(n)}.c2.kafka.{r}.amazonaws.com:9098"
             for k in range(1, int(i.get("numberOfBrokerNodes", 3)) + 1)

@@ -22,9 +22,9 @@ from mlplatform.config import PlatformConfig
 def build(parent: pulumi.ComponentResource, name: str, cfg: PlatformConfig) -> ClusterOutputs:
     net = network(parent, name, cfg)
     eks = control_plane(parent, name, cfg, net)
-    before = addons_before_nodes(parent, name, eks)
+    before = addons_before_nodes(parent, name, cfg, eks)
     pools = node_groups(parent, name, cfg, eks, net, depends_on=before)
-    after = addons_after_nodes(parent, name, eks, pools.resources)
+    after = addons_after_nodes(parent, name, cfg, eks, pools.resources)
     kubeconfig = exec_kubeconfig(
         eks.cluster.name,
         eks.cluster.endpoint,

@@ -17,7 +17,13 @@ import pulumi
 import pulumi_aws as aws
 import pulumi_kubernetes as k8s
 
-from components.charts import CLUSTER_AUTOSCALER, NVIDIA_DEVICE_PLUGIN
+from components.charts import (
+    CLUSTER_AUTOSCALER,
+    CLUSTER_AUTOSCALER_IMAGE,
+    CLUSTER_AUTOSCALER_TAGS,
+    EKS_ADDON_VERSIONS,
+    NVIDIA_DEVICE_PLUGIN,
+)
 from components.cluster.aws.eks import ControlPlane
 from components.cluster.aws.iam import irsa_role
 from components.contracts import GPU_PRESENT_LABEL, NodePoolContract
@@ -27,15 +33,6 @@ KUBE_SYSTEM = "kube-system"
 EBS_CSI_SA = "ebs-csi-controller-sa"
 AUTOSCALER_SA = "cluster-autoscaler"
 
-# Add-on versions for the default Kubernetes minor (1.33). `aws eks describe-addon-versions
-# --kubernetes-version <minor>` lists the valid ones when cluster.kubernetesVersion changes.
-ADDON_VERSIONS = {
-    "vpc-cni": "v1.19.5-eksbuild.1",
-    "kube-proxy": "v1.33.0-eksbuild.2",
-    "eks-pod-identity-agent": "v1.3.7-eksbuild.2",
-    "coredns": "v1.12.1-eksbuild.2",
-    "aws-ebs-csi-driver": "v1.44.0-eksbuild.1",
-}
 BEFORE_NODES = ("vpc-cni", "kube-proxy", "eks-pod-identity-agent")  # nodes need these to become Ready
 AFTER_NODES = ("coredns", "aws-ebs-csi-driver")  # these run as pods, so they need nodes
 
@@ -43,6 +40,7 @@ AFTER_NODES = ("coredns", "aws-ebs-csi-driver")  # these run as pods, so they ne
 def _addon(
     parent: pulumi.Resource,
     name: str,
+    cfg: PlatformConfig,
     eks: ControlPlane,
     addon: str,
     depends_on: Sequence[pulumi.Resource],
@@ -52,7 +50,7 @@ def _addon(
         f"{name}-{addon}",
         cluster_name=eks.cluster.name,
         addon_name=addon,
-        addon_version=ADDON_VERSIONS[addon],
+        addon_version=EKS_ADDON_VERSIONS[cfg.cluster.kubernetes_version][addon],
         resolve_conflicts_on_create="OVERWRITE",
         resolve_conflicts_on_update="PRESERVE",
         service_account_role_arn=role_arn,
@@ -60,12 +58,14 @@ def _addon(
     )
 
 
-def addons_before_nodes(parent: pulumi.Resource, name: str, eks: ControlPlane) -> list[aws.eks.Addon]:
-    return [_addon(parent, name, eks, a, [eks.cluster]) for a in BEFORE_NODES]
+def addons_before_nodes(
+    parent: pulumi.Resource, name: str, cfg: PlatformConfig, eks: ControlPlane
+) -> list[aws.eks.Addon]:
+    return [_addon(parent, name, cfg, eks, a, [eks.cluster]) for a in BEFORE_NODES]
 
 
 def addons_after_nodes(
-    parent: pulumi.Resource, name: str, eks: ControlPlane, nodes: Sequence[pulumi.Resource]
+    parent: pulumi.Resource, name: str, cfg: PlatformConfig, eks: ControlPlane, nodes: Sequence[pulumi.Resource]
 ) -> list[aws.eks.Addon]:
     ebs_role = irsa_role(f"{name}-ebs-csi", eks.oidc_provider, KUBE_SYSTEM, EBS_CSI_SA, parent=parent)
     aws.iam.RolePolicyAttachment(
@@ -75,8 +75,8 @@ def addons_after_nodes(
         opts=pulumi.ResourceOptions(parent=ebs_role),
     )
     return [
-        _addon(parent, name, eks, "coredns", nodes),
-        _addon(parent, name, eks, "aws-ebs-csi-driver", nodes, role_arn=ebs_role.arn),
+        _addon(parent, name, cfg, eks, "coredns", nodes),
+        _addon(parent, name, cfg, eks, "aws-ebs-csi-driver", nodes, role_arn=ebs_role.arn),
     ]
 
 
@@ -101,6 +101,10 @@ def cluster_autoscaler(
         "autoDiscovery": {"clusterName": eks.cluster.name},
         "awsRegion": cfg.region,
         "cloudProvider": "aws",
+        "image": {
+            "repository": CLUSTER_AUTOSCALER_IMAGE,
+            "tag": CLUSTER_AUTOSCALER_TAGS[cfg.cluster.kubernetes_version],
+        },
         "rbac": {
             "serviceAccount": {
                 "create": True,

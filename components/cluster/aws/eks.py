@@ -3,6 +3,7 @@ control-plane logs, private endpoint in prod, and the OIDC provider that IRSA ro
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 
 import pulumi
@@ -13,6 +14,7 @@ from components.cluster.aws.network import AwsNetwork
 from mlplatform.config import PlatformConfig
 
 CONTROL_PLANE_LOGS = ["api", "audit", "authenticator", "controllerManager", "scheduler"]
+CLUSTER_ADMIN_POLICY = "arn:aws:eks::aws:cluster-access-policy/AmazonEKSClusterAdminPolicy"
 
 
 @dataclass(frozen=True)
@@ -71,4 +73,28 @@ def control_plane(parent: pulumi.ComponentResource, name: str, cfg: PlatformConf
         client_id_lists=["sts.amazonaws.com"],
         opts=child,
     )
+    admin_access(parent, name, cfg, cluster)
     return ControlPlane(cluster, oidc, key)
+
+
+def admin_access(parent: pulumi.Resource, name: str, cfg: PlatformConfig, cluster: aws.eks.Cluster) -> None:
+    """An access entry plus the cluster-admin access policy per configured principal (API mode, no aws-auth).
+
+    Resources are named by a hash of the ARN, so reordering the config list does not replace them."""
+    for arn in cfg.cluster.admin_principals:
+        suffix = hashlib.sha256(arn.encode()).hexdigest()[:8]
+        entry = aws.eks.AccessEntry(
+            f"{name}-admin-{suffix}",
+            cluster_name=cluster.name,
+            principal_arn=arn,
+            type="STANDARD",
+            opts=pulumi.ResourceOptions(parent=parent),
+        )
+        aws.eks.AccessPolicyAssociation(
+            f"{name}-admin-{suffix}",
+            cluster_name=cluster.name,
+            principal_arn=entry.principal_arn,
+            policy_arn=CLUSTER_ADMIN_POLICY,
+            access_scope=aws.eks.AccessPolicyAssociationAccessScopeArgs(type="cluster"),
+            opts=pulumi.ResourceOptions(parent=entry),
+        )
