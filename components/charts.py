@@ -37,6 +37,19 @@ NVIDIA_DEVICE_PLUGIN = ChartPin(
 # below, because the autoscaler supports only the Kubernetes minor it was built for.
 CLUSTER_AUTOSCALER = ChartPin("cluster-autoscaler", "https://kubernetes.github.io/autoscaler", "9.59.0", "1.35.0")
 
+ALL_CHARTS: tuple[ChartPin, ...] = (
+    MLFLOW,
+    FEAST_FEATURE_SERVER,
+    AIRFLOW,
+    KUBERAY_OPERATOR,
+    KSERVE,
+    KUBE_PROMETHEUS_STACK,
+    GRAFANA,
+    LOKI,
+    NVIDIA_DEVICE_PLUGIN,
+    CLUSTER_AUTOSCALER,
+)
+
 # Evidently ships no Helm chart: the platform runs its UI image directly, pinned by image tag.
 EVIDENTLY_IMAGE = "evidently/evidently-service"
 EVIDENTLY_VERSION = "0.7.23"
@@ -84,3 +97,8 @@ EKS_ADDON_VERSIONS: dict[str, dict[str, str]] = {
 # Cluster autoscaler image per Kubernetes minor (newest patch release of each cluster-autoscaler-1.<minor>).
 CLUSTER_AUTOSCALER_IMAGE = "registry.k8s.io/autoscaling/cluster-autoscaler"
 CLUSTER_AUTOSCALER_TAGS: dict[str, str] = {"1.32": "v1.32.7", "1.33": "v1.33.6", "1.34": "v1.34.5"}
+
+# -- images run directly (no chart) -------------------------------------------------------------------
+# psql for the database bootstrap Job. A newer client talks to every supported server major (15-18).
+POSTGRES_CLIENT_IMAGE = "docker.io/library/postgres:18.1-alpine"
+POSTGRES_CLIENT_UID = 70  # the image's `postgres` user (alpine variant)

@@ -149,6 +149,9 @@ class PostgresEndpoint:
     databases: Mapping[str, DatabaseCredentials]
     ssl_mode: str = "require"
     read_hosts: tuple[pulumi.Output[str], ...] = ()
+    # What must exist before a service connects: the per-service roles and databases (a bootstrap Job on
+    # AWS, Cloud SQL users and databases on GCP). Consumers put these in depends_on.
+    ready: tuple[pulumi.Resource, ...] = ()
 
 
 @dataclass(frozen=True)

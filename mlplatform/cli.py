@@ -1,4 +1,5 @@
-"""`python -m mlplatform plan|diff`: the offline plan and the credential-free preview diff."""
+"""`python -m mlplatform plan|diff|chart-keys`: the offline plan, the credential-free preview diff, and the
+regeneration of the pinned charts' values-key snapshots."""
 
 from __future__ import annotations
 
@@ -6,6 +7,10 @@ import argparse
 import sys
 from pathlib import Path
 
+import yaml
+
+from components.charts import ALL_CHARTS
+from mlplatform.chartkeys import build_snapshot, write_snapshot
 from mlplatform.config import ConfigError
 from mlplatform.plan.diff import diff_plans, render_diff
 from mlplatform.plan.document import PlanDocument
@@ -27,7 +32,30 @@ def _parser() -> argparse.ArgumentParser:
     diff.add_argument("old", help="plan JSON path or stack name")
     diff.add_argument("new", help="plan JSON path or stack name")
     diff.add_argument("--project-dir", type=Path, default=PROJECT_DIR, help=argparse.SUPPRESS)
+    keys = sub.add_parser("chart-keys", help="regenerate components/chart_keys/ from upstream chart directories")
+    keys.add_argument(
+        "--from",
+        dest="upstream",
+        type=Path,
+        default=PROJECT_DIR.parent / "shared" / "upstream" / "charts",
+        help="directory of <chart>/{Chart.yaml,values.yaml[,values.schema.json]} (default: ../shared/upstream/charts)",
+    )
     return p
+
+
+def chart_keys(upstream: Path) -> int:
+    """Writes a snapshot for every pinned chart whose upstream copy has the pinned version."""
+    for pin in ALL_CHARTS:
+        chart_dir = upstream / pin.chart
+        if not (chart_dir / "values.yaml").exists():
+            print(f"skip {pin.chart}: no {chart_dir}/values.yaml")
+            continue
+        found = str(yaml.safe_load((chart_dir / "Chart.yaml").read_text()).get("version", ""))
+        if found.lstrip("v") != pin.version.lstrip("v"):
+            print(f"skip {pin.chart}: upstream copy is {found}, pinned {pin.version}")
+            continue
+        print(f"wrote {write_snapshot(build_snapshot(chart_dir, pin.chart, pin.version))}")
+    return 0
 
 
 def _load(ref: str, project_dir: Path) -> PlanDocument:
@@ -44,6 +72,8 @@ def main(argv: list[str] | None = None) -> int:
             doc.write(out)
             print(render(doc, summary_only=args.summary))
             print(f"\nplan written to {out}")
+        elif args.command == "chart-keys":
+            return chart_keys(args.upstream)
         else:
             old, new = _load(args.old, args.project_dir), _load(args.new, args.project_dir)
             print(render_diff(diff_plans(old, new), old, new))

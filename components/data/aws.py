@@ -7,11 +7,13 @@ import pulumi_aws as aws
 
 from components.cluster.aws.eks import AwsClusterFacts
 from components.contracts import ClusterOutputs, DataOutputs, KafkaEndpoint, PostgresEndpoint, RedisEndpoint
+from components.data.bootstrap import PostgresBootstrap
 from components.data.credentials import SERVICE_DATABASES, generated_secret, service_credentials
 from components.protection import stateful
 from mlplatform.config import PlatformConfig, Profile
 
 POSTGRES_PORT, REDIS_PORT, KAFKA_IAM_PORT = 5432, 6379, 9098
+POSTGRES_ADMIN = "platform_admin"
 
 
 def build(parent: pulumi.ComponentResource, name: str, cfg: PlatformConfig, cluster: ClusterOutputs) -> DataOutputs:
@@ -33,16 +35,18 @@ def build(parent: pulumi.ComponentResource, name: str, cfg: PlatformConfig, clus
         ],
         opts=child,
     )
-    postgres = _postgres(parent, name, cfg, facts, sg)
+    postgres = _postgres(parent, name, cfg, cluster, sg)
     redis = _redis(parent, name, cfg, facts, sg)
     kafka = _kafka(parent, name, cfg, facts, sg) if cfg.data.kafka.enabled else None
     return DataOutputs(postgres=postgres, redis=redis, kafka=kafka)
 
 
 def _postgres(
-    parent: pulumi.Resource, name: str, cfg: PlatformConfig, facts: AwsClusterFacts, sg: aws.ec2.SecurityGroup
+    parent: pulumi.Resource, name: str, cfg: PlatformConfig, cluster: ClusterOutputs, sg: aws.ec2.SecurityGroup
 ) -> PostgresEndpoint:
+    facts: AwsClusterFacts = cluster.cloud_facts
     pg = cfg.data.postgres
+    admin_password = generated_secret(parent, f"{name}-postgres-admin")
     prod = cfg.profile is Profile.PROD
     child = pulumi.ResourceOptions(parent=parent)
     subnets = aws.rds.SubnetGroup(f"{name}-postgres", subnet_ids=facts.private_subnet_ids, opts=child)
@@ -68,8 +72,8 @@ def _postgres(
         db_subnet_group_name=subnets.name,
         vpc_security_group_ids=[sg.id],
         parameter_group_name=params.name,
-        username="platform_admin",
-        password=generated_secret(parent, f"{name}-postgres-admin"),
+        username=POSTGRES_ADMIN,
+        password=admin_password,
         backup_retention_period=pg.backup_retention_days,
         deletion_protection=pg.deletion_protection,
         skip_final_snapshot=not prod,
@@ -96,11 +100,23 @@ def _postgres(
         )
         for i in range(pg.read_replicas)
     ]
+    databases = service_credentials(parent, name, SERVICE_DATABASES)
+    bootstrap = PostgresBootstrap(
+        name,
+        host=primary.address,
+        port=primary.port,
+        admin_user=POSTGRES_ADMIN,
+        admin_password=admin_password,
+        databases=databases,
+        pool=cluster.system_pool,
+        opts=pulumi.ResourceOptions(parent=parent, providers=[cluster.kubernetes_provider]),
+    )
     return PostgresEndpoint(
         host=primary.address,
         port=primary.port,
-        databases=service_credentials(parent, name, SERVICE_DATABASES),
+        databases=databases,
         read_hosts=tuple(r.address for r in replicas),
+        ready=(bootstrap.job,),
     )
 
 

@@ -90,22 +90,25 @@ def _postgres(
         for i in range(pg.read_replicas)
     ]
     creds = service_credentials(parent, name, SERVICE_DATABASES)
+    ready: list[pulumi.Resource] = []
     for service, cred in creds.items():
         db = gcp.sql.Database(
             f"{name}-{service}", instance=primary.name, name=cred.database, opts=stateful(cfg, primary)
         )
-        gcp.sql.User(
+        user = gcp.sql.User(
             f"{name}-{service}",
             instance=primary.name,
             name=cred.username,
             password=cred.password,
             opts=pulumi.ResourceOptions(parent=primary, depends_on=[db]),
         )
+        ready += [db, user]
     return PostgresEndpoint(
         host=primary.private_ip_address,
         port=pulumi.Output.from_input(5432),
         databases=creds,
         read_hosts=tuple(r.private_ip_address for r in replicas),
+        ready=tuple(ready),
     )
 
 

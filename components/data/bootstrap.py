@@ -1,0 +1,152 @@
+"""Per-service roles and databases inside the managed PostgreSQL, created from inside the cluster.
+
+RDS has no API for roles or databases, and the instance is reachable only from the cluster's nodes, so a
+Kubernetes Job in the `data` namespace runs idempotent SQL with psql (TLS required). The admin password and
+each service's password reach it only as Secret references. Pulumi waits for a Job to complete, so
+consumers that depend on `PostgresEndpoint.ready` start after their database exists. The pod template
+carries a checksum of the SQL and the passwords: rotating a password re-runs the Job (a replacement).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+
+import pulumi
+import pulumi_kubernetes as k8s
+
+from components.charts import POSTGRES_CLIENT_IMAGE, POSTGRES_CLIENT_UID
+from components.contracts import DatabaseCredentials, Namespace, NodePoolContract
+from components.kube import PART_OF, namespace, opaque_secret
+
+# psql variables: svc (role and database name, one per service), pw (its password). Safe to re-run:
+# roles and databases are created only when missing; the password is (re)set every run.
+BOOTSTRAP_SQL = """\
+SELECT format('CREATE ROLE %I LOGIN', :'svc') WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = :'svc')
+\\gexec
+ALTER ROLE :"svc" WITH LOGIN PASSWORD :'pw';
+-- PostgreSQL 16+: the admin may create a database owned by a role only if it can SET ROLE to it.
+GRANT :"svc" TO CURRENT_USER;
+SELECT format('CREATE DATABASE %I OWNER %I', :'svc', :'svc')
+WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = :'svc')
+\\gexec
+REVOKE ALL ON DATABASE :"svc" FROM PUBLIC;
+GRANT CONNECT, TEMPORARY ON DATABASE :"svc" TO :"svc";
+"""
+ADMIN_PASSWORD_KEY = "ADMIN_PASSWORD"
+
+
+def password_key(service: str) -> str:
+    return f"{service.upper()}_PASSWORD"
+
+
+def bootstrap_script(services: tuple[str, ...]) -> str:
+    """One psql run per service; the service names are the platform's own constants, never user input."""
+    runs = [f'psql -v ON_ERROR_STOP=1 -v svc={s} -v pw="${password_key(s)}" -f /sql/bootstrap.sql' for s in services]
+    return "set -eu\n" + "\n".join(runs) + "\n"
+
+
+class PostgresBootstrap(pulumi.ComponentResource):
+    """The `data` namespace, the bootstrap SQL, the Secret holding the passwords, and the Job."""
+
+    job: k8s.batch.v1.Job
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        host: pulumi.Input[str],
+        port: pulumi.Input[int],
+        admin_user: str,
+        admin_password: pulumi.Input[str],
+        databases: Mapping[str, DatabaseCredentials],
+        pool: NodePoolContract,
+        opts: pulumi.ResourceOptions,
+    ) -> None:
+        super().__init__("mlplatform:data:PostgresBootstrap", name, None, opts)
+        ns = namespace(self, Namespace.DATA)
+        services = tuple(databases)
+        sql = k8s.core.v1.ConfigMap(
+            f"{name}-postgres-bootstrap-sql",
+            metadata=k8s.meta.v1.ObjectMetaArgs(namespace=ns.metadata.name, labels=PART_OF),
+            data={"bootstrap.sql": BOOTSTRAP_SQL},
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        passwords = {ADMIN_PASSWORD_KEY: admin_password} | {password_key(s): c.password for s, c in databases.items()}
+        secret = opaque_secret(self, "postgres-bootstrap", ns, passwords)
+        checksum = pulumi.Output.secret(
+            pulumi.Output.all(*passwords.values()).apply(
+                lambda values: hashlib.sha256("\0".join([BOOTSTRAP_SQL, *services, *values]).encode()).hexdigest()
+            )
+        )
+
+        def from_secret(env: str, key: str) -> k8s.core.v1.EnvVarArgs:
+            ref = k8s.core.v1.SecretKeySelectorArgs(name=secret.metadata.name, key=key)
+            return k8s.core.v1.EnvVarArgs(name=env, value_from=k8s.core.v1.EnvVarSourceArgs(secret_key_ref=ref))
+
+        env = [
+            k8s.core.v1.EnvVarArgs(name="PGHOST", value=host),
+            k8s.core.v1.EnvVarArgs(name="PGPORT", value=pulumi.Output.from_input(port).apply(lambda p: str(int(p)))),
+            k8s.core.v1.EnvVarArgs(name="PGUSER", value=admin_user),
+            k8s.core.v1.EnvVarArgs(name="PGDATABASE", value="postgres"),
+            k8s.core.v1.EnvVarArgs(name="PGSSLMODE", value="require"),
+            k8s.core.v1.EnvVarArgs(name="PGCONNECT_TIMEOUT", value="10"),
+            k8s.core.v1.EnvVarArgs(name="HOME", value="/tmp"),
+            from_secret("PGPASSWORD", ADMIN_PASSWORD_KEY),
+            *(from_secret(password_key(s), password_key(s)) for s in services),
+        ]
+        self.job = k8s.batch.v1.Job(
+            f"{name}-postgres-bootstrap",
+            metadata=k8s.meta.v1.ObjectMetaArgs(namespace=ns.metadata.name, labels=PART_OF),
+            spec=k8s.batch.v1.JobSpecArgs(
+                backoff_limit=6,
+                active_deadline_seconds=900,
+                template=k8s.core.v1.PodTemplateSpecArgs(
+                    metadata=k8s.meta.v1.ObjectMetaArgs(
+                        labels={**PART_OF, "app.kubernetes.io/name": "postgres-bootstrap"},
+                        annotations={"mlplatform.io/inputs-sha256": checksum},
+                    ),
+                    spec=k8s.core.v1.PodSpecArgs(
+                        restart_policy="Never",
+                        automount_service_account_token=False,
+                        node_selector=pool.node_selector(),
+                        tolerations=[k8s.core.v1.TolerationArgs(**t) for t in pool.tolerations()],
+                        security_context=k8s.core.v1.PodSecurityContextArgs(
+                            run_as_non_root=True,
+                            run_as_user=POSTGRES_CLIENT_UID,
+                            run_as_group=POSTGRES_CLIENT_UID,
+                            seccomp_profile=k8s.core.v1.SeccompProfileArgs(type="RuntimeDefault"),
+                        ),
+                        containers=[
+                            k8s.core.v1.ContainerArgs(
+                                name="psql",
+                                image=POSTGRES_CLIENT_IMAGE,
+                                command=["/bin/sh", "-c", bootstrap_script(services)],
+                                env=env,
+                                resources=k8s.core.v1.ResourceRequirementsArgs(
+                                    requests={"cpu": "50m", "memory": "64Mi"},
+                                    limits={"cpu": "500m", "memory": "128Mi"},
+                                ),
+                                security_context=k8s.core.v1.SecurityContextArgs(
+                                    allow_privilege_escalation=False,
+                                    read_only_root_filesystem=True,
+                                    capabilities=k8s.core.v1.CapabilitiesArgs(drop=["ALL"]),
+                                ),
+                                volume_mounts=[
+                                    k8s.core.v1.VolumeMountArgs(name="sql", mount_path="/sql", read_only=True),
+                                    k8s.core.v1.VolumeMountArgs(name="tmp", mount_path="/tmp"),
+                                ],
+                            )
+                        ],
+                        volumes=[
+                            k8s.core.v1.VolumeArgs(
+                                name="sql", config_map=k8s.core.v1.ConfigMapVolumeSourceArgs(name=sql.metadata.name)
+                            ),
+                            k8s.core.v1.VolumeArgs(name="tmp", empty_dir=k8s.core.v1.EmptyDirVolumeSourceArgs()),
+                        ],
+                    ),
+                ),
+            ),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[secret, sql]),
+        )
+        self.register_outputs({"job": self.job.metadata.name})

@@ -1,0 +1,111 @@
+"""The values keys each pinned Helm chart accepts, kept in the repo as key trees, and the check against them.
+
+Helm silently ignores a values key the chart does not read, so a misspelt key deploys as a default. The
+repo keeps, per pinned chart version, the tree of keys the chart's own values.yaml and values schema
+declare (key names only, regenerated from upstream by `python -m mlplatform chart-keys --from DIR`), so
+the check runs anywhere, CI included, without the upstream files.
+
+A tree node is a dict of known child keys, or None where anything goes below (free-form maps such as
+annotations, nodeSelector, Kubernetes objects such as affinity, and lists).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+KEYS_DIR = Path(__file__).resolve().parent.parent / "components" / "chart_keys"
+
+Tree = dict[str, Any] | None
+
+# Maps upstream ships with example defaults but reads as arbitrary key/value pairs (so a snapshot of its
+# default keys would wrongly reject others). Path -> why it is free-form.
+FREE_FORM: dict[str, dict[str, str]] = {
+    "cluster-autoscaler": {"extraArgs": "every key becomes a --flag of the autoscaler binary"},
+}
+
+
+def _resolve(schema: Any, root: Mapping[str, Any]) -> Any:
+    """Follows chart-local $refs; a Kubernetes API type ($ref to io.k8s.*) counts as free-form (None)."""
+    seen = 0
+    while isinstance(schema, Mapping) and "$ref" in schema and seen < 20:
+        ref = schema["$ref"]
+        if "io.k8s." in ref or not ref.startswith("#/"):
+            return None
+        node: Any = root
+        for part in ref[2:].split("/"):
+            node = node[part]
+        schema, seen = node, seen + 1
+    return schema
+
+
+def _object_shape(schema: Any, root: Mapping[str, Any]) -> tuple[dict[str, Any], bool]:
+    """(properties, open) of an object schema, merging anyOf/oneOf/allOf branches."""
+    schema = _resolve(schema, root)
+    if not isinstance(schema, Mapping):
+        return {}, schema is None
+    props = dict(schema.get("properties", {}))
+    extra = schema.get("additionalProperties")
+    is_open = bool(extra) or "patternProperties" in schema
+    for branch in (*schema.get("anyOf", ()), *schema.get("oneOf", ()), *schema.get("allOf", ())):
+        branch_props, branch_open = _object_shape(branch, root)
+        props.update(branch_props)
+        is_open = is_open or (branch_open and bool(branch_props))
+    return props, is_open
+
+
+def key_tree(values: Any, schema: Any = None, root: Mapping[str, Any] | None = None, path: str = "",
+             free_form: frozenset[str] = frozenset()) -> Tree:  # fmt: skip
+    """The keys the chart declares at this node: its default values' keys plus its schema's properties."""
+    root = root if root is not None else (schema or {})
+    if path in free_form:
+        return None
+    props, is_open = _object_shape(schema, root) if schema is not None else ({}, False)
+    keys = set(values) if isinstance(values, Mapping) else set()
+    keys |= set(props)
+    if is_open or not keys:
+        return None
+    sub = values if isinstance(values, Mapping) else {}
+    return {k: key_tree(sub.get(k), props.get(k), root, f"{path}.{k}" if path else k, free_form) for k in sorted(keys)}
+
+
+def unknown_keys(values: Any, tree: Tree, path: str = "") -> list[str]:
+    """Paths in `values` that the chart does not declare (empty when every key is known)."""
+    if tree is None or not isinstance(values, Mapping):
+        return []
+    found = []
+    for key, value in values.items():
+        where = f"{path}.{key}" if path else str(key)
+        if key not in tree:
+            found.append(where)
+        else:
+            found += unknown_keys(value, tree[key], where)
+    return found
+
+
+def snapshot_path(chart: str, version: str) -> Path:
+    return KEYS_DIR / f"{chart}-{version}.json"
+
+
+def load_tree(chart: str, version: str) -> Tree:
+    return json.loads(snapshot_path(chart, version).read_text())["keys"]
+
+
+def build_snapshot(chart_dir: Path, chart: str, version: str) -> dict[str, Any]:
+    """The snapshot document for one chart directory (Chart.yaml, values.yaml, optional values.schema.json)."""
+    values = yaml.safe_load((chart_dir / "values.yaml").read_text()) or {}
+    schema_file = chart_dir / "values.schema.json"
+    schema = json.loads(schema_file.read_text()) if schema_file.exists() else None
+    tree = key_tree(values, schema, free_form=frozenset(FREE_FORM.get(chart, {})))
+    sources = ["values.yaml"] + (["values.schema.json"] if schema is not None else [])
+    return {"chart": chart, "version": version, "derivedFrom": sources, "keys": tree}
+
+
+def write_snapshot(doc: dict[str, Any]) -> Path:
+    path = snapshot_path(doc["chart"], doc["version"])
+    path.write_text(json.dumps(doc, indent=1, sort_keys=True) + "\n")
+    return path
