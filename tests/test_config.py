@@ -221,3 +221,25 @@ def test_plan_reports_missing_stack_file(tmp_path: Path) -> None:
     result = run_plan(tmp_path, "nope")
     assert result.returncode == 2
     assert "Pulumi.nope.yaml" in result.stderr
+
+
+def test_prod_api_never_open_to_the_internet() -> None:
+    msg = only({"profile": "prod", "cluster": {"privateEndpoint": False, "publicAccessCidrs": ["0.0.0.0/0"]}})
+    assert "whole internet" in msg and "publicAccessCidrs" in msg
+    office = {"privateEndpoint": False, "publicAccessCidrs": ["203.0.113.0/24"]}
+    assert load_config({"profile": "prod", "cluster": office}, "p").cluster.public_access_cidrs == ["203.0.113.0/24"]
+
+
+def test_kubernetes_minor_must_have_pins_on_aws_only() -> None:
+    msg = only({"profile": "dev", "cluster": {"kubernetesVersion": "1.31"}})
+    assert msg.startswith("mlplatform:cluster.kubernetesVersion = '1.31'") and "1.32, 1.33, 1.34" in msg
+    gcp = {"profile": "dev", "cloud": "gcp", "gcpProject": "mlplatform-test", "region": "us-central1"}
+    assert load_config(gcp | {"cluster": {"kubernetesVersion": "1.31"}}, "g").cluster.kubernetes_version == "1.31"
+
+
+def test_admin_principals_shape_follows_the_cloud() -> None:
+    msg = only({"profile": "dev", "cluster": {"adminPrincipals": ["group:admins@example.com"]}})
+    assert "IAM role or user ARNs" in msg
+    gcp = {"profile": "dev", "cloud": "gcp", "gcpProject": "mlplatform-test", "region": "us-central1"}
+    cfg = load_config(gcp | {"cluster": {"adminPrincipals": ["group:admins@example.com"]}}, "g")
+    assert cfg.cluster.admin_principals == ["group:admins@example.com"]

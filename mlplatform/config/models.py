@@ -284,6 +284,10 @@ class PlatformConfig(Strict):
             problems.append("ha multi-zone needs data.postgres.highAvailability: true")
         if self.profile is Profile.PROD and self.ha is not HaProfile.MULTI_ZONE:
             problems.append("prod must use ha: multi-zone")
+        if self.profile is Profile.PROD and any(
+            ipaddress.ip_network(c).prefixlen == 0 for c in self.cluster.public_access_cidrs
+        ):
+            problems.append("prod must not open the Kubernetes API to the whole internet (cluster.publicAccessCidrs)")
         if problems:
             raise ValueError("; ".join(problems))
         return self
