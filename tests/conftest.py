@@ -10,13 +10,6 @@ import pytest
 from mlplatform.plan.document import PlanDocument
 from mlplatform.plan.synth import synthesize
 
-GCP_TEST_CONFIG = {
-    "mlplatform:profile": "dev",
-    "mlplatform:cloud": "gcp",
-    "mlplatform:region": "us-central1",
-    "mlplatform:gcpProject": "mlplatform-test",
-}
-
 _cache: dict[str, PlanDocument] = {}
 
 
@@ -44,5 +37,9 @@ def prod() -> PlanDocument:
 
 @pytest.fixture(scope="session")
 def gcp_dev() -> PlanDocument:
-    """A GCP stack from config alone (the gcp-dev stack file arrives with the GCP issue)."""
-    return _plan("gcp-test", GCP_TEST_CONFIG)
+    return _plan("gcp-dev")
+
+
+@pytest.fixture(scope="session")
+def gcp_prod() -> PlanDocument:
+    return _plan("gcp-prod")

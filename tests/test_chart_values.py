@@ -24,29 +24,29 @@ from mlplatform.plan.mocks import Registration
 
 UPSTREAM = Path(__file__).resolve().parents[2] / "shared" / "upstream" / "charts"
 HELM_TYPES = ("kubernetes:helm.sh/v3:Release", "kubernetes:helm.sh/v4:Chart")
-STACKS = ("dev", "prod", "gcp-test")
+STACKS = ("dev", "prod", "gcp-dev", "gcp-prod")
 
 
 def helm_releases(doc: PlanDocument) -> Iterator[Registration]:
     return (r for r in doc.resources if r.type in HELM_TYPES)
 
 
-def _plans(plan: Any, gcp_dev: PlanDocument) -> list[PlanDocument]:
-    return [plan("dev"), plan("prod"), gcp_dev]
+def _plans(plan: Any) -> list[PlanDocument]:
+    return [plan(s) for s in STACKS]
 
 
-def test_every_release_uses_a_pinned_chart_with_a_key_snapshot(plan: Any, gcp_dev: PlanDocument) -> None:
+def test_every_release_uses_a_pinned_chart_with_a_key_snapshot(plan: Any) -> None:
     pins = {(p.chart, p.version) for p in ALL_CHARTS}
-    for doc in _plans(plan, gcp_dev):
+    for doc in _plans(plan):
         for release in helm_releases(doc):
             chart, version = release.inputs["chart"], release.inputs["version"]
             assert (chart, version) in pins, f"{doc.stack}: {release.name} uses unpinned {chart} {version}"
             assert snapshot_path(chart, version).exists(), f"no key snapshot for {chart} {version}"
 
 
-def test_every_values_key_is_declared_by_the_chart(plan: Any, gcp_dev: PlanDocument) -> None:
+def test_every_values_key_is_declared_by_the_chart(plan: Any) -> None:
     problems = []
-    for doc in _plans(plan, gcp_dev):
+    for doc in _plans(plan):
         for release in helm_releases(doc):
             tree = load_tree(release.inputs["chart"], release.inputs["version"])
             problems += [f"{doc.stack}/{release.name}: {k}" for k in unknown_keys(release.inputs.get("values"), tree)]
@@ -81,12 +81,12 @@ def test_key_snapshot_matches_upstream(pin: ChartPin) -> None:
 
 
 @pytest.mark.parametrize("pin", ALL_CHARTS, ids=lambda p: p.chart)
-def test_values_validate_against_the_chart_schema(pin: ChartPin, plan: Any, gcp_dev: PlanDocument) -> None:
+def test_values_validate_against_the_chart_schema(pin: ChartPin, plan: Any) -> None:
     schema_file = _upstream_dir(pin) / "values.schema.json"
     if not schema_file.exists():
         pytest.skip(f"{pin.chart} ships no values schema")
     schema = json.loads(schema_file.read_text())
-    releases = [r for doc in _plans(plan, gcp_dev) for r in helm_releases(doc) if r.inputs["chart"] == pin.chart]
+    releases = [r for doc in _plans(plan) for r in helm_releases(doc) if r.inputs["chart"] == pin.chart]
     if not releases:
         pytest.skip(f"no stack installs {pin.chart} yet")
     defaults = yaml.safe_load((schema_file.parent / "values.yaml").read_text())

@@ -93,9 +93,10 @@ def test_database_secrets_carry_the_data_layer_endpoint(dev: PlanDocument) -> No
         assert password.urn in secret.dependencies
 
 
-def test_in_cluster_layers_are_identical_on_aws_and_gcp(dev: PlanDocument, gcp_dev: PlanDocument) -> None:
+@pytest.mark.parametrize("aws_stack,gcp_stack", [("dev", "gcp-dev"), ("prod", "gcp-prod")])
+def test_in_cluster_layers_are_identical_on_aws_and_gcp(plan, aws_stack: str, gcp_stack: str) -> None:
     """Same resources, same inputs, except the cloud principal annotation and the Postgres host values."""
-    aws_side, gcp_side = in_cluster(dev), in_cluster(gcp_dev)
+    aws_side, gcp_side = in_cluster(plan(aws_stack)), in_cluster(plan(gcp_stack))
     assert aws_side.keys() == gcp_side.keys()
     for key, inputs in aws_side.items():
         other = gcp_side[key]
@@ -110,7 +111,7 @@ def test_in_cluster_layers_are_identical_on_aws_and_gcp(dev: PlanDocument, gcp_d
 def test_gcp_identities_are_bound_through_workload_identity(gcp_dev: PlanDocument) -> None:
     members = {m.inputs["member"] for m in gcp_dev.by_type("gcp:serviceaccount/iAMMember:IAMMember")}
     assert members == {
-        f"serviceAccount:mlplatform-test.svc.id.goog[{w.namespace.value}/{w.service_account}]" for w in workloads.ALL
+        f"serviceAccount:mlplatform-gcp-dev.svc.id.goog[{w.namespace.value}/{w.service_account}]" for w in workloads.ALL
     }
 
 

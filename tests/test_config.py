@@ -238,8 +238,21 @@ def test_kubernetes_minor_must_have_pins_on_aws_only() -> None:
 
 
 def test_admin_principals_shape_follows_the_cloud() -> None:
-    msg = only({"profile": "dev", "cluster": {"adminPrincipals": ["group:admins@example.com"]}})
+    msg = only({"profile": "dev", "cluster": {"adminPrincipals": ["user:admin@example.com"]}})
     assert "IAM role or user ARNs" in msg
     gcp = {"profile": "dev", "cloud": "gcp", "gcpProject": "mlplatform-test", "region": "us-central1"}
-    cfg = load_config(gcp | {"cluster": {"adminPrincipals": ["group:admins@example.com"]}}, "g")
-    assert cfg.cluster.admin_principals == ["group:admins@example.com"]
+    cfg = load_config(gcp | {"cluster": {"adminPrincipals": ["user:admin@example.com"]}}, "g")
+    assert cfg.cluster.admin_principals == ["user:admin@example.com"]
+    assert "user: or serviceAccount:" in only(gcp | {"cluster": {"adminPrincipals": ["group:ops@example.com"]}})
+
+
+def test_cloud_specific_data_keys() -> None:
+    gcp = {"profile": "dev", "cloud": "gcp", "gcpProject": "mlplatform-test", "region": "us-central1"}
+    msg = only(gcp | {"data": {"redis": {"machineType": "cache.t4g.small"}}})
+    assert msg.startswith("mlplatform:data.redis") and "machineType is not used on gcp" in msg
+    assert "set shards: 1" in only(gcp | {"data": {"redis": {"shards": 3}}})
+    assert "Memorystore offers Redis 7.0, 7.2" in only(gcp | {"data": {"redis": {"version": "7.1"}}})
+    assert "memoryGb must be 1 to 8 GiB per vCPU" in only(gcp | {"data": {"kafka": {"memoryGb": 100}}})
+    msg = only({"profile": "dev", "data": {"kafka": {"vcpuCount": 3}}})
+    assert msg.startswith("mlplatform:data.kafka") and "vcpuCount is not used on aws" in msg
+    assert "releaseChannel is not used on aws" in only({"profile": "dev", "cluster": {"releaseChannel": "STABLE"}})

@@ -22,17 +22,18 @@ LAYERS = {
     "mlplatform:observability:Observability",
 }
 IN_CLUSTER = {"mlplatform:lifecycle:Lifecycle", "mlplatform:serving:Serving", "mlplatform:observability:Observability"}
+STACKS = ["dev", "prod", "gcp-dev", "gcp-prod"]
 REQUIRED_FIELDS = {"urn", "type", "name", "parent", "provider", "dependencies", "protect", "retainOnDelete", "inputs"}
 
 
-@pytest.mark.parametrize("stack", ["dev", "prod"])
+@pytest.mark.parametrize("stack", STACKS)
 def test_each_stack_has_the_six_layers(plan, stack: str) -> None:
     doc = plan(stack)
     top = [r for r in doc.resources if r.parent == doc.stack_urn and not r.type.startswith("pulumi:providers:")]
     assert {r.type for r in top} == LAYERS
 
 
-@pytest.mark.parametrize("stack", ["dev", "prod"])
+@pytest.mark.parametrize("stack", STACKS)
 def test_every_resource_belongs_to_a_layer_or_is_a_provider(plan, stack: str) -> None:
     doc = plan(stack)
     for r in doc.resources:
@@ -40,12 +41,16 @@ def test_every_resource_belongs_to_a_layer_or_is_a_provider(plan, stack: str) ->
         assert top.type in LAYERS or top.type.startswith("pulumi:providers:"), r.urn
 
 
-@pytest.mark.parametrize("stack", ["dev", "prod"])
+@pytest.mark.parametrize("stack", STACKS)
 def test_providers_follow_the_layer(plan, stack: str) -> None:
     """Cloud resources use the explicit cloud provider, Kubernetes objects the cluster's provider, and the
     in-cluster layers hold Kubernetes objects only."""
     doc = plan(stack)
-    expected = {"kubernetes": doc.one("pulumi:providers:kubernetes").urn, "aws": doc.one("pulumi:providers:aws").urn}
+    cloud = doc.outputs["cloud"]
+    expected = {
+        "kubernetes": doc.one("pulumi:providers:kubernetes").urn,
+        cloud: doc.one(f"pulumi:providers:{cloud}").urn,
+    }
     for r in doc.resources:
         if not r.custom or r.type.startswith(("pulumi:providers:", "random:")):
             continue  # the random provider needs no configuration
@@ -100,7 +105,7 @@ def test_render_groups_by_layer_with_counts_and_outputs(dev: PlanDocument) -> No
     assert "aws:eks/nodeGroup:NodeGroup" in summary and "├─" not in summary
 
 
-@pytest.mark.parametrize("stack", ["dev", "prod"])
+@pytest.mark.parametrize("stack", STACKS)
 def test_plan_is_fast(plan, stack: str) -> None:
     assert plan(stack).seconds < 10
 

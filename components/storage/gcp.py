@@ -93,7 +93,12 @@ def _bucket(parent: pulumi.Resource, name: str, cfg: PlatformConfig, purpose: Bu
             gcp.storage.BucketLifecycleRuleArgs(
                 action=gcp.storage.BucketLifecycleRuleActionArgs(type="Delete"),
                 condition=gcp.storage.BucketLifecycleRuleConditionArgs(age=cfg.storage.log_retention_days),
-            )
+            ),
+            # With versioning on (prod), an expired log leaves a noncurrent version: drop it a week later.
+            gcp.storage.BucketLifecycleRuleArgs(
+                action=gcp.storage.BucketLifecycleRuleActionArgs(type="Delete"),
+                condition=gcp.storage.BucketLifecycleRuleConditionArgs(days_since_noncurrent_time=7),
+            ),
         ]
         if purpose is BucketPurpose.LOGS
         else []

@@ -9,7 +9,7 @@ from __future__ import annotations
 import ipaddress
 import re
 from enum import StrEnum
-from typing import Annotated, Self
+from typing import Annotated, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 from pydantic.alias_generators import to_camel
@@ -53,8 +53,21 @@ class HaProfile(StrEnum):
 
 ADMIN_PRINCIPAL_SHAPES: dict[Cloud, tuple[str, str]] = {
     Cloud.AWS: (r"arn:aws[a-z-]*:iam::\d{12}:(role|user)/[\w+=,.@/-]+", "IAM role or user ARNs"),
-    Cloud.GCP: (r"(user|group|serviceAccount):[^@\s]+@[^@\s]+\.[a-z]+", "user:, group: or serviceAccount: emails"),
+    # Google Groups would need GKE's "Google Groups for RBAC" set up on the domain, so groups are not offered.
+    Cloud.GCP: (r"(user|serviceAccount):[^@\s]+@[^@\s]+\.[a-z]+", "user: or serviceAccount: emails"),
 }
+
+
+MEMORYSTORE_REDIS_VERSIONS = ("7.0", "7.2")
+
+
+def _cloud_keys(model: BaseModel, cloud: Cloud, *, aws: tuple[str, ...], gcp: tuple[str, ...]) -> list[str]:
+    """Keys that only mean something on one cloud: required there, rejected on the other."""
+    mine, theirs = (aws, gcp) if cloud is Cloud.AWS else (gcp, aws)
+    camel = to_camel
+    problems = [f"{camel(k)} is required on {cloud.value}" for k in mine if getattr(model, k) is None]
+    problems += [f"{camel(k)} is not used on {cloud.value}; remove it" for k in theirs if getattr(model, k) is not None]
+    return problems
 
 
 def _cloud(info: ValidationInfo) -> Cloud:
@@ -98,6 +111,15 @@ class ClusterConfig(Strict):
     # program's own Kubernetes provider works). AWS: IAM role/user ARNs (EKS access entries);
     # GCP: user:/group:/serviceAccount: members (bound to cluster-admin).
     admin_principals: list[str] = []
+    # gcp: the GKE release channel that upgrades the control plane and nodes (aws: not used).
+    release_channel: Literal["RAPID", "REGULAR", "STABLE"] | None = None
+
+    @model_validator(mode="after")
+    def _per_cloud(self, info: ValidationInfo) -> Self:
+        problems = _cloud_keys(self, _cloud(info), aws=(), gcp=("release_channel",))
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
 
     @field_validator("kubernetes_version")
     @classmethod
@@ -182,29 +204,60 @@ class PostgresConfig(Strict):
 
 class RedisConfig(Strict):
     version: str
-    machine_type: Annotated[str, Field(min_length=1)]
     shards: Annotated[int, Field(ge=1, le=500)]
     replicas_per_shard: Annotated[int, Field(ge=0, le=5)]
+    machine_type: Annotated[str, Field(min_length=1)] | None = None  # aws: ElastiCache node type
+    memory_size_gb: Annotated[int, Field(ge=1, le=300)] | None = None  # gcp: Memorystore capacity
 
     @field_validator("version")
     @classmethod
     def _redis_supported(cls, v: str) -> str:
         return _in_range(v, REDIS_RANGE, "Redis")
 
+    @model_validator(mode="after")
+    def _per_cloud(self, info: ValidationInfo) -> Self:
+        cloud = _cloud(info)
+        problems = _cloud_keys(self, cloud, aws=("machine_type",), gcp=("memory_size_gb",))
+        if cloud is Cloud.GCP:
+            if self.version not in MEMORYSTORE_REDIS_VERSIONS:
+                problems.append(f"Memorystore offers Redis {', '.join(MEMORYSTORE_REDIS_VERSIONS)}; got {self.version}")
+            if self.shards != 1:
+                problems.append(
+                    "on gcp Redis is one Memorystore STANDARD_HA primary with read replicas (Feast needs AUTH, "
+                    "which Memorystore Redis Cluster lacks): set shards: 1 and replicasPerShard for the replicas"
+                )
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
 
 class KafkaConfig(Strict):
     enabled: bool
-    version: str
-    machine_type: Annotated[str, Field(min_length=1)]
-    brokers: Annotated[int, Field(ge=1, le=30)]
-    storage_gb: Annotated[int, Field(ge=1, le=16384)]
+    # aws (MSK): version, machineType, brokers (a multiple of the zone count), storageGb
+    version: str | None = None
+    machine_type: Annotated[str, Field(min_length=1)] | None = None
+    brokers: Annotated[int, Field(ge=1, le=30)] | None = None
+    storage_gb: Annotated[int, Field(ge=1, le=16384)] | None = None
+    # gcp (Managed Service for Apache Kafka, always spread over three zones): capacity only
+    vcpu_count: Annotated[int, Field(ge=3, le=1000)] | None = None
+    memory_gb: Annotated[int, Field(ge=3, le=8000)] | None = None
 
     @field_validator("version")
     @classmethod
-    def _kafka_3x(cls, v: str) -> str:
-        if not re.fullmatch(r"\d+\.\d+\.(\d+|x)", v) or int(v.split(".")[0]) != KAFKA_MAJOR:
+    def _kafka_3x(cls, v: str | None) -> str | None:
+        if v is not None and (not re.fullmatch(r"\d+\.\d+\.(\d+|x)", v) or int(v.split(".")[0]) != KAFKA_MAJOR):
             raise ValueError(f"Kafka version must be {KAFKA_MAJOR}.x (e.g. 3.8.x); got {v!r}")
         return v
+
+    @model_validator(mode="after")
+    def _per_cloud(self, info: ValidationInfo) -> Self:
+        aws_keys = ("version", "machine_type", "brokers", "storage_gb")
+        problems = _cloud_keys(self, _cloud(info), aws=aws_keys, gcp=("vcpu_count", "memory_gb"))
+        if self.vcpu_count and self.memory_gb and not self.vcpu_count <= self.memory_gb <= 8 * self.vcpu_count:
+            problems.append(f"memoryGb must be 1 to 8 GiB per vCPU ({self.vcpu_count}..{8 * self.vcpu_count})")
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
 
 
 class DataConfig(Strict):

@@ -38,8 +38,6 @@ _MACHINES: dict[tuple[Profile, Cloud], dict[str, str]] = {
         "gpu": "g2-standard-8",
         "gpuAccelerator": "nvidia-l4",
         "postgres": "db-custom-2-7680",
-        "redis": "BASIC",
-        "kafka": "3",
     },
     (Profile.PROD, Cloud.GCP): {
         "system": "n2-standard-4",
@@ -47,8 +45,6 @@ _MACHINES: dict[tuple[Profile, Cloud], dict[str, str]] = {
         "gpu": "g2-standard-16",
         "gpuAccelerator": "nvidia-l4",
         "postgres": "db-custom-4-16384",
-        "redis": "STANDARD_HA",
-        "kafka": "3",
     },
 }
 
@@ -67,6 +63,23 @@ def _services(prod: bool) -> dict[str, Any]:
         name: {"enabled": True, "version": version, "replicas": replicas.get(name, 1) if prod else 1}
         for name, version in SERVICE_DEFAULT_VERSIONS.items()
     }
+
+
+def _redis(prod: bool, cloud: Cloud, m: dict[str, str]) -> dict[str, Any]:
+    """AWS: ElastiCache cluster mode, 3 shards x 1 replica in prod. GCP: Memorystore STANDARD_HA, a primary
+    and 2 read replicas in other zones in prod (Memorystore Redis Cluster has no AUTH, which Feast needs)."""
+    if cloud is Cloud.AWS:
+        shape = {"shards": 3, "replicasPerShard": 1} if prod else {"shards": 1, "replicasPerShard": 0}
+        return {"version": "7.1", "machineType": m["redis"], **shape}
+    return {"version": "7.2", "memorySizeGb": 5 if prod else 1, "shards": 1, "replicasPerShard": 2 if prod else 0}
+
+
+def _kafka(prod: bool, cloud: Cloud, m: dict[str, str]) -> dict[str, Any]:
+    """AWS: MSK brokers (3 across 3 zones in prod). GCP: Managed Kafka capacity (brokers always in 3 zones)."""
+    if cloud is Cloud.AWS:
+        size = {"brokers": 3, "storageGb": 500} if prod else {"brokers": 2, "storageGb": 20}
+        return {"enabled": True, "version": "3.8.x", "machineType": m["kafka"], **size}
+    return {"enabled": True, "vcpuCount": 6 if prod else 3, "memoryGb": 24 if prod else 3}
 
 
 def profile_defaults(profile: Profile, cloud: Cloud, region: str | None = None) -> dict[str, Any]:
@@ -110,6 +123,7 @@ def profile_defaults(profile: Profile, cloud: Cloud, region: str | None = None) 
             ],
             "privateEndpoint": prod,
             "publicAccessCidrs": [] if prod else ["0.0.0.0/0"],
+            **({"releaseChannel": "STABLE" if prod else "REGULAR"} if cloud is Cloud.GCP else {}),
         },
         "storage": {"forceDestroy": not prod, "versioning": prod, "logRetentionDays": 90 if prod else 14},
         "data": {
@@ -123,19 +137,8 @@ def profile_defaults(profile: Profile, cloud: Cloud, region: str | None = None) 
                 "backupRetentionDays": 14 if prod else 1,
                 "deletionProtection": prod,
             },
-            "redis": {
-                "version": "7.1",
-                "machineType": m["redis"],
-                "shards": 3 if prod else 1,
-                "replicasPerShard": 1 if prod else 0,
-            },
-            "kafka": {
-                "enabled": True,
-                "version": "3.8.x",
-                "machineType": m["kafka"],
-                "brokers": 3 if prod else 2,
-                "storageGb": 500 if prod else 20,
-            },
+            "redis": _redis(prod, cloud, m),
+            "kafka": _kafka(prod, cloud, m),
         },
         "services": _services(prod),
     }

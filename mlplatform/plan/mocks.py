@@ -27,10 +27,10 @@ def _aws_arn(service: str, region: str, resource: str) -> str:
     return f"arn:aws:{service}:{region}:{ACCOUNT}:{resource}"
 
 
-# Each entry: (logical name, inputs, region) -> outputs the provider computes. Inputs arrive camelCase.
-_COMPUTED: dict[str, Callable[[str, dict[str, Any], str], Outputs]] = {
-    "aws:ec2/vpc:Vpc": lambda n, i, r: {"arn": _aws_arn("ec2", r, f"vpc/{n}")},
-    "aws:eks/cluster:Cluster": lambda n, i, r: {
+# Each entry: (logical name, inputs, region, GCP project) -> outputs the provider computes. Inputs arrive camelCase.
+_COMPUTED: dict[str, Callable[[str, dict[str, Any], str, str], Outputs]] = {
+    "aws:ec2/vpc:Vpc": lambda n, i, r, p: {"arn": _aws_arn("ec2", r, f"vpc/{n}")},
+    "aws:eks/cluster:Cluster": lambda n, i, r, p: {
         "name": i.get("name", n),
         "arn": _aws_arn("eks", r, f"cluster/{n}"),
         "endpoint": f"https://{_short_hash(n).upper()}.gr7.{r}.eks.amazonaws.com",
@@ -38,57 +38,57 @@ _COMPUTED: dict[str, Callable[[str, dict[str, Any], str], Outputs]] = {
         "identities": [{"oidcs": [{"issuer": f"https://oidc.eks.{r}.amazonaws.com/id/{_short_hash(n).upper()}"}]}],
         "vpcConfig": {**i.get("vpcConfig", {}), "clusterSecurityGroupId": f"sg-{_short_hash(n + 'cluster')}"},
     },
-    "aws:iam/openIdConnectProvider:OpenIdConnectProvider": lambda n, i, r: {
+    "aws:iam/openIdConnectProvider:OpenIdConnectProvider": lambda n, i, r, p: {
         "arn": f"arn:aws:iam::{ACCOUNT}:oidc-provider/{i.get('url', '').removeprefix('https://')}",
     },
-    "aws:iam/role:Role": lambda n, i, r: {"arn": f"arn:aws:iam::{ACCOUNT}:role/{n}", "name": n},
-    "aws:kms/key:Key": lambda n, i, r: {"arn": _aws_arn("kms", r, f"key/{_short_hash(n)}"), "keyId": _short_hash(n)},
-    "aws:s3/bucket:Bucket": lambda n, i, r: {
+    "aws:iam/role:Role": lambda n, i, r, p: {"arn": f"arn:aws:iam::{ACCOUNT}:role/{n}", "name": n},
+    "aws:kms/key:Key": lambda n, i, r, p: {"arn": _aws_arn("kms", r, f"key/{_short_hash(n)}"), "keyId": _short_hash(n)},
+    "aws:s3/bucket:Bucket": lambda n, i, r, p: {
         "bucket": i.get("bucket", f"{n}-{_short_hash(n)}"),
         "arn": f"arn:aws:s3:::{i.get('bucket', f'{n}-{_short_hash(n)}')}",
     },
-    "aws:rds/instance:Instance": lambda n, i, r: {
+    "aws:rds/instance:Instance": lambda n, i, r, p: {
         "address": f"{n}.c{_short_hash(n)}.{r}.rds.amazonaws.com",
         "port": 5432,
         "identifier": i.get("identifier", n),
         "arn": _aws_arn("rds", r, f"db:{n}"),
     },
-    "aws:rds/subnetGroup:SubnetGroup": lambda n, i, r: {"name": n},
-    "aws:rds/parameterGroup:ParameterGroup": lambda n, i, r: {"name": n},
-    "aws:elasticache/subnetGroup:SubnetGroup": lambda n, i, r: {"name": n},
-    "aws:elasticache/replicationGroup:ReplicationGroup": lambda n, i, r: {
+    "aws:rds/subnetGroup:SubnetGroup": lambda n, i, r, p: {"name": n},
+    "aws:rds/parameterGroup:ParameterGroup": lambda n, i, r, p: {"name": n},
+    "aws:elasticache/subnetGroup:SubnetGroup": lambda n, i, r, p: {"name": n},
+    "aws:elasticache/replicationGroup:ReplicationGroup": lambda n, i, r, p: {
         "primaryEndpointAddress": f"master.{n}.{_short_hash(n)}.use1.cache.amazonaws.com",
         "configurationEndpointAddress": f"clustercfg.{n}.{_short_hash(n)}.use1.cache.amazonaws.com",
         "port": i.get("port", 6379),
     },
-    "aws:msk/cluster:Cluster": lambda n, i, r: {
+    "aws:msk/cluster:Cluster": lambda n, i, r, p: {
         "arn": _aws_arn("kafka", r, f"cluster/{n}/7c1e0e2a-5d1b-4f6e-9c3a-2b8f0d4e6a11-2"),
         "bootstrapBrokersSaslIam": ",".join(
             f"b-{k}.{n}.{_short_hash(n)}.c2.kafka.{r}.amazonaws.com:9098"
             for k in range(1, int(i.get("numberOfBrokerNodes", 3)) + 1)
         ),
     },
-    "gcp:container/cluster:Cluster": lambda n, i, r: {
+    "gcp:container/cluster:Cluster": lambda n, i, r, p: {
         "name": i.get("name", n),
         "endpoint": "10.0.0.2",
         "masterAuth": {"clusterCaCertificate": "LS0tLS1CRUdJTi1DRVJUSUZJQ0FURS0tLS0t"},
     },
-    "gcp:serviceaccount/account:Account": lambda n, i, r: {
-        "email": f"{i.get('accountId', n)}@{i.get('project', 'project')}.iam.gserviceaccount.com",
+    "gcp:serviceaccount/account:Account": lambda n, i, r, p: {
+        "email": f"{i.get('accountId', n)}@{i.get('project', p)}.iam.gserviceaccount.com",
         "name": f"projects/-/serviceAccounts/{i.get('accountId', n)}",
     },
-    "gcp:storage/bucket:Bucket": lambda n, i, r: {
+    "gcp:storage/bucket:Bucket": lambda n, i, r, p: {
         "name": i.get("name", f"{n}-{_short_hash(n)}"),
         "url": f"gs://{i.get('name', f'{n}-{_short_hash(n)}')}",
     },
-    "gcp:sql/databaseInstance:DatabaseInstance": lambda n, i, r: {
+    "gcp:sql/databaseInstance:DatabaseInstance": lambda n, i, r, p: {
         "name": i.get("name", n),
         "privateIpAddress": "10.30.0.3",
         "connectionName": f"project:{r}:{n}",
     },
-    "gcp:redis/instance:Instance": lambda n, i, r: {"host": "10.30.16.4", "port": 6378, "authString": "mock-auth"},
-    "gcp:managedkafka/cluster:Cluster": lambda n, i, r: {"clusterId": i.get("clusterId", n)},
-    "random:index/randomPassword:RandomPassword": lambda n, i, r: {
+    "gcp:redis/instance:Instance": lambda n, i, r, p: {"host": "10.30.16.4", "port": 6378, "authString": "mock-auth"},
+    "gcp:managedkafka/cluster:Cluster": lambda n, i, r, p: {"clusterId": i.get("clusterId", n)},
+    "random:index/randomPassword:RandomPassword": lambda n, i, r, p: {
         "result": ("x" * int(i.get("length", 16))),
     },
 }
@@ -97,14 +97,15 @@ _COMPUTED: dict[str, Callable[[str, dict[str, Any], str], Outputs]] = {
 class PlatformMocks(Mocks):
     """Provider stand-in: inputs echoed, plus the computed outputs above. Unknown invokes fail loudly."""
 
-    def __init__(self, region: str) -> None:
+    def __init__(self, region: str, project: str | None = None) -> None:
         self.region = region
+        self.project = project or "no-gcp-project"
 
     def new_resource(self, args: MockResourceArgs) -> tuple[str, dict[str, Any]]:
         state = dict(args.inputs)
         compute = _COMPUTED.get(args.typ)
         if compute is not None:
-            state.update(compute(args.name, args.inputs, self.region))
+            state.update(compute(args.name, args.inputs, self.region, self.project))
         if args.typ.startswith("aws:") and "arn" not in state:
             state["arn"] = _aws_arn(args.typ.split(":")[1].split("/")[0], self.region, args.name)
         state.setdefault("name", args.name)

@@ -56,7 +56,9 @@ def synthesize(stack: str, project_dir: Path = PROJECT_DIR, config_map: dict[str
     def run() -> None:
         asyncio.set_event_loop(asyncio.new_event_loop())
         try:
-            result["doc"] = _run_program(project_dir, stack, cfg.region, values, secret_keys)
+            result["doc"] = _run_program(
+                project_dir, stack, PlatformMocks(cfg.region, cfg.gcp_project), values, secret_keys
+            )
         except BaseException as e:
             result["error"] = e
 
@@ -72,9 +74,9 @@ def synthesize(stack: str, project_dir: Path = PROJECT_DIR, config_map: dict[str
 
 
 def _run_program(
-    project_dir: Path, stack: str, region: str, values: dict[str, str], secret_keys: list[str]
+    project_dir: Path, stack: str, mocks: PlatformMocks, values: dict[str, str], secret_keys: list[str]
 ) -> PlanDocument:
-    monitor = RecordingMonitor(PlatformMocks(region))
+    monitor = RecordingMonitor(mocks)
     set_mocks(monitor.mocks, project=PROJECT, stack=stack, preview=False, monitor=monitor)
     set_all_config(values, secret_keys)
     if str(project_dir) not in sys.path:

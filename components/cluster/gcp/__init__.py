@@ -77,6 +77,13 @@ def build(parent: pulumi.ComponentResource, name: str, cfg: PlatformConfig) -> C
         ),
         workload_identity_config=gcp.container.ClusterWorkloadIdentityConfigArgs(workload_pool=workload_pool),
         enable_shielded_nodes=True,
+        release_channel=gcp.container.ClusterReleaseChannelArgs(channel=cfg.cluster.release_channel),
+        # Dataplane V2 (ADVANCED_DATAPATH above) enforces NetworkPolicies; no separate Calico add-on.
+        maintenance_policy=gcp.container.ClusterMaintenancePolicyArgs(
+            recurring_window=gcp.container.ClusterMaintenancePolicyRecurringWindowArgs(
+                start_time="2024-01-06T03:00:00Z", end_time="2024-01-06T07:00:00Z", recurrence="FREQ=WEEKLY;BYDAY=SA,SU"
+            )
+        ),
         opts=child,
     )
     created: list[pulumi.Resource] = []
@@ -149,6 +156,7 @@ def build(parent: pulumi.ComponentResource, name: str, cfg: PlatformConfig) -> C
         enable_server_side_apply=True,
         opts=pulumi.ResourceOptions(parent=parent, depends_on=created),
     )
+    _admin_bindings(parent, name, cfg, provider)
     return ClusterOutputs(
         name=cluster.name,
         kubernetes_provider=provider,
@@ -156,4 +164,24 @@ def build(parent: pulumi.ComponentResource, name: str, cfg: PlatformConfig) -> C
         cpu_pool=cpu,
         gpu_pools=tuple(gpus),
         cloud_facts=GcpClusterFacts(workload_pool, vpc.id, subnet.id),
+    )
+
+
+def _admin_bindings(parent: pulumi.Resource, name: str, cfg: PlatformConfig, provider: k8s.Provider) -> None:
+    """cluster-admin for each configured principal, by Kubernetes RBAC on the Google identity (GKE maps the
+    account's email to the Kubernetes user name). A project-level IAM role would reach every cluster."""
+    if not cfg.cluster.admin_principals:
+        return
+    subjects = [
+        k8s.rbac.v1.SubjectArgs(kind="User", name=member.split(":", 1)[1], api_group="rbac.authorization.k8s.io")
+        for member in cfg.cluster.admin_principals
+    ]
+    k8s.rbac.v1.ClusterRoleBinding(
+        f"{name}-platform-admins",
+        metadata=k8s.meta.v1.ObjectMetaArgs(name="mlplatform-platform-admins"),
+        role_ref=k8s.rbac.v1.RoleRefArgs(
+            api_group="rbac.authorization.k8s.io", kind="ClusterRole", name="cluster-admin"
+        ),
+        subjects=subjects,
+        opts=pulumi.ResourceOptions(parent=parent, provider=provider),
     )

@@ -1,0 +1,161 @@
+"""Properties of the GCP infrastructure layers in the gcp-dev and gcp-prod plans (mirroring the AWS tests)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from components import workloads
+from components.contracts import GPU_TAINT, Access, BucketPurpose, pool_contract
+from mlplatform.config.loader import read_stack_file
+from mlplatform.plan.document import PlanDocument
+from mlplatform.plan.synth import synthesize
+
+GKE = "gcp:container/cluster:Cluster"
+SQL = "gcp:sql/databaseInstance:DatabaseInstance"
+
+
+def test_gke_zonal_in_dev_regional_over_three_zones_in_prod(gcp_dev: PlanDocument, gcp_prod: PlanDocument) -> None:
+    dev, prod = gcp_dev.one(GKE).inputs, gcp_prod.one(GKE).inputs
+    assert dev["location"] == "us-central1-a" and "nodeLocations" not in dev
+    assert prod["location"] == "us-central1"
+    assert prod["nodeLocations"] == ["us-central1-a", "us-central1-b", "us-central1-c"]
+    assert (dev["releaseChannel"]["channel"], prod["releaseChannel"]["channel"]) == ("REGULAR", "STABLE")
+    assert prod["deletionProtection"] is True and dev["deletionProtection"] is False
+    assert prod["privateClusterConfig"]["enablePrivateEndpoint"] is True
+
+
+@pytest.mark.parametrize("stack", ["gcp-dev", "gcp-prod"])
+def test_gke_private_nodes_workload_identity_dataplane_v2_shielded(plan, stack: str) -> None:
+    doc = plan(stack)
+    gke = doc.one(GKE).inputs
+    assert gke["privateClusterConfig"]["enablePrivateNodes"] is True
+    project = doc.one("pulumi:providers:gcp").inputs["project"]
+    assert gke["workloadIdentityConfig"]["workloadPool"] == f"{project}.svc.id.goog"
+    assert gke["datapathProvider"] == "ADVANCED_DATAPATH"  # enforces NetworkPolicy
+    assert gke["enableShieldedNodes"] and gke["removeDefaultNodePool"]
+    subnet = doc.one("gcp:compute/subnetwork:Subnetwork").inputs
+    assert {r["rangeName"] for r in subnet["secondaryIpRanges"]} == {"pods", "services"}
+    assert subnet["privateIpGoogleAccess"] is True
+    assert doc.one("gcp:compute/routerNat:RouterNat")
+    assert doc.one("gcp:servicenetworking/connection:Connection").inputs["service"] == (
+        "servicenetworking.googleapis.com"
+    )
+    for pool in doc.by_type("gcp:container/nodePool:NodePool"):
+        config = pool.inputs["nodeConfig"]
+        assert config["workloadMetadataConfig"]["mode"] == "GKE_METADATA", pool.name
+        assert config["shieldedInstanceConfig"]["enableSecureBoot"], pool.name
+
+
+def test_gpu_pools_follow_the_same_contract_as_on_aws(gcp_dev: PlanDocument, gcp_prod: PlanDocument) -> None:
+    for doc, spot in ((gcp_dev, True), (gcp_prod, False)):
+        for name in doc.outputs["gpuPools"]:
+            pool = doc.one("gcp:container/nodePool:NodePool", f"mlplatform-{name}").inputs
+            config = pool["nodeConfig"]
+            [accel] = config["guestAccelerators"]
+            contract = pool_contract(name, accelerator=accel["type"], gpus_per_node=int(accel["count"]))
+            assert config["labels"] == dict(contract.labels)
+            assert config["taints"] == [{"key": GPU_TAINT.key, "value": GPU_TAINT.value, "effect": "NO_SCHEDULE"}]
+            assert accel["gpuDriverInstallationConfig"]["gpuDriverVersion"] == "LATEST"  # GKE installs the driver
+            assert pool["autoscaling"]["totalMinNodeCount"] == 0
+            assert config["spot"] is spot
+    assert len(gcp_prod.outputs["gpuPools"]) == 2
+
+
+@pytest.mark.parametrize("stack", ["gcp-dev", "gcp-prod"])
+def test_buckets_uniform_access_public_prevention_and_lifecycle(plan, stack: str) -> None:
+    doc = plan(stack)
+    prod = stack == "gcp-prod"
+    buckets = {b.name: b.inputs for b in doc.by_type("gcp:storage/bucket:Bucket")}
+    assert set(buckets) == {f"mlplatform-{p.value}" for p in BucketPurpose}
+    for bucket in buckets.values():
+        assert bucket["uniformBucketLevelAccess"] is True and bucket["publicAccessPrevention"] == "enforced"
+        assert bucket["versioning"]["enabled"] is prod and bucket["forceDestroy"] is not prod
+    ages = [r["condition"].get("age") for r in buckets["mlplatform-logs"]["lifecycleRules"]]
+    assert (90 if prod else 14) in ages
+    assert not buckets["mlplatform-artifacts"]["lifecycleRules"]  # models never expire
+
+
+def test_cloud_sql_private_tls_and_prod_regional_with_replicas(gcp_dev: PlanDocument, gcp_prod: PlanDocument) -> None:
+    for doc in (gcp_dev, gcp_prod):
+        for instance in doc.by_type(SQL):
+            ip = instance.inputs["settings"]["ipConfiguration"]
+            assert ip["ipv4Enabled"] is False and ip["privateNetwork"] and ip["sslMode"] == "ENCRYPTED_ONLY"
+    primary = gcp_prod.one(SQL, "mlplatform-postgres")
+    settings = primary.inputs["settings"]
+    assert settings["availabilityType"] == "REGIONAL"
+    assert settings["backupConfiguration"]["pointInTimeRecoveryEnabled"] is True
+    assert settings["backupConfiguration"]["backupRetentionSettings"]["retainedBackups"] >= 14
+    assert primary.inputs["deletionProtection"] and settings["deletionProtectionEnabled"]
+    assert primary.protect and primary.retain_on_delete
+    replicas = [r for r in gcp_prod.by_type(SQL) if r is not primary]
+    assert len(replicas) == 2 and all(r.inputs["masterInstanceName"] == "mlplatform-postgres" for r in replicas)
+    assert {r.inputs["settings"]["locationPreference"]["zone"] for r in replicas} == {"us-central1-b", "us-central1-c"}
+    [dev_primary] = gcp_dev.by_type(SQL)
+    assert dev_primary.inputs["settings"]["availabilityType"] == "ZONAL" and not dev_primary.protect
+
+
+def test_databases_and_users_per_service(gcp_dev: PlanDocument) -> None:
+    assert {d.inputs["name"] for d in gcp_dev.by_type("gcp:sql/database:Database")} == {"mlflow", "feast", "airflow"}
+    users = gcp_dev.by_type("gcp:sql/user:User")
+    assert {u.inputs["name"] for u in users} == {"mlflow", "feast", "airflow"}
+    assert all(u.inputs["password"] == "[secret]" for u in users)
+    own_password = [tuple(d for d in u.dependencies if "randomPassword" in d) for u in users]
+    assert all(len(p) == 1 for p in own_password) and len(set(own_password)) == 3  # one secret per service
+
+
+def test_memorystore_basic_in_dev_ha_with_replicas_in_prod(gcp_dev: PlanDocument, gcp_prod: PlanDocument) -> None:
+    for doc in (gcp_dev, gcp_prod):
+        redis = doc.one("gcp:redis/instance:Instance").inputs
+        assert redis["authEnabled"] is True and redis["transitEncryptionMode"] == "SERVER_AUTHENTICATION"
+        assert redis["connectMode"] == "PRIVATE_SERVICE_ACCESS"
+    assert gcp_dev.one("gcp:redis/instance:Instance").inputs["tier"] == "BASIC"
+    prod = gcp_prod.one("gcp:redis/instance:Instance").inputs
+    assert prod["tier"] == "STANDARD_HA" and prod["replicaCount"] == 2
+    assert prod["readReplicasMode"] == "READ_REPLICAS_ENABLED"
+    assert prod["locationId"] != prod["alternativeLocationId"]
+
+
+def test_managed_kafka_and_client_acls(gcp_prod: PlanDocument) -> None:
+    cluster = gcp_prod.one("gcp:managedkafka/cluster:Cluster").inputs
+    assert int(cluster["capacityConfig"]["vcpuCount"]) >= 3
+    topics = gcp_prod.one("gcp:managedkafka/acl:Acl", "mlplatform-kafka-allTopics").inputs["aclEntries"]
+    for spec in workloads.ALL:
+        ops = {e["operation"] for e in topics if e["principal"].startswith(f"User:mlplatform-{spec.key}@")}
+        if spec.kafka is None:
+            assert not ops, spec.key
+        elif spec.kafka is Access.READ:
+            assert ops == {"READ", "DESCRIBE"}, spec.key
+        else:
+            assert {"READ", "WRITE"} <= ops, spec.key
+    bindings = gcp_prod.by_type("gcp:projects/iAMMember:IAMMember")
+    assert {b.inputs["role"] for b in bindings} == {"roles/managedkafka.client"}
+    assert all("clusters/mlplatform-kafka" in b.inputs["condition"]["expression"] for b in bindings)
+
+
+def test_identities_get_bucket_scoped_roles_only(gcp_dev: PlanDocument) -> None:
+    grants = gcp_dev.by_type("gcp:storage/bucketIAMMember:BucketIAMMember")
+    assert len(grants) == sum(len(w.grants) for w in workloads.ALL)
+    for spec in workloads.ALL:
+        for grant in spec.grants:
+            member = gcp_dev.one(
+                "gcp:storage/bucketIAMMember:BucketIAMMember", f"mlplatform-{spec.key}-{grant.purpose.value}"
+            ).inputs
+            expected = "roles/storage.objectViewer" if grant.access is Access.READ else "roles/storage.objectUser"
+            assert member["role"] == expected and member["member"].startswith(f"serviceAccount:mlplatform-{spec.key}@")
+    project_roles = {b.inputs["role"] for b in gcp_dev.by_type("gcp:projects/iAMMember:IAMMember")}
+    assert not any(r.startswith("roles/storage") for r in project_roles)  # never project-wide bucket access
+
+
+def test_admin_principals_bound_to_cluster_admin_by_rbac() -> None:
+    admins = ["user:alice@example.com", "serviceAccount:ci@mlplatform-gcp-dev.iam.gserviceaccount.com"]
+    config = read_stack_file(Path("."), "gcp-dev") | {"mlplatform:cluster": {"adminPrincipals": admins}}
+    doc = synthesize("gcp-dev-admins", config_map=config)
+    binding = doc.one("kubernetes:rbac.authorization.k8s.io/v1:ClusterRoleBinding")
+    assert binding.inputs["roleRef"]["name"] == "cluster-admin"
+    assert [s["name"] for s in binding.inputs["subjects"]] == [a.split(":", 1)[1] for a in admins]
+    assert binding.provider.startswith(doc.one("pulumi:providers:kubernetes").urn)
+    assert not doc.by_type("gcp:projects/iAMMember:IAMMember") or all(
+        "container" not in b.inputs["role"] for b in doc.by_type("gcp:projects/iAMMember:IAMMember")
+    )
