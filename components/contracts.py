@@ -161,6 +161,9 @@ class RedisEndpoint:
     auth_token: pulumi.Output[str]  # secret
     tls: bool = True
     cluster_mode: bool = False
+    # PEM of the CA that signs the server's TLS certificate when it is private (Memorystore); None when the
+    # server presents a publicly trusted certificate (ElastiCache).
+    ca_certificate: pulumi.Output[str] | None = None
 
 
 @dataclass(frozen=True)

@@ -146,7 +146,13 @@ def _redis(
         read_replicas_mode="READ_REPLICAS_ENABLED" if ha else None,
         opts=stateful(cfg, parent, depends_on=[peering]),
     )
-    return RedisEndpoint(host=instance.host, port=instance.port, auth_token=instance.auth_string, tls=True)
+    return RedisEndpoint(
+        host=instance.host,
+        port=instance.port,
+        auth_token=instance.auth_string,
+        tls=True,
+        ca_certificate=instance.server_ca_certs.apply(lambda certs: certs[0].cert),
+    )
 
 
 def _kafka(parent: pulumi.Resource, name: str, cfg: PlatformConfig, facts: GcpClusterFacts) -> KafkaEndpoint:

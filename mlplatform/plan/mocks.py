@@ -86,7 +86,12 @@ _COMPUTED: dict[str, Callable[[str, dict[str, Any], str, str], Outputs]] = {
         "privateIpAddress": "10.30.0.3",
         "connectionName": f"project:{r}:{n}",
     },
-    "gcp:redis/instance:Instance": lambda n, i, r, p: {"host": "10.30.16.4", "port": 6378, "authString": "mock-auth"},
+    "gcp:redis/instance:Instance": lambda n, i, r, p: {
+        "host": "10.30.16.4",
+        "port": 6378,
+        "authString": "mock-auth",
+        "serverCaCerts": [{"cert": "-----BEGIN CERTIFICATE-----\nmock\n-----END CERTIFICATE-----\n"}],
+    },
     "gcp:managedkafka/cluster:Cluster": lambda n, i, r, p: {"clusterId": i.get("clusterId", n)},
     "random:index/randomPassword:RandomPassword": lambda n, i, r, p: {
         "result": ("x" * int(i.get("length", 16))),
