@@ -63,6 +63,7 @@ class NodePoolContract:
     taints: tuple[Taint, ...] = ()
     accelerator: str | None = None
     gpus_per_node: int = 0
+    max_nodes: int = 0  # the autoscaler's upper bound: max_nodes * gpus_per_node is the pool's GPU capacity
 
     @property
     def is_gpu(self) -> bool:
@@ -75,14 +76,16 @@ class NodePoolContract:
         return [t.toleration() for t in self.taints]
 
 
-def pool_contract(name: str, *, accelerator: str | None = None, gpus_per_node: int = 0) -> NodePoolContract:
+def pool_contract(
+    name: str, *, accelerator: str | None = None, gpus_per_node: int = 0, max_nodes: int = 0
+) -> NodePoolContract:
     """The one place pool labels and taints are decided; cloud adapters and workloads both read the result."""
     labels = {POOL_LABEL: name}
     taints: tuple[Taint, ...] = ()
     if gpus_per_node:
         labels |= {ACCELERATOR_LABEL: accelerator or "nvidia", GPU_PRESENT_LABEL: "true"}
         taints = (GPU_TAINT,)
-    return NodePoolContract(name, labels, taints, accelerator, gpus_per_node)
+    return NodePoolContract(name, labels, taints, accelerator, gpus_per_node, max_nodes)
 
 
 # -- storage and workload identity -----------------------------------------------------------------
@@ -184,6 +187,7 @@ class ClusterOutputs:
     system_pool: NodePoolContract
     cpu_pool: NodePoolContract
     gpu_pools: tuple[NodePoolContract, ...]
+    kubernetes_version: str  # the control plane's minor, e.g. "1.33" (Pod Security labels pin to it)
     # Cloud-specific facts the same cloud's storage and data adapters need (network, OIDC issuer, workload
     # pool). In-cluster layers never read it.
     cloud_facts: Any = None

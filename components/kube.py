@@ -8,17 +8,24 @@ from collections.abc import Mapping
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components.contracts import Namespace, WorkloadIdentity
+from components.contracts import ClusterOutputs, Namespace, WorkloadIdentity
+from components.guardrails import network_policies, pod_security_labels
 
 PART_OF = {"app.kubernetes.io/part-of": "mlplatform", "app.kubernetes.io/managed-by": "pulumi"}
 
 
-def namespace(parent: pulumi.Resource, ns: Namespace, labels: Mapping[str, str] | None = None) -> k8s.core.v1.Namespace:
-    return k8s.core.v1.Namespace(
+def namespace(parent: pulumi.Resource, ns: Namespace, cluster: ClusterOutputs) -> k8s.core.v1.Namespace:
+    """A platform namespace with its guard rails: Pod Security labels and default-deny NetworkPolicies plus
+    the allows of components/guardrails.py. Every platform namespace is made here, so none lacks them."""
+    created = k8s.core.v1.Namespace(
         f"ns-{ns.value}",
-        metadata=k8s.meta.v1.ObjectMetaArgs(name=ns.value, labels={**PART_OF, **(labels or {})}),
+        metadata=k8s.meta.v1.ObjectMetaArgs(
+            name=ns.value, labels={**PART_OF, **pod_security_labels(ns, cluster.kubernetes_version)}
+        ),
         opts=pulumi.ResourceOptions(parent=parent),
     )
+    network_policies(parent, ns, created)
+    return created
 
 
 def identity_service_account(

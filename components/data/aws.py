@@ -108,7 +108,7 @@ def _postgres(
         admin_user=POSTGRES_ADMIN,
         admin_password=admin_password,
         databases=databases,
-        pool=cluster.system_pool,
+        cluster=cluster,
         opts=pulumi.ResourceOptions(parent=parent, providers=[cluster.kubernetes_provider]),
     )
     return PostgresEndpoint(

@@ -16,7 +16,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from components.charts import POSTGRES_CLIENT_IMAGE, POSTGRES_CLIENT_UID
-from components.contracts import DatabaseCredentials, Namespace, NodePoolContract
+from components.contracts import ClusterOutputs, DatabaseCredentials, Namespace
 from components.kube import PART_OF, namespace, opaque_secret
 
 # psql variables: svc (role and database name, one per service), pw (its password). Safe to re-run:
@@ -60,11 +60,12 @@ class PostgresBootstrap(pulumi.ComponentResource):
         admin_user: str,
         admin_password: pulumi.Input[str],
         databases: Mapping[str, DatabaseCredentials],
-        pool: NodePoolContract,
+        cluster: ClusterOutputs,
         opts: pulumi.ResourceOptions,
     ) -> None:
         super().__init__("mlplatform:data:PostgresBootstrap", name, None, opts)
-        ns = namespace(self, Namespace.DATA)
+        ns = namespace(self, Namespace.DATA, cluster)
+        pool = cluster.system_pool
         services = tuple(databases)
         sql = k8s.core.v1.ConfigMap(
             f"{name}-postgres-bootstrap-sql",

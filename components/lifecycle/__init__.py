@@ -12,6 +12,7 @@ import pulumi_kubernetes as k8s
 
 from components import workloads
 from components.contracts import ClusterOutputs, DataOutputs, Namespace, StorageOutputs
+from components.guardrails import training_limits
 from components.kube import identity_service_account, namespace, opaque_secret
 from mlplatform.config import ServicesConfig
 
@@ -37,8 +38,9 @@ class Lifecycle(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: LifecycleArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("mlplatform:lifecycle:Lifecycle", name, None, opts)
-        platform_ns = namespace(self, Namespace.PLATFORM)
-        training_ns = namespace(self, Namespace.TRAINING)
+        platform_ns = namespace(self, Namespace.PLATFORM, args.cluster)
+        training_ns = namespace(self, Namespace.TRAINING, args.cluster)
+        training_limits(self, training_ns, args.cluster.gpu_pools)
         ns_for = {Namespace.PLATFORM: platform_ns, Namespace.TRAINING: training_ns}
         accounts = {
             spec.key: identity_service_account(self, args.storage.identity(spec), ns_for[spec.namespace])

@@ -35,7 +35,7 @@ class Observability(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: ObservabilityArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("mlplatform:observability:Observability", name, None, opts)
-        ns = namespace(self, Namespace.MONITORING)
+        ns = namespace(self, Namespace.MONITORING, args.cluster)
         sa = identity_service_account(self, args.storage.identity(workloads.LOKI), ns)
         self.outputs = ObservabilityOutputs(
             namespace=ns.metadata.name,

@@ -34,7 +34,7 @@ class Serving(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: ServingArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("mlplatform:serving:Serving", name, None, opts)
-        ns = namespace(self, Namespace.SERVING)
+        ns = namespace(self, Namespace.SERVING, args.cluster)
         sa = identity_service_account(self, args.storage.identity(workloads.KSERVE), ns)
         self.outputs = ServingOutputs(namespace=ns.metadata.name, model_pull_service_account=sa)
         self.register_outputs({"namespace": ns.metadata.name})

@@ -46,6 +46,7 @@ def build(parent: pulumi.ComponentResource, name: str, cfg: PlatformConfig) -> C
         kubernetes_provider=provider,
         system_pool=pools.system,
         cpu_pool=pools.cpu,
+        kubernetes_version=cfg.cluster.kubernetes_version,
         gpu_pools=pools.gpu,
         cloud_facts=AwsClusterFacts(
             cluster_name=eks.cluster.name,

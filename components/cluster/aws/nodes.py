@@ -13,7 +13,8 @@ import pulumi_aws as aws
 from components.cluster.aws.eks import ControlPlane
 from components.cluster.aws.iam import role_with_policies, service_trust
 from components.cluster.aws.network import AwsNetwork
-from components.contracts import NodePoolContract, pool_contract
+from components.cluster.pools import configured_pools
+from components.contracts import NodePoolContract
 from mlplatform.config import NodePoolConfig, PlatformConfig
 
 NODE_POLICIES = [
@@ -72,13 +73,9 @@ def node_groups(
             )
         )
 
-    system = pool_contract(cfg.cluster.system_pool.name)
-    cpu = pool_contract(cfg.cluster.cpu_pool.name)
-    group(cfg.cluster.system_pool, system, "AL2023_x86_64_STANDARD")
-    group(cfg.cluster.cpu_pool, cpu, "AL2023_x86_64_STANDARD")
-    gpus = []
-    for pool in cfg.cluster.gpu_pools:
-        contract = pool_contract(pool.name, accelerator=pool.accelerator, gpus_per_node=pool.accelerator_count)
-        group(pool, contract, "AL2023_x86_64_NVIDIA")
-        gpus.append(contract)
+    contracts = []
+    for pool, contract in configured_pools(cfg):
+        group(pool, contract, "AL2023_x86_64_NVIDIA" if contract.is_gpu else "AL2023_x86_64_STANDARD")
+        contracts.append(contract)
+    system, cpu, *gpus = contracts
     return NodePools(system, cpu, tuple(gpus), created)

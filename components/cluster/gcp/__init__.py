@@ -9,7 +9,8 @@ import pulumi_gcp as gcp
 import pulumi_kubernetes as k8s
 
 from components.cluster.kubeconfig import exec_kubeconfig
-from components.contracts import ClusterOutputs, NodePoolContract, pool_contract
+from components.cluster.pools import configured_pools
+from components.contracts import ClusterOutputs, NodePoolContract
 from mlplatform.config import HaProfile, NodePoolConfig, PlatformConfig, Profile
 
 NODE_CIDR, POD_CIDR, SERVICE_CIDR, MASTER_CIDR = "10.10.0.0/20", "10.16.0.0/14", "10.20.0.0/20", "172.16.0.32/28"
@@ -133,15 +134,11 @@ def build(parent: pulumi.ComponentResource, name: str, cfg: PlatformConfig) -> C
             )
         )
 
-    system = pool_contract(cfg.cluster.system_pool.name)
-    cpu = pool_contract(cfg.cluster.cpu_pool.name)
-    node_pool(cfg.cluster.system_pool, system)
-    node_pool(cfg.cluster.cpu_pool, cpu)
-    gpus = []
-    for pool in cfg.cluster.gpu_pools:
-        contract = pool_contract(pool.name, accelerator=pool.accelerator, gpus_per_node=pool.accelerator_count)
+    contracts = []
+    for pool, contract in configured_pools(cfg):
         node_pool(pool, contract)
-        gpus.append(contract)
+        contracts.append(contract)
+    system, cpu, *gpus = contracts
 
     kubeconfig = exec_kubeconfig(
         cluster.name,
@@ -162,6 +159,7 @@ def build(parent: pulumi.ComponentResource, name: str, cfg: PlatformConfig) -> C
         kubernetes_provider=provider,
         system_pool=system,
         cpu_pool=cpu,
+        kubernetes_version=cfg.cluster.kubernetes_version,
         gpu_pools=tuple(gpus),
         cloud_facts=GcpClusterFacts(workload_pool, vpc.id, subnet.id),
     )

@@ -1,0 +1,22 @@
+"""Configured node pools paired with their contracts: the one walk over config both cloud adapters share."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from components.contracts import NodePoolContract, pool_contract
+from mlplatform.config import NodePoolConfig, PlatformConfig
+
+
+def configured_pools(cfg: PlatformConfig) -> Iterator[tuple[NodePoolConfig, NodePoolContract]]:
+    """System pool, CPU pool, then each GPU pool, in config order."""
+    c = cfg.cluster
+    yield c.system_pool, pool_contract(c.system_pool.name, max_nodes=c.system_pool.max_nodes)
+    yield c.cpu_pool, pool_contract(c.cpu_pool.name, max_nodes=c.cpu_pool.max_nodes)
+    for pool in c.gpu_pools:
+        yield (
+            pool,
+            pool_contract(
+                pool.name, accelerator=pool.accelerator, gpus_per_node=pool.accelerator_count, max_nodes=pool.max_nodes
+            ),
+        )

@@ -1,0 +1,241 @@
+"""Guard rails every platform namespace gets: Pod Security admission labels and NetworkPolicies.
+
+Each namespace denies all ingress and egress by default; the allows below follow the design's arrows and
+are the only way traffic crosses a namespace boundary. A flow is declared once and becomes both the
+receiving namespace's ingress rule and each sender's egress rule, so the two sides cannot disagree.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_kubernetes as k8s
+
+from components.contracts import GPU_RESOURCE, Namespace, NodePoolContract
+
+NAME_LABEL = "app.kubernetes.io/name"
+NS_LABEL = "kubernetes.io/metadata.name"  # set by the API server on every namespace
+
+# Pod Security Standard enforced per namespace. training runs Ray images (root-less, but KubeRay sets no
+# seccomp profile) and monitoring runs node-exporter (host network and PID), so those relax it.
+POD_SECURITY: Mapping[Namespace, str] = {
+    Namespace.PLATFORM: "restricted",
+    Namespace.SERVING: "restricted",
+    Namespace.DATA: "restricted",
+    Namespace.TRAINING: "baseline",
+    Namespace.MONITORING: "privileged",
+}
+
+
+@dataclass(frozen=True)
+class Flow:
+    """Pods named `app` in `to` accept TCP `port` from every pod in the `sources` namespaces."""
+
+    name: str
+    to: Namespace
+    app: str
+    port: int
+    sources: tuple[Namespace, ...]
+
+
+MLFLOW_PORT, FEATURE_SERVER_PORT, RAY_DASHBOARD_PORT, RAY_CLIENT_PORT = 5000, 6566, 8265, 10001
+
+FLOWS: tuple[Flow, ...] = (
+    # everything that trains, orchestrates or serves logs to / loads from MLflow tracking and the registry
+    Flow(
+        "mlflow", Namespace.PLATFORM, "mlflow", MLFLOW_PORT, (Namespace.PLATFORM, Namespace.TRAINING, Namespace.SERVING)
+    ),
+    # online features in the request path, and for Airflow's checks
+    Flow(
+        "feature-server",
+        Namespace.PLATFORM,
+        "feast-feature-server",
+        FEATURE_SERVER_PORT,
+        (Namespace.SERVING, Namespace.PLATFORM),
+    ),
+    # Airflow submits and watches Ray jobs on the head node
+    Flow("ray-jobs", Namespace.TRAINING, "kuberay", RAY_DASHBOARD_PORT, (Namespace.PLATFORM,)),
+    Flow("ray-client", Namespace.TRAINING, "kuberay", RAY_CLIENT_PORT, (Namespace.PLATFORM,)),
+)
+
+# Prometheus (in monitoring) scrapes these container port names in every namespace.
+METRICS_PORT_NAMES = ("metrics", "http-metrics")
+
+# Egress every namespace needs beyond the flows: the cloud's APIs and managed data services live outside
+# the cluster at addresses unknown until deploy (object storage, STS / token exchange, the Kubernetes API,
+# PostgreSQL, Redis with and without TLS port, Kafka over IAM / OAuth).
+EXTERNAL_TCP_PORTS = (443, 5432, 6378, 6379, 9092, 9098)
+
+
+def _peer_ns(ns: Namespace) -> k8s.networking.v1.NetworkPolicyPeerArgs:
+    return k8s.networking.v1.NetworkPolicyPeerArgs(
+        namespace_selector=k8s.meta.v1.LabelSelectorArgs(match_labels={NS_LABEL: ns.value})
+    )
+
+
+def _tcp(port: int | str) -> k8s.networking.v1.NetworkPolicyPortArgs:
+    return k8s.networking.v1.NetworkPolicyPortArgs(protocol="TCP", port=port)
+
+
+def _policy(
+    parent: pulumi.Resource,
+    ns: Namespace,
+    namespace: k8s.core.v1.Namespace,
+    name: str,
+    *,
+    ingress: list[k8s.networking.v1.NetworkPolicyIngressRuleArgs] | None = None,
+    egress: list[k8s.networking.v1.NetworkPolicyEgressRuleArgs] | None = None,
+    pod_labels: Mapping[str, str] | None = None,
+) -> k8s.networking.v1.NetworkPolicy:
+    types = (["Ingress"] if ingress is not None else []) + (["Egress"] if egress is not None else [])
+    return k8s.networking.v1.NetworkPolicy(
+        f"netpol-{ns.value}-{name}",
+        metadata=k8s.meta.v1.ObjectMetaArgs(name=name, namespace=namespace.metadata.name),
+        spec=k8s.networking.v1.NetworkPolicySpecArgs(
+            pod_selector=k8s.meta.v1.LabelSelectorArgs(match_labels=dict(pod_labels or {})),
+            policy_types=types,
+            ingress=ingress,
+            egress=egress,
+        ),
+        # explicit: a policy must never be sent before its namespace exists
+        opts=pulumi.ResourceOptions(parent=parent, depends_on=[namespace]),
+    )
+
+
+def network_policies(
+    parent: pulumi.Resource, ns: Namespace, namespace: k8s.core.v1.Namespace
+) -> list[k8s.networking.v1.NetworkPolicy]:
+    policies = [
+        _policy(parent, ns, namespace, "default-deny", ingress=[], egress=[]),
+        _policy(
+            parent,
+            ns,
+            namespace,
+            "baseline",
+            ingress=[
+                k8s.networking.v1.NetworkPolicyIngressRuleArgs(from_=[_peer_ns(ns)]),  # within the namespace
+                k8s.networking.v1.NetworkPolicyIngressRuleArgs(
+                    from_=[_peer_ns(Namespace.MONITORING)], ports=[_tcp(p) for p in METRICS_PORT_NAMES]
+                ),
+            ],
+            egress=[
+                k8s.networking.v1.NetworkPolicyEgressRuleArgs(to=[_peer_ns(ns)]),
+                k8s.networking.v1.NetworkPolicyEgressRuleArgs(
+                    to=[
+                        k8s.networking.v1.NetworkPolicyPeerArgs(
+                            namespace_selector=k8s.meta.v1.LabelSelectorArgs(match_labels={NS_LABEL: "kube-system"}),
+                            pod_selector=k8s.meta.v1.LabelSelectorArgs(match_labels={"k8s-app": "kube-dns"}),
+                        )
+                    ],
+                    ports=[
+                        k8s.networking.v1.NetworkPolicyPortArgs(protocol="UDP", port=53),
+                        _tcp(53),
+                    ],
+                ),
+                k8s.networking.v1.NetworkPolicyEgressRuleArgs(
+                    to=[
+                        k8s.networking.v1.NetworkPolicyPeerArgs(
+                            ip_block=k8s.networking.v1.IPBlockArgs(cidr="0.0.0.0/0", except_=["169.254.169.254/32"])
+                        )
+                    ],
+                    ports=[_tcp(p) for p in EXTERNAL_TCP_PORTS],
+                ),
+            ],
+        ),
+    ]
+    for flow in FLOWS:
+        if flow.to is ns:
+            policies.append(
+                _policy(
+                    parent,
+                    ns,
+                    namespace,
+                    f"allow-{flow.name}-in",
+                    pod_labels={NAME_LABEL: flow.app},
+                    ingress=[
+                        k8s.networking.v1.NetworkPolicyIngressRuleArgs(
+                            from_=[_peer_ns(s) for s in flow.sources], ports=[_tcp(flow.port)]
+                        )
+                    ],
+                )
+            )
+        if ns in flow.sources and flow.to is not ns:
+            policies.append(
+                _policy(
+                    parent,
+                    ns,
+                    namespace,
+                    f"allow-{flow.name}-out",
+                    egress=[
+                        k8s.networking.v1.NetworkPolicyEgressRuleArgs(
+                            to=[
+                                k8s.networking.v1.NetworkPolicyPeerArgs(
+                                    namespace_selector=_peer_ns(flow.to).namespace_selector,
+                                    pod_selector=k8s.meta.v1.LabelSelectorArgs(match_labels={NAME_LABEL: flow.app}),
+                                )
+                            ],
+                            ports=[_tcp(flow.port)],
+                        )
+                    ],
+                )
+            )
+    if ns is Namespace.MONITORING:
+        policies.append(
+            _policy(
+                parent,
+                ns,
+                namespace,
+                "allow-scrape-out",
+                egress=[
+                    k8s.networking.v1.NetworkPolicyEgressRuleArgs(
+                        to=[
+                            k8s.networking.v1.NetworkPolicyPeerArgs(namespace_selector=k8s.meta.v1.LabelSelectorArgs())
+                        ],
+                        ports=[_tcp(p) for p in METRICS_PORT_NAMES],
+                    )
+                ],
+            )
+        )
+    return policies
+
+
+def pod_security_labels(ns: Namespace, kubernetes_version: str) -> dict[str, str]:
+    level = POD_SECURITY[ns]
+    labels = {
+        "pod-security.kubernetes.io/enforce": level,
+        "pod-security.kubernetes.io/enforce-version": f"v{kubernetes_version}",
+    }
+    # warn and audit at restricted everywhere, so relaxed namespaces still show what would break
+    labels |= {"pod-security.kubernetes.io/warn": "restricted", "pod-security.kubernetes.io/audit": "restricted"}
+    return labels
+
+
+def training_limits(
+    parent: pulumi.Resource, namespace: k8s.core.v1.Namespace, gpu_pools: tuple[NodePoolContract, ...]
+) -> tuple[k8s.core.v1.ResourceQuota, k8s.core.v1.LimitRange]:
+    """`training` may request at most the GPUs its pools can ever hold (from the pool contracts), and every
+    container without requests gets sane defaults so the scheduler and autoscaler can place it."""
+    capacity = sum(p.max_nodes * p.gpus_per_node for p in gpu_pools)
+    quota = k8s.core.v1.ResourceQuota(
+        "quota-training",
+        metadata=k8s.meta.v1.ObjectMetaArgs(name="training-gpus", namespace=namespace.metadata.name),
+        spec=k8s.core.v1.ResourceQuotaSpecArgs(hard={f"requests.{GPU_RESOURCE}": str(capacity)}),
+        opts=pulumi.ResourceOptions(parent=parent, depends_on=[namespace]),
+    )
+    limits = k8s.core.v1.LimitRange(
+        "limits-training",
+        metadata=k8s.meta.v1.ObjectMetaArgs(name="training-defaults", namespace=namespace.metadata.name),
+        spec=k8s.core.v1.LimitRangeSpecArgs(
+            limits=[
+                k8s.core.v1.LimitRangeItemArgs(
+                    type="Container",
+                    default_request={"cpu": "500m", "memory": "1Gi"},
+                    default={"cpu": "4", "memory": "16Gi"},
+                )
+            ]
+        ),
+        opts=pulumi.ResourceOptions(parent=parent, depends_on=[namespace]),
+    )
+    return quota, limits

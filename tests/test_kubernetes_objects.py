@@ -1,0 +1,145 @@
+"""Kubernetes objects the program declares directly, and the namespace guard rails they add up to.
+
+Every such object must validate against the Kubernetes OpenAPI schema of the cluster's minor in strict
+mode (unknown fields rejected), offline, via the kubernetes-validate package.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import kubernetes_validate
+import pytest
+
+from components.contracts import Namespace
+from components.guardrails import FLOWS, POD_SECURITY
+from mlplatform.plan.document import PlanDocument
+from mlplatform.plan.mocks import Registration
+
+STACKS = ("dev", "prod", "gcp-dev", "gcp-prod")
+SECRET_PLACEHOLDER = "[secret]"
+
+
+def _ints(value: Any) -> Any:
+    """The SDK's wire format turns every number into a float; the schema wants integers back."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, dict):
+        return {k: _ints(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_ints(v) for v in value]
+    return value
+
+
+def manifests(doc: PlanDocument) -> list[tuple[Registration, dict[str, Any]]]:
+    found = []
+    for r in doc.resources:
+        if r.custom and r.type.startswith("kubernetes:") and "helm.sh" not in r.type:
+            manifest = _ints({k: v for k, v in r.inputs.items() if k not in ("__defaults",)})
+            if manifest.get("stringData") == SECRET_PLACEHOLDER:  # the plan redacts a secret map whole
+                manifest["stringData"] = {"redacted": "value"}
+            found.append((r, manifest))
+    return found
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_declared_objects_validate_strictly(plan, stack: str) -> None:
+    doc = plan(stack)
+    version = next(r for r in doc.resources if r.type in ("aws:eks/cluster:Cluster", "gcp:container/cluster:Cluster"))
+    k8s_minor = version.inputs.get("version") or version.inputs["minMasterVersion"]
+    objects = manifests(doc)
+    assert len(objects) > 20
+    errors = []
+    for r, manifest in objects:
+        try:
+            kubernetes_validate.validate(manifest, f"{k8s_minor}.0", strict=True)
+        except kubernetes_validate.ValidationError as e:
+            errors.append(f"{r.type} {r.name}: {e.message} at {list(e.path)}")
+    assert errors == []
+
+
+def test_strict_validation_rejects_an_unknown_field(dev: PlanDocument) -> None:
+    [(_, manifest)] = [(r, m) for r, m in manifests(dev) if r.name == "ns-training"]
+    manifest["metadata"]["lables"] = {"typo": "yes"}
+    with pytest.raises(kubernetes_validate.ValidationError):
+        kubernetes_validate.validate(manifest, "1.33.0", strict=True)
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_every_platform_namespace_has_pod_security_and_default_deny(plan, stack: str) -> None:
+    doc = plan(stack)
+    namespaces = {n.inputs["metadata"]["name"]: n for n in doc.by_type("kubernetes:core/v1:Namespace")}
+    # `data` holds in-cluster data work: the database bootstrap on AWS; on GCP the Cloud SQL API does it
+    expected = {ns.value for ns in Namespace} - ({Namespace.DATA.value} if stack.startswith("gcp") else set())
+    assert set(namespaces) == expected
+    policies = doc.by_type("kubernetes:networking.k8s.io/v1:NetworkPolicy")
+    for ns in (Namespace(n) for n in namespaces):
+        labels = namespaces[ns.value].inputs["metadata"]["labels"]
+        assert labels["pod-security.kubernetes.io/enforce"] == POD_SECURITY[ns]
+        assert labels["pod-security.kubernetes.io/enforce-version"].startswith("v1.")
+        [deny] = [p for p in policies if p.name == f"netpol-{ns.value}-default-deny"]
+        spec = deny.inputs["spec"]
+        assert not spec["podSelector"].get("matchLabels") and set(spec["policyTypes"]) == {"Ingress", "Egress"}
+        assert not spec.get("ingress") and not spec.get("egress")
+    for policy in policies:  # no policy can race its namespace
+        ns_urn = namespaces[policy.inputs["metadata"]["namespace"]].urn
+        assert ns_urn in policy.dependencies, policy.name
+
+
+def _allows(doc: PlanDocument, src: Namespace, dst: Namespace, app: str, port: int) -> bool:
+    """Whether both sides' policies allow src -> dst pods labelled app on TCP port."""
+    policies = doc.by_type("kubernetes:networking.k8s.io/v1:NetworkPolicy")
+
+    def peer_ok(peer: dict, ns: Namespace, labels: dict[str, str] | None) -> bool:
+        ns_match = peer.get("namespaceSelector", {}).get("matchLabels", {})
+        pod_match = peer.get("podSelector", {}).get("matchLabels", {})
+        return ns_match == {"kubernetes.io/metadata.name": ns.value} and (
+            not pod_match or (labels is not None and pod_match.items() <= labels.items())
+        )
+
+    def port_ok(rule: dict) -> bool:
+        return not rule.get("ports") or any(p["port"] == port for p in rule["ports"])
+
+    ingress = any(
+        p.inputs["metadata"]["namespace"] == dst.value
+        and p.inputs["spec"]["podSelector"].get("matchLabels", {}).items() <= {"app.kubernetes.io/name": app}.items()
+        and any(
+            port_ok(rule) and any(peer_ok(peer, src, None) for peer in rule.get("from", []))
+            for rule in p.inputs["spec"].get("ingress") or []
+        )
+        for p in policies
+    )
+    egress = any(
+        p.inputs["metadata"]["namespace"] == src.value
+        and any(
+            port_ok(rule) and any(peer_ok(peer, dst, {"app.kubernetes.io/name": app}) for peer in rule.get("to", []))
+            for rule in p.inputs["spec"].get("egress") or []
+        )
+        for p in policies
+    )
+    return ingress and egress
+
+
+def test_flows_follow_the_design_arrows_and_nothing_else(prod: PlanDocument) -> None:
+    for flow in FLOWS:
+        for src in flow.sources:
+            assert _allows(prod, src, flow.to, flow.app, flow.port), (flow.name, src)
+    # not on the design: serving may not reach Ray, training may not reach the feature server
+    assert not _allows(prod, Namespace.SERVING, Namespace.TRAINING, "kuberay", 8265)
+    assert not _allows(prod, Namespace.TRAINING, Namespace.PLATFORM, "feast-feature-server", 6566)
+    assert not _allows(prod, Namespace.DATA, Namespace.PLATFORM, "mlflow", 5000)
+
+
+def test_training_gpu_quota_is_the_pools_capacity(prod: PlanDocument, gcp_prod: PlanDocument) -> None:
+    for doc, node_group_type in ((prod, "aws:eks/nodeGroup:NodeGroup"), (gcp_prod, "gcp:container/nodePool:NodePool")):
+        quota = doc.one("kubernetes:core/v1:ResourceQuota", "quota-training").inputs
+        assert quota["metadata"]["namespace"] == "training"
+        gpu_max = 0
+        for pool in doc.by_type(node_group_type):
+            if node_group_type.startswith("aws"):
+                if pool.inputs["labels"].get("nvidia.com/gpu.present") == "true":
+                    gpu_max += int(pool.inputs["scalingConfig"]["maxSize"])  # one GPU per node in prod's pools
+            elif pool.inputs["nodeConfig"].get("guestAccelerators"):
+                count = int(pool.inputs["nodeConfig"]["guestAccelerators"][0]["count"])
+                gpu_max += int(pool.inputs["autoscaling"]["totalMaxNodeCount"]) * count
+        assert quota["spec"]["hard"] == {"requests.nvidia.com/gpu": str(gpu_max)} and gpu_max > 0
