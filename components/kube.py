@@ -8,6 +8,7 @@ from collections.abc import Mapping
 import pulumi
 import pulumi_kubernetes as k8s
 
+from components.charts import ChartPin
 from components.contracts import ClusterOutputs, Namespace, WorkloadIdentity
 from components.guardrails import network_policies, pod_security_labels
 
@@ -55,4 +56,24 @@ def opaque_secret(
         type="Opaque",
         string_data={k: pulumi.Output.secret(v) for k, v in data.items()},
         opts=pulumi.ResourceOptions(parent=parent),
+    )
+
+
+def pinned_release(
+    parent: pulumi.Resource,
+    resource_name: str,
+    pin: ChartPin,
+    namespace: pulumi.Input[str],
+    values: Mapping[str, object],
+    provider: k8s.Provider,
+) -> k8s.helm.v3.Release:
+    """A helm.v3.Release of a chart exactly at its pin in components/charts.py (chart, repo and version)."""
+    return k8s.helm.v3.Release(
+        resource_name,
+        chart=pin.chart,
+        version=pin.version,
+        repository_opts=k8s.helm.v3.RepositoryOptsArgs(repo=pin.repo),
+        namespace=namespace,
+        values=dict(values),
+        opts=pulumi.ResourceOptions(parent=parent, provider=provider),
     )

@@ -109,3 +109,13 @@ def write_snapshot(doc: dict[str, Any]) -> Path:
     path = snapshot_path(doc["chart"], doc["version"])
     path.write_text(json.dumps(doc, indent=1, sort_keys=True) + "\n")
     return path
+
+
+def upstream_mismatch(chart_dir: Path, pinned_version: str) -> str | None:
+    """Why an upstream chart directory cannot stand for the pinned version, or None when it can."""
+    if not (chart_dir / "values.yaml").exists():
+        return f"no upstream copy of {chart_dir.name} in {chart_dir.parent}"
+    found = str(yaml.safe_load((chart_dir / "Chart.yaml").read_text()).get("version", ""))
+    if found.lstrip("v") != pinned_version.lstrip("v"):
+        return f"upstream copy of {chart_dir.name} is {found}, pinned {pinned_version}"
+    return None

@@ -7,10 +7,8 @@ import argparse
 import sys
 from pathlib import Path
 
-import yaml
-
 from components.charts import ALL_CHARTS
-from mlplatform.chartkeys import build_snapshot, write_snapshot
+from mlplatform.chartkeys import build_snapshot, upstream_mismatch, write_snapshot
 from mlplatform.config import ConfigError
 from mlplatform.plan.diff import diff_plans, render_diff
 from mlplatform.plan.document import PlanDocument
@@ -47,12 +45,9 @@ def chart_keys(upstream: Path) -> int:
     """Writes a snapshot for every pinned chart whose upstream copy has the pinned version."""
     for pin in ALL_CHARTS:
         chart_dir = upstream / pin.chart
-        if not (chart_dir / "values.yaml").exists():
-            print(f"skip {pin.chart}: no {chart_dir}/values.yaml")
-            continue
-        found = str(yaml.safe_load((chart_dir / "Chart.yaml").read_text()).get("version", ""))
-        if found.lstrip("v") != pin.version.lstrip("v"):
-            print(f"skip {pin.chart}: upstream copy is {found}, pinned {pin.version}")
+        reason = upstream_mismatch(chart_dir, pin.version)
+        if reason:
+            print(f"skip: {reason}")
             continue
         print(f"wrote {write_snapshot(build_snapshot(chart_dir, pin.chart, pin.version))}")
     return 0

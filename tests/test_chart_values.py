@@ -18,7 +18,7 @@ import pytest
 import yaml
 
 from components.charts import ALL_CHARTS, ChartPin
-from mlplatform.chartkeys import build_snapshot, load_tree, snapshot_path, unknown_keys
+from mlplatform.chartkeys import build_snapshot, load_tree, snapshot_path, unknown_keys, upstream_mismatch
 from mlplatform.plan.document import PlanDocument
 from mlplatform.plan.mocks import Registration
 
@@ -65,11 +65,9 @@ def test_a_misspelt_key_is_reported(dev: PlanDocument) -> None:
 
 def _upstream_dir(pin: ChartPin) -> Path:
     chart_dir = UPSTREAM / pin.chart
-    if not (chart_dir / "values.yaml").exists():
-        pytest.skip(f"no upstream copy of {pin.chart} in {UPSTREAM}")
-    version = str(yaml.safe_load((chart_dir / "Chart.yaml").read_text()).get("version", ""))
-    if version.lstrip("v") != pin.version.lstrip("v"):
-        pytest.skip(f"upstream copy of {pin.chart} is {version}, pinned {pin.version}")
+    reason = upstream_mismatch(chart_dir, pin.version)
+    if reason:
+        pytest.skip(reason)
     return chart_dir
 
 

@@ -27,6 +27,7 @@ from components.charts import (
 from components.cluster.aws.eks import ControlPlane
 from components.cluster.aws.iam import irsa_role
 from components.contracts import GPU_PRESENT_LABEL, NodePoolContract
+from components.kube import pinned_release
 from mlplatform.config import PlatformConfig
 
 KUBE_SYSTEM = "kube-system"
@@ -74,10 +75,8 @@ def addons_after_nodes(
         policy_arn="arn:aws:iam::aws:policy/service-role/AmazonEBSCSIDriverPolicy",
         opts=pulumi.ResourceOptions(parent=ebs_role),
     )
-    return [
-        _addon(parent, name, cfg, eks, "coredns", nodes),
-        _addon(parent, name, cfg, eks, "aws-ebs-csi-driver", nodes, role_arn=ebs_role.arn),
-    ]
+    roles = {"aws-ebs-csi-driver": ebs_role.arn}
+    return [_addon(parent, name, cfg, eks, a, nodes, role_arn=roles.get(a)) for a in AFTER_NODES]
 
 
 def cluster_autoscaler(
@@ -121,15 +120,7 @@ def cluster_autoscaler(
         "nodeSelector": system_pool.node_selector(),
         "tolerations": system_pool.tolerations(),
     }
-    return k8s.helm.v3.Release(
-        f"{name}-cluster-autoscaler",
-        chart=CLUSTER_AUTOSCALER.chart,
-        version=CLUSTER_AUTOSCALER.version,
-        repository_opts=k8s.helm.v3.RepositoryOptsArgs(repo=CLUSTER_AUTOSCALER.repo),
-        namespace=KUBE_SYSTEM,
-        values=values,
-        opts=pulumi.ResourceOptions(parent=parent, provider=provider),
-    )
+    return pinned_release(parent, f"{name}-cluster-autoscaler", CLUSTER_AUTOSCALER, KUBE_SYSTEM, values, provider)
 
 
 def _autoscaler_policy(cluster_name: str) -> str:
@@ -189,12 +180,11 @@ def nvidia_device_plugin(
     parent: pulumi.Resource, name: str, provider: k8s.Provider, gpu_pools: Sequence[NodePoolContract]
 ) -> k8s.helm.v3.Release:
     """helm.v3.Release: one DaemonSet, no hooks; pinned chart, values checked against upstream's keys."""
-    return k8s.helm.v3.Release(
+    return pinned_release(
+        parent,
         f"{name}-nvidia-device-plugin",
-        chart=NVIDIA_DEVICE_PLUGIN.chart,
-        version=NVIDIA_DEVICE_PLUGIN.version,
-        repository_opts=k8s.helm.v3.RepositoryOptsArgs(repo=NVIDIA_DEVICE_PLUGIN.repo),
-        namespace=KUBE_SYSTEM,
-        values=device_plugin_values(gpu_pools),
-        opts=pulumi.ResourceOptions(parent=parent, provider=provider),
+        NVIDIA_DEVICE_PLUGIN,
+        KUBE_SYSTEM,
+        device_plugin_values(gpu_pools),
+        provider,
     )

@@ -13,6 +13,7 @@ from components.cluster.pools import configured_pools
 from components.contracts import ClusterOutputs, NodePoolContract
 from mlplatform.config import HaProfile, NodePoolConfig, PlatformConfig, Profile
 
+RBAC_GROUP = "rbac.authorization.k8s.io"
 NODE_CIDR, POD_CIDR, SERVICE_CIDR, MASTER_CIDR = "10.10.0.0/20", "10.16.0.0/14", "10.20.0.0/20", "172.16.0.32/28"
 
 
@@ -171,15 +172,13 @@ def _admin_bindings(parent: pulumi.Resource, name: str, cfg: PlatformConfig, pro
     if not cfg.cluster.admin_principals:
         return
     subjects = [
-        k8s.rbac.v1.SubjectArgs(kind="User", name=member.split(":", 1)[1], api_group="rbac.authorization.k8s.io")
+        k8s.rbac.v1.SubjectArgs(kind="User", name=member.split(":", 1)[1], api_group=RBAC_GROUP)
         for member in cfg.cluster.admin_principals
     ]
     k8s.rbac.v1.ClusterRoleBinding(
         f"{name}-platform-admins",
         metadata=k8s.meta.v1.ObjectMetaArgs(name="mlplatform-platform-admins"),
-        role_ref=k8s.rbac.v1.RoleRefArgs(
-            api_group="rbac.authorization.k8s.io", kind="ClusterRole", name="cluster-admin"
-        ),
+        role_ref=k8s.rbac.v1.RoleRefArgs(api_group=RBAC_GROUP, kind="ClusterRole", name="cluster-admin"),
         subjects=subjects,
         opts=pulumi.ResourceOptions(parent=parent, provider=provider),
     )
