@@ -98,6 +98,11 @@ def test_eks_control_plane(dev: PlanDocument, prod: PlanDocument) -> None:
         assert eks["encryptionConfig"]["resources"] == ["secrets"]
         assert set(eks["enabledClusterLogTypes"]) >= {"api", "audit", "authenticator"}
     assert prod.one("aws:eks/cluster:Cluster").inputs["vpcConfig"]["endpointPublicAccess"] is False
+    assert prod.one("aws:eks/cluster:Cluster").inputs["deletionProtection"] is True
+    assert dev.one("aws:eks/cluster:Cluster").inputs["deletionProtection"] is False
+    secrets_key = prod.one("aws:kms/key:Key", "mlplatform-eks-secrets")
+    assert secrets_key.protect and secrets_key.retain_on_delete
+    assert not dev.one("aws:kms/key:Key", "mlplatform-eks-secrets").protect
     assert dev.one("aws:eks/cluster:Cluster").inputs["vpcConfig"]["publicAccessCidrs"]
 
 

@@ -11,7 +11,8 @@ import pulumi_aws as aws
 
 from components.cluster.aws.iam import role_with_policies, service_trust
 from components.cluster.aws.network import AwsNetwork
-from mlplatform.config import PlatformConfig
+from components.protection import stateful
+from mlplatform.config import PlatformConfig, Profile
 
 CONTROL_PLANE_LOGS = ["api", "audit", "authenticator", "controllerManager", "scheduler"]
 CLUSTER_ADMIN_POLICY = "arn:aws:eks::aws:cluster-access-policy/AmazonEKSClusterAdminPolicy"
@@ -46,7 +47,8 @@ def control_plane(parent: pulumi.ComponentResource, name: str, cfg: PlatformConf
         description=f"{name}: envelope encryption of Kubernetes Secrets",
         enable_key_rotation=True,
         deletion_window_in_days=30,
-        opts=child,
+        # losing this key makes every Secret in etcd unreadable: protected like the data it guards
+        opts=stateful(cfg, parent),
     )
     cluster = aws.eks.Cluster(
         f"{name}-eks",
@@ -65,6 +67,7 @@ def control_plane(parent: pulumi.ComponentResource, name: str, cfg: PlatformConf
             provider=aws.eks.ClusterEncryptionConfigProviderArgs(key_arn=key.arn), resources=["secrets"]
         ),
         enabled_cluster_log_types=CONTROL_PLANE_LOGS,
+        deletion_protection=cfg.profile is Profile.PROD,  # as GKE's deletion_protection in prod
         opts=pulumi.ResourceOptions(parent=parent, depends_on=[role]),
     )
     oidc = aws.iam.OpenIdConnectProvider(
