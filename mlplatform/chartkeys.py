@@ -29,6 +29,11 @@ FREE_FORM: dict[str, dict[str, str]] = {
 }
 
 
+# Kubernetes types whose fields charts pass through as is: a default that sets only `limits` must not make
+# `requests` look unknown, while a misspelt field below still is.
+KUBERNETES_SHAPES: dict[str, dict[str, Any]] = {"resources": {"requests": None, "limits": None, "claims": None}}
+
+
 def _resolve(schema: Any, root: Mapping[str, Any]) -> Any:
     """Follows chart-local $refs; a Kubernetes API type ($ref to io.k8s.*) counts as free-form (None)."""
     seen = 0
@@ -64,6 +69,9 @@ def key_tree(values: Any, schema: Any = None, root: Mapping[str, Any] | None = N
     root = root if root is not None else (schema or {})
     if path in free_form:
         return None
+    shape = KUBERNETES_SHAPES.get(path.rsplit(".", 1)[-1])
+    if shape is not None and (values is None or isinstance(values, Mapping)):
+        return dict(shape)
     props, is_open = _object_shape(schema, root) if schema is not None else ({}, False)
     keys = set(values) if isinstance(values, Mapping) else set()
     keys |= set(props)
@@ -91,6 +99,17 @@ def snapshot_path(chart: str, version: str) -> Path:
     return KEYS_DIR / f"{chart}-{version}.json"
 
 
+def supported_versions(chart: str) -> dict[str, str]:
+    """chart version -> app version, for every version of `chart` the repo holds a key snapshot of: the
+    versions whose values can be checked, and so the only ones a stack may select."""
+    found = {}
+    for path in sorted(KEYS_DIR.glob(f"{chart}-*.json")):
+        doc = json.loads(path.read_text())
+        if doc["chart"] == chart:
+            found[doc["version"]] = doc.get("appVersion", "")
+    return found
+
+
 def load_tree(chart: str, version: str) -> Tree:
     return json.loads(snapshot_path(chart, version).read_text())["keys"]
 
@@ -102,7 +121,8 @@ def build_snapshot(chart_dir: Path, chart: str, version: str) -> dict[str, Any]:
     schema = json.loads(schema_file.read_text()) if schema_file.exists() else None
     tree = key_tree(values, schema, free_form=frozenset(FREE_FORM.get(chart, {})))
     sources = ["values.yaml"] + (["values.schema.json"] if schema is not None else [])
-    return {"chart": chart, "version": version, "derivedFrom": sources, "keys": tree}
+    app_version = str(yaml.safe_load((chart_dir / "Chart.yaml").read_text()).get("appVersion", ""))
+    return {"chart": chart, "version": version, "appVersion": app_version, "derivedFrom": sources, "keys": tree}
 
 
 def write_snapshot(doc: dict[str, Any]) -> Path:
