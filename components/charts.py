@@ -7,7 +7,7 @@ documents are checked.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 
 @dataclass(frozen=True)
@@ -54,6 +54,24 @@ ALL_CHARTS: tuple[ChartPin, ...] = (
 EVIDENTLY_IMAGE = "evidently/evidently-service"
 EVIDENTLY_VERSION = "0.7.23"
 
+# The services whose `services.<name>.version` selects a chart version (the rest pin an image tag).
+SERVICE_CHARTS: dict[str, ChartPin] = {
+    "mlflow": MLFLOW,
+    "feast": FEAST_FEATURE_SERVER,
+    "airflow": AIRFLOW,
+    "kuberay": KUBERAY_OPERATOR,
+    "kserve": KSERVE,
+    "prometheus": KUBE_PROMETHEUS_STACK,
+    "grafana": GRAFANA,
+    "loki": LOKI,
+}
+
+
+def pin_at(pin: ChartPin, version: str, app_version: str) -> ChartPin:
+    """`pin` moved to another chart version a stack selected (config checks a key snapshot exists for it)."""
+    return pin if version == pin.version else replace(pin, version=version, app_version=app_version)
+
+
 SERVICE_DEFAULT_VERSIONS: dict[str, str] = {
     "mlflow": MLFLOW.version,
     "feast": FEAST_FEATURE_SERVER.version,
@@ -99,6 +117,10 @@ CLUSTER_AUTOSCALER_IMAGE = "registry.k8s.io/autoscaling/cluster-autoscaler"
 CLUSTER_AUTOSCALER_TAGS: dict[str, str] = {"1.32": "v1.32.7", "1.33": "v1.33.6", "1.34": "v1.34.5"}
 
 # -- images run directly (no chart) -------------------------------------------------------------------
+# Ray for the platform's RayCluster: the version KubeRay 1.7.0's own ray-cluster chart defaults to.
+RAY_VERSION = "2.52.0"
+RAY_IMAGE = f"docker.io/rayproject/ray:{RAY_VERSION}-py311"
+RAY_GPU_IMAGE = f"docker.io/rayproject/ray:{RAY_VERSION}-py311-gpu"
 # psql for the database bootstrap Job. A newer client talks to every supported server major (15-18).
 POSTGRES_CLIENT_IMAGE = "docker.io/library/postgres:18.1-alpine"
 POSTGRES_CLIENT_UID = 70  # the image's `postgres` user (alpine variant)

@@ -177,6 +177,28 @@ class KafkaEndpoint:
     cluster_id: pulumi.Output[str]  # MSK cluster ARN, or the managed Kafka cluster's resource name on GCP
 
 
+# -- in-cluster services ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ServiceEndpoint:
+    """An in-cluster Service: the name a chart is told to use, its namespace and port. Clients get the URL
+    from here; the chart gets the name and port from here; so the two cannot drift apart."""
+
+    name: str
+    namespace: Namespace
+    port: int
+    scheme: str = "http"
+
+    @property
+    def host(self) -> str:
+        return f"{self.name}.{self.namespace.value}.svc.cluster.local"
+
+    @property
+    def url(self) -> str:
+        return f"{self.scheme}://{self.host}:{self.port}"
+
+
 # -- layer outputs ---------------------------------------------------------------------------------
 
 

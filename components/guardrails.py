@@ -60,6 +60,16 @@ FLOWS: tuple[Flow, ...] = (
     Flow("ray-client", Namespace.TRAINING, "kuberay", RAY_CLIENT_PORT, (Namespace.PLATFORM,)),
 )
 
+
+def flow(name: str) -> Flow:
+    """The declared flow called `name`: charts take their pod name label and container port from it, so a
+    NetworkPolicy and the pods it admits cannot disagree."""
+    for f in FLOWS:
+        if f.name == name:
+            return f
+    raise KeyError(f"no flow named {name!r}; flows: {[f.name for f in FLOWS]}")
+
+
 # Prometheus (in monitoring) scrapes these container port names in every namespace.
 METRICS_PORT_NAMES = ("metrics", "http-metrics")
 

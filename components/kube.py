@@ -3,14 +3,14 @@ accounts and Secrets fed from typed credentials."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import pulumi
 import pulumi_kubernetes as k8s
 
 from components.charts import ChartPin
 from components.contracts import ClusterOutputs, Namespace, WorkloadIdentity
-from components.guardrails import network_policies, pod_security_labels
+from components.guardrails import NAME_LABEL, network_policies, pod_security_labels
 
 PART_OF = {"app.kubernetes.io/part-of": "mlplatform", "app.kubernetes.io/managed-by": "pulumi"}
 
@@ -66,14 +66,84 @@ def pinned_release(
     namespace: pulumi.Input[str],
     values: Mapping[str, object],
     provider: k8s.Provider,
+    *,
+    release_name: str | None = None,
+    depends_on: Sequence[pulumi.Resource] = (),
 ) -> k8s.helm.v3.Release:
-    """A helm.v3.Release of a chart exactly at its pin in components/charts.py (chart, repo and version)."""
+    """A helm.v3.Release of a chart exactly at its pin in components/charts.py (chart, repo and version).
+
+    For charts that rely on Helm hooks or ship CRDs in crds/ (Helm installs those once and never deletes
+    them, so removing the release cannot cascade-delete users' custom resources)."""
     return k8s.helm.v3.Release(
         resource_name,
+        name=release_name,
         chart=pin.chart,
         version=pin.version,
         repository_opts=k8s.helm.v3.RepositoryOptsArgs(repo=pin.repo),
         namespace=namespace,
         values=dict(values),
-        opts=pulumi.ResourceOptions(parent=parent, provider=provider),
+        opts=pulumi.ResourceOptions(parent=parent, provider=provider, depends_on=list(depends_on)),
     )
+
+
+def pinned_chart(
+    parent: pulumi.Resource,
+    resource_name: str,
+    pin: ChartPin,
+    namespace: pulumi.Input[str],
+    values: Mapping[str, object],
+    provider: k8s.Provider,
+    *,
+    release_name: str,
+    depends_on: Sequence[pulumi.Resource] = (),
+) -> k8s.helm.v4.Chart:
+    """A helm.v4.Chart at its pin: rendered by Pulumi, so a pull request's preview diffs each Deployment,
+    Service and ConfigMap. For hook-free charts without CRDs."""
+    return k8s.helm.v4.Chart(
+        resource_name,
+        name=release_name,
+        chart=pin.chart,
+        version=pin.version,
+        repository_opts=k8s.helm.v4.RepositoryOptsArgs(repo=pin.repo),
+        namespace=namespace,
+        values=dict(values),
+        opts=pulumi.ResourceOptions(parent=parent, providers=[provider], depends_on=list(depends_on)),
+    )
+
+
+ZONE_KEY, HOST_KEY = "topology.kubernetes.io/zone", "kubernetes.io/hostname"
+
+
+def spread_affinity(app: str) -> dict[str, object]:
+    """Prefer replicas of `app` on distinct zones, then distinct nodes. For charts that take `affinity` but
+    not topologySpreadConstraints. Preferred, not required: a required rule would block surge rollouts."""
+    selector = {"matchLabels": {NAME_LABEL: app}}
+    terms = [
+        {"weight": 100, "podAffinityTerm": {"topologyKey": ZONE_KEY, "labelSelector": selector}},
+        {"weight": 50, "podAffinityTerm": {"topologyKey": HOST_KEY, "labelSelector": selector}},
+    ]
+    return {"podAntiAffinity": {"preferredDuringSchedulingIgnoredDuringExecution": terms}}
+
+
+def zone_spread(labels: Mapping[str, str], *, strict: bool) -> list[dict[str, object]]:
+    """topologySpreadConstraints across zones (hard when `strict`) and nodes (soft)."""
+    selector = {"matchLabels": dict(labels)}
+    return [
+        {
+            "maxSkew": 1,
+            "topologyKey": ZONE_KEY,
+            "whenUnsatisfiable": "DoNotSchedule" if strict else "ScheduleAnyway",
+            "labelSelector": selector,
+        },
+        {"maxSkew": 1, "topologyKey": HOST_KEY, "whenUnsatisfiable": "ScheduleAnyway", "labelSelector": selector},
+    ]
+
+
+# Pod Security "restricted" needs an explicit seccomp profile; charts default to none.
+RESTRICTED_POD = {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}}
+RESTRICTED_CONTAINER = {
+    "allowPrivilegeEscalation": False,
+    "capabilities": {"drop": ["ALL"]},
+    "runAsNonRoot": True,
+    "seccompProfile": {"type": "RuntimeDefault"},
+}

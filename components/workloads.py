@@ -29,4 +29,13 @@ RAY = WorkloadSpec(
     (BucketGrant(BucketPurpose.ARTIFACTS, _RW), BucketGrant(BucketPurpose.DATASETS, _RO)),
 )
 
-ALL: tuple[WorkloadSpec, ...] = (MLFLOW, FEAST, AIRFLOW, LOKI, KSERVE, RAY)
+# Plain Kubernetes Jobs/CronJobs in `training` (Airflow's KubernetesPodOperator launches them): the same
+# grants as Ray, under their own identity.
+TRAINING = WorkloadSpec(
+    "training",
+    Namespace.TRAINING,
+    "training",
+    (BucketGrant(BucketPurpose.ARTIFACTS, _RW), BucketGrant(BucketPurpose.DATASETS, _RO)),
+)
+
+ALL: tuple[WorkloadSpec, ...] = (MLFLOW, FEAST, AIRFLOW, LOKI, KSERVE, RAY, TRAINING)

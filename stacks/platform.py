@@ -19,7 +19,7 @@ from components.lifecycle import Lifecycle, LifecycleArgs
 from components.observability import Observability, ObservabilityArgs
 from components.serving import Serving, ServingArgs
 from components.storage import Storage
-from mlplatform.config import PlatformConfig
+from mlplatform.config import HaProfile, PlatformConfig
 
 NAME = "mlplatform"
 
@@ -43,7 +43,11 @@ def build_platform(cfg: PlatformConfig) -> Platform:
 
     in_cluster = pulumi.ResourceOptions(providers=[cluster.outputs.kubernetes_provider])
     lifecycle = Lifecycle(
-        NAME, LifecycleArgs(cluster.outputs, storage.outputs, data.outputs, cfg.services), opts=in_cluster
+        NAME,
+        LifecycleArgs(
+            cluster.outputs, storage.outputs, data.outputs, cfg.services, multi_zone=cfg.ha is HaProfile.MULTI_ZONE
+        ),
+        opts=in_cluster,
     )
     serving = Serving(NAME, ServingArgs(cluster.outputs, storage.outputs, cfg.services), opts=in_cluster)
     observability = Observability(
@@ -59,5 +63,8 @@ def build_platform(cfg: PlatformConfig) -> Platform:
     pulumi.export("redisHost", data.outputs.redis.host)
     if data.outputs.kafka is not None:
         pulumi.export("kafkaBootstrapServers", data.outputs.kafka.bootstrap_servers)
+    pulumi.export("mlflowTrackingUri", lifecycle.outputs.mlflow.url)
+    pulumi.export("featureServerUrl", lifecycle.outputs.feature_server.url)
+    pulumi.export("rayDashboardUrl", lifecycle.outputs.ray_dashboard.url)
     pulumi.export("workloadIdentities", {k: i.principal for k, i in storage.outputs.identities.items()})
     return Platform(cluster, storage, data, lifecycle, serving, observability)

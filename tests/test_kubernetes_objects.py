@@ -31,10 +31,16 @@ def _ints(value: Any) -> Any:
     return value
 
 
+def is_builtin(resource_type: str) -> bool:
+    """kubernetes:<group>/<version>:<Kind> of a built-in API (core, apps, batch, *.k8s.io), not of a CRD."""
+    group = resource_type.split(":")[1].rsplit("/", 1)[0]
+    return group in ("core", "") or "." not in group or group.endswith(".k8s.io")
+
+
 def manifests(doc: PlanDocument) -> list[tuple[Registration, dict[str, Any]]]:
     found = []
     for r in doc.resources:
-        if r.custom and r.type.startswith("kubernetes:") and "helm.sh" not in r.type:
+        if r.custom and r.type.startswith("kubernetes:") and "helm.sh" not in r.type and is_builtin(r.type):
             manifest = _ints({k: v for k, v in r.inputs.items() if k not in ("__defaults",)})
             if manifest.get("stringData") == SECRET_PLACEHOLDER:  # the plan redacts a secret map whole
                 manifest["stringData"] = {"redacted": "value"}

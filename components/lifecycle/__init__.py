@@ -1,6 +1,8 @@
 """Lifecycle and orchestration layer: MLflow, Feast, Airflow, KubeRay and training Jobs.
 
-Consumes only typed outputs of the infra layers; contains no cloud-specific branching.
+Consumes only typed outputs of the infra layers; contains no cloud-specific branching. Each service gets
+its database Secret, its identity-bound service account and its endpoints from here, so a chart is never
+told a name that another part of the program spells differently.
 """
 
 from __future__ import annotations
@@ -9,11 +11,18 @@ from dataclasses import dataclass
 
 import pulumi
 import pulumi_kubernetes as k8s
+import pulumi_random as random
 
 from components import workloads
-from components.contracts import ClusterOutputs, DataOutputs, Namespace, StorageOutputs
+from components.charts import SERVICE_CHARTS, pin_at
+from components.contracts import BucketPurpose, ClusterOutputs, DataOutputs, Namespace, ServiceEndpoint, StorageOutputs
+from components.data.credentials import generated_secret
 from components.guardrails import training_limits
-from components.kube import identity_service_account, namespace, opaque_secret
+from components.kube import PART_OF, identity_service_account, namespace, opaque_secret
+from components.lifecycle import airflow, feast, mlflow, ray
+from components.lifecycle.placement import Placement
+from components.lifecycle.training import airflow_launcher_rbac
+from mlplatform.chartkeys import supported_versions
 from mlplatform.config import ServicesConfig
 
 
@@ -23,6 +32,7 @@ class LifecycleArgs:
     storage: StorageOutputs
     data: DataOutputs
     services: ServicesConfig
+    multi_zone: bool = False  # ha: multi-zone spreads replicas across zones
 
 
 @dataclass(frozen=True)
@@ -31,6 +41,16 @@ class LifecycleOutputs:
     training_namespace: pulumi.Output[str]
     service_accounts: dict[str, k8s.core.v1.ServiceAccount]
     database_secrets: dict[str, k8s.core.v1.Secret]
+    mlflow: ServiceEndpoint  # .url is the tracking URI
+    feature_server: ServiceEndpoint
+    ray_dashboard: ServiceEndpoint
+    feature_store_yaml: pulumi.Output[str]
+
+
+def _pin(services: ServicesConfig, service: str):  # noqa: ANN202 - ChartPin
+    pin = SERVICE_CHARTS[service]
+    version = getattr(services, service).version
+    return pin_at(pin, version, supported_versions(pin.chart).get(version, pin.app_version))
 
 
 class Lifecycle(pulumi.ComponentResource):
@@ -38,14 +58,19 @@ class Lifecycle(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: LifecycleArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("mlplatform:lifecycle:Lifecycle", name, None, opts)
+        provider = args.cluster.kubernetes_provider
+        svc = args.services
+        placement = Placement(args.cluster.cpu_pool, spread=args.multi_zone)
         platform_ns = namespace(self, Namespace.PLATFORM, args.cluster)
         training_ns = namespace(self, Namespace.TRAINING, args.cluster)
         training_limits(self, training_ns, args.cluster.gpu_pools)
         ns_for = {Namespace.PLATFORM: platform_ns, Namespace.TRAINING: training_ns}
+        specs = (workloads.MLFLOW, workloads.FEAST, workloads.AIRFLOW, workloads.RAY, workloads.TRAINING)
         accounts = {
             spec.key: identity_service_account(self, args.storage.identity(spec), ns_for[spec.namespace])
-            for spec in (workloads.MLFLOW, workloads.FEAST, workloads.AIRFLOW, workloads.RAY)
+            for spec in specs
         }
+        sa_name = {key: sa.metadata.name for key, sa in accounts.items()}
         pg = args.data.postgres
         secrets = {
             service: opaque_secret(
@@ -63,10 +88,184 @@ class Lifecycle(pulumi.ComponentResource):
             )
             for service, cred in pg.databases.items()
         }
+        buckets = args.storage.buckets
+        ns = Namespace.PLATFORM.value
+
+        # -- MLflow ----------------------------------------------------------------------------------
+        if svc.mlflow.enabled:
+            mlflow_pin = _pin(svc, "mlflow")
+            mlflow.mlflow_server(
+                self,
+                name,
+                pin=mlflow_pin,
+                namespace=platform_ns.metadata.name,
+                values=mlflow.mlflow_values(
+                    pin=mlflow_pin,
+                    replicas=svc.mlflow.replicas,
+                    postgres=pg,
+                    database_secret=secrets["mlflow"].metadata.name,
+                    artifacts=buckets[BucketPurpose.ARTIFACTS],
+                    service_account=sa_name["mlflow"],
+                    placement=placement,
+                ),
+                replicas=svc.mlflow.replicas,
+                provider=provider,
+                depends_on=[*pg.ready, secrets["mlflow"], accounts["mlflow"]],
+            )
+
+        # -- Feast -----------------------------------------------------------------------------------
+        redis = args.data.redis
+        redis_secret = opaque_secret(self, "feast-redis", platform_ns, {"password": redis.auth_token})
+        ca_map = None
+        if redis.ca_certificate is not None:
+            ca = k8s.core.v1.ConfigMap(
+                "configmap-feast-redis-ca",
+                metadata=k8s.meta.v1.ObjectMetaArgs(
+                    name="feast-redis-ca", namespace=platform_ns.metadata.name, labels=PART_OF
+                ),
+                data={"ca.crt": redis.ca_certificate},
+                opts=pulumi.ResourceOptions(parent=self),
+            )
+            ca_map = "feast-redis-ca"
+        feast_secrets = feast.FeastSecrets(database=secrets["feast"].metadata.name, redis=redis_secret.metadata.name)
+        store_yaml = feast.feature_store_yaml(pg, redis, buckets[BucketPurpose.DATASETS])
+        feast_env = feast.feast_env(feast_secrets, args.data.kafka)
+        # what any container loading the YAML needs to exist first (Feast's own pods and Airflow's)
+        feast_inputs: list[pulumi.Resource] = [secrets["feast"], redis_secret, *([ca] if ca_map else [])]
+        feast_deps = [*pg.ready, *feast_inputs, accounts["feast"]]
+        if svc.feast.enabled:
+            feast_pin = _pin(svc, "feast")
+            feast.feature_server(
+                self,
+                name,
+                pin=feast_pin,
+                namespace=platform_ns.metadata.name,
+                values=feast.feature_server_values(
+                    pin=feast_pin,
+                    replicas=svc.feast.replicas,
+                    store_yaml=store_yaml,
+                    env=feast_env,
+                    service_account=sa_name["feast"],
+                    ca_config_map=ca_map,
+                    placement=placement,
+                ),
+                replicas=svc.feast.replicas,
+                provider=provider,
+                depends_on=feast_deps,
+            )
+            feast.materialization(
+                self,
+                name,
+                pin=feast_pin,
+                namespace=platform_ns.metadata.name,
+                store_yaml=store_yaml,
+                env=feast_env,
+                service_account=sa_name["feast"],
+                ca_config_map=ca_map,
+                placement=placement,
+                depends_on=feast_deps,
+            )
+
+        # -- KubeRay and training --------------------------------------------------------------------
+        if svc.kuberay.enabled:
+            operator = ray.kuberay_operator(
+                self,
+                name,
+                pin=_pin(svc, "kuberay"),
+                namespace=training_ns.metadata.name,
+                values=ray.operator_values(placement),
+                provider=provider,
+            )
+            ray.ray_cluster(
+                self,
+                name,
+                namespace=training_ns.metadata.name,
+                spec=ray.ray_cluster_spec(
+                    service_account=workloads.RAY.service_account,
+                    gpu_pools=args.cluster.gpu_pools,
+                    placement=placement,
+                    mlflow_tracking_uri=mlflow.ENDPOINT.url,
+                ),
+                depends_on=[operator, accounts["ray"]],
+            )
+
+        # -- Airflow ---------------------------------------------------------------------------------
+        if svc.airflow.enabled:
+            airflow_pin = _pin(svc, "airflow")
+            cred = pg.databases["airflow"]
+            fernet = random.RandomId(f"{name}-airflow-fernet", byte_length=32, opts=pulumi.ResourceOptions(parent=self))
+            made = {
+                "metadata": opaque_secret(
+                    self, "airflow-metadata", platform_ns, {"connection": airflow.metadata_connection(cred, ns)}
+                ),
+                "pgbouncer_config": opaque_secret(
+                    self, "airflow-pgbouncer-config", platform_ns, airflow.pgbouncer_files(pg, cred, pg.ssl_mode)
+                ),
+                "pgbouncer_stats": opaque_secret(
+                    self, "airflow-pgbouncer-stats", platform_ns, {"connection": airflow.stats_connection(cred)}
+                ),
+                "fernet_key": opaque_secret(self, "airflow-fernet-key", platform_ns, {"fernet-key": fernet.b64_std}),
+                "api_secret_key": opaque_secret(
+                    self,
+                    "airflow-api-secret-key",
+                    platform_ns,
+                    {"api-secret-key": generated_secret(self, f"{name}-airflow-api")},
+                ),
+                "jwt_secret": opaque_secret(
+                    self,
+                    "airflow-jwt-secret",
+                    platform_ns,
+                    {"jwt-secret": generated_secret(self, f"{name}-airflow-jwt")},
+                ),
+            }
+            names = airflow.AirflowSecrets(**{field: secret.metadata.name for field, secret in made.items()})
+            env = airflow.platform_env(
+                mlflow=mlflow.ENDPOINT,
+                feature_server=feast.ENDPOINT,
+                ray_dashboard=ray.DASHBOARD,
+                training_namespace=Namespace.TRAINING.value,
+                training_service_account=workloads.TRAINING.service_account,
+                buckets={p.value: b.uri for p, b in buckets.items()},
+            )
+            # DAG tasks use Feast (point-in-time features) with the platform's YAML, and Kafka with their grant
+            env += [{"name": "FEATURE_STORE_YAML_BASE64", "value": feast.encoded(store_yaml)}]
+            env += feast.kafka_env(args.data.kafka)
+            airflow_launcher_rbac(self, training_ns, accounts["airflow"])
+            airflow.airflow_release(
+                self,
+                name,
+                pin=airflow_pin,
+                namespace=platform_ns.metadata.name,
+                values=airflow.airflow_values(
+                    pin=airflow_pin,
+                    cfg=svc.airflow,
+                    secrets=names,
+                    service_account=sa_name["airflow"],
+                    logs=buckets[BucketPurpose.LOGS],
+                    env=env,
+                    secret_env=feast_secrets.airflow_secret_env(),
+                    volumes=feast.ca_volume(ca_map),
+                    placement=placement,
+                ),
+                provider=provider,
+                depends_on=[*pg.ready, *made.values(), *feast_inputs, accounts["airflow"]],
+            )
+
         self.outputs = LifecycleOutputs(
             platform_namespace=platform_ns.metadata.name,
             training_namespace=training_ns.metadata.name,
             service_accounts=accounts,
             database_secrets=secrets,
+            mlflow=mlflow.ENDPOINT,
+            feature_server=feast.ENDPOINT,
+            ray_dashboard=ray.DASHBOARD,
+            feature_store_yaml=store_yaml,
         )
-        self.register_outputs({"platformNamespace": platform_ns.metadata.name})
+        self.register_outputs(
+            {
+                "platformNamespace": platform_ns.metadata.name,
+                "mlflowTrackingUri": mlflow.ENDPOINT.url,
+                "featureServerUrl": feast.ENDPOINT.url,
+                "rayDashboardUrl": ray.DASHBOARD.url,
+            }
+        )

@@ -3,6 +3,7 @@
 from mlplatform.config.errors import ConfigError, ConfigProblem
 from mlplatform.config.loader import load_config, load_stack_config, namespace_values, read_stack_file
 from mlplatform.config.models import (
+    AirflowConfig,
     Cloud,
     ClusterConfig,
     DataConfig,
@@ -17,6 +18,7 @@ from mlplatform.config.models import (
 )
 
 __all__ = [
+    "AirflowConfig",
     "Cloud",
     "ClusterConfig",
     "ConfigError",

@@ -14,7 +14,8 @@ from typing import Annotated, Literal, Self
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 from pydantic.alias_generators import to_camel
 
-from components.charts import EKS_ADDON_VERSIONS
+from components.charts import EKS_ADDON_VERSIONS, SERVICE_CHARTS
+from mlplatform.chartkeys import supported_versions
 from mlplatform.config.versions import (
     KAFKA_MAJOR,
     KUBERNETES_RANGE,
@@ -274,16 +275,44 @@ class ServiceConfig(Strict):
     replicas: Annotated[int, Field(ge=1, le=100)] = 1
 
 
+class DagsConfig(Strict):
+    """Where git-sync takes Airflow's DAGs from."""
+
+    repo: Annotated[str, Field(pattern=r"^(https://|ssh://|git@)[^\s]+$")]
+    branch: Annotated[str, Field(pattern=r"^[\w./-]+$")] = "main"
+    sub_path: Annotated[str, Field(pattern=r"^[\w./-]*$")] = "dags"
+
+
+class AirflowConfig(ServiceConfig):
+    # None: no git-sync, the DAGs must be in the Airflow image. The repo's stacks set it.
+    dags: DagsConfig | None = None
+
+
 class ServicesConfig(Strict):
     mlflow: ServiceConfig
     feast: ServiceConfig
-    airflow: ServiceConfig
+    airflow: AirflowConfig
     kuberay: ServiceConfig
     kserve: ServiceConfig
     prometheus: ServiceConfig
     grafana: ServiceConfig
     loki: ServiceConfig
     evidently: ServiceConfig
+
+    @field_validator("*")
+    @classmethod
+    def _chart_version_known(cls, v: ServiceConfig, info: ValidationInfo) -> ServiceConfig:
+        """A chart version is selectable only if the repo holds its values-key snapshot, so the values the
+        program builds are always checked against the chart that is installed."""
+        pin = SERVICE_CHARTS.get(info.field_name or "")
+        if pin is not None:
+            known = supported_versions(pin.chart)
+            if v.version not in known:
+                raise ValueError(
+                    f"version {v.version} of chart {pin.chart} has no values-key snapshot; supported: "
+                    f"{', '.join(known)} (add one with `python -m mlplatform chart-keys`)"
+                )
+        return v
 
 
 class PlatformConfig(Strict):

@@ -7,6 +7,7 @@ whole (parent, provider, dependencies, protect, retainOnDelete), which the SDK's
 
 from __future__ import annotations
 
+import base64
 import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -93,6 +94,10 @@ _COMPUTED: dict[str, Callable[[str, dict[str, Any], str, str], Outputs]] = {
         "serverCaCerts": [{"cert": "-----BEGIN CERTIFICATE-----\nmock\n-----END CERTIFICATE-----\n"}],
     },
     "gcp:managedkafka/cluster:Cluster": lambda n, i, r, p: {"clusterId": i.get("clusterId", n)},
+    "random:index/randomId:RandomId": lambda n, i, r, p: {
+        "b64Std": base64.b64encode(hashlib.sha256(n.encode()).digest()[: int(i.get("byteLength", 8))]).decode(),
+        "hex": _short_hash(n),
+    },
     "random:index/randomPassword:RandomPassword": lambda n, i, r, p: {
         "result": ("x" * int(i.get("length", 16))),
     },

@@ -1,0 +1,236 @@
+"""Feast: a feature_store.yaml generated from the data and storage layers' typed outputs, the online
+feature server (chart), and scheduled materialization into the online store.
+
+Secrets never enter the YAML: Feast expands ${VAR} in feature_store.yaml from the environment, and those
+variables come from Secrets by reference. helm.v4.Chart, deliberately: the chart is one Deployment and
+one Service, with no hooks and no CRDs, so the preview can diff each object.
+"""
+
+from __future__ import annotations
+
+import base64
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_kubernetes as k8s
+import yaml
+
+from components.charts import ChartPin
+from components.contracts import Bucket, KafkaEndpoint, Namespace, PostgresEndpoint, RedisEndpoint, ServiceEndpoint
+from components.guardrails import flow
+from components.kube import PART_OF, RESTRICTED_CONTAINER, RESTRICTED_POD, pinned_chart, spread_affinity
+from components.lifecycle.placement import Placement, pod_disruption_budget
+
+FLOW = flow("feature-server")
+ONLINE_PORT = 6566  # the chart hard-codes this containerPort for feast_mode "online"
+if FLOW.port != ONLINE_PORT:
+    raise AssertionError(f"flow {FLOW.name} admits port {FLOW.port}, the feature server listens on {ONLINE_PORT}")
+ENDPOINT = ServiceEndpoint(FLOW.app, Namespace.PLATFORM, 80)
+PROJECT = "mlplatform"
+STAGING_PREFIX = "feast/staging"  # offline retrieval results, under the datasets bucket
+REDIS_CA_DIR = "/etc/feast/redis-ca"
+# Secret-backed environment the YAML refers to; the Secret names and keys are set in Lifecycle.
+REGISTRY_USER_ENV, REGISTRY_PASSWORD_ENV, REDIS_PASSWORD_ENV = (
+    "FEAST_REGISTRY_USER",
+    "FEAST_REGISTRY_PASSWORD",
+    "FEAST_REDIS_PASSWORD",
+)
+UID = 10001  # the feature-server image declares no user; any non-root UID works with HOME on /tmp
+
+
+@dataclass(frozen=True)
+class FeastSecrets:
+    """Where the variables the YAML refers to come from: the feast database Secret and the Redis Secret."""
+
+    database: pulumi.Input[str]  # keys: username, password
+    redis: pulumi.Input[str]  # key: password
+
+    def refs(self) -> list[tuple[str, pulumi.Input[str], str]]:
+        """(variable, Secret, key) for each variable the YAML refers to."""
+        return [
+            (REGISTRY_USER_ENV, self.database, "username"),
+            (REGISTRY_PASSWORD_ENV, self.database, "password"),
+            (REDIS_PASSWORD_ENV, self.redis, "password"),
+        ]
+
+    def env(self) -> list[dict[str, object]]:
+        return [{"name": v, "valueFrom": {"secretKeyRef": {"name": s, "key": k}}} for v, s, k in self.refs()]
+
+    def airflow_secret_env(self) -> list[dict[str, object]]:
+        """The same variables in the Airflow chart's `secret` form (also passed on to task pods)."""
+        return [{"envName": v, "secretName": s, "secretKey": k} for v, s, k in self.refs()]
+
+
+def feature_store_yaml(postgres: PostgresEndpoint, redis: RedisEndpoint, datasets: Bucket) -> pulumi.Output[str]:
+    """The feature_store.yaml every Feast client in the platform uses (server, materialization, Airflow)."""
+    database = postgres.databases["feast"].database
+
+    def render(pg_host: str, pg_port: int, redis_host: str, redis_port: int, datasets_uri: str) -> str:
+        registry_url = (
+            f"postgresql+psycopg://${{{REGISTRY_USER_ENV}}}:${{{REGISTRY_PASSWORD_ENV}}}"
+            f"@{pg_host}:{int(pg_port)}/{database}?sslmode={postgres.ssl_mode}"
+        )
+        options = [f"{redis_host}:{int(redis_port)}", f"password=${{{REDIS_PASSWORD_ENV}}}"]
+        if redis.tls:
+            options.append("ssl=true")
+        if redis.ca_certificate is not None:
+            options.append(f"ssl_ca_certs={REDIS_CA_DIR}/ca.crt")
+        doc = {
+            "project": PROJECT,
+            "provider": "local",
+            "entity_key_serialization_version": 3,
+            "registry": {"registry_type": "sql", "path": registry_url, "cache_ttl_seconds": 60},
+            "online_store": {
+                "type": "redis",
+                "redis_type": "redis_cluster" if redis.cluster_mode else "redis",
+                "connection_string": ",".join(options),
+            },
+            "offline_store": {"type": "duckdb", "staging_location": f"{datasets_uri}/{STAGING_PREFIX}"},
+        }
+        return yaml.safe_dump(doc, sort_keys=False)
+
+    return pulumi.Output.all(postgres.host, postgres.port, redis.host, redis.port, datasets.uri).apply(
+        lambda a: render(*a)
+    )
+
+
+def kafka_env(kafka: KafkaEndpoint | None) -> list[dict[str, object]]:
+    """Stream and push sources in the feature repository read the brokers from here."""
+    if kafka is None:
+        return []
+    env = [
+        {"name": "KAFKA_BOOTSTRAP_SERVERS", "value": kafka.bootstrap_servers},
+        {"name": "KAFKA_SECURITY_PROTOCOL", "value": kafka.security_protocol},
+    ]
+    if kafka.sasl_mechanism:
+        env.append({"name": "KAFKA_SASL_MECHANISM", "value": kafka.sasl_mechanism})
+    return env
+
+
+def feast_env(secrets: FeastSecrets, kafka: KafkaEndpoint | None) -> list[dict[str, object]]:
+    """Everything a Feast client container needs besides the YAML's base64 (the chart sets that itself)."""
+    return [*secrets.env(), *kafka_env(kafka), {"name": "HOME", "value": "/tmp"}]
+
+
+def encoded(store_yaml: pulumi.Output[str]) -> pulumi.Output[str]:
+    return store_yaml.apply(lambda text: base64.b64encode(text.encode()).decode())
+
+
+def ca_volume(ca_config_map: str | None) -> tuple[list[dict[str, object]], list[dict[str, object]]]:
+    """The Redis CA where the YAML's ssl_ca_certs expects it, for every container that loads the YAML."""
+    if not ca_config_map:
+        return [], []
+    return (
+        [{"name": "redis-ca", "configMap": {"name": ca_config_map}}],
+        [{"name": "redis-ca", "mountPath": REDIS_CA_DIR, "readOnly": True}],
+    )
+
+
+def _volumes(ca_config_map: str | None) -> tuple[list[dict[str, object]], list[dict[str, object]]]:
+    ca_volumes, ca_mounts = ca_volume(ca_config_map)
+    return [{"name": "tmp", "emptyDir": {}}, *ca_volumes], [{"name": "tmp", "mountPath": "/tmp"}, *ca_mounts]
+
+
+def feature_server_values(
+    *,
+    pin: ChartPin,
+    replicas: int,
+    store_yaml: pulumi.Output[str],
+    env: list[dict[str, object]],
+    service_account: pulumi.Input[str],
+    ca_config_map: str | None,
+    placement: Placement,
+) -> dict[str, object]:
+    volumes, mounts = _volumes(ca_config_map)
+    return {
+        "nameOverride": FLOW.app,
+        "fullnameOverride": ENDPOINT.name,
+        "replicaCount": replicas,
+        "image": {"tag": pin.app_version},
+        "feast_mode": "online",
+        "feature_store_yaml_base64": encoded(store_yaml),
+        "serviceAccount": {"name": service_account},
+        "service": {"port": ENDPOINT.port},
+        "podSecurityContext": {**RESTRICTED_POD, "runAsUser": UID, "runAsGroup": UID, "fsGroup": UID},
+        "securityContext": {**RESTRICTED_CONTAINER, "readOnlyRootFilesystem": True},
+        "extraEnvs": env,
+        "volumes": volumes,
+        "volumeMounts": mounts,
+        "resources": placement.resources("500m", "1Gi", "2Gi"),
+        "nodeSelector": placement.node_selector,
+        "tolerations": placement.tolerations,
+        "affinity": spread_affinity(FLOW.app) if placement.spread else {},
+    }
+
+
+def feature_server(
+    parent: pulumi.Resource,
+    name: str,
+    *,
+    pin: ChartPin,
+    namespace: pulumi.Input[str],
+    values: dict[str, object],
+    replicas: int,
+    provider: k8s.Provider,
+    depends_on: list[pulumi.Resource],
+) -> k8s.helm.v4.Chart:
+    chart = pinned_chart(
+        parent, f"{name}-feast", pin, namespace, values, provider, release_name=ENDPOINT.name, depends_on=depends_on
+    )
+    pod_disruption_budget(parent, f"{name}-feast", FLOW.app, namespace, replicas)
+    return chart
+
+
+def materialization(
+    parent: pulumi.Resource,
+    name: str,
+    *,
+    pin: ChartPin,
+    namespace: pulumi.Input[str],
+    store_yaml: pulumi.Output[str],
+    env: list[dict[str, object]],
+    service_account: pulumi.Input[str],
+    ca_config_map: str | None,
+    placement: Placement,
+    depends_on: list[pulumi.Resource],
+) -> k8s.batch.v1.CronJob:
+    """Hourly `feast materialize-incremental` into the online store, with the feature server's image and
+    configuration. Forbid: a slow run is never overlapped by the next one."""
+    volumes, mounts = _volumes(ca_config_map)
+    script = 'exec feast materialize-incremental "$(date -u +%Y-%m-%dT%H:%M:%S)"'
+    container = {
+        "name": "materialize",
+        "image": f"quay.io/feastdev/feature-server:{pin.app_version}",
+        "command": ["/bin/sh", "-c", script],
+        "env": [{"name": "FEATURE_STORE_YAML_BASE64", "value": encoded(store_yaml)}, *env],
+        "securityContext": {**RESTRICTED_CONTAINER, "readOnlyRootFilesystem": True},
+        "resources": placement.resources("500m", "1Gi", "4Gi"),
+        "volumeMounts": mounts,
+    }
+    pod = {
+        "serviceAccountName": service_account,
+        "restartPolicy": "Never",
+        "securityContext": {**RESTRICTED_POD, "runAsUser": UID, "runAsGroup": UID, "fsGroup": UID},
+        "nodeSelector": placement.node_selector,
+        "tolerations": placement.tolerations,
+        "containers": [container],
+        "volumes": volumes,
+    }
+    return k8s.batch.v1.CronJob(
+        f"{name}-feast-materialize",
+        metadata={"name": "feast-materialize", "namespace": namespace, "labels": PART_OF},
+        spec={
+            "schedule": "0 * * * *",
+            "concurrencyPolicy": "Forbid",
+            "successfulJobsHistoryLimit": 3,
+            "failedJobsHistoryLimit": 3,
+            "jobTemplate": {
+                "spec": {
+                    "backoffLimit": 2,
+                    "activeDeadlineSeconds": 3300,
+                    "template": {"metadata": {"labels": {"app.kubernetes.io/name": "feast-materialize"}}, "spec": pod},
+                }
+            },
+        },
+        opts=pulumi.ResourceOptions(parent=parent, depends_on=depends_on),
+    )

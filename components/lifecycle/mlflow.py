@@ -1,0 +1,101 @@
+"""MLflow tracking server and model registry: backend on the platform PostgreSQL, artifacts proxied to the
+artifacts bucket through the `mlflow` workload identity (no static keys anywhere).
+
+helm.v4.Chart, deliberately: the community chart has no hooks and no CRDs (its migrations run as an init
+container), so Pulumi can render it and a pull request's preview shows each object's diff.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_kubernetes as k8s
+
+from components.charts import ChartPin
+from components.contracts import Bucket, Namespace, PostgresEndpoint, ServiceEndpoint
+from components.guardrails import flow
+from components.kube import RESTRICTED_POD, pinned_chart, spread_affinity
+from components.lifecycle.placement import Placement, pod_disruption_budget
+
+FLOW = flow("mlflow")
+ENDPOINT = ServiceEndpoint("mlflow", Namespace.PLATFORM, 80)
+ARTIFACTS_PREFIX = "mlflow"  # runs and registered models live under <artifacts bucket>/mlflow/
+
+
+def allowed_hosts(endpoint: ServiceEndpoint) -> list[str]:
+    """MLflow 3 rejects requests whose Host header it does not know (DNS-rebinding guard); these are every
+    in-cluster spelling of the Service, with and without a port."""
+    names = [
+        endpoint.name,
+        f"{endpoint.name}.{endpoint.namespace.value}",
+        f"{endpoint.name}.{endpoint.namespace.value}.svc",
+        endpoint.host,
+    ]
+    return [h for n in names for h in (n, f"{n}:*")]
+
+
+def mlflow_values(
+    *,
+    pin: ChartPin,
+    replicas: int,
+    postgres: PostgresEndpoint,
+    database_secret: str,
+    artifacts: Bucket,
+    service_account: pulumi.Input[str],
+    placement: Placement,
+) -> dict[str, object]:
+    database = postgres.databases["mlflow"].database
+    return {
+        "nameOverride": FLOW.app,
+        "fullnameOverride": ENDPOINT.name,
+        "replicaCount": replicas,
+        "image": {"tag": pin.app_version},
+        "serviceAccount": {"create": False, "name": service_account},
+        "service": {"port": ENDPOINT.port, "containerPort": FLOW.port},
+        "podSecurityContext": RESTRICTED_POD,
+        "backendStore": {
+            # wait for the database, then `mlflow db upgrade` before the server starts (idempotent)
+            "databaseConnectionCheck": True,
+            "databaseMigration": True,
+            "postgres": {"enabled": True, "host": postgres.host, "port": postgres.port, "database": database},
+            "existingDatabaseSecret": {"name": database_secret, "usernameKey": "username", "passwordKey": "password"},
+        },
+        # libpq reads it: TLS to the database, as the server requires
+        "extraEnvVars": {"PGSSLMODE": postgres.ssl_mode},
+        "artifactRoot": {
+            # --serve-artifacts: clients upload and download through MLflow, so only MLflow's identity
+            # touches the bucket. s3://... or gs://... works as is with the pod's workload identity.
+            "proxiedArtifactStorage": True,
+            "defaultArtifactsDestination": pulumi.Output.concat(artifacts.uri, f"/{ARTIFACTS_PREFIX}"),
+        },
+        "serverAllowedHosts": allowed_hosts(ENDPOINT),
+        "resources": placement.resources("500m", "1Gi", "2Gi"),
+        "nodeSelector": placement.node_selector,
+        "tolerations": placement.tolerations,
+        "affinity": spread_affinity(FLOW.app) if placement.spread else {},
+    }
+
+
+@dataclass(frozen=True)
+class MlflowServer:
+    chart: k8s.helm.v4.Chart
+    endpoint: ServiceEndpoint
+
+
+def mlflow_server(
+    parent: pulumi.Resource,
+    name: str,
+    *,
+    pin: ChartPin,
+    namespace: pulumi.Input[str],
+    values: dict[str, object],
+    replicas: int,
+    provider: k8s.Provider,
+    depends_on: list[pulumi.Resource],
+) -> MlflowServer:
+    chart = pinned_chart(
+        parent, f"{name}-mlflow", pin, namespace, values, provider, release_name=ENDPOINT.name, depends_on=depends_on
+    )
+    pod_disruption_budget(parent, f"{name}-mlflow", FLOW.app, namespace, replicas)
+    return MlflowServer(chart, ENDPOINT)

@@ -1,0 +1,47 @@
+"""Where the platform's own services run, and how they survive a node or zone going away."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import pulumi
+import pulumi_kubernetes as k8s
+
+from components.contracts import NodePoolContract
+from components.guardrails import NAME_LABEL
+from components.kube import PART_OF
+
+
+@dataclass(frozen=True)
+class Placement:
+    """The pool the platform services schedule on (by its contract) and whether replicas spread over zones."""
+
+    pool: NodePoolContract
+    spread: bool  # ha: multi-zone
+    node_selector: dict[str, str] = field(init=False)
+    tolerations: list[dict[str, str]] = field(init=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "node_selector", self.pool.node_selector())
+        object.__setattr__(self, "tolerations", self.pool.tolerations())
+
+    def resources(self, cpu: str, memory: str, memory_limit: str) -> dict[str, dict[str, str]]:
+        """Requests so the autoscaler can place the pod; a memory limit (no CPU limit: no throttling)."""
+        return {"requests": {"cpu": cpu, "memory": memory}, "limits": {"memory": memory_limit}}
+
+
+def pod_disruption_budget(
+    parent: pulumi.Resource, resource_name: str, app: str, namespace: pulumi.Input[str], replicas: int
+) -> k8s.policy.v1.PodDisruptionBudget | None:
+    """With 2+ replicas, node drains (upgrades, scale-down) keep at least one serving; none for a single
+    replica, where a budget would only block drains."""
+    if replicas < 2:
+        return None
+    return k8s.policy.v1.PodDisruptionBudget(
+        f"pdb-{resource_name}",
+        metadata=k8s.meta.v1.ObjectMetaArgs(name=app, namespace=namespace, labels=PART_OF),
+        spec=k8s.policy.v1.PodDisruptionBudgetSpecArgs(
+            max_unavailable=1, selector=k8s.meta.v1.LabelSelectorArgs(match_labels={NAME_LABEL: app})
+        ),
+        opts=pulumi.ResourceOptions(parent=parent),
+    )

@@ -1,0 +1,156 @@
+"""KubeRay operator and the platform's RayCluster in `training`.
+
+The cluster's GPU worker groups are generated from the cluster layer's GPU pool contracts: one group per
+pool, selecting it by its label, tolerating its taints, sized by its GPUs per node and its max nodes. A
+renamed label or a new taint reaches Ray without anyone editing this file.
+
+helm.v3.Release for the operator, deliberately: its CRDs ship in the chart's crds/ directory, which Helm
+installs and never deletes; with helm.v4.Chart, Pulumi would own the CRDs, and removing the release
+would delete every RayCluster and RayJob in the cluster with them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import pulumi
+import pulumi_kubernetes as k8s
+
+from components.charts import RAY_GPU_IMAGE, RAY_IMAGE, RAY_VERSION, ChartPin
+from components.contracts import GPU_RESOURCE, Namespace, NodePoolContract, ServiceEndpoint
+from components.guardrails import flow
+from components.kube import PART_OF, pinned_release
+from components.lifecycle.placement import Placement
+
+CLUSTER_NAME = "ray"
+DASHBOARD = ServiceEndpoint(f"{CLUSTER_NAME}-head-svc", Namespace.TRAINING, flow("ray-jobs").port)
+CLIENT_PORT = flow("ray-client").port
+GCS_PORT = 6379
+CPU_WORKERS_MAX = 10
+
+
+def operator_values(placement: Placement) -> dict[str, object]:
+    return {
+        # watch `training` only: the operator needs no cluster-wide rights over pods
+        "singleNamespaceInstall": True,
+        "nodeSelector": placement.node_selector,
+        "tolerations": placement.tolerations,
+        "resources": placement.resources("100m", "256Mi", "512Mi"),
+    }
+
+
+def kuberay_operator(
+    parent: pulumi.Resource, name: str, *, pin: ChartPin, namespace: pulumi.Input[str], values: dict[str, object],
+    provider: k8s.Provider,
+) -> k8s.helm.v3.Release:  # fmt: skip
+    return pinned_release(
+        parent, f"{name}-kuberay-operator", pin, namespace, values, provider, release_name="kuberay-operator"
+    )
+
+
+def _container(name: str, image: str, env: list[dict[str, object]], resources: dict[str, object],
+               ports: Sequence[tuple[str, int]] = ()) -> dict[str, object]:  # fmt: skip
+    container: dict[str, object] = {
+        "name": name,
+        "image": image,
+        "env": env,
+        "resources": resources,
+        "securityContext": {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}},
+        # Ray stops gracefully (drains tasks) before the pod goes
+        "lifecycle": {"preStop": {"exec": {"command": ["/bin/sh", "-c", "ray stop"]}}},
+    }
+    if ports:
+        container["ports"] = [{"name": n, "containerPort": p} for n, p in ports]
+    return container
+
+
+def _pod(service_account: str, pool: NodePoolContract, container: dict[str, object]) -> dict[str, object]:
+    return {
+        "spec": {
+            "serviceAccountName": service_account,
+            "nodeSelector": pool.node_selector(),
+            "tolerations": pool.tolerations(),
+            "securityContext": {"runAsNonRoot": True, "runAsUser": 1000, "seccompProfile": {"type": "RuntimeDefault"}},
+            "containers": [container],
+        }
+    }
+
+
+def gpu_worker_group(pool: NodePoolContract, service_account: str, env: list[dict[str, object]]) -> dict[str, object]:
+    """One Ray worker per GPU node, taking all of the node's GPUs; scales from zero to the pool's max."""
+    gpus = str(pool.gpus_per_node)
+    resources = {
+        "requests": {"cpu": "2", "memory": "8Gi", GPU_RESOURCE: gpus},
+        "limits": {"memory": "12Gi", GPU_RESOURCE: gpus},
+    }
+    return {
+        "groupName": pool.name,
+        "replicas": 0,
+        "minReplicas": 0,
+        "maxReplicas": pool.max_nodes,
+        "rayStartParams": {},
+        "template": _pod(service_account, pool, _container("ray-worker", RAY_GPU_IMAGE, env, resources)),
+    }
+
+
+def ray_cluster_spec(
+    *,
+    service_account: str,
+    gpu_pools: Sequence[NodePoolContract],
+    placement: Placement,
+    mlflow_tracking_uri: str,
+) -> dict[str, object]:
+    """The RayCluster: a CPU-only head on the platform pool (it schedules, it does not compute), an
+    autoscaled CPU group, and one GPU group per GPU pool contract. Every Ray pod logs to MLflow."""
+    env = [{"name": "MLFLOW_TRACKING_URI", "value": mlflow_tracking_uri}]
+    head = _container(
+        "ray-head",
+        RAY_IMAGE,
+        env,
+        {"requests": {"cpu": "1", "memory": "4Gi"}, "limits": {"memory": "6Gi"}},
+        ports=(("gcs", GCS_PORT), ("dashboard", DASHBOARD.port), ("client", CLIENT_PORT)),
+    )
+    cpu_group = {
+        "groupName": "cpu",
+        "replicas": 0,
+        "minReplicas": 0,
+        "maxReplicas": CPU_WORKERS_MAX,
+        "rayStartParams": {},
+        "template": _pod(
+            service_account,
+            placement.pool,
+            _container(
+                "ray-worker", RAY_IMAGE, env, {"requests": {"cpu": "2", "memory": "8Gi"}, "limits": {"memory": "8Gi"}}
+            ),
+        ),
+    }
+    return {
+        "rayVersion": RAY_VERSION,
+        "enableInTreeAutoscaling": True,
+        "autoscalerOptions": {"upscalingMode": "Default", "idleTimeoutSeconds": 300},
+        "headGroupSpec": {
+            "serviceType": "ClusterIP",
+            "rayStartParams": {"dashboard-host": "0.0.0.0", "num-cpus": "0"},
+            "template": _pod(service_account, placement.pool, head),
+        },
+        "workerGroupSpecs": [cpu_group, *(gpu_worker_group(p, service_account, env) for p in gpu_pools)],
+    }
+
+
+def ray_cluster(
+    parent: pulumi.Resource,
+    name: str,
+    *,
+    namespace: pulumi.Input[str],
+    spec: dict[str, object],
+    depends_on: list[pulumi.Resource],
+) -> k8s.apiextensions.CustomResource:
+    """After the operator (its CRDs) and the service account exist."""
+    return k8s.apiextensions.CustomResource(
+        f"{name}-raycluster",
+        api_version="ray.io/v1",
+        kind="RayCluster",
+        metadata=k8s.meta.v1.ObjectMetaArgs(name=CLUSTER_NAME, namespace=namespace, labels=PART_OF),
+        spec=spec,
+        opts=pulumi.ResourceOptions(parent=parent, depends_on=depends_on),
+    )
