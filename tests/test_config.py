@@ -125,6 +125,21 @@ def test_region_changes_default_zones() -> None:
         ),
         ({"profile": "dev", "data": {"kafka": {"brokers": 3}}}, "mlplatform", "multiple of the zone count"),
         ({"profile": "prod", "ha": "single-zone"}, "mlplatform", "prod must use ha: multi-zone"),
+        (
+            {"profile": "prod", "cluster": {"privateEndpoint": True}, "services": {"feast": {"replicas": 4}}},
+            "mlplatform",
+            "services.feast.replicas (4) must be a multiple of the zone count (3)",
+        ),
+        (
+            {"profile": "dev", "services": {"mlflow": {"version": "1.12.0"}}},
+            "mlplatform:services.mlflow",
+            "version 1.12.0 of chart mlflow has no values-key snapshot; supported: 1.11.5",
+        ),
+        (
+            {"profile": "dev", "services": {"airflow": {"dags": {"repo": "file:///tmp/dags"}}}},
+            "mlplatform:services.airflow.dags.repo",
+            "pattern",
+        ),
         ({"profile": "dev", "zones": ["eu-west-1a", "eu-west-1b"]}, "mlplatform", "not in region us-east-1"),
         ({"profile": "dev", "cloud": "gcp"}, "mlplatform", "needs gcpProject"),
         ({"profile": "dev", "region": "Virginia"}, "mlplatform:region = 'Virginia'", "us-east-1"),

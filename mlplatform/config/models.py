@@ -364,6 +364,12 @@ class PlatformConfig(Strict):
             problems.append(f"zones {stray} are not in region {self.region}")
         if self.ha is HaProfile.MULTI_ZONE and not self.data.postgres.high_availability:
             problems.append("ha multi-zone needs data.postgres.highAvailability: true")
+        feast = self.services.feast
+        if self.ha is HaProfile.MULTI_ZONE and feast.enabled and feast.replicas % len(self.zones):
+            problems.append(
+                f"services.feast.replicas ({feast.replicas}) must be a multiple of the zone count ({len(self.zones)}) "
+                "so every zone serves online features with the same number of replicas"
+            )
         if self.profile is Profile.PROD and self.ha is not HaProfile.MULTI_ZONE:
             problems.append("prod must use ha: multi-zone")
         if self.profile is Profile.PROD and any(

@@ -1,0 +1,354 @@
+"""The lifecycle layer is wired to what the other layers created, on every stack: each chart's backend is
+the data layer's endpoint, each service account a chart runs as is the one bound to a cloud identity, Ray
+reports to the MLflow URI, and no credential or unpinned image reaches a Helm values document or a spec."""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from components import workloads
+from components.contracts import GPU_RESOURCE, POOL_LABEL
+from components.guardrails import FLOWS, NAME_LABEL
+from mlplatform.plan.document import PlanDocument
+from mlplatform.plan.mocks import REDACTED, Registration
+
+STACKS = ("dev", "prod", "gcp-dev", "gcp-prod")
+CRDS = Path(__file__).resolve().parents[2] / "shared" / "upstream" / "crds"
+IDENTITY_ANNOTATIONS = {"eks.amazonaws.com/role-arn", "iam.gke.io/gcp-service-account"}
+DIGEST_ANNOTATION = "annotations.mlplatform.io/inputs-sha256"
+MOCK_PASSWORD = "x" * 32  # what the plan's mocks return for every generated password (mlplatform/plan/mocks.py)
+
+
+def chart(doc: PlanDocument, name: str) -> dict[str, Any]:
+    found = [r for r in doc.resources if r.type.startswith("kubernetes:helm.sh/") and r.name == f"mlplatform-{name}"]
+    assert len(found) == 1, f"{doc.stack}: {name}"
+    return found[0].inputs["values"]
+
+
+def release(doc: PlanDocument, name: str) -> Registration:
+    return next(r for r in doc.resources if r.type.startswith("kubernetes:helm.sh/") and r.name == f"mlplatform-{name}")
+
+
+def ray_spec(doc: PlanDocument) -> dict[str, Any]:
+    return doc.one("kubernetes:ray.io/v1:RayCluster", "mlplatform-raycluster").inputs["spec"]
+
+
+def identity_accounts(doc: PlanDocument) -> dict[str, dict[str, str]]:
+    """name -> annotations of every service account that carries a cloud identity."""
+    return {
+        sa.inputs["metadata"]["name"]: sa.inputs["metadata"].get("annotations", {})
+        for sa in doc.by_type("kubernetes:core/v1:ServiceAccount")
+    }
+
+
+def feature_store(doc: PlanDocument) -> dict[str, Any]:
+    encoded = chart(doc, "feast")["feature_store_yaml_base64"]
+    return yaml.safe_load(base64.b64decode(encoded))
+
+
+def leaves(value: Any, path: str = "") -> Iterator[tuple[str, Any]]:
+    if isinstance(value, dict):
+        for k, v in value.items():
+            yield from leaves(v, f"{path}.{k}" if path else str(k))
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            yield from leaves(v, f"{path}[{i}]")
+    else:
+        yield path, value
+
+
+def workload_documents(doc: PlanDocument) -> Iterator[tuple[str, Any]]:
+    """Every Helm values document and every directly declared pod-bearing spec."""
+    for r in doc.resources:
+        if r.type.startswith("kubernetes:helm.sh/"):
+            yield r.name, r.inputs.get("values", {})
+        elif r.type in ("kubernetes:batch/v1:CronJob", "kubernetes:batch/v1:Job", "kubernetes:ray.io/v1:RayCluster"):
+            yield r.name, r.inputs.get("spec", {})
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_mlflow_backend_is_the_data_layers_database(plan, stack: str) -> None:
+    doc = plan(stack)
+    values = chart(doc, "mlflow")
+    backend = values["backendStore"]
+    assert backend["postgres"]["enabled"] is True
+    assert backend["postgres"]["host"] == doc.outputs["postgresHost"]
+    assert backend["postgres"]["database"] == "mlflow"
+    secret_name = backend["existingDatabaseSecret"]["name"]
+    secret = next(s for s in doc.by_type("kubernetes:core/v1:Secret") if s.inputs["metadata"]["name"] == secret_name)
+    assert secret.name == "secret-mlflow-postgres"
+    assert values["extraEnvVars"]["PGSSLMODE"] == "require"
+    assert values["artifactRoot"]["proxiedArtifactStorage"] is True
+    assert values["artifactRoot"]["defaultArtifactsDestination"].startswith(doc.outputs["buckets"]["artifacts"] + "/")
+    assert values["replicaCount"] == (2 if "prod" in stack else 1)
+    if "prod" in stack:
+        zone_terms = values["affinity"]["podAntiAffinity"]["preferredDuringSchedulingIgnoredDuringExecution"]
+        assert {t["podAffinityTerm"]["topologyKey"] for t in zone_terms} >= {"topology.kubernetes.io/zone"}
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_releases_wait_for_their_database(plan, stack: str) -> None:
+    """Each database client starts after its role and database exist (AWS: the bootstrap Job; GCP: the
+    Cloud SQL user and database resources)."""
+    doc = plan(stack)
+    if stack.startswith("gcp"):
+        ready = {r.urn for r in doc.by_type("gcp:sql/user:User")} | {
+            r.urn for r in doc.by_type("gcp:sql/database:Database")
+        }
+    else:
+        ready = {doc.one("kubernetes:batch/v1:Job").urn}
+    for name in ("mlflow", "feast", "airflow"):
+        assert ready <= set(release(doc, name).dependencies), name
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_feast_stores_are_the_data_and_storage_layers(plan, stack: str) -> None:
+    doc = plan(stack)
+    store = feature_store(doc)
+    registry = store["registry"]
+    assert registry["registry_type"] == "sql"
+    assert f"@{doc.outputs['postgresHost']}:5432/feast?sslmode=require" in registry["path"]
+    assert "${FEAST_REGISTRY_PASSWORD}" in registry["path"]
+    online = store["online_store"]
+    assert online["type"] == "redis"
+    assert online["connection_string"].split(":")[0] == doc.outputs["redisHost"]
+    assert "ssl=true" in online["connection_string"].split(",")
+    assert "password=${FEAST_REDIS_PASSWORD}" in online["connection_string"].split(",")
+    assert online["redis_type"] == ("redis_cluster" if stack == "prod" else "redis")
+    assert store["offline_store"]["staging_location"].startswith(doc.outputs["buckets"]["datasets"] + "/")
+    # every ${VAR} the YAML needs is set from a Secret in the feature server
+    env = {e["name"]: e for e in chart(doc, "feast")["extraEnvs"]}
+    for var in re.findall(r"\$\{(\w+)\}", yaml.safe_dump(store)):
+        assert "secretKeyRef" in env[var]["valueFrom"], var
+    assert env["KAFKA_BOOTSTRAP_SERVERS"]["value"] == doc.outputs["kafkaBootstrapServers"]
+
+
+def test_memorystore_ca_is_mounted_where_the_yaml_expects_it(gcp_dev: PlanDocument) -> None:
+    ca_opt = next(
+        o for o in feature_store(gcp_dev)["online_store"]["connection_string"].split(",") if "ssl_ca_certs" in o
+    )
+    ca_path = Path(ca_opt.split("=", 1)[1])
+    cm = gcp_dev.one("kubernetes:core/v1:ConfigMap", "configmap-feast-redis-ca")
+    assert ca_path.name in cm.inputs["data"]
+    for values in (chart(gcp_dev, "feast"), chart(gcp_dev, "airflow")):
+        volume = next(
+            v for v in values["volumes"] if v.get("configMap", {}).get("name") == cm.inputs["metadata"]["name"]
+        )
+        mount = next(m for m in values["volumeMounts"] if m["name"] == volume["name"])
+        assert mount["mountPath"] == str(ca_path.parent)
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_charts_run_as_the_identity_bound_service_accounts(plan, stack: str) -> None:
+    doc = plan(stack)
+    accounts = identity_accounts(doc)
+
+    def bound(name: str, spec: Any) -> None:
+        assert name == spec.service_account, (name, spec.key)
+        assert set(accounts[name]) & IDENTITY_ANNOTATIONS, f"{name} carries no cloud identity"
+
+    bound(chart(doc, "mlflow")["serviceAccount"]["name"], workloads.MLFLOW)
+    assert chart(doc, "mlflow")["serviceAccount"]["create"] is False
+    bound(chart(doc, "feast")["serviceAccount"]["name"], workloads.FEAST)
+    airflow = chart(doc, "airflow")
+    for component in ("scheduler", "apiServer", "triggerer", "dagProcessor", "workers", "migrateDatabaseJob"):
+        assert airflow[component]["serviceAccount"]["create"] is False, component
+        bound(airflow[component]["serviceAccount"]["name"], workloads.AIRFLOW)
+    spec = ray_spec(doc)
+    for group in [spec["headGroupSpec"], *spec["workerGroupSpecs"]]:
+        bound(group["template"]["spec"]["serviceAccountName"], workloads.RAY)
+    cron = doc.one("kubernetes:batch/v1:CronJob").inputs["spec"]["jobTemplate"]["spec"]["template"]["spec"]
+    bound(cron["serviceAccountName"], workloads.FEAST)
+    assert airflow["env"] and {"name": "AIRFLOW_VAR_TRAINING_SERVICE_ACCOUNT", "value": "training"} in airflow["env"]
+    bound("training", workloads.TRAINING)
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_ray_reports_to_mlflow_and_lands_on_the_gpu_pools(plan, stack: str) -> None:
+    doc = plan(stack)
+    spec = ray_spec(doc)
+    for group in [spec["headGroupSpec"], *spec["workerGroupSpecs"]]:
+        [container] = group["template"]["spec"]["containers"]
+        assert {"name": "MLFLOW_TRACKING_URI", "value": doc.outputs["mlflowTrackingUri"]} in container["env"]
+    gpu_groups = {g["groupName"]: g for g in spec["workerGroupSpecs"] if g["groupName"] != "cpu"}
+    assert set(gpu_groups) == set(doc.outputs["gpuPools"])
+    # the contract as the cluster layer applied it to the nodes (EKS node groups or GKE node pools)
+    for name, group in gpu_groups.items():
+        pod = group["template"]["spec"]
+        node_labels, node_taints = _node_pool_contract(doc, name)
+        assert pod["nodeSelector"].items() <= node_labels.items()
+        assert pod["nodeSelector"][POOL_LABEL] == name
+        for taint in node_taints:
+            assert {**taint, "operator": "Equal"} in pod["tolerations"]
+        [container] = pod["containers"]
+        assert container["resources"]["limits"][GPU_RESOURCE] == container["resources"]["requests"][GPU_RESOURCE]
+        assert group["minReplicas"] == 0
+
+
+def _node_pool_contract(doc: PlanDocument, pool: str) -> tuple[dict[str, str], list[dict[str, str]]]:
+    """Labels and taints (Kubernetes spelling) of the pool's nodes as the cloud API is told."""
+    effects = {"NO_SCHEDULE": "NoSchedule", "PREFER_NO_SCHEDULE": "PreferNoSchedule", "NO_EXECUTE": "NoExecute"}
+    if doc.stack.startswith("gcp"):
+        node_pool = doc.one("gcp:container/nodePool:NodePool", f"mlplatform-{pool}").inputs["nodeConfig"]
+        return node_pool["labels"], [{**t, "effect": effects[t["effect"]]} for t in node_pool.get("taints", [])]
+    group = doc.one("aws:eks/nodeGroup:NodeGroup", f"mlplatform-{pool}").inputs
+    return group["labels"], [{**t, "effect": effects[t["effect"]]} for t in group.get("taints", [])]
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_chart_pods_carry_the_labels_and_ports_their_network_policies_admit(plan, stack: str) -> None:
+    doc = plan(stack)
+    flows = {f.name: f for f in FLOWS}
+    mlflow = chart(doc, "mlflow")
+    assert mlflow["nameOverride"] == flows["mlflow"].app  # the chart's app.kubernetes.io/name
+    assert mlflow["service"]["containerPort"] == flows["mlflow"].port
+    feast = chart(doc, "feast")
+    assert feast["nameOverride"] == flows["feature-server"].app and feast["feast_mode"] == "online"
+    assert doc.outputs["mlflowTrackingUri"] == f"http://{mlflow['fullnameOverride']}.mlplatform.svc.cluster.local:80"
+    head_ports = {
+        p["containerPort"] for p in ray_spec(doc)["headGroupSpec"]["template"]["spec"]["containers"][0]["ports"]
+    }
+    assert {flows["ray-jobs"].port, flows["ray-client"].port} <= head_ports
+    assert all(f.app == "kuberay" for f in FLOWS if f.name.startswith("ray-"))  # KubeRay's label on Ray pods
+    policies = {p.inputs["metadata"]["name"]: p for p in doc.by_type("kubernetes:networking.k8s.io/v1:NetworkPolicy")}
+    assert policies["allow-mlflow-in"].inputs["spec"]["podSelector"]["matchLabels"] == {
+        NAME_LABEL: mlflow["nameOverride"]
+    }
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_no_credential_in_values_or_specs(plan, stack: str) -> None:
+    """Secrets reach pods only by reference: no redacted secret, no generated password and no literal value
+    under a credential-looking name in any values document or directly declared spec."""
+    doc = plan(stack)
+    credential = re.compile(r"(PASSWORD|SECRET|TOKEN|_KEY$|CONNECTION)", re.I)
+    problems = []
+    for name, document in workload_documents(doc):
+        for path, value in leaves(document):
+            if path.endswith(DIGEST_ANNOTATION):
+                continue  # a sha256 over the bootstrap passwords, kept secret in state; not a credential
+            if value == REDACTED or (isinstance(value, str) and MOCK_PASSWORD in value):
+                problems.append(f"{name}: {path}")
+        for env in _env_lists(document):
+            for var in env:
+                if "value" in var and credential.search(str(var.get("name", ""))):
+                    problems.append(f"{name}: env {var['name']} is a literal")
+    assert problems == []
+
+
+def _env_lists(document: Any) -> Iterator[list[dict[str, Any]]]:
+    if isinstance(document, dict):
+        for key, value in document.items():
+            if key in ("env", "extraEnvs") and isinstance(value, list):
+                yield value
+            else:
+                yield from _env_lists(value)
+    elif isinstance(document, list):
+        for item in document:
+            yield from _env_lists(item)
+
+
+def test_credential_check_catches_a_password_in_values(dev: PlanDocument) -> None:
+    values = json.loads(json.dumps(chart(dev, "mlflow")))
+    values["backendStore"]["postgres"]["password"] = MOCK_PASSWORD
+    assert [p for p, v in leaves(values) if v == MOCK_PASSWORD] == ["backendStore.postgres.password"]
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_every_image_is_pinned(plan, stack: str) -> None:
+    doc = plan(stack)
+    problems = []
+    for name, document in workload_documents(doc):
+        for path, value in leaves(document):
+            if path.endswith(".image") or path == "image":
+                tag = str(value).rsplit("/", 1)[-1].partition(":")[2]
+                if not tag or tag == "latest":
+                    problems.append(f"{name}: {path} = {value}")
+            if (path.endswith("image.tag") or path.endswith("defaultAirflowTag")) and value in ("", None, "latest"):
+                problems.append(f"{name}: {path} = {value!r}")
+    assert problems == []
+    # the charts whose default tag is "" (= appVersion) are pinned explicitly, to the snapshot's appVersion
+    assert chart(doc, "mlflow")["image"]["tag"] and chart(doc, "feast")["image"]["tag"]
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_airflow_is_wired_to_the_platform(plan, stack: str) -> None:
+    doc = plan(stack)
+    values = chart(doc, "airflow")
+    assert values["executor"] == "KubernetesExecutor"
+    assert values["pgbouncer"]["enabled"] is True
+    assert values["postgresql"]["enabled"] is False
+    secrets = {s.inputs["metadata"]["name"] for s in doc.by_type("kubernetes:core/v1:Secret")}
+    for ref in (
+        values["data"]["metadataSecretName"],
+        values["pgbouncer"]["configSecretName"],
+        values["pgbouncer"]["metricsExporterSidecar"]["statsSecretName"],
+        values["fernetKeySecretName"],
+        values["apiSecretKeySecretName"],
+        values["jwtSecretName"],
+        *(s["secretName"] for s in values["secret"]),
+    ):
+        assert ref in secrets, ref
+    assert values["createUserJob"]["enabled"] is False  # its default user has the password "admin"
+    assert values["config"]["logging"]["remote_base_log_folder"].startswith(doc.outputs["buckets"]["logs"] + "/")
+    assert values["dags"]["gitSync"]["enabled"] is True
+    env = {e["name"]: e["value"] for e in values["env"]}
+    assert env["AIRFLOW_VAR_MLFLOW_TRACKING_URI"] == doc.outputs["mlflowTrackingUri"]
+    assert env["AIRFLOW_VAR_RAY_ADDRESS"] == doc.outputs["rayDashboardUrl"]
+    assert json.loads(env["AIRFLOW_CONN_KUBERNETES_DEFAULT"])["extra"]["namespace"] == "training"
+    expected_schedulers = 2 if "prod" in stack else 1
+    assert values["scheduler"]["replicas"] == expected_schedulers
+    assert bool(values["scheduler"]["topologySpreadConstraints"]) == ("prod" in stack)
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_reference_dags_use_only_what_airflow_is_given(plan, stack: str) -> None:
+    """The DAGs git-sync pulls read Airflow variables and connections the platform actually sets."""
+    values = chart(plan(stack), "airflow")
+    provided = {e["name"] for e in values["env"]}
+    dags = Path(__file__).resolve().parents[1] / values["dags"]["gitSync"]["subPath"]
+    text = "\n".join(p.read_text() for p in sorted(dags.glob("*.py")))
+    used_vars = set(re.findall(r"var\.value\.(\w+)", text))
+    used_conns = set(re.findall(r'conn_id="(\w+)"', text))
+    assert used_vars and used_conns
+    assert {f"AIRFLOW_VAR_{v.upper()}" for v in used_vars} <= provided
+    assert {f"AIRFLOW_CONN_{c.upper()}" for c in used_conns} <= provided
+
+
+def test_raycluster_validates_against_the_kuberay_crd(plan) -> None:
+    crd_file = CRDS / "ray.io_rayclusters.yaml"
+    if not crd_file.exists():
+        pytest.skip(f"no upstream CRD at {crd_file}")
+    import jsonschema
+
+    crd = yaml.safe_load(crd_file.read_text())
+    [version] = [v for v in crd["spec"]["versions"] if v["name"] == "v1"]
+    schema = version["schema"]["openAPIV3Schema"]["properties"]["spec"]
+    strict = _strict(schema)
+    for stack in STACKS:
+        spec = json.loads(json.dumps(ray_spec(plan(stack))), parse_float=lambda f: int(float(f)))
+        jsonschema.validate(spec, strict)
+    spec["workerGroupSpecs"][-1]["maxReplica"] = 3  # misspelt: the API server would drop it silently
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(spec, strict)
+
+
+def _strict(schema: Any) -> Any:
+    """The CRD's schema with unknown fields rejected, as the API server prunes them silently."""
+    if isinstance(schema, dict):
+        out = {k: _strict(v) for k, v in schema.items() if k not in ("x-kubernetes-preserve-unknown-fields",)}
+        closed = not schema.get("x-kubernetes-preserve-unknown-fields") and "additionalProperties" not in out
+        if out.get("type") == "object" and "properties" in out and closed:
+            out["additionalProperties"] = False
+        return out
+    if isinstance(schema, list):
+        return [_strict(v) for v in schema]
+    return schema
