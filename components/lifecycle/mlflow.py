@@ -51,6 +51,7 @@ def mlflow_values(
         "fullnameOverride": ENDPOINT.name,
         "replicaCount": replicas,
         "image": {"tag": pin.app_version},
+        "initImages": {"mlflowDbMigration": {"tag": pin.app_version}},
         "serviceAccount": {"create": False, "name": service_account},
         "service": {"port": ENDPOINT.port, "containerPort": FLOW.port},
         "podSecurityContext": RESTRICTED_POD,
