@@ -59,6 +59,19 @@ def opaque_secret(
     )
 
 
+def _chart_inputs(
+    pin: ChartPin, namespace: pulumi.Input[str], values: Mapping[str, object], release_name: str | None
+) -> dict[str, object]:
+    """What a release and a chart both take: the pinned chart and version, the release name and values."""
+    return {
+        "name": release_name,
+        "chart": pin.chart,
+        "version": pin.version,
+        "namespace": namespace,
+        "values": dict(values),
+    }
+
+
 def pinned_release(
     parent: pulumi.Resource,
     resource_name: str,
@@ -76,12 +89,8 @@ def pinned_release(
     them, so removing the release cannot cascade-delete users' custom resources)."""
     return k8s.helm.v3.Release(
         resource_name,
-        name=release_name,
-        chart=pin.chart,
-        version=pin.version,
+        **_chart_inputs(pin, namespace, values, release_name),
         repository_opts=k8s.helm.v3.RepositoryOptsArgs(repo=pin.repo),
-        namespace=namespace,
-        values=dict(values),
         opts=pulumi.ResourceOptions(parent=parent, provider=provider, depends_on=list(depends_on)),
     )
 
@@ -101,12 +110,8 @@ def pinned_chart(
     Service and ConfigMap. For hook-free charts without CRDs."""
     return k8s.helm.v4.Chart(
         resource_name,
-        name=release_name,
-        chart=pin.chart,
-        version=pin.version,
+        **_chart_inputs(pin, namespace, values, release_name),
         repository_opts=k8s.helm.v4.RepositoryOptsArgs(repo=pin.repo),
-        namespace=namespace,
-        values=dict(values),
         opts=pulumi.ResourceOptions(parent=parent, providers=[provider], depends_on=list(depends_on)),
     )
 

@@ -18,9 +18,9 @@ from components.charts import SERVICE_CHARTS, pin_at
 from components.contracts import BucketPurpose, ClusterOutputs, DataOutputs, Namespace, ServiceEndpoint, StorageOutputs
 from components.data.credentials import generated_secret
 from components.guardrails import training_limits
-from components.kube import PART_OF, identity_service_account, namespace, opaque_secret
+from components.kube import PART_OF, identity_service_account, namespace, opaque_secret, pinned_release
 from components.lifecycle import airflow, feast, mlflow, ray
-from components.lifecycle.placement import Placement
+from components.lifecycle.placement import Placement, replicated_chart
 from components.lifecycle.training import airflow_launcher_rbac
 from mlplatform.chartkeys import supported_versions
 from mlplatform.config import ServicesConfig
@@ -94,11 +94,12 @@ class Lifecycle(pulumi.ComponentResource):
         # -- MLflow ----------------------------------------------------------------------------------
         if svc.mlflow.enabled:
             mlflow_pin = _pin(svc, "mlflow")
-            mlflow.mlflow_server(
+            replicated_chart(
                 self,
-                name,
+                f"{name}-mlflow",
                 pin=mlflow_pin,
-                namespace=platform_ns.metadata.name,
+                endpoint=mlflow.ENDPOINT,
+                app=mlflow.FLOW.app,
                 values=mlflow.mlflow_values(
                     pin=mlflow_pin,
                     replicas=svc.mlflow.replicas,
@@ -109,6 +110,7 @@ class Lifecycle(pulumi.ComponentResource):
                     placement=placement,
                 ),
                 replicas=svc.mlflow.replicas,
+                namespace=platform_ns.metadata.name,
                 provider=provider,
                 depends_on=[*pg.ready, secrets["mlflow"], accounts["mlflow"]],
             )
@@ -135,10 +137,12 @@ class Lifecycle(pulumi.ComponentResource):
         feast_deps = [*pg.ready, *feast_inputs, accounts["feast"]]
         if svc.feast.enabled:
             feast_pin = _pin(svc, "feast")
-            feast.feature_server(
+            replicated_chart(
                 self,
-                name,
+                f"{name}-feast",
                 pin=feast_pin,
+                endpoint=feast.ENDPOINT,
+                app=feast.FLOW.app,
                 namespace=platform_ns.metadata.name,
                 values=feast.feature_server_values(
                     pin=feast_pin,
@@ -168,13 +172,14 @@ class Lifecycle(pulumi.ComponentResource):
 
         # -- KubeRay and training --------------------------------------------------------------------
         if svc.kuberay.enabled:
-            operator = ray.kuberay_operator(
+            operator = pinned_release(
                 self,
-                name,
-                pin=_pin(svc, "kuberay"),
-                namespace=training_ns.metadata.name,
-                values=ray.operator_values(placement),
-                provider=provider,
+                f"{name}-kuberay-operator",
+                _pin(svc, "kuberay"),
+                training_ns.metadata.name,
+                ray.operator_values(placement),
+                provider,
+                release_name=ray.OPERATOR_RELEASE,
             )
             ray.ray_cluster(
                 self,
@@ -231,12 +236,12 @@ class Lifecycle(pulumi.ComponentResource):
             env += [{"name": "FEATURE_STORE_YAML_BASE64", "value": feast.encoded(store_yaml)}]
             env += feast.kafka_env(args.data.kafka)
             airflow_launcher_rbac(self, training_ns, accounts["airflow"])
-            airflow.airflow_release(
+            pinned_release(
                 self,
-                name,
-                pin=airflow_pin,
-                namespace=platform_ns.metadata.name,
-                values=airflow.airflow_values(
+                f"{name}-airflow",
+                airflow_pin,
+                platform_ns.metadata.name,
+                airflow.airflow_values(
                     pin=airflow_pin,
                     cfg=svc.airflow,
                     secrets=names,
@@ -247,7 +252,8 @@ class Lifecycle(pulumi.ComponentResource):
                     volumes=feast.ca_volume(ca_map),
                     placement=placement,
                 ),
-                provider=provider,
+                provider,
+                release_name=airflow.RELEASE,
                 depends_on=[*pg.ready, *made.values(), *feast_inputs, accounts["airflow"]],
             )
 

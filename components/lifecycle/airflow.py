@@ -14,11 +14,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 import pulumi
-import pulumi_kubernetes as k8s
 
 from components.charts import ChartPin
 from components.contracts import Bucket, DatabaseCredentials, PostgresEndpoint, ServiceEndpoint
-from components.kube import RESTRICTED_CONTAINER, RESTRICTED_POD, pinned_release, zone_spread
+from components.kube import RESTRICTED_CONTAINER, RESTRICTED_POD, zone_spread
 from components.lifecycle.placement import Placement
 from mlplatform.config import AirflowConfig
 
@@ -213,18 +212,3 @@ def airflow_values(
         "volumes": volumes[0],
         "volumeMounts": volumes[1],
     }
-
-
-def airflow_release(
-    parent: pulumi.Resource,
-    name: str,
-    *,
-    pin: ChartPin,
-    namespace: pulumi.Input[str],
-    values: dict[str, object],
-    provider: k8s.Provider,
-    depends_on: list[pulumi.Resource],
-) -> k8s.helm.v3.Release:
-    return pinned_release(
-        parent, f"{name}-airflow", pin, namespace, values, provider, release_name=RELEASE, depends_on=depends_on
-    )

@@ -18,8 +18,8 @@ import yaml
 from components.charts import ChartPin
 from components.contracts import Bucket, KafkaEndpoint, Namespace, PostgresEndpoint, RedisEndpoint, ServiceEndpoint
 from components.guardrails import flow
-from components.kube import PART_OF, RESTRICTED_CONTAINER, RESTRICTED_POD, pinned_chart, spread_affinity
-from components.lifecycle.placement import Placement, pod_disruption_budget
+from components.kube import PART_OF, RESTRICTED_CONTAINER, RESTRICTED_POD, spread_affinity
+from components.lifecycle.placement import Placement
 
 FLOW = flow("feature-server")
 ONLINE_PORT = 6566  # the chart hard-codes this containerPort for feast_mode "online"
@@ -161,24 +161,6 @@ def feature_server_values(
         "tolerations": placement.tolerations,
         "affinity": spread_affinity(FLOW.app) if placement.spread else {},
     }
-
-
-def feature_server(
-    parent: pulumi.Resource,
-    name: str,
-    *,
-    pin: ChartPin,
-    namespace: pulumi.Input[str],
-    values: dict[str, object],
-    replicas: int,
-    provider: k8s.Provider,
-    depends_on: list[pulumi.Resource],
-) -> k8s.helm.v4.Chart:
-    chart = pinned_chart(
-        parent, f"{name}-feast", pin, namespace, values, provider, release_name=ENDPOINT.name, depends_on=depends_on
-    )
-    pod_disruption_budget(parent, f"{name}-feast", FLOW.app, namespace, replicas)
-    return chart
 
 
 def materialization(

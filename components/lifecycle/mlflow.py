@@ -7,16 +7,13 @@ container), so Pulumi can render it and a pull request's preview shows each obje
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import pulumi
-import pulumi_kubernetes as k8s
 
 from components.charts import ChartPin
 from components.contracts import Bucket, Namespace, PostgresEndpoint, ServiceEndpoint
 from components.guardrails import flow
-from components.kube import RESTRICTED_POD, pinned_chart, spread_affinity
-from components.lifecycle.placement import Placement, pod_disruption_budget
+from components.kube import RESTRICTED_POD, spread_affinity
+from components.lifecycle.placement import Placement
 
 FLOW = flow("mlflow")
 ENDPOINT = ServiceEndpoint("mlflow", Namespace.PLATFORM, 80)
@@ -76,27 +73,3 @@ def mlflow_values(
         "tolerations": placement.tolerations,
         "affinity": spread_affinity(FLOW.app) if placement.spread else {},
     }
-
-
-@dataclass(frozen=True)
-class MlflowServer:
-    chart: k8s.helm.v4.Chart
-    endpoint: ServiceEndpoint
-
-
-def mlflow_server(
-    parent: pulumi.Resource,
-    name: str,
-    *,
-    pin: ChartPin,
-    namespace: pulumi.Input[str],
-    values: dict[str, object],
-    replicas: int,
-    provider: k8s.Provider,
-    depends_on: list[pulumi.Resource],
-) -> MlflowServer:
-    chart = pinned_chart(
-        parent, f"{name}-mlflow", pin, namespace, values, provider, release_name=ENDPOINT.name, depends_on=depends_on
-    )
-    pod_disruption_budget(parent, f"{name}-mlflow", FLOW.app, namespace, replicas)
-    return MlflowServer(chart, ENDPOINT)

@@ -7,9 +7,10 @@ from dataclasses import dataclass, field
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components.contracts import NodePoolContract
+from components.charts import ChartPin
+from components.contracts import NodePoolContract, ServiceEndpoint
 from components.guardrails import NAME_LABEL
-from components.kube import PART_OF
+from components.kube import PART_OF, pinned_chart
 
 
 @dataclass(frozen=True)
@@ -45,3 +46,24 @@ def pod_disruption_budget(
         ),
         opts=pulumi.ResourceOptions(parent=parent),
     )
+
+
+def replicated_chart(
+    parent: pulumi.Resource,
+    resource_name: str,
+    *,
+    pin: ChartPin,
+    endpoint: ServiceEndpoint,
+    app: str,
+    values: dict[str, object],
+    replicas: int,
+    namespace: pulumi.Input[str],
+    provider: k8s.Provider,
+    depends_on: list[pulumi.Resource],
+) -> k8s.helm.v4.Chart:
+    """A hook-free chart serving `endpoint` (its release name is the Service name), with its disruption budget."""
+    chart = pinned_chart(
+        parent, resource_name, pin, namespace, values, provider, release_name=endpoint.name, depends_on=depends_on
+    )
+    pod_disruption_budget(parent, resource_name, app, namespace, replicas)
+    return chart

@@ -16,13 +16,14 @@ from collections.abc import Sequence
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components.charts import RAY_GPU_IMAGE, RAY_IMAGE, RAY_VERSION, ChartPin
+from components.charts import RAY_GPU_IMAGE, RAY_IMAGE, RAY_VERSION
 from components.contracts import GPU_RESOURCE, Namespace, NodePoolContract, ServiceEndpoint
 from components.guardrails import flow
-from components.kube import PART_OF, pinned_release
+from components.kube import PART_OF
 from components.lifecycle.placement import Placement
 
 CLUSTER_NAME = "ray"
+OPERATOR_RELEASE = "kuberay-operator"
 DASHBOARD = ServiceEndpoint(f"{CLUSTER_NAME}-head-svc", Namespace.TRAINING, flow("ray-jobs").port)
 CLIENT_PORT = flow("ray-client").port
 GCS_PORT = 6379
@@ -37,15 +38,6 @@ def operator_values(placement: Placement) -> dict[str, object]:
         "tolerations": placement.tolerations,
         "resources": placement.resources("100m", "256Mi", "512Mi"),
     }
-
-
-def kuberay_operator(
-    parent: pulumi.Resource, name: str, *, pin: ChartPin, namespace: pulumi.Input[str], values: dict[str, object],
-    provider: k8s.Provider,
-) -> k8s.helm.v3.Release:  # fmt: skip
-    return pinned_release(
-        parent, f"{name}-kuberay-operator", pin, namespace, values, provider, release_name="kuberay-operator"
-    )
 
 
 def _container(name: str, image: str, env: list[dict[str, object]], resources: dict[str, object],
