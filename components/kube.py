@@ -130,14 +130,14 @@ def spread_affinity(app: str) -> dict[str, object]:
     return {"podAntiAffinity": {"preferredDuringSchedulingIgnoredDuringExecution": terms}}
 
 
-def zone_spread(labels: Mapping[str, str], *, strict: bool) -> list[dict[str, object]]:
-    """topologySpreadConstraints across zones (hard when `strict`) and nodes (soft)."""
+def zone_spread(labels: Mapping[str, str]) -> list[dict[str, object]]:
+    """topologySpreadConstraints across zones, then nodes; soft, like spread_affinity, so rollouts never stall."""
     selector = {"matchLabels": dict(labels)}
     return [
         {
             "maxSkew": 1,
             "topologyKey": ZONE_KEY,
-            "whenUnsatisfiable": "DoNotSchedule" if strict else "ScheduleAnyway",
+            "whenUnsatisfiable": "ScheduleAnyway",
             "labelSelector": selector,
         },
         {"maxSkew": 1, "topologyKey": HOST_KEY, "whenUnsatisfiable": "ScheduleAnyway", "labelSelector": selector},

@@ -14,7 +14,7 @@ import pulumi_kubernetes as k8s
 import pulumi_random as random
 
 from components import workloads
-from components.charts import SERVICE_CHARTS, pin_at
+from components.charts import SERVICE_CHARTS, ChartPin, pin_at
 from components.contracts import BucketPurpose, ClusterOutputs, DataOutputs, Namespace, ServiceEndpoint, StorageOutputs
 from components.data.credentials import generated_secret
 from components.guardrails import training_limits
@@ -47,10 +47,11 @@ class LifecycleOutputs:
     feature_store_yaml: pulumi.Output[str]
 
 
-def _pin(services: ServicesConfig, service: str):  # noqa: ANN202 - ChartPin
+def _pin(services: ServicesConfig, service: str) -> ChartPin:
+    """The service's chart at the version its config selected (config guarantees a snapshot exists)."""
     pin = SERVICE_CHARTS[service]
     version = getattr(services, service).version
-    return pin_at(pin, version, supported_versions(pin.chart).get(version, pin.app_version))
+    return pin_at(pin, version, supported_versions(pin.chart)[version])
 
 
 class Lifecycle(pulumi.ComponentResource):
@@ -118,7 +119,7 @@ class Lifecycle(pulumi.ComponentResource):
         # -- Feast -----------------------------------------------------------------------------------
         redis = args.data.redis
         redis_secret = opaque_secret(self, "feast-redis", platform_ns, {"password": redis.auth_token})
-        ca_map = None
+        ca: k8s.core.v1.ConfigMap | None = None
         if redis.ca_certificate is not None:
             ca = k8s.core.v1.ConfigMap(
                 "configmap-feast-redis-ca",
@@ -128,12 +129,12 @@ class Lifecycle(pulumi.ComponentResource):
                 data={"ca.crt": redis.ca_certificate},
                 opts=pulumi.ResourceOptions(parent=self),
             )
-            ca_map = "feast-redis-ca"
+        ca_map = ca.metadata.name if ca is not None else None
         feast_secrets = feast.FeastSecrets(database=secrets["feast"].metadata.name, redis=redis_secret.metadata.name)
         store_yaml = feast.feature_store_yaml(pg, redis, buckets[BucketPurpose.DATASETS])
         feast_env = feast.feast_env(feast_secrets, args.data.kafka)
         # what any container loading the YAML needs to exist first (Feast's own pods and Airflow's)
-        feast_inputs: list[pulumi.Resource] = [secrets["feast"], redis_secret, *([ca] if ca_map else [])]
+        feast_inputs: list[pulumi.Resource] = [secrets["feast"], redis_secret, *([ca] if ca is not None else [])]
         feast_deps = [*pg.ready, *feast_inputs, accounts["feast"]]
         if svc.feast.enabled:
             feast_pin = _pin(svc, "feast")
@@ -204,7 +205,7 @@ class Lifecycle(pulumi.ComponentResource):
                     self, "airflow-metadata", platform_ns, {"connection": airflow.metadata_connection(cred, ns)}
                 ),
                 "pgbouncer_config": opaque_secret(
-                    self, "airflow-pgbouncer-config", platform_ns, airflow.pgbouncer_files(pg, cred, pg.ssl_mode)
+                    self, "airflow-pgbouncer-config", platform_ns, airflow.pgbouncer_files(pg, cred)
                 ),
                 "pgbouncer_stats": opaque_secret(
                     self, "airflow-pgbouncer-stats", platform_ns, {"connection": airflow.stats_connection(cred)}

@@ -40,9 +40,7 @@ class AirflowSecrets:
     jwt_secret: pulumi.Input[str]  # key: jwt-secret
 
 
-def pgbouncer_files(
-    postgres: PostgresEndpoint, cred: DatabaseCredentials, ssl_mode: str
-) -> dict[str, pulumi.Output[str]]:
+def pgbouncer_files(postgres: PostgresEndpoint, cred: DatabaseCredentials) -> dict[str, pulumi.Output[str]]:
     """pgbouncer.ini and users.txt: clients in the namespace talk to PgBouncer, PgBouncer talks TLS to
     the database (server_tls_sslmode from the endpoint)."""
     ini = pulumi.Output.all(postgres.host, postgres.port).apply(
@@ -60,7 +58,7 @@ def pgbouncer_files(
                 f"stats_users = {cred.username}",
                 "ignore_startup_parameters = extra_float_digits",
                 "max_client_conn = 200",
-                f"server_tls_sslmode = {ssl_mode}",
+                f"server_tls_sslmode = {postgres.ssl_mode}",
                 "server_tls_ciphers = normal",
                 "",
             ]
@@ -148,7 +146,7 @@ def airflow_values(
     sa = {"create": False, "name": service_account}
 
     def component(name: str, count: int, **extra: object) -> dict[str, object]:
-        spread = zone_spread({"tier": "airflow", "component": name, "release": RELEASE}, strict=False)
+        spread = zone_spread({"tier": "airflow", "component": name, "release": RELEASE})
         return {
             "replicas": count,
             "serviceAccount": sa,

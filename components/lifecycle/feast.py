@@ -116,9 +116,9 @@ def encoded(store_yaml: pulumi.Output[str]) -> pulumi.Output[str]:
     return store_yaml.apply(lambda text: base64.b64encode(text.encode()).decode())
 
 
-def ca_volume(ca_config_map: str | None) -> tuple[list[dict[str, object]], list[dict[str, object]]]:
+def ca_volume(ca_config_map: pulumi.Input[str] | None) -> tuple[list[dict[str, object]], list[dict[str, object]]]:
     """The Redis CA where the YAML's ssl_ca_certs expects it, for every container that loads the YAML."""
-    if not ca_config_map:
+    if ca_config_map is None:
         return [], []
     return (
         [{"name": "redis-ca", "configMap": {"name": ca_config_map}}],
@@ -126,7 +126,7 @@ def ca_volume(ca_config_map: str | None) -> tuple[list[dict[str, object]], list[
     )
 
 
-def _volumes(ca_config_map: str | None) -> tuple[list[dict[str, object]], list[dict[str, object]]]:
+def _volumes(ca_config_map: pulumi.Input[str] | None) -> tuple[list[dict[str, object]], list[dict[str, object]]]:
     ca_volumes, ca_mounts = ca_volume(ca_config_map)
     return [{"name": "tmp", "emptyDir": {}}, *ca_volumes], [{"name": "tmp", "mountPath": "/tmp"}, *ca_mounts]
 
@@ -138,7 +138,7 @@ def feature_server_values(
     store_yaml: pulumi.Output[str],
     env: list[dict[str, object]],
     service_account: pulumi.Input[str],
-    ca_config_map: str | None,
+    ca_config_map: pulumi.Input[str] | None,
     placement: Placement,
 ) -> dict[str, object]:
     volumes, mounts = _volumes(ca_config_map)
@@ -172,7 +172,7 @@ def materialization(
     store_yaml: pulumi.Output[str],
     env: list[dict[str, object]],
     service_account: pulumi.Input[str],
-    ca_config_map: str | None,
+    ca_config_map: pulumi.Input[str] | None,
     placement: Placement,
     depends_on: list[pulumi.Resource],
 ) -> k8s.batch.v1.CronJob:

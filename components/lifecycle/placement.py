@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import pulumi
 import pulumi_kubernetes as k8s
@@ -19,12 +19,14 @@ class Placement:
 
     pool: NodePoolContract
     spread: bool  # ha: multi-zone
-    node_selector: dict[str, str] = field(init=False)
-    tolerations: list[dict[str, str]] = field(init=False)
 
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "node_selector", self.pool.node_selector())
-        object.__setattr__(self, "tolerations", self.pool.tolerations())
+    @property
+    def node_selector(self) -> dict[str, str]:
+        return self.pool.node_selector()
+
+    @property
+    def tolerations(self) -> list[dict[str, str]]:
+        return self.pool.tolerations()
 
     def resources(self, cpu: str, memory: str, memory_limit: str) -> dict[str, dict[str, str]]:
         """Requests so the autoscaler can place the pod; a memory limit (no CPU limit: no throttling)."""
