@@ -226,7 +226,11 @@ def training_limits(
     parent: pulumi.Resource, namespace: k8s.core.v1.Namespace, gpu_pools: tuple[NodePoolContract, ...]
 ) -> tuple[k8s.core.v1.ResourceQuota, k8s.core.v1.LimitRange]:
     """`training` may request at most the GPUs its pools can ever hold (from the pool contracts), and every
-    container without requests gets sane defaults so the scheduler and autoscaler can place it."""
+    container without requests gets sane defaults so the scheduler and autoscaler can place it.
+
+    Requests only, no default limits: a default CPU limit throttles training code that sets none (the
+    platform's own pods run without CPU limits for the same reason), and a default memory limit would
+    reject every container that requests more memory than that default without naming a limit."""
     capacity = sum(p.max_nodes * p.gpus_per_node for p in gpu_pools)
     quota = k8s.core.v1.ResourceQuota(
         "quota-training",
@@ -242,7 +246,6 @@ def training_limits(
                 k8s.core.v1.LimitRangeItemArgs(
                     type="Container",
                     default_request={"cpu": "500m", "memory": "1Gi"},
-                    default={"cpu": "4", "memory": "16Gi"},
                 )
             ]
         ),

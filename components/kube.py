@@ -80,17 +80,23 @@ def pinned_release(
     values: Mapping[str, object],
     provider: k8s.Provider,
     *,
+    timeout_seconds: int,
     release_name: str | None = None,
+    wait_for_jobs: bool = False,
     depends_on: Sequence[pulumi.Resource] = (),
 ) -> k8s.helm.v3.Release:
     """A helm.v3.Release of a chart exactly at its pin in components/charts.py (chart, repo and version).
 
     For charts that rely on Helm hooks or ship CRDs in crds/ (Helm installs those once and never deletes
-    them, so removing the release cannot cascade-delete users' custom resources)."""
+    them, so removing the release cannot cascade-delete users' custom resources). Every caller states how
+    long Helm may wait for the release's pods (Helm's own default, 300 s, is shorter than a node pool
+    scaling up from zero and pulling large images)."""
     return k8s.helm.v3.Release(
         resource_name,
         **_chart_inputs(pin, namespace, values, release_name),
         repository_opts=k8s.helm.v3.RepositoryOptsArgs(repo=pin.repo),
+        timeout=timeout_seconds,
+        wait_for_jobs=wait_for_jobs,
         opts=pulumi.ResourceOptions(parent=parent, provider=provider, depends_on=list(depends_on)),
     )
 
@@ -107,7 +113,9 @@ def pinned_chart(
     depends_on: Sequence[pulumi.Resource] = (),
 ) -> k8s.helm.v4.Chart:
     """A helm.v4.Chart at its pin: rendered by Pulumi, so a pull request's preview diffs each Deployment,
-    Service and ConfigMap. For hook-free charts without CRDs."""
+    Service and ConfigMap. For hook-free charts without CRDs. There is no release-wide timeout: each object
+    is awaited by Pulumi's own readiness logic (a Deployment up to 10 minutes, enough for a node scaling up
+    from zero: ~3 minutes for the autoscaler and the instance, then the image pull)."""
     return k8s.helm.v4.Chart(
         resource_name,
         **_chart_inputs(pin, namespace, values, release_name),

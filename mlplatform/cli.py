@@ -1,5 +1,5 @@
-"""`python -m mlplatform plan|diff|chart-keys`: the offline plan, the credential-free preview diff, and the
-regeneration of the pinned charts' values-key snapshots."""
+"""`python -m mlplatform plan|diff|render|chart-keys`: the offline plan, the credential-free preview diff,
+the charts rendered with the plan's values and checked, and the regeneration of the values-key snapshots."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from pathlib import Path
 from components.charts import ALL_CHARTS
 from mlplatform.chartkeys import build_snapshot, upstream_mismatch, write_snapshot
 from mlplatform.config import ConfigError
+from mlplatform.manifests import render_plan
 from mlplatform.plan.diff import diff_plans, render_diff
 from mlplatform.plan.document import PlanDocument
 from mlplatform.plan.render import render
@@ -30,6 +31,15 @@ def _parser() -> argparse.ArgumentParser:
     diff.add_argument("old", help="plan JSON path or stack name")
     diff.add_argument("new", help="plan JSON path or stack name")
     diff.add_argument("--project-dir", type=Path, default=PROJECT_DIR, help=argparse.SUPPRESS)
+    rend = sub.add_parser(
+        "render", help="render every Helm release of a stack with the plan's values; check pods and policies"
+    )
+    rend.add_argument("--stack", default="dev", help="stack name (default: dev)")
+    rend.add_argument(
+        "--charts", type=Path, help="directory of chart sources (<chart>-<version>/ or <chart>/); default: pull"
+    )
+    rend.add_argument("--out", type=Path, help="where to write the manifests (default: rendered/<stack>/)")
+    rend.add_argument("--project-dir", type=Path, default=PROJECT_DIR, help=argparse.SUPPRESS)
     keys = sub.add_parser("chart-keys", help="regenerate components/chart_keys/ from upstream chart directories")
     keys.add_argument(
         "--from",
@@ -53,6 +63,21 @@ def chart_keys(upstream: Path) -> int:
     return 0
 
 
+def render_stack(stack: str, charts: Path | None, out: Path | None, project_dir: Path) -> int:
+    """Exit 1 when a chart is missing or any rendered pod breaks a check, 0 when all pass."""
+    doc = synthesize(stack, project_dir)
+    out = out or project_dir / "rendered" / stack
+    report = render_plan(doc, charts, out)
+    for r in report.releases:
+        print(f"rendered {r.release} ({r.chart} {r.version}) in {r.namespace}: {len(r.objects)} objects")
+    for m in report.missing:
+        print(f"missing chart: {m}")
+    for v in report.violations:
+        print(f"violation: {v}")
+    print(f"\n{len(report.releases)} releases, {len(report.violations)} violations; manifests in {out}")
+    return 1 if report.violations or report.missing else 0
+
+
 def _load(ref: str, project_dir: Path) -> PlanDocument:
     path = Path(ref)
     return PlanDocument.read(path) if path.suffix == ".json" else synthesize(ref, project_dir)
@@ -69,6 +94,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"\nplan written to {out}")
         elif args.command == "chart-keys":
             return chart_keys(args.upstream)
+        elif args.command == "render":
+            return render_stack(args.stack, args.charts, args.out, args.project_dir)
         else:
             old, new = _load(args.old, args.project_dir), _load(args.new, args.project_dir)
             print(render_diff(diff_plans(old, new), old, new))

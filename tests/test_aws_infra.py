@@ -97,7 +97,10 @@ def test_eks_control_plane(dev: PlanDocument, prod: PlanDocument) -> None:
         assert eks["accessConfig"]["authenticationMode"] == "API"
         assert eks["encryptionConfig"]["resources"] == ["secrets"]
         assert set(eks["enabledClusterLogTypes"]) >= {"api", "audit", "authenticator"}
-    assert prod.one("aws:eks/cluster:Cluster").inputs["vpcConfig"]["endpointPublicAccess"] is False
+    # prod: reachable by the deployer only (its CIDRs), nodes over the private endpoint
+    vpc = prod.one("aws:eks/cluster:Cluster").inputs["vpcConfig"]
+    assert vpc["endpointPrivateAccess"] is True
+    assert vpc["endpointPublicAccess"] is False or "0.0.0.0/0" not in vpc["publicAccessCidrs"]
     assert prod.one("aws:eks/cluster:Cluster").inputs["deletionProtection"] is True
     assert dev.one("aws:eks/cluster:Cluster").inputs["deletionProtection"] is False
     secrets_key = prod.one("aws:kms/key:Key", "mlplatform-eks-secrets")
@@ -128,7 +131,8 @@ def test_device_plugin_runs_only_on_gpu_nodes(prod: PlanDocument) -> None:
 def test_autoscaler_scales_only_its_own_groups(dev: PlanDocument) -> None:
     policy = json.loads(dev.one("aws:iam/rolePolicy:RolePolicy", "mlplatform-autoscaler").inputs["policy"])
     mutate = next(s for s in policy["Statement"] if "autoscaling:SetDesiredCapacity" in s["Action"])
-    assert "aws:ResourceTag/k8s.io/cluster-autoscaler/mlplatform-eks" in mutate["Condition"]["StringEquals"]
+    cluster = dev.one("aws:eks/cluster:Cluster").inputs["name"]
+    assert mutate["Condition"]["StringEquals"] == {f"aws:ResourceTag/k8s.io/cluster-autoscaler/{cluster}": "owned"}
     release = dev.one("kubernetes:helm.sh/v3:Release", "mlplatform-cluster-autoscaler").inputs
     assert release["values"]["rbac"]["serviceAccount"]["annotations"]["eks.amazonaws.com/role-arn"].endswith(
         "/mlplatform-autoscaler"

@@ -26,13 +26,19 @@ def only(raw: dict) -> str:
     return found[0]
 
 
+# A prod stack on aws must say where `pulumi up` reaches the API from (see ClusterConfig): a CI runner's
+# egress CIDR, here from the documentation range.
+PROD_AWS_CLUSTER = {"publicAccessCidrs": ["203.0.113.0/24"]}
+PROD = {"profile": "prod", "cluster": PROD_AWS_CLUSTER}
+
+
 def gpu(**over: object) -> dict:
     return {"name": "gpu", "machineType": "g5.xlarge", "accelerator": "nvidia-a10g", "maxNodes": 2, **over}
 
 
 def test_profiles_supply_defaults() -> None:
     dev = load_config({"profile": "dev"}, "dev")
-    prod = load_config({"profile": "prod"}, "prod")
+    prod = load_config(PROD, "prod")
     assert (dev.cloud, dev.ha, len(dev.zones)) == (Cloud.AWS, HaProfile.SINGLE_ZONE, 2)
     assert (prod.ha, len(prod.zones), prod.data.postgres.read_replicas) == (HaProfile.MULTI_ZONE, 3, 2)
     assert all(p.min_nodes == 0 for p in dev.cluster.gpu_pools)
@@ -101,7 +107,7 @@ def test_region_changes_default_zones() -> None:
             "mlplatform:services.airflow.version = 'latest'",
             "pattern",
         ),
-        ({"profile": "prod", "zones": ["us-east-1a", "us-east-1b"]}, "mlplatform:zones", "prod needs at least 3 zones"),
+        ({**PROD, "zones": ["us-east-1a", "us-east-1b"]}, "mlplatform:zones", "prod needs at least 3 zones"),
         ({"profile": "dev", "zones": ["us-east-1a"]}, "mlplatform:zones", "at least 2 zones"),
         (
             {"profile": "dev", "cluster": {"systemPool": {"minNodes": 0}}},
@@ -124,9 +130,9 @@ def test_region_changes_default_zones() -> None:
             "storageGb (500)",
         ),
         ({"profile": "dev", "data": {"kafka": {"brokers": 3}}}, "mlplatform", "multiple of the zone count"),
-        ({"profile": "prod", "ha": "single-zone"}, "mlplatform", "prod must use ha: multi-zone"),
+        ({**PROD, "ha": "single-zone"}, "mlplatform", "prod must use ha: multi-zone"),
         (
-            {"profile": "prod", "cluster": {"privateEndpoint": True}, "services": {"feast": {"replicas": 4}}},
+            {**PROD, "services": {"feast": {"replicas": 4}}},
             "mlplatform",
             "services.feast.replicas (4) must be a multiple of the zone count (3)",
         ),
@@ -173,7 +179,7 @@ def test_several_bad_values_are_reported_together() -> None:
         {
             "profile": "prod",
             "zones": ["us-east-1a"],
-            "cluster": {"kubernetesVersion": "1.20", "gpuPools": [gpu(minNodes=5, maxNodes=2)]},
+            "cluster": {**PROD_AWS_CLUSTER, "kubernetesVersion": "1.20", "gpuPools": [gpu(minNodes=5, maxNodes=2)]},
             "data": {"postgres": {"version": "13"}},
             "servces": {},
         }

@@ -31,7 +31,7 @@ def test_gke_private_nodes_workload_identity_dataplane_v2_shielded(plan, stack: 
     doc = plan(stack)
     gke = doc.one(GKE).inputs
     assert gke["privateClusterConfig"]["enablePrivateNodes"] is True
-    project = doc.one("pulumi:providers:gcp").inputs["project"]
+    project = doc.one("pulumi:providers:gcp", "mlplatform-gcp").inputs["project"]
     assert gke["workloadIdentityConfig"]["workloadPool"] == f"{project}.svc.id.goog"
     assert gke["datapathProvider"] == "ADVANCED_DATAPATH"  # enforces NetworkPolicy
     assert gke["enableShieldedNodes"] and gke["removeDefaultNodePool"]
@@ -129,8 +129,10 @@ def test_managed_kafka_and_client_acls(gcp_prod: PlanDocument) -> None:
             assert ops == {"READ", "DESCRIBE"}, spec.key
         else:
             assert {"READ", "WRITE"} <= ops, spec.key
-    bindings = gcp_prod.by_type("gcp:projects/iAMMember:IAMMember")
-    assert {b.inputs["role"] for b in bindings} == {"roles/managedkafka.client"}
+    bindings = [b for b in gcp_prod.by_type("gcp:projects/iAMMember:IAMMember") if "managedkafka" in b.inputs["role"]]
+    assert {b.inputs["member"].split("@")[0] for b in bindings} == {
+        f"serviceAccount:mlplatform-{w.key}" for w in workloads.ALL if w.kafka is not None
+    }
     assert all("clusters/mlplatform-kafka" in b.inputs["condition"]["expression"] for b in bindings)
 
 
@@ -156,6 +158,5 @@ def test_admin_principals_bound_to_cluster_admin_by_rbac() -> None:
     assert binding.inputs["roleRef"]["name"] == "cluster-admin"
     assert [s["name"] for s in binding.inputs["subjects"]] == [a.split(":", 1)[1] for a in admins]
     assert binding.provider.startswith(doc.one("pulumi:providers:kubernetes").urn)
-    assert not doc.by_type("gcp:projects/iAMMember:IAMMember") or all(
-        "container" not in b.inputs["role"] for b in doc.by_type("gcp:projects/iAMMember:IAMMember")
-    )
+    # no project-wide role for the admins: RBAC on this cluster only
+    assert not any(b.inputs["member"] in admins for b in doc.by_type("gcp:projects/iAMMember:IAMMember"))

@@ -49,11 +49,16 @@ def test_providers_follow_the_layer(plan, stack: str) -> None:
     cloud = doc.outputs["cloud"]
     expected = {
         "kubernetes": doc.one("pulumi:providers:kubernetes").urn,
-        cloud: doc.one(f"pulumi:providers:{cloud}").urn,
+        cloud: doc.one(f"pulumi:providers:{cloud}", f"mlplatform-{cloud}").urn,
     }
+    # on gcp the project's APIs are enabled through their own provider, which the main one waits for
+    apis = [r.urn for r in doc.named("mlplatform-gcp-apis")]
     for r in doc.resources:
         if not r.custom or r.type.startswith(("pulumi:providers:", "random:")):
             continue  # the random provider needs no configuration
+        if r.type == "gcp:projects/service:Service":
+            assert r.provider.startswith(apis[0] + "::"), r.urn
+            continue
         package = r.type.split(":")[0]
         assert r.provider.startswith(expected[package] + "::"), (r.urn, r.provider)
         if doc.top_level_of(r).type in IN_CLUSTER:

@@ -36,10 +36,12 @@ def pg() -> Iterator[LocalPostgres]:
 
 def _run_job(doc: PlanDocument, pg: LocalPostgres, passwords: dict[str, str], workdir: Path) -> None:
     """Run the planned Job's container command locally, its /sql mount pointing at the planned ConfigMap."""
-    job = doc.one("kubernetes:batch/v1:Job", "mlplatform-postgres-bootstrap").inputs["spec"]["template"]["spec"]
+    registration = doc.one("kubernetes:batch/v1:Job", "mlplatform-postgres-bootstrap")
+    job = registration.inputs["spec"]["template"]["spec"]
     [container] = job["containers"]
-    [configmap] = doc.by_type("kubernetes:core/v1:ConfigMap")
     mount = next(m["mountPath"] for m in container["volumeMounts"] if m["name"] == "sql")
+    # the ConfigMap the Job mounts is the one it was built from (the only ConfigMap it depends on)
+    [configmap] = [c for c in doc.by_type("kubernetes:core/v1:ConfigMap") if c.urn in registration.dependencies]
     for key, text in configmap.inputs["data"].items():
         (workdir / key).write_text(text)
     secret_values = {"ADMIN_PASSWORD": ADMIN_PASSWORD} | {f"{s.upper()}_PASSWORD": p for s, p in passwords.items()}

@@ -30,6 +30,10 @@ def build(parent: pulumi.ComponentResource, name: str, cfg: PlatformConfig, clus
         network=facts.network_id,
         service="servicenetworking.googleapis.com",
         reserved_peering_ranges=[psa_range.name],
+        # Removing the peering fails while Google still holds the producer side (it does for some time
+        # after Cloud SQL / Memorystore are deleted); abandoning it lets destroy finish and the VPC's
+        # deletion takes the peering with it.
+        deletion_policy="ABANDON",
         opts=child,
     )
     postgres = _postgres(parent, name, cfg, facts, peering)

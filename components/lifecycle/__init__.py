@@ -108,6 +108,7 @@ class Lifecycle(pulumi.ComponentResource):
                     database_secret=secrets["mlflow"].metadata.name,
                     artifacts=buckets[BucketPurpose.ARTIFACTS],
                     service_account=sa_name["mlflow"],
+                    flask_secret_key=generated_secret(self, f"{name}-mlflow-flask-key", length=64),
                     placement=placement,
                 ),
                 replicas=svc.mlflow.replicas,
@@ -181,6 +182,9 @@ class Lifecycle(pulumi.ComponentResource):
                 ray.operator_values(placement),
                 provider,
                 release_name=ray.OPERATOR_RELEASE,
+                # one small Deployment on the CPU pool, which may be at zero nodes in dev: ~3 min for the
+                # autoscaler and a new instance, then the image pull
+                timeout_seconds=600,
             )
             ray.ray_cluster(
                 self,
@@ -237,6 +241,20 @@ class Lifecycle(pulumi.ComponentResource):
             env += [{"name": "FEATURE_STORE_YAML_BASE64", "value": feast.encoded(store_yaml)}]
             env += feast.kafka_env(args.data.kafka)
             airflow_launcher_rbac(self, training_ns, accounts["airflow"])
+            dags: list[pulumi.Resource] = []
+            if svc.airflow.dags is None:
+                dags.append(
+                    k8s.core.v1.ConfigMap(
+                        "configmap-airflow-platform-dags",
+                        metadata=k8s.meta.v1.ObjectMetaArgs(
+                            name="airflow-platform-dags", namespace=platform_ns.metadata.name, labels=PART_OF
+                        ),
+                        data=airflow.platform_dag_files(),
+                        opts=pulumi.ResourceOptions(parent=self),
+                    )
+                )
+            ca_volumes, ca_mounts = feast.ca_volume(ca_map)
+            dag_volumes, dag_mounts = airflow.dag_volumes(dags[0].metadata.name if dags else None)
             pinned_release(
                 self,
                 f"{name}-airflow",
@@ -250,12 +268,17 @@ class Lifecycle(pulumi.ComponentResource):
                     logs=buckets[BucketPurpose.LOGS],
                     env=env,
                     secret_env=feast_secrets.airflow_secret_env(),
-                    volumes=feast.ca_volume(ca_map),
+                    volumes=(ca_volumes + dag_volumes, ca_mounts + dag_mounts),
                     placement=placement,
                 ),
                 provider,
                 release_name=airflow.RELEASE,
-                depends_on=[*pg.ready, *made.values(), *feast_inputs, accounts["airflow"]],
+                # Five Deployments plus the migration Job on the CPU pool, which may start at zero nodes:
+                # ~3 min for a node, ~2 min to pull the Airflow image (~1 GiB), the migration (~1 min on a
+                # new database), then the components' readiness; 15 min leaves room for a slow pull.
+                timeout_seconds=900,
+                wait_for_jobs=True,
+                depends_on=[*pg.ready, *made.values(), *feast_inputs, *dags, accounts["airflow"]],
             )
 
         self.outputs = LifecycleOutputs(

@@ -1,10 +1,22 @@
 """Airflow 3 (official chart): KubernetesExecutor, metadata on the platform PostgreSQL through PgBouncer,
-DAGs from git-sync, task logs in the logs bucket through the `airflow` workload identity, and the
-platform's endpoints provided as Airflow connections and variables.
+the platform's reference DAGs (or a configured git-sync repository), task logs in the logs bucket through
+the `airflow` workload identity, and the platform's endpoints provided as Airflow connections and variables.
 
-helm.v3.Release, deliberately: the chart runs its database migration as a Helm hook, which helm.v4.Chart
-would skip. Every credential the chart would otherwise template from values (metadata connection,
-PgBouncer's users, Fernet/API/JWT keys) is a Secret made here from Pulumi secrets and passed by name.
+helm.v3.Release, deliberately: Helm keeps the release history operators roll back with, and the chart's
+pre-install Secrets stay stable across upgrades. The database migration is NOT a hook here: the chart runs
+it as a `post-install,post-upgrade` hook by default, while the scheduler, API server, triggerer and DAG
+processor wait in an init container for the migrations, and a waiting install only runs post-install
+hooks after those pods are ready: a deadlock. `migrateDatabaseJob.useHelmHooks: false` (what the chart's
+docs prescribe for waiting installers) makes it an ordinary Job that runs beside them
+(templates/jobs/migrate-database-job.yaml adds the hook annotations only when useHelmHooks is true).
+Every credential the chart would otherwise template from values (metadata connection, PgBouncer's users,
+Fernet/API/JWT keys) is a Secret made here from Pulumi secrets and passed by name.
+
+Pod Security: `mlplatform` enforces `restricted`. The chart gives its own Airflow containers the global
+`securityContexts`, but StatsD, PgBouncer, PgBouncer's exporter and git-sync read only their own
+component's `securityContexts` (templates/_helpers.yaml: localPodSecurityContext,
+localContainerSecurityContext, externalContainerSecurityContext) and otherwise render with a bare
+runAsUser, so each gets the restricted shape here. `python -m mlplatform render` checks the result.
 """
 
 from __future__ import annotations
@@ -12,6 +24,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 
 import pulumi
 
@@ -22,6 +35,8 @@ from components.lifecycle.placement import Placement
 from mlplatform.config import AirflowConfig
 
 RELEASE = "airflow"
+DAGS_FOLDER = "/opt/airflow/dags"  # the chart's default core.dags_folder
+PLATFORM_DAGS_MOUNT = f"{DAGS_FOLDER}/platform"
 PGBOUNCER_PORT = 6543  # the chart's ports.pgbouncer
 PGBOUNCER_DB = f"{RELEASE}-metadata"  # the alias the chart's pods connect to
 UID = 50000  # the airflow image's user
@@ -113,7 +128,18 @@ def platform_env(
     return env
 
 
-def dags_values(cfg: AirflowConfig) -> dict[str, object]:
+def restricted(uid: int) -> dict[str, dict[str, object]]:
+    """A component's own `securityContexts` (pod and container) in Pod Security `restricted` shape."""
+    return {"pod": {**RESTRICTED_POD, "runAsUser": uid}, "container": RESTRICTED_CONTAINER}
+
+
+GIT_SYNC_UID = 65533  # the git-sync image's user (the chart's dags.gitSync.uid)
+STATSD_UID = PGBOUNCER_UID = 65534  # the chart's statsd.uid / pgbouncer.uid (nobody)
+
+
+def dags_values(cfg: AirflowConfig, placement: Placement) -> dict[str, object]:
+    """git-sync only for a repository the stack names; otherwise the platform's DAG ConfigMap (see
+    dag_volumes) is the only DAG source."""
     if cfg.dags is None:
         return {"persistence": {"enabled": False}, "gitSync": {"enabled": False}}
     return {
@@ -122,12 +148,32 @@ def dags_values(cfg: AirflowConfig) -> dict[str, object]:
             "enabled": True,
             "repo": cfg.dags.repo,
             "branch": cfg.dags.branch,
-            "rev": "HEAD",
+            "rev": cfg.dags.rev,
             "subPath": cfg.dags.sub_path,
             "depth": 1,
             "period": "60s",
+            "securityContexts": {"container": {**RESTRICTED_CONTAINER, "runAsUser": GIT_SYNC_UID}},
+            # a shallow clone and a poll loop: little CPU, memory for the working copy's index
+            "resources": placement.resources("10m", "64Mi", "256Mi"),
         },
     }
+
+
+PLATFORM_DAGS_DIR = Path(__file__).resolve().parents[2] / "dags"
+
+
+def platform_dag_files() -> dict[str, str]:
+    """The reference DAGs shipped with the program (dags/*.py), as ConfigMap data."""
+    return {p.name: p.read_text() for p in sorted(PLATFORM_DAGS_DIR.glob("*.py"))}
+
+
+def dag_volumes(config_map: pulumi.Input[str] | None) -> tuple[list[dict[str, object]], list[dict[str, object]]]:
+    """The platform's reference DAGs (a ConfigMap built from dags/) mounted read-only under the DAGs folder
+    of every Airflow component and task pod; nothing when the stack syncs its own repository."""
+    if config_map is None:
+        return [], []
+    volume = {"name": "platform-dags", "configMap": {"name": config_map}}
+    return [volume], [{"name": "platform-dags", "mountPath": PLATFORM_DAGS_MOUNT, "readOnly": True}]
 
 
 def airflow_values(
@@ -144,6 +190,8 @@ def airflow_values(
 ) -> dict[str, object]:
     replicas = cfg.replicas
     sa = {"create": False, "name": service_account}
+    # the groomer sidecar is a shell loop that deletes old local log files every 15 minutes
+    groomer = {"logGroomerSidecar": {"resources": placement.resources("10m", "32Mi", "128Mi")}}
 
     def component(name: str, count: int, **extra: object) -> dict[str, object]:
         spread = zone_spread({"tier": "airflow", "component": name, "release": RELEASE})
@@ -167,33 +215,62 @@ def airflow_values(
         # the metadata database is the platform's PostgreSQL; no in-chart PostgreSQL or Redis (no Celery)
         "postgresql": {"enabled": False},
         "redis": {"enabled": False},
-        "data": {"metadataSecretName": secrets.metadata},
+        "data": {
+            "metadataSecretName": secrets.metadata,
+            # Naming an existing Secret stops the chart from creating `airflow-broker-url` (a Celery broker
+            # URL that renders as "%!s(<nil>)" without Redis). Its only reader, AIRFLOW__CELERY__BROKER_URL,
+            # is set for the Celery executors only (templates/_helpers.yaml), never under KubernetesExecutor.
+            "brokerUrlSecretName": secrets.metadata,
+        },
         "pgbouncer": {
             "enabled": True,
             "replicas": 2 if placement.spread else 1,
             "configSecretName": secrets.pgbouncer_config,
-            "metricsExporterSidecar": {"statsSecretName": secrets.pgbouncer_stats, "statsSecretKey": "connection"},
+            "securityContexts": restricted(PGBOUNCER_UID),
+            "metricsExporterSidecar": {
+                "statsSecretName": secrets.pgbouncer_stats,
+                "statsSecretKey": "connection",
+                "securityContexts": {"container": RESTRICTED_CONTAINER},
+                # one scrape of the admin console every 30 s
+                "resources": placement.resources("10m", "32Mi", "64Mi"),
+            },
             "serviceAccount": {"create": True},
             "resources": placement.resources("100m", "128Mi", "256Mi"),
+        },
+        # StatsD -> Prometheus bridge for Airflow's metrics: a small Go exporter
+        "statsd": {
+            "securityContexts": restricted(STATSD_UID),
+            "resources": placement.resources("50m", "64Mi", "256Mi"),
         },
         "fernetKeySecretName": secrets.fernet_key,
         "apiSecretKeySecretName": secrets.api_secret_key,
         "jwtSecretName": secrets.jwt_secret,
         # the chart's default admin user has the password "admin" in values: never. Users come from the
         # auth manager (FAB) set up by the operator, not from Helm values.
-        "createUserJob": {"enabled": False},
-        "migrateDatabaseJob": {"enabled": True, "serviceAccount": sa},
+        "createUserJob": {"enabled": False, "serviceAccount": {"create": False}},
+        "migrateDatabaseJob": {
+            "enabled": True,
+            "useHelmHooks": False,
+            "serviceAccount": sa,
+            # `airflow db migrate` imports Airflow and its providers: ~400 MiB resident
+            "resources": placement.resources("250m", "512Mi", "1Gi"),
+        },
         # active/standby per the HA table: both schedulers run; row locks in PostgreSQL keep them apart
-        "scheduler": component("scheduler", replicas, resources=placement.resources("500m", "1Gi", "2Gi")),
+        "scheduler": component("scheduler", replicas, resources=placement.resources("500m", "1Gi", "2Gi"), **groomer),
         "apiServer": component("api-server", replicas, resources=placement.resources("250m", "1Gi", "2Gi")),
         "triggerer": component(
-            "triggerer", replicas, persistence={"enabled": False}, resources=placement.resources("100m", "512Mi", "1Gi")
+            "triggerer",
+            replicas,
+            persistence={"enabled": False},
+            resources=placement.resources("100m", "512Mi", "1Gi"),
+            **groomer,
         ),
         "dagProcessor": component(
-            "dag-processor", 1, enabled=True, resources=placement.resources("250m", "1Gi", "2Gi")
+            "dag-processor", 1, enabled=True, resources=placement.resources("250m", "1Gi", "2Gi"), **groomer
         ),
-        "workers": {"serviceAccount": sa},
-        "dags": dags_values(cfg),
+        # KubernetesExecutor task pods (the pod template's `base` container): one Airflow task process
+        "workers": {"serviceAccount": sa, "resources": placement.resources("250m", "512Mi", "2Gi")},
+        "dags": dags_values(cfg, placement),
         "logs": {"persistence": {"enabled": False}},
         "config": {
             "core": {"load_examples": "False"},

@@ -1,8 +1,15 @@
 """MLflow tracking server and model registry: backend on the platform PostgreSQL, artifacts proxied to the
 artifacts bucket through the `mlflow` workload identity (no static keys anywhere).
 
-helm.v4.Chart, deliberately: the community chart has no hooks and no CRDs (its migrations run as an init
-container), so Pulumi can render it and a pull request's preview shows each object's diff.
+helm.v4.Chart, deliberately: the community chart ships no CRDs and its migrations run as an init
+container, so Pulumi can render it and a pull request's preview shows each object's diff. Its one hook,
+templates/flask_secret.yaml (`pre-install,pre-upgrade`), makes the Flask session key Secret with a fresh
+random key at every render unless `lookup` finds the Secret in the cluster, which a client-side render
+never does: under helm.v4.Chart (hooks become ordinary objects) that is a new key at every `up`. The
+program therefore passes `flaskServerSecretKey`, a value it generates once and keeps as a Pulumi secret,
+so every render yields the same Secret object. The chart has no existing-Secret option for this key; the
+value stays a Pulumi secret in the values and in the rendered Secret (a v4 Chart keeps no Helm release
+Secret holding values in the cluster).
 """
 
 from __future__ import annotations
@@ -40,6 +47,7 @@ def mlflow_values(
     database_secret: str,
     artifacts: Bucket,
     service_account: pulumi.Input[str],
+    flask_secret_key: pulumi.Output[str],
     placement: Placement,
 ) -> dict[str, object]:
     database = postgres.databases["mlflow"].database
@@ -52,9 +60,12 @@ def mlflow_values(
         "serviceAccount": {"create": False, "name": service_account},
         "service": {"port": ENDPOINT.port, "containerPort": FLOW.port},
         "podSecurityContext": RESTRICTED_POD,
+        "flaskServerSecretKey": flask_secret_key,
         "backendStore": {
-            # wait for the database, then `mlflow db upgrade` before the server starts (idempotent)
-            "databaseConnectionCheck": True,
+            # No dbchecker init container: the chart gives it no resources (templates/deployment.yaml), and
+            # the release already waits for the database (PostgresEndpoint.ready); `mlflow db upgrade`
+            # runs before the server starts (idempotent) and retries through the pod's restart.
+            "databaseConnectionCheck": False,
             "databaseMigration": True,
             "postgres": {"enabled": True, "host": postgres.host, "port": postgres.port, "database": database},
             "existingDatabaseSecret": {"name": database_secret, "usernameKey": "username", "passwordKey": "password"},

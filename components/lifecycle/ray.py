@@ -36,8 +36,15 @@ def operator_values(placement: Placement) -> dict[str, object]:
         "singleNamespaceInstall": True,
         "nodeSelector": placement.node_selector,
         "tolerations": placement.tolerations,
-        "resources": placement.resources("100m", "256Mi", "512Mi"),
+        # the chart's default sets limits.cpu: 100m, which Helm's merge would keep beside ours; null removes
+        # it (Helm deletes a key set to null), so the operator runs without CPU throttling like every
+        # platform pod. 512Mi is the chart's own figure for ~500 Ray pods.
+        "resources": _without_cpu_limit(placement.resources("100m", "256Mi", "512Mi")),
     }
+
+
+def _without_cpu_limit(resources: dict[str, dict[str, str]]) -> dict[str, dict[str, str | None]]:
+    return {"requests": dict(resources["requests"]), "limits": {**resources["limits"], "cpu": None}}
 
 
 def _container(name: str, image: str, env: list[dict[str, object]], resources: dict[str, object],

@@ -11,6 +11,8 @@ from components.kube import PART_OF
 LAUNCHER_RULES = (
     (("",), ("pods",), ("create", "get", "list", "watch", "delete", "patch")),
     (("",), ("pods/log", "events"), ("get", "list", "watch")),
+    # KubernetesPodOperator reads a task's XCom by exec'ing into its sidecar (do_xcom_push=True)
+    (("",), ("pods/exec",), ("create", "get")),
     (("batch",), ("jobs", "cronjobs"), ("create", "get", "list", "watch", "delete", "patch")),
     (("ray.io",), ("rayjobs", "rayclusters"), ("create", "get", "list", "watch", "delete", "patch")),
 )

@@ -59,7 +59,12 @@ ADMIN_PRINCIPAL_SHAPES: dict[Cloud, tuple[str, str]] = {
 }
 
 
+# The Redis OSS versions each managed service offers (Memorystore for Redis: REDIS_7_0 and REDIS_7_2;
+# ElastiCache's Redis OSS engine ends at 7.1, its 8.x line is the Valkey engine, which this platform does
+# not select). https://cloud.google.com/memorystore/docs/redis/supported-versions
+# https://docs.aws.amazon.com/AmazonElastiCache/latest/dg/engine-versions.html
 MEMORYSTORE_REDIS_VERSIONS = ("7.0", "7.2")
+ELASTICACHE_REDIS_VERSIONS = ("7.0", "7.1")
 
 
 def _cloud_keys(model: BaseModel, cloud: Cloud, *, aws: tuple[str, ...], gcp: tuple[str, ...]) -> list[str]:
@@ -101,23 +106,74 @@ class GpuPoolConfig(NodePoolConfig):
     accelerator_count: Annotated[int, Field(ge=1, le=16)] = 1
 
 
+# GKE's rule for a recurring maintenance window: at least 48 hours of availability in any rolling 32-day
+# period, in windows of at least 4 contiguous hours; otherwise the API rejects the cluster.
+# https://cloud.google.com/kubernetes-engine/docs/concepts/maintenance-windows-and-exclusions
+GKE_MIN_HOURS_PER_32_DAYS = 48
+GKE_MIN_WINDOW_HOURS = 4
+WEEKDAYS = ("MO", "TU", "WE", "TH", "FR", "SA", "SU")
+
+
+class MaintenanceWindowConfig(Strict):
+    """gcp: a weekly recurring maintenance window (UTC) for GKE auto-upgrades and node repairs."""
+
+    days: Annotated[list[Literal["MO", "TU", "WE", "TH", "FR", "SA", "SU"]], Field(min_length=1)]
+    start_time: Annotated[str, Field(pattern=r"^([01]\d|2[0-3]):[0-5]\d$")]  # HH:MM, UTC
+    duration_hours: Annotated[int, Field(ge=GKE_MIN_WINDOW_HOURS, le=24)]
+
+    @model_validator(mode="after")
+    def _enough_availability(self) -> Self:
+        if len(set(self.days)) != len(self.days):
+            raise ValueError("days must not repeat")
+        # any 32 consecutive days hold each weekday at least 4 times
+        hours = 4 * len(self.days) * self.duration_hours
+        if hours < GKE_MIN_HOURS_PER_32_DAYS:
+            raise ValueError(
+                f"GKE needs at least {GKE_MIN_HOURS_PER_32_DAYS} h of maintenance availability in any 32 days; "
+                f"{len(self.days)} day(s) x {self.duration_hours} h a week gives only {hours} h "
+                f"(need days x durationHours >= {GKE_MIN_HOURS_PER_32_DAYS // 4})"
+            )
+        return self
+
+    @property
+    def recurrence(self) -> str:
+        ordered = sorted(self.days, key=WEEKDAYS.index)
+        return f"FREQ=WEEKLY;BYDAY={','.join(ordered)}"
+
+
 class ClusterConfig(Strict):
     kubernetes_version: str
     system_pool: NodePoolConfig
     cpu_pool: NodePoolConfig
     gpu_pools: list[GpuPoolConfig] = []
+    # private_endpoint: no IP endpoint on the internet. On gcp the program reaches the API through GKE's
+    # DNS-based endpoint (IAM-gated, no IP allowlist), so a private cluster stays deployable from anywhere.
+    # On aws there is no such endpoint: `pulumi up` must run inside the VPC (deployer_in_vpc, e.g. a CI
+    # runner in a private subnet), or the public endpoint stays on, limited to public_access_cidrs.
     private_endpoint: bool = False
     public_access_cidrs: list[str] = []
+    deployer_in_vpc: bool = False
     # Who administers the cluster besides the identity that runs `pulumi up` (which keeps admin so the
     # program's own Kubernetes provider works). AWS: IAM role/user ARNs (EKS access entries);
     # GCP: user:/group:/serviceAccount: members (bound to cluster-admin).
     admin_principals: list[str] = []
     # gcp: the GKE release channel that upgrades the control plane and nodes (aws: not used).
     release_channel: Literal["RAPID", "REGULAR", "STABLE"] | None = None
+    # gcp: when GKE may upgrade and repair (aws: managed node group updates are started by `pulumi up`).
+    maintenance_window: MaintenanceWindowConfig | None = None
 
     @model_validator(mode="after")
     def _per_cloud(self, info: ValidationInfo) -> Self:
-        problems = _cloud_keys(self, _cloud(info), aws=(), gcp=("release_channel",))
+        cloud = _cloud(info)
+        problems = _cloud_keys(self, cloud, aws=(), gcp=("release_channel", "maintenance_window"))
+        if cloud is Cloud.AWS and self.private_endpoint and not self.deployer_in_vpc:
+            problems.append(
+                "privateEndpoint on aws leaves `pulumi up` no way to reach the Kubernetes API from outside the VPC: "
+                "keep privateEndpoint: false with publicAccessCidrs set to the deployer's egress CIDRs (private "
+                "access stays on for nodes), or set deployerInVpc: true when `pulumi up` runs inside the VPC"
+            )
+        if cloud is Cloud.GCP and self.deployer_in_vpc:
+            problems.append("deployerInVpc is not used on gcp (the program reaches GKE by its DNS endpoint); remove it")
         if problems:
             raise ValueError("; ".join(problems))
         return self
@@ -219,6 +275,8 @@ class RedisConfig(Strict):
     def _per_cloud(self, info: ValidationInfo) -> Self:
         cloud = _cloud(info)
         problems = _cloud_keys(self, cloud, aws=("machine_type",), gcp=("memory_size_gb",))
+        if cloud is Cloud.AWS and self.version not in ELASTICACHE_REDIS_VERSIONS:
+            problems.append(f"ElastiCache offers Redis OSS {', '.join(ELASTICACHE_REDIS_VERSIONS)}; got {self.version}")
         if cloud is Cloud.GCP:
             if self.version not in MEMORYSTORE_REDIS_VERSIONS:
                 problems.append(f"Memorystore offers Redis {', '.join(MEMORYSTORE_REDIS_VERSIONS)}; got {self.version}")
@@ -276,15 +334,18 @@ class ServiceConfig(Strict):
 
 
 class DagsConfig(Strict):
-    """Where git-sync takes Airflow's DAGs from."""
+    """Where git-sync takes Airflow's DAGs from: a repository the stack's owner controls."""
 
     repo: Annotated[str, Field(pattern=r"^(https://|ssh://|git@)[^\s]+$")]
     branch: Annotated[str, Field(pattern=r"^[\w./-]+$")] = "main"
+    # a commit SHA or tag pins what runs; HEAD follows the branch
+    rev: Annotated[str, Field(pattern=r"^(HEAD|[0-9a-f]{7,40}|[\w./-]+)$")] = "HEAD"
     sub_path: Annotated[str, Field(pattern=r"^[\w./-]*$")] = "dags"
 
 
 class AirflowConfig(ServiceConfig):
-    # None: no git-sync, the DAGs must be in the Airflow image. The repo's stacks set it.
+    # None (the default): no git-sync; Airflow runs the platform's reference DAGs (dags/ in this
+    # repository, shipped as a ConfigMap). Set it to sync a repository you control.
     dags: DagsConfig | None = None
 
 

@@ -82,6 +82,15 @@ def _kafka(prod: bool, cloud: Cloud, m: dict[str, str]) -> dict[str, Any]:
     return {"enabled": True, "vcpuCount": 6 if prod else 3, "memoryGb": 24 if prod else 3}
 
 
+def _gke_policies(prod: bool) -> dict[str, Any]:
+    """Release channel and an upgrade window of 8 h on Saturday and Sunday nights (UTC): 64 h in any 32
+    days, above GKE's 48 h minimum."""
+    return {
+        "releaseChannel": "STABLE" if prod else "REGULAR",
+        "maintenanceWindow": {"days": ["SA", "SU"], "startTime": "01:00", "durationHours": 8},
+    }
+
+
 def profile_defaults(profile: Profile, cloud: Cloud, region: str | None = None) -> dict[str, Any]:
     """The full config document for (profile, cloud), in the same camelCase shape as Pulumi.<stack>.yaml."""
     prod = profile is Profile.PROD
@@ -121,9 +130,11 @@ def profile_defaults(profile: Profile, cloud: Cloud, region: str | None = None) 
                     "diskSizeGb": 200,
                 },
             ],
-            "privateEndpoint": prod,
+            # gcp: private IP endpoint in prod, the program deploys through GKE's DNS endpoint. aws: the
+            # public endpoint stays, and prod must name the deployer's CIDRs (see ClusterConfig).
+            "privateEndpoint": prod and cloud is Cloud.GCP,
             "publicAccessCidrs": [] if prod else ["0.0.0.0/0"],
-            **({"releaseChannel": "STABLE" if prod else "REGULAR"} if cloud is Cloud.GCP else {}),
+            **(_gke_policies(prod) if cloud is Cloud.GCP else {}),
         },
         "storage": {"forceDestroy": not prod, "versioning": prod, "logRetentionDays": 90 if prod else 14},
         "data": {

@@ -73,6 +73,13 @@ _COMPUTED: dict[str, Callable[[str, dict[str, Any], str, str], Outputs]] = {
         "name": i.get("name", n),
         "endpoint": "10.0.0.2",
         "masterAuth": {"clusterCaCertificate": "LS0tLS1CRUdJTi1DRVJUSUZJQ0FURS0tLS0t"},
+        "controlPlaneEndpointsConfig": {
+            **i.get("controlPlaneEndpointsConfig", {}),
+            "dnsEndpointConfig": {
+                **i.get("controlPlaneEndpointsConfig", {}).get("dnsEndpointConfig", {}),
+                "endpoint": f"gke-{_short_hash(n)}.{r}.gke.goog",
+            },
+        },
     },
     "gcp:serviceaccount/account:Account": lambda n, i, r, p: {
         "email": f"{i.get('accountId', n)}@{i.get('project', p)}.iam.gserviceaccount.com",
@@ -116,6 +123,10 @@ class PlatformMocks(Mocks):
         compute = _COMPUTED.get(args.typ)
         if compute is not None:
             state.update(compute(args.name, args.inputs, self.region, self.project))
+        metadata = state.get("metadata")
+        if args.typ.startswith("kubernetes:") and isinstance(metadata, dict) and not metadata.get("name"):
+            # Pulumi auto-names a Kubernetes object without metadata.name: the logical name plus a suffix
+            state["metadata"] = {**metadata, "name": f"{args.name}-{_short_hash(args.name)}"}
         if args.typ.startswith("aws:") and "arn" not in state:
             state["arn"] = _aws_arn(args.typ.split(":")[1].split("/")[0], self.region, args.name)
         state.setdefault("name", args.name)

@@ -34,8 +34,15 @@ KUBE_SYSTEM = "kube-system"
 EBS_CSI_SA = "ebs-csi-controller-sa"
 AUTOSCALER_SA = "cluster-autoscaler"
 
-BEFORE_NODES = ("vpc-cni", "kube-proxy", "eks-pod-identity-agent")  # nodes need these to become Ready
+# Nodes need these to become Ready (aws-node reaches the API through kube-proxy's Service rules). On a minor
+# upgrade they move with the control plane, then the node groups (which depend on them) roll their kubelets.
+BEFORE_NODES = ("vpc-cni", "kube-proxy", "eks-pod-identity-agent")
 AFTER_NODES = ("coredns", "aws-ebs-csi-driver")  # these run as pods, so they need nodes
+
+# The VPC CNI enforces Kubernetes NetworkPolicies only when its network policy agent is turned on; without
+# this every default-deny and flow of components/guardrails.py would be accepted and ignored.
+# https://docs.aws.amazon.com/eks/latest/userguide/cni-network-policy-configure.html
+ADDON_CONFIGURATION: dict[str, dict[str, str]] = {"vpc-cni": {"enableNetworkPolicy": "true"}}
 
 
 def _addon(
@@ -54,6 +61,7 @@ def _addon(
         addon_version=EKS_ADDON_VERSIONS[cfg.cluster.kubernetes_version][addon],
         resolve_conflicts_on_create="OVERWRITE",
         resolve_conflicts_on_update="PRESERVE",
+        configuration_values=json.dumps(ADDON_CONFIGURATION[addon]) if addon in ADDON_CONFIGURATION else None,
         service_account_role_arn=role_arn,
         opts=pulumi.ResourceOptions(parent=parent, depends_on=list(depends_on)),
     )
@@ -119,8 +127,14 @@ def cluster_autoscaler(
         },
         "nodeSelector": system_pool.node_selector(),
         "tolerations": system_pool.tolerations(),
+        # the chart's commented example: ~300 MiB holds the cache of a cluster of up to ~100 nodes; memory
+        # limit with headroom, no CPU limit (a throttled autoscaler reacts late)
+        "resources": {"requests": {"cpu": "100m", "memory": "300Mi"}, "limits": {"memory": "600Mi"}},
     }
-    return pinned_release(parent, f"{name}-cluster-autoscaler", CLUSTER_AUTOSCALER, KUBE_SYSTEM, values, provider)
+    # on the system pool, which always has a node: only the image pull to wait for
+    return pinned_release(
+        parent, f"{name}-cluster-autoscaler", CLUSTER_AUTOSCALER, KUBE_SYSTEM, values, provider, timeout_seconds=300
+    )
 
 
 def _autoscaler_policy(cluster_name: str) -> str:
@@ -173,6 +187,9 @@ def device_plugin_values(gpu_pools: Sequence[NodePoolContract]) -> dict:
         },
         "tolerations": list(tolerations.values()),
         "priorityClassName": "system-node-critical",
+        # every container of the chart (plugin, MPS daemon and its init) takes these: a gRPC server that
+        # lists a handful of devices uses a few tens of MiB
+        "resources": {"requests": {"cpu": "10m", "memory": "64Mi"}, "limits": {"memory": "256Mi"}},
     }
 
 
@@ -187,4 +204,6 @@ def nvidia_device_plugin(
         KUBE_SYSTEM,
         device_plugin_values(gpu_pools),
         provider,
+        # a DaemonSet on GPU nodes only; GPU pools start at zero nodes, so there is nothing to wait for
+        timeout_seconds=300,
     )

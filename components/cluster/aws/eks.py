@@ -42,6 +42,15 @@ def control_plane(parent: pulumi.ComponentResource, name: str, cfg: PlatformConf
     role = role_with_policies(
         f"{name}-eks", trust=service_trust("eks.amazonaws.com"), managed=["AmazonEKSClusterPolicy"], parent=parent
     )
+    cluster_name = f"{name}-{pulumi.get_stack()}"
+    # EKS writes control-plane logs to this group; made first, with a retention, so EKS does not create it
+    # with "never expire".
+    logs = aws.cloudwatch.LogGroup(
+        f"{name}-eks-logs",
+        name=f"/aws/eks/{cluster_name}/cluster",
+        retention_in_days=cloudwatch_retention(cfg.storage.log_retention_days),
+        opts=child,
+    )
     key = aws.kms.Key(
         f"{name}-eks-secrets",
         description=f"{name}: envelope encryption of Kubernetes Secrets",
@@ -52,8 +61,9 @@ def control_plane(parent: pulumi.ComponentResource, name: str, cfg: PlatformConf
     )
     cluster = aws.eks.Cluster(
         f"{name}-eks",
+        name=cluster_name,
         version=cfg.cluster.kubernetes_version,
-        role_arn=role.arn,
+        role_arn=role.role.arn,
         vpc_config=aws.eks.ClusterVpcConfigArgs(
             subnet_ids=net.private_subnet_ids,
             endpoint_private_access=True,
@@ -68,7 +78,7 @@ def control_plane(parent: pulumi.ComponentResource, name: str, cfg: PlatformConf
         ),
         enabled_cluster_log_types=CONTROL_PLANE_LOGS,
         deletion_protection=cfg.profile is Profile.PROD,  # as GKE's deletion_protection in prod
-        opts=pulumi.ResourceOptions(parent=parent, depends_on=[role]),
+        opts=pulumi.ResourceOptions(parent=parent, depends_on=[*role.ready, logs]),
     )
     oidc = aws.iam.OpenIdConnectProvider(
         f"{name}-oidc",
@@ -78,6 +88,39 @@ def control_plane(parent: pulumi.ComponentResource, name: str, cfg: PlatformConf
     )
     admin_access(parent, name, cfg, cluster)
     return ControlPlane(cluster, oidc, key)
+
+
+# The values CloudWatch Logs accepts for retentionInDays.
+# https://docs.aws.amazon.com/AmazonCloudWatchLogs/latest/APIReference/API_PutRetentionPolicy.html
+CLOUDWATCH_RETENTION_DAYS = (
+    1,
+    3,
+    5,
+    7,
+    14,
+    30,
+    60,
+    90,
+    120,
+    150,
+    180,
+    365,
+    400,
+    545,
+    731,
+    1096,
+    1827,
+    2192,
+    2557,
+    2922,
+    3288,
+    3653,
+)
+
+
+def cloudwatch_retention(days: int) -> int:
+    """The smallest retention CloudWatch accepts that keeps logs at least `days` days."""
+    return next(d for d in CLOUDWATCH_RETENTION_DAYS if d >= days)
 
 
 def admin_access(parent: pulumi.Resource, name: str, cfg: PlatformConfig, cluster: aws.eks.Cluster) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import pulumi
 import pulumi_aws as aws
@@ -18,20 +19,34 @@ def service_trust(service: str) -> str:
     )
 
 
+@dataclass(frozen=True)
+class RoleWithPolicies:
+    role: aws.iam.Role
+    attachments: tuple[aws.iam.RolePolicyAttachment, ...]
+
+    @property
+    def ready(self) -> list[pulumi.Resource]:
+        """What a user of the role depends on: the role and its attachments. EKS checks the policies when
+        it creates a cluster or node group, and on destroy the attachments must outlive the cluster and
+        node groups until EKS has removed its network interfaces."""
+        return [self.role, *self.attachments]
+
+
 def role_with_policies(
     name: str, *, trust: pulumi.Input[str], managed: Sequence[str], parent: pulumi.Resource
-) -> aws.iam.Role:
+) -> RoleWithPolicies:
     """An IAM role plus one attachment per AWS-managed policy ARN (partition-neutral names)."""
     role = aws.iam.Role(name, assume_role_policy=trust, opts=pulumi.ResourceOptions(parent=parent))
-    for policy in managed:
-        short = policy.rsplit("/", 1)[-1]
+    attachments = tuple(
         aws.iam.RolePolicyAttachment(
-            f"{name}-{short}",
+            f"{name}-{policy.rsplit('/', 1)[-1]}",
             role=role.name,
             policy_arn=f"arn:aws:iam::aws:policy/{policy}",
             opts=pulumi.ResourceOptions(parent=role),
         )
-    return role
+        for policy in managed
+    )
+    return RoleWithPolicies(role, attachments)
 
 
 def irsa_role(

@@ -51,7 +51,10 @@ def node_groups(
             aws.eks.NodeGroup(
                 f"{name}-{pool.name}",
                 cluster_name=eks.cluster.name,
-                node_role_arn=role.arn,
+                # the kubelet follows the control plane's minor: an upgrade of cluster.kubernetesVersion
+                # upgrades the control plane first (the node groups depend on it), then the nodes
+                version=eks.cluster.version,
+                node_role_arn=role.role.arn,
                 subnet_ids=net.private_subnet_ids,
                 instance_types=[pool.machine_type],
                 capacity_type="SPOT" if pool.spot else "ON_DEMAND",
@@ -68,7 +71,9 @@ def node_groups(
                 tags={f"k8s.io/cluster-autoscaler/node-template/label/{k}": v for k, v in contract.labels.items()},
                 # The autoscaler owns the current size; Pulumi owns the bounds.
                 opts=pulumi.ResourceOptions(
-                    parent=parent, depends_on=[role], ignore_changes=["scalingConfig.desiredSize"]
+                    parent=parent,
+                    depends_on=[*role.ready, *depends_on],
+                    ignore_changes=["scalingConfig.desiredSize"],
                 ),
             )
         )

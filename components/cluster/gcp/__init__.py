@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 import pulumi
 import pulumi_gcp as gcp
@@ -11,10 +12,16 @@ import pulumi_kubernetes as k8s
 from components.cluster.kubeconfig import exec_kubeconfig
 from components.cluster.pools import configured_pools
 from components.contracts import ClusterOutputs, NodePoolContract
-from mlplatform.config import HaProfile, NodePoolConfig, PlatformConfig, Profile
+from mlplatform.config import HaProfile, MaintenanceWindowConfig, NodePoolConfig, PlatformConfig, Profile
 
 RBAC_GROUP = "rbac.authorization.k8s.io"
 NODE_CIDR, POD_CIDR, SERVICE_CIDR, MASTER_CIDR = "10.10.0.0/20", "10.16.0.0/14", "10.20.0.0/20", "172.16.0.32/28"
+# What a node's own identity needs and nothing more: the role GKE documents for node service accounts
+# (logs, metrics, metadata) plus pulling images from Artifact Registry. Workloads never use it (they run as
+# their own Google service accounts through Workload Identity).
+# https://cloud.google.com/kubernetes-engine/docs/how-to/hardening-your-cluster#use_least_privilege_sa
+NODE_ROLES = ("roles/container.defaultNodeServiceAccount", "roles/artifactregistry.reader")
+WINDOW_ANCHOR = datetime(2024, 1, 6)  # a Saturday; the recurrence, not the date, picks the days
 
 
 @dataclass(frozen=True)
@@ -81,13 +88,18 @@ def build(parent: pulumi.ComponentResource, name: str, cfg: PlatformConfig) -> C
         enable_shielded_nodes=True,
         release_channel=gcp.container.ClusterReleaseChannelArgs(channel=cfg.cluster.release_channel),
         # Dataplane V2 (ADVANCED_DATAPATH above) enforces NetworkPolicies; no separate Calico add-on.
-        maintenance_policy=gcp.container.ClusterMaintenancePolicyArgs(
-            recurring_window=gcp.container.ClusterMaintenancePolicyRecurringWindowArgs(
-                start_time="2024-01-06T03:00:00Z", end_time="2024-01-06T07:00:00Z", recurrence="FREQ=WEEKLY;BYDAY=SA,SU"
+        maintenance_policy=maintenance_policy(cfg.cluster.maintenance_window),
+        # The program's Kubernetes provider (and kubectl) reach the API through the DNS-based endpoint:
+        # authorised by IAM, not by source IP, so a private-endpoint cluster is deployable from anywhere.
+        # https://cloud.google.com/kubernetes-engine/docs/concepts/network-isolation#dns-based_endpoint
+        control_plane_endpoints_config=gcp.container.ClusterControlPlaneEndpointsConfigArgs(
+            dns_endpoint_config=gcp.container.ClusterControlPlaneEndpointsConfigDnsEndpointConfigArgs(
+                allow_external_traffic=True
             )
         ),
         opts=child,
     )
+    node_sa, node_grants = node_service_account(parent, name, cfg)
     created: list[pulumi.Resource] = []
 
     def node_pool(pool: NodePoolConfig, contract: NodePoolContract) -> None:
@@ -129,9 +141,12 @@ def build(parent: pulumi.ComponentResource, name: str, cfg: PlatformConfig) -> C
                     shielded_instance_config=gcp.container.NodePoolNodeConfigShieldedInstanceConfigArgs(
                         enable_secure_boot=True, enable_integrity_monitoring=True
                     ),
+                    # the node's own least-privilege identity; the scope is Google's recommended one, with
+                    # access decided by IAM roles
+                    service_account=node_sa.email,
                     oauth_scopes=["https://www.googleapis.com/auth/cloud-platform"],
                 ),
-                opts=child,
+                opts=pulumi.ResourceOptions(parent=parent, depends_on=node_grants),
             )
         )
 
@@ -141,10 +156,11 @@ def build(parent: pulumi.ComponentResource, name: str, cfg: PlatformConfig) -> C
         contracts.append(contract)
     system, cpu, *gpus = contracts
 
+    # The DNS endpoint serves a publicly trusted certificate, so the kubeconfig carries no CA.
     kubeconfig = exec_kubeconfig(
         cluster.name,
-        cluster.endpoint.apply(lambda e: f"https://{e}"),
-        cluster.master_auth.cluster_ca_certificate,
+        cluster.control_plane_endpoints_config.apply(lambda c: f"https://{c.dns_endpoint_config.endpoint}"),
+        None,
         command="gke-gcloud-auth-plugin",
         args=[],
     )
@@ -164,6 +180,45 @@ def build(parent: pulumi.ComponentResource, name: str, cfg: PlatformConfig) -> C
         gpu_pools=tuple(gpus),
         cloud_facts=GcpClusterFacts(workload_pool, vpc.id, subnet.id),
     )
+
+
+def maintenance_policy(window: MaintenanceWindowConfig | None) -> gcp.container.ClusterMaintenancePolicyArgs | None:
+    """The config's weekly window as GKE's recurring window (config has checked GKE's availability rule)."""
+    if window is None:
+        return None
+    hour, minute = (int(x) for x in window.start_time.split(":"))
+    start = WINDOW_ANCHOR + timedelta(hours=hour, minutes=minute)
+    end = start + timedelta(hours=window.duration_hours)
+    stamp = "%Y-%m-%dT%H:%M:%SZ"
+    return gcp.container.ClusterMaintenancePolicyArgs(
+        recurring_window=gcp.container.ClusterMaintenancePolicyRecurringWindowArgs(
+            start_time=start.strftime(stamp), end_time=end.strftime(stamp), recurrence=window.recurrence
+        )
+    )
+
+
+def node_service_account(
+    parent: pulumi.Resource, name: str, cfg: PlatformConfig
+) -> tuple[gcp.serviceaccount.Account, list[pulumi.Resource]]:
+    """A dedicated node service account with NODE_ROLES (not the default compute account, which holds
+    Editor on the project in many organisations)."""
+    account = gcp.serviceaccount.Account(
+        f"{name}-nodes",
+        account_id=f"{name}-nodes"[:30],
+        display_name=f"{name} GKE nodes",
+        opts=pulumi.ResourceOptions(parent=parent),
+    )
+    grants: list[pulumi.Resource] = [
+        gcp.projects.IAMMember(
+            f"{name}-nodes-{role.rsplit('.', 1)[-1]}",
+            project=cfg.gcp_project,
+            role=role,
+            member=account.email.apply(lambda e: f"serviceAccount:{e}"),
+            opts=pulumi.ResourceOptions(parent=account),
+        )
+        for role in NODE_ROLES
+    ]
+    return account, grants
 
 
 def _admin_bindings(parent: pulumi.Resource, name: str, cfg: PlatformConfig, provider: k8s.Provider) -> None:
