@@ -199,6 +199,34 @@ class ServiceEndpoint:
         return f"{self.scheme}://{self.host}:{self.port}"
 
 
+# -- network facts NetworkPolicies need ---------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class NodeLocalEndpoint:
+    """An address:port on the node that pods must reach (e.g. the GKE metadata server)."""
+
+    cidr: str
+    port: int
+    why: str
+
+
+@dataclass(frozen=True)
+class ClusterNetwork:
+    """What the platform's NetworkPolicies must know about the cloud under the cluster. The one declared,
+    typed difference between the in-cluster layers on AWS and on GCP."""
+
+    # node-local endpoints pods need: on GKE the metadata server that hands out Workload Identity tokens;
+    # none on EKS, where pods get AWS credentials by IRSA (STS over 443)
+    metadata_endpoints: tuple[NodeLocalEndpoint, ...]
+    # addresses no pod may reach on any port (EKS: the instance metadata service, whose node role
+    # credentials pods must never borrow)
+    blocked_cidrs: tuple[str, ...]
+    # where the API server calls admission webhooks from (EKS: its ENIs in the VPC; GKE: the control-plane
+    # range of the private cluster)
+    control_plane_cidrs: tuple[str, ...]
+
+
 # -- layer outputs ---------------------------------------------------------------------------------
 
 
@@ -210,6 +238,7 @@ class ClusterOutputs:
     cpu_pool: NodePoolContract
     gpu_pools: tuple[NodePoolContract, ...]
     kubernetes_version: str  # the control plane's minor, e.g. "1.33" (Pod Security labels pin to it)
+    network: ClusterNetwork
     # Cloud-specific facts the same cloud's storage and data adapters need (network, OIDC issuer, workload
     # pool). In-cluster layers never read it.
     cloud_facts: Any = None
@@ -235,3 +264,6 @@ class DataOutputs:
     postgres: PostgresEndpoint
     redis: RedisEndpoint
     kafka: KafkaEndpoint | None = None  # None when data.kafka.enabled is false
+    # the address ranges the managed data services answer from: the only destinations of the data ports
+    # (PostgreSQL, Redis, Kafka) in the platform's NetworkPolicies
+    service_cidrs: tuple[pulumi.Input[str], ...] = ()

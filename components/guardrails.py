@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components.contracts import GPU_RESOURCE, Namespace, NodePoolContract
+from components.contracts import GPU_RESOURCE, ClusterNetwork, Namespace, NodePoolContract
 
 NAME_LABEL = "app.kubernetes.io/name"
 NS_LABEL = "kubernetes.io/metadata.name"  # set by the API server on every namespace
@@ -73,10 +73,20 @@ def flow(name: str) -> Flow:
 # Prometheus (in monitoring) scrapes these container port names in every namespace.
 METRICS_PORT_NAMES = ("metrics", "http-metrics")
 
-# Egress every namespace needs beyond the flows: the cloud's APIs and managed data services live outside
-# the cluster at addresses unknown until deploy (object storage, STS / token exchange, the Kubernetes API,
-# PostgreSQL, Redis with and without TLS port, Kafka over IAM / OAuth).
-EXTERNAL_TCP_PORTS = (443, 5432, 6378, 6379, 9092, 9098)
+# HTTPS anywhere (but blocked ranges): the clouds' APIs (object storage, STS / token exchange, Managed
+# Kafka's OAuth), the Kubernetes API and image or model hubs live at addresses unknown until deploy. `data`
+# runs only the database bootstrap Job and needs none of it.
+HTTPS_PORT = 443
+HTTPS_CLIENTS = frozenset({Namespace.PLATFORM, Namespace.TRAINING, Namespace.SERVING, Namespace.MONITORING})
+# The managed data services' ports (PostgreSQL; Redis without and with TLS; Kafka over IAM / OAuth), allowed
+# only to the data layer's own address ranges and only from the namespaces whose pods use them.
+DATA_PORTS = (5432, 6378, 6379, 9092, 9098)
+DATA_CLIENTS = frozenset({Namespace.PLATFORM, Namespace.TRAINING, Namespace.DATA})
+# Where admission webhooks listen in the platform's charts (kube-prometheus-stack's operator 10250,
+# cert-manager 10250, KServe 9443, Knative 8443, plain 443); the API server is the only caller admitted.
+WEBHOOK_PORTS = (443, 8443, 9443, 10250)
+# git over SSH, for a DAG repository given as ssh:// or git@ (services.airflow.dags.repo)
+GIT_SSH_PORT = 22
 
 
 def _peer_ns(ns: Namespace) -> k8s.networking.v1.NetworkPolicyPeerArgs:
@@ -114,8 +124,69 @@ def _policy(
     )
 
 
+def _cidr_peer(cidr: pulumi.Input[str], blocked: tuple[str, ...] = ()) -> k8s.networking.v1.NetworkPolicyPeerArgs:
+    return k8s.networking.v1.NetworkPolicyPeerArgs(
+        ip_block=k8s.networking.v1.IPBlockArgs(cidr=cidr, except_=list(blocked) or None)
+    )
+
+
+def baseline_egress(
+    ns: Namespace, network: ClusterNetwork, data_cidrs: tuple[pulumi.Input[str], ...]
+) -> list[k8s.networking.v1.NetworkPolicyEgressRuleArgs]:
+    """DNS and same-namespace traffic everywhere; HTTPS, the data services and the node's metadata server
+    only where the namespace needs them (HTTPS_CLIENTS, DATA_CLIENTS, the cloud's ClusterNetwork)."""
+    rules = [
+        k8s.networking.v1.NetworkPolicyEgressRuleArgs(to=[_peer_ns(ns)]),
+        k8s.networking.v1.NetworkPolicyEgressRuleArgs(
+            to=[
+                k8s.networking.v1.NetworkPolicyPeerArgs(
+                    namespace_selector=k8s.meta.v1.LabelSelectorArgs(match_labels={NS_LABEL: "kube-system"}),
+                    pod_selector=k8s.meta.v1.LabelSelectorArgs(match_labels={"k8s-app": "kube-dns"}),
+                )
+            ],
+            ports=[k8s.networking.v1.NetworkPolicyPortArgs(protocol="UDP", port=53), _tcp(53)],
+        ),
+    ]
+    if ns in HTTPS_CLIENTS:
+        rules.append(
+            k8s.networking.v1.NetworkPolicyEgressRuleArgs(
+                to=[_cidr_peer("0.0.0.0/0", network.blocked_cidrs)], ports=[_tcp(HTTPS_PORT)]
+            )
+        )
+    if ns in DATA_CLIENTS:
+        if not data_cidrs:
+            raise ValueError(f"namespace {ns.value} talks to the data services; their CIDRs are required")
+        rules.append(
+            k8s.networking.v1.NetworkPolicyEgressRuleArgs(
+                to=[_cidr_peer(c) for c in data_cidrs], ports=[_tcp(p) for p in DATA_PORTS]
+            )
+        )
+    rules += [
+        k8s.networking.v1.NetworkPolicyEgressRuleArgs(to=[_cidr_peer(e.cidr)], ports=[_tcp(e.port)])
+        for e in network.metadata_endpoints
+    ]
+    return rules
+
+
+def baseline_ingress(ns: Namespace, network: ClusterNetwork) -> list[k8s.networking.v1.NetworkPolicyIngressRuleArgs]:
+    """Same-namespace traffic, Prometheus scrapes of metrics ports, and the API server calling webhooks."""
+    return [
+        k8s.networking.v1.NetworkPolicyIngressRuleArgs(from_=[_peer_ns(ns)]),
+        k8s.networking.v1.NetworkPolicyIngressRuleArgs(
+            from_=[_peer_ns(Namespace.MONITORING)], ports=[_tcp(p) for p in METRICS_PORT_NAMES]
+        ),
+        k8s.networking.v1.NetworkPolicyIngressRuleArgs(
+            from_=[_cidr_peer(c) for c in network.control_plane_cidrs], ports=[_tcp(p) for p in WEBHOOK_PORTS]
+        ),
+    ]
+
+
 def network_policies(
-    parent: pulumi.Resource, ns: Namespace, namespace: k8s.core.v1.Namespace
+    parent: pulumi.Resource,
+    ns: Namespace,
+    namespace: k8s.core.v1.Namespace,
+    network: ClusterNetwork,
+    data_cidrs: tuple[pulumi.Input[str], ...] = (),
 ) -> list[k8s.networking.v1.NetworkPolicy]:
     policies = [
         _policy(parent, ns, namespace, "default-deny", ingress=[], egress=[]),
@@ -124,35 +195,8 @@ def network_policies(
             ns,
             namespace,
             "baseline",
-            ingress=[
-                k8s.networking.v1.NetworkPolicyIngressRuleArgs(from_=[_peer_ns(ns)]),  # within the namespace
-                k8s.networking.v1.NetworkPolicyIngressRuleArgs(
-                    from_=[_peer_ns(Namespace.MONITORING)], ports=[_tcp(p) for p in METRICS_PORT_NAMES]
-                ),
-            ],
-            egress=[
-                k8s.networking.v1.NetworkPolicyEgressRuleArgs(to=[_peer_ns(ns)]),
-                k8s.networking.v1.NetworkPolicyEgressRuleArgs(
-                    to=[
-                        k8s.networking.v1.NetworkPolicyPeerArgs(
-                            namespace_selector=k8s.meta.v1.LabelSelectorArgs(match_labels={NS_LABEL: "kube-system"}),
-                            pod_selector=k8s.meta.v1.LabelSelectorArgs(match_labels={"k8s-app": "kube-dns"}),
-                        )
-                    ],
-                    ports=[
-                        k8s.networking.v1.NetworkPolicyPortArgs(protocol="UDP", port=53),
-                        _tcp(53),
-                    ],
-                ),
-                k8s.networking.v1.NetworkPolicyEgressRuleArgs(
-                    to=[
-                        k8s.networking.v1.NetworkPolicyPeerArgs(
-                            ip_block=k8s.networking.v1.IPBlockArgs(cidr="0.0.0.0/0", except_=["169.254.169.254/32"])
-                        )
-                    ],
-                    ports=[_tcp(p) for p in EXTERNAL_TCP_PORTS],
-                ),
-            ],
+            ingress=baseline_ingress(ns, network),
+            egress=baseline_egress(ns, network, data_cidrs),
         ),
     ]
     for flow in FLOWS:
@@ -209,6 +253,22 @@ def network_policies(
             )
         )
     return policies
+
+
+def git_ssh_egress(
+    parent: pulumi.Resource, namespace: k8s.core.v1.Namespace, pod_labels: Mapping[str, str]
+) -> k8s.networking.v1.NetworkPolicy:
+    """git-sync over SSH for the pods that sync DAGs (only when the configured repository is an SSH URL)."""
+    return _policy(
+        parent,
+        Namespace.PLATFORM,
+        namespace,
+        "allow-git-ssh-out",
+        pod_labels=pod_labels,
+        egress=[
+            k8s.networking.v1.NetworkPolicyEgressRuleArgs(to=[_cidr_peer("0.0.0.0/0")], ports=[_tcp(GIT_SSH_PORT)])
+        ],
+    )
 
 
 def pod_security_labels(ns: Namespace, kubernetes_version: str) -> dict[str, str]:

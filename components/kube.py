@@ -15,9 +15,15 @@ from components.guardrails import NAME_LABEL, network_policies, pod_security_lab
 PART_OF = {"app.kubernetes.io/part-of": "mlplatform", "app.kubernetes.io/managed-by": "pulumi"}
 
 
-def namespace(parent: pulumi.Resource, ns: Namespace, cluster: ClusterOutputs) -> k8s.core.v1.Namespace:
+def namespace(
+    parent: pulumi.Resource,
+    ns: Namespace,
+    cluster: ClusterOutputs,
+    data_cidrs: tuple[pulumi.Input[str], ...] = (),
+) -> k8s.core.v1.Namespace:
     """A platform namespace with its guard rails: Pod Security labels and default-deny NetworkPolicies plus
-    the allows of components/guardrails.py. Every platform namespace is made here, so none lacks them."""
+    the allows of components/guardrails.py. Every platform namespace is made here, so none lacks them.
+    `data_cidrs`: where the data services answer, for namespaces whose pods use them."""
     created = k8s.core.v1.Namespace(
         f"ns-{ns.value}",
         metadata=k8s.meta.v1.ObjectMetaArgs(
@@ -25,7 +31,7 @@ def namespace(parent: pulumi.Resource, ns: Namespace, cluster: ClusterOutputs) -
         ),
         opts=pulumi.ResourceOptions(parent=parent),
     )
-    network_policies(parent, ns, created)
+    network_policies(parent, ns, created, cluster.network, data_cidrs)
     return created
 
 

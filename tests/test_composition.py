@@ -93,17 +93,23 @@ def test_database_secrets_carry_the_data_layer_endpoint(dev: PlanDocument) -> No
 # Resources whose inputs carry the infra layers' endpoints (hosts, bucket URIs, Kafka auth, Redis TLS), so they
 # differ per cloud by design; tests/test_lifecycle_wiring.py checks them against each stack's own endpoints.
 ENDPOINT_CARRIERS = ("kubernetes:helm.sh/", "kubernetes:batch/v1:CronJob::", "kubernetes:ray.io/v1:RayCluster::")
-REDIS_CA = "$kubernetes:core/v1:ConfigMap::configmap-feast-redis-ca"
+REDIS_CAS = (  # for Feast in mlplatform and for Ray in training
+    "$kubernetes:core/v1:ConfigMap::configmap-feast-redis-ca",
+    "$kubernetes:core/v1:ConfigMap::configmap-training-feast-redis-ca",
+)
 
 
 @pytest.mark.parametrize("aws_stack,gcp_stack", [("dev", "gcp-dev"), ("prod", "gcp-prod")])
 def test_in_cluster_layers_are_identical_on_aws_and_gcp(plan, aws_stack: str, gcp_stack: str) -> None:
     """Same resources, same inputs, except the cloud principal annotation and values that carry endpoints.
-    The one extra object on GCP is the Memorystore CA (ElastiCache presents a publicly trusted certificate)."""
+    The extra objects on GCP are the Memorystore CA copies (ElastiCache presents a publicly trusted
+    certificate)."""
     aws_side, gcp_side = in_cluster(plan(aws_stack)), in_cluster(plan(gcp_stack))
-    assert not [k for k in aws_side if k.endswith(REDIS_CA)]
-    [ca] = [k for k in gcp_side if k.endswith(REDIS_CA)]
-    gcp_side.pop(ca)
+    assert not [k for k in aws_side if k.endswith(REDIS_CAS)]
+    cas = [k for k in gcp_side if k.endswith(REDIS_CAS)]
+    assert len(cas) == len(REDIS_CAS)
+    for ca in cas:
+        gcp_side.pop(ca)
     assert aws_side.keys() == gcp_side.keys()
     for key, inputs in aws_side.items():
         other = gcp_side[key]
@@ -111,12 +117,28 @@ def test_in_cluster_layers_are_identical_on_aws_and_gcp(plan, aws_stack: str, gc
             continue  # the GPU capacity of each stack's own pools (tests/test_kubernetes_objects.py)
         if any(f"${c}" in key for c in ENDPOINT_CARRIERS):
             continue
+        if "NetworkPolicy::" in key:
+            # the declared per-cloud difference: address blocks from each cloud's ClusterNetwork and the data
+            # layer's ranges (tests/test_network_policies.py checks them); everything else must be equal
+            inputs, other = _without_ip_blocks(inputs), _without_ip_blocks(other)
         if key.endswith("ServiceAccount::" + key.rsplit("::", 1)[-1]) and "annotations" in inputs["metadata"]:
             assert set(inputs["metadata"]["annotations"]) == {"eks.amazonaws.com/role-arn"}
             assert set(other["metadata"]["annotations"]) == {"iam.gke.io/gcp-service-account"}
             inputs = {**inputs, "metadata": {k: v for k, v in inputs["metadata"].items() if k != "annotations"}}
             other = {**other, "metadata": {k: v for k, v in other["metadata"].items() if k != "annotations"}}
         assert inputs == other, key
+
+
+def _without_ip_blocks(inputs: dict) -> dict:
+    spec = dict(inputs["spec"])
+    for direction, peers in (("ingress", "from"), ("egress", "to")):
+        if direction in spec:
+            spec[direction] = [
+                {**rule, peers: [p for p in rule.get(peers, []) if "ipBlock" not in p]}
+                for rule in spec[direction]
+                if not rule.get(peers) or any("ipBlock" not in p for p in rule[peers])
+            ]
+    return {**inputs, "spec": spec}
 
 
 def test_gcp_identities_are_bound_through_workload_identity(gcp_dev: PlanDocument) -> None:

@@ -96,13 +96,18 @@ def test_cloud_sql_private_tls_and_prod_regional_with_replicas(gcp_dev: PlanDocu
     assert dev_primary.inputs["settings"]["availabilityType"] == "ZONAL" and not dev_primary.protect
 
 
-def test_databases_and_users_per_service(gcp_dev: PlanDocument) -> None:
-    assert {d.inputs["name"] for d in gcp_dev.by_type("gcp:sql/database:Database")} == {"mlflow", "feast", "airflow"}
-    users = gcp_dev.by_type("gcp:sql/user:User")
-    assert {u.inputs["name"] for u in users} == {"mlflow", "feast", "airflow"}
-    assert all(u.inputs["password"] == "[secret]" for u in users)
-    own_password = [tuple(d for d in u.dependencies if "randomPassword" in d) for u in users]
-    assert all(len(p) == 1 for p in own_password) and len(set(own_password)) == 3  # one secret per service
+def test_service_databases_come_from_the_bootstrap_job_not_the_cloud_sql_api(gcp_dev: PlanDocument) -> None:
+    """Cloud SQL API users join cloudsqlsuperuser and API databases belong to it; so only the admin is an API
+    user, and the services' roles and databases come from the same Job as on AWS (owned, closed to others;
+    tests/test_postgres_bootstrap.py runs it against a real PostgreSQL)."""
+    assert not gcp_dev.by_type("gcp:sql/database:Database")
+    [admin] = gcp_dev.by_type("gcp:sql/user:User")
+    assert admin.inputs["password"] == "[secret]"
+    job = gcp_dev.one("kubernetes:batch/v1:Job", "mlplatform-postgres-bootstrap")
+    env = {e["name"]: e for e in job.inputs["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert env["PGUSER"]["value"] == admin.inputs["name"]
+    assert env["PGHOST"]["value"] == gcp_dev.outputs["postgresHost"]
+    assert admin.urn in job.dependencies  # the Job connects as the admin, so it waits for it
 
 
 def test_memorystore_basic_in_dev_ha_with_replicas_in_prod(gcp_dev: PlanDocument, gcp_prod: PlanDocument) -> None:

@@ -75,9 +75,8 @@ def test_strict_validation_rejects_an_unknown_field(dev: PlanDocument) -> None:
 def test_every_platform_namespace_has_pod_security_and_default_deny(plan, stack: str) -> None:
     doc = plan(stack)
     namespaces = {n.inputs["metadata"]["name"]: n for n in doc.by_type("kubernetes:core/v1:Namespace")}
-    # `data` holds in-cluster data work: the database bootstrap on AWS; on GCP the Cloud SQL API does it
-    expected = {ns.value for ns in Namespace} - ({Namespace.DATA.value} if stack.startswith("gcp") else set())
-    assert set(namespaces) == expected
+    # `data` holds in-cluster data work: the database bootstrap, on both clouds
+    assert set(namespaces) == {ns.value for ns in Namespace}
     policies = doc.by_type("kubernetes:networking.k8s.io/v1:NetworkPolicy")
     for ns in (Namespace(n) for n in namespaces):
         labels = namespaces[ns.value].inputs["metadata"]["labels"]

@@ -96,15 +96,9 @@ def test_mlflow_backend_is_the_data_layers_database(plan, stack: str) -> None:
 
 @pytest.mark.parametrize("stack", STACKS)
 def test_releases_wait_for_their_database(plan, stack: str) -> None:
-    """Each database client starts after its role and database exist (AWS: the bootstrap Job; GCP: the
-    Cloud SQL user and database resources)."""
+    """Each database client starts after its role and database exist: the bootstrap Job, on both clouds."""
     doc = plan(stack)
-    if stack.startswith("gcp"):
-        ready = {r.urn for r in doc.by_type("gcp:sql/user:User")} | {
-            r.urn for r in doc.by_type("gcp:sql/database:Database")
-        }
-    else:
-        ready = {doc.one("kubernetes:batch/v1:Job").urn}
+    ready = {doc.one("kubernetes:batch/v1:Job", "mlplatform-postgres-bootstrap").urn}
     for name in ("mlflow", "feast", "airflow"):
         assert ready <= set(release(doc, name).dependencies), name
 

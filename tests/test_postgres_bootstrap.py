@@ -68,10 +68,20 @@ def test_job_targets_the_planned_instance_as_its_admin_over_tls(dev: PlanDocumen
     assert job.inputs["metadata"]["namespace"] == "data"
 
 
-def test_bootstrap_creates_owned_isolated_databases_idempotently(dev: PlanDocument, pg: LocalPostgres) -> None:
+@pytest.mark.parametrize("stack", ["dev", "gcp-dev"])
+def test_bootstrap_creates_owned_isolated_databases_idempotently(plan, stack: str, pg: LocalPostgres) -> None:
+    """The same Job on RDS and on Cloud SQL (where API-made users would all join cloudsqlsuperuser)."""
+    doc = plan(stack)
     workdir = Path(tempfile.mkdtemp(prefix="mlplatform-job-"))
-    _run_job(dev, pg, PASSWORDS, workdir)
-    _run_job(dev, pg, PASSWORDS, workdir)  # a re-run (e.g. a replaced Job) must succeed and change nothing
+    _run_job(doc, pg, PASSWORDS, workdir)
+    _run_job(doc, pg, PASSWORDS, workdir)  # a re-run (e.g. a replaced Job) must succeed and change nothing
+    memberships = pg.psql(
+        "SELECT r.rolname FROM pg_auth_members m JOIN pg_roles r ON r.oid = m.member "
+        f"WHERE r.rolname IN ({', '.join(repr(s) for s in SERVICE_DATABASES)})",
+        user=ADMIN,
+        password=ADMIN_PASSWORD,
+    )
+    assert memberships.returncode == 0 and memberships.stdout.split() == []  # no service inherits another role
 
     owners = pg.psql(
         "SELECT datname || ':' || pg_get_userbyid(datdba) FROM pg_database WHERE NOT datistemplate",

@@ -38,7 +38,7 @@ def build(parent: pulumi.ComponentResource, name: str, cfg: PlatformConfig, clus
     postgres = _postgres(parent, name, cfg, cluster, sg)
     redis = _redis(parent, name, cfg, facts, sg)
     kafka = _kafka(parent, name, cfg, facts, sg) if cfg.data.kafka.enabled else None
-    return DataOutputs(postgres=postgres, redis=redis, kafka=kafka)
+    return DataOutputs(postgres=postgres, redis=redis, kafka=kafka, service_cidrs=(facts.vpc_cidr,))
 
 
 def _postgres(
@@ -109,6 +109,7 @@ def _postgres(
         admin_password=admin_password,
         databases=databases,
         cluster=cluster,
+        data_cidrs=(facts.vpc_cidr,),
         opts=pulumi.ResourceOptions(parent=parent, providers=[cluster.kubernetes_provider]),
     )
     return PostgresEndpoint(

@@ -1,6 +1,9 @@
 """Per-service roles and databases inside the managed PostgreSQL, created from inside the cluster.
 
-RDS has no API for roles or databases, and the instance is reachable only from the cluster's nodes, so a
+The same Job on both clouds. RDS has no API for roles or databases. Cloud SQL has one, but every user it
+creates joins `cloudsqlsuperuser` and every database it creates is owned by that role, so mlflow, feast and
+airflow could read each other's data; roles made by SQL join nothing. The instance is reachable only from
+the cluster's nodes, so a
 Kubernetes Job in the `data` namespace runs idempotent SQL with psql (TLS required). The admin password and
 each service's password reach it only as Secret references. Pulumi waits for a Job to complete, so
 consumers that depend on `PostgresEndpoint.ready` start after their database exists. The pod template
@@ -10,7 +13,7 @@ carries a checksum of the SQL and the passwords: rotating a password re-runs the
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import pulumi
 import pulumi_kubernetes as k8s
@@ -61,10 +64,12 @@ class PostgresBootstrap(pulumi.ComponentResource):
         admin_password: pulumi.Input[str],
         databases: Mapping[str, DatabaseCredentials],
         cluster: ClusterOutputs,
+        data_cidrs: tuple[pulumi.Input[str], ...],
         opts: pulumi.ResourceOptions,
+        after: Sequence[pulumi.Resource] = (),
     ) -> None:
         super().__init__("mlplatform:data:PostgresBootstrap", name, None, opts)
-        ns = namespace(self, Namespace.DATA, cluster)
+        ns = namespace(self, Namespace.DATA, cluster, data_cidrs)
         pool = cluster.system_pool
         services = tuple(databases)
         sql = k8s.core.v1.ConfigMap(
@@ -148,6 +153,8 @@ class PostgresBootstrap(pulumi.ComponentResource):
                     ),
                 ),
             ),
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[secret, sql]),
+            # `after`: what must exist in the database first (the Cloud SQL admin user); a component's own
+            # depends_on does not hold back its children
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[secret, sql, *after]),
         )
         self.register_outputs({"job": self.job.metadata.name})

@@ -7,11 +7,14 @@ import pulumi_gcp as gcp
 
 from components.cluster.gcp import GcpClusterFacts
 from components.contracts import ClusterOutputs, DataOutputs, KafkaEndpoint, PostgresEndpoint, RedisEndpoint
-from components.data.credentials import SERVICE_DATABASES, service_credentials
+from components.data.bootstrap import PostgresBootstrap
+from components.data.credentials import SERVICE_DATABASES, generated_secret, service_credentials
 from components.protection import stateful
 from mlplatform.config import PlatformConfig, Profile
 
 GIB = 1024**3
+POSTGRES_ADMIN = "platform_admin"  # the one user made through the Cloud SQL API (cloudsqlsuperuser)
+PSA_PREFIX = 20
 
 
 def build(parent: pulumi.ComponentResource, name: str, cfg: PlatformConfig, cluster: ClusterOutputs) -> DataOutputs:
@@ -21,7 +24,7 @@ def build(parent: pulumi.ComponentResource, name: str, cfg: PlatformConfig, clus
         f"{name}-psa",
         purpose="VPC_PEERING",
         address_type="INTERNAL",
-        prefix_length=20,
+        prefix_length=PSA_PREFIX,
         network=facts.network_id,
         opts=child,
     )
@@ -36,15 +39,24 @@ def build(parent: pulumi.ComponentResource, name: str, cfg: PlatformConfig, clus
         deletion_policy="ABANDON",
         opts=child,
     )
-    postgres = _postgres(parent, name, cfg, facts, peering)
+    # Cloud SQL and Memorystore answer from the private service access range; Managed Kafka's client
+    # endpoints are addresses in the nodes' subnet
+    service_cidrs = (pulumi.Output.concat(psa_range.address, f"/{PSA_PREFIX}"), facts.subnet_cidr)
+    postgres = _postgres(parent, name, cfg, cluster, peering, service_cidrs)
     redis = _redis(parent, name, cfg, facts, peering)
     kafka = _kafka(parent, name, cfg, facts) if cfg.data.kafka.enabled else None
-    return DataOutputs(postgres=postgres, redis=redis, kafka=kafka)
+    return DataOutputs(postgres=postgres, redis=redis, kafka=kafka, service_cidrs=service_cidrs)
 
 
 def _postgres(
-    parent: pulumi.Resource, name: str, cfg: PlatformConfig, facts: GcpClusterFacts, peering: pulumi.Resource
+    parent: pulumi.Resource,
+    name: str,
+    cfg: PlatformConfig,
+    cluster: ClusterOutputs,
+    peering: pulumi.Resource,
+    service_cidrs: tuple[pulumi.Input[str], ...],
 ) -> PostgresEndpoint:
+    facts: GcpClusterFacts = cluster.cloud_facts
     pg = cfg.data.postgres
     prod = cfg.profile is Profile.PROD
     settings = gcp.sql.DatabaseInstanceSettingsArgs(
@@ -104,26 +116,35 @@ def _postgres(
         )
         for i in range(pg.read_replicas)
     ]
+    # Only the admin is a Cloud SQL API user; the services' roles and databases come from the bootstrap Job
+    # (components/data/bootstrap.py), owned by their roles and closed to the others.
+    admin_password = generated_secret(parent, f"{name}-postgres-admin")
+    admin = gcp.sql.User(
+        f"{name}-postgres-admin",
+        instance=primary.name,
+        name=POSTGRES_ADMIN,
+        password=admin_password,
+        opts=pulumi.ResourceOptions(parent=primary),
+    )
     creds = service_credentials(parent, name, SERVICE_DATABASES)
-    ready: list[pulumi.Resource] = []
-    for service, cred in creds.items():
-        db = gcp.sql.Database(
-            f"{name}-{service}", instance=primary.name, name=cred.database, opts=stateful(cfg, primary)
-        )
-        user = gcp.sql.User(
-            f"{name}-{service}",
-            instance=primary.name,
-            name=cred.username,
-            password=cred.password,
-            opts=pulumi.ResourceOptions(parent=primary, depends_on=[db]),
-        )
-        ready += [db, user]
+    bootstrap = PostgresBootstrap(
+        name,
+        host=primary.private_ip_address,
+        port=5432,
+        admin_user=POSTGRES_ADMIN,
+        admin_password=admin_password,
+        databases=creds,
+        cluster=cluster,
+        data_cidrs=service_cidrs,
+        opts=pulumi.ResourceOptions(parent=parent, providers=[cluster.kubernetes_provider]),
+        after=[admin],
+    )
     return PostgresEndpoint(
         host=primary.private_ip_address,
         port=pulumi.Output.from_input(5432),
         databases=creds,
         read_hosts=tuple(r.private_ip_address for r in replicas),
-        ready=tuple(ready),
+        ready=(bootstrap.job,),
     )
 
 

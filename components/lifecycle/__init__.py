@@ -17,7 +17,7 @@ from components import workloads
 from components.charts import SERVICE_CHARTS, ChartPin, pin_at
 from components.contracts import BucketPurpose, ClusterOutputs, DataOutputs, Namespace, ServiceEndpoint, StorageOutputs
 from components.data.credentials import generated_secret
-from components.guardrails import training_limits
+from components.guardrails import git_ssh_egress, training_limits
 from components.kube import PART_OF, identity_service_account, namespace, opaque_secret, pinned_release
 from components.lifecycle import airflow, feast, mlflow, ray
 from components.lifecycle.placement import Placement, replicated_chart
@@ -62,8 +62,9 @@ class Lifecycle(pulumi.ComponentResource):
         provider = args.cluster.kubernetes_provider
         svc = args.services
         placement = Placement(args.cluster.cpu_pool, spread=args.multi_zone)
-        platform_ns = namespace(self, Namespace.PLATFORM, args.cluster)
-        training_ns = namespace(self, Namespace.TRAINING, args.cluster)
+        data_cidrs = args.data.service_cidrs
+        platform_ns = namespace(self, Namespace.PLATFORM, args.cluster, data_cidrs)
+        training_ns = namespace(self, Namespace.TRAINING, args.cluster, data_cidrs)
         training_limits(self, training_ns, args.cluster.gpu_pools)
         ns_for = {Namespace.PLATFORM: platform_ns, Namespace.TRAINING: training_ns}
         specs = (workloads.MLFLOW, workloads.FEAST, workloads.AIRFLOW, workloads.RAY, workloads.TRAINING)
@@ -186,6 +187,30 @@ class Lifecycle(pulumi.ComponentResource):
                 # autoscaler and a new instance, then the image pull
                 timeout_seconds=600,
             )
+            # Secrets are namespaced: Ray in `training` gets its own copies of the Feast credentials and CA,
+            # made from the same typed outputs
+            ray_secrets = {
+                "database": opaque_secret(
+                    self,
+                    "training-feast-postgres",
+                    training_ns,
+                    {"username": pg.databases["feast"].username, "password": pg.databases["feast"].password},
+                ),
+                "redis": opaque_secret(self, "training-feast-redis", training_ns, {"password": redis.auth_token}),
+            }
+            ray_ca = (
+                k8s.core.v1.ConfigMap(
+                    "configmap-training-feast-redis-ca",
+                    metadata=k8s.meta.v1.ObjectMetaArgs(
+                        name="feast-redis-ca", namespace=training_ns.metadata.name, labels=PART_OF
+                    ),
+                    data={"ca.crt": redis.ca_certificate},
+                    opts=pulumi.ResourceOptions(parent=self),
+                )
+                if redis.ca_certificate is not None
+                else None
+            )
+            ray_feast = feast.FeastSecrets(**{k: v.metadata.name for k, v in ray_secrets.items()})
             ray.ray_cluster(
                 self,
                 name,
@@ -195,8 +220,13 @@ class Lifecycle(pulumi.ComponentResource):
                     gpu_pools=args.cluster.gpu_pools,
                     placement=placement,
                     mlflow_tracking_uri=mlflow.ENDPOINT.url,
+                    feast_env=[
+                        {"name": "FEATURE_STORE_YAML_BASE64", "value": feast.encoded(store_yaml)},
+                        *feast.feast_env(ray_feast, args.data.kafka),
+                    ],
+                    feast_volumes=feast.ca_volume(ray_ca.metadata.name if ray_ca is not None else None),
                 ),
-                depends_on=[operator, accounts["ray"]],
+                depends_on=[operator, accounts["ray"], *ray_secrets.values(), *([ray_ca] if ray_ca else [])],
             )
 
         # -- Airflow ---------------------------------------------------------------------------------
@@ -241,6 +271,8 @@ class Lifecycle(pulumi.ComponentResource):
             env += [{"name": "FEATURE_STORE_YAML_BASE64", "value": feast.encoded(store_yaml)}]
             env += feast.kafka_env(args.data.kafka)
             airflow_launcher_rbac(self, training_ns, accounts["airflow"])
+            if svc.airflow.dags is not None and svc.airflow.dags.over_ssh:
+                git_ssh_egress(self, platform_ns, airflow.POD_LABELS)
             dags: list[pulumi.Resource] = []
             if svc.airflow.dags is None:
                 dags.append(

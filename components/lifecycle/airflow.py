@@ -35,6 +35,7 @@ from components.lifecycle.placement import Placement
 from mlplatform.config import AirflowConfig
 
 RELEASE = "airflow"
+POD_LABELS = {"tier": "airflow", "release": RELEASE}  # on every pod the chart makes
 DAGS_FOLDER = "/opt/airflow/dags"  # the chart's default core.dags_folder
 PLATFORM_DAGS_MOUNT = f"{DAGS_FOLDER}/platform"
 PGBOUNCER_PORT = 6543  # the chart's ports.pgbouncer

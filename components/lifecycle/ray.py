@@ -12,6 +12,7 @@ would delete every RayCluster and RayJob in the cluster with them.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import pulumi
 import pulumi_kubernetes as k8s
@@ -98,10 +99,14 @@ def ray_cluster_spec(
     gpu_pools: Sequence[NodePoolContract],
     placement: Placement,
     mlflow_tracking_uri: str,
+    feast_env: Sequence[dict[str, object]] = (),
+    feast_volumes: tuple[list[dict[str, object]], list[dict[str, object]]] = ([], []),
 ) -> dict[str, object]:
     """The RayCluster: a CPU-only head on the platform pool (it schedules, it does not compute), an
-    autoscaled CPU group, and one GPU group per GPU pool contract. Every Ray pod logs to MLflow."""
-    env = [{"name": "MLFLOW_TRACKING_URI", "value": mlflow_tracking_uri}]
+    autoscaled CPU group, and one GPU group per GPU pool contract. Every Ray pod logs to MLflow and loads
+    the platform's feature store (point-in-time training data inside Ray jobs): the same YAML, Secret-backed
+    variables and Redis CA as Airflow's tasks."""
+    env = [{"name": "MLFLOW_TRACKING_URI", "value": mlflow_tracking_uri}, *feast_env]
     head = _container(
         "ray-head",
         RAY_IMAGE,
@@ -123,17 +128,30 @@ def ray_cluster_spec(
             ),
         ),
     }
+    head_group = {
+        "serviceType": "ClusterIP",
+        "rayStartParams": {"dashboard-host": "0.0.0.0", "num-cpus": "0"},
+        "template": _pod(service_account, placement.pool, head),
+    }
+    workers = [cpu_group, *(gpu_worker_group(p, service_account, env) for p in gpu_pools)]
+    for group in (head_group, *workers):
+        _mount(group["template"], *feast_volumes)
     return {
         "rayVersion": RAY_VERSION,
         "enableInTreeAutoscaling": True,
         "autoscalerOptions": {"upscalingMode": "Default", "idleTimeoutSeconds": 300},
-        "headGroupSpec": {
-            "serviceType": "ClusterIP",
-            "rayStartParams": {"dashboard-host": "0.0.0.0", "num-cpus": "0"},
-            "template": _pod(service_account, placement.pool, head),
-        },
-        "workerGroupSpecs": [cpu_group, *(gpu_worker_group(p, service_account, env) for p in gpu_pools)],
+        "headGroupSpec": head_group,
+        "workerGroupSpecs": workers,
     }
+
+
+def _mount(template: Any, volumes: list[dict[str, object]], mounts: list[dict[str, object]]) -> None:
+    if not volumes:
+        return
+    spec = template["spec"]
+    spec["volumes"] = [*spec.get("volumes", []), *volumes]
+    for container in spec["containers"]:
+        container["volumeMounts"] = [*container.get("volumeMounts", []), *mounts]
 
 
 def ray_cluster(

@@ -342,6 +342,10 @@ class DagsConfig(Strict):
     rev: Annotated[str, Field(pattern=r"^(HEAD|[0-9a-f]{7,40}|[\w./-]+)$")] = "HEAD"
     sub_path: Annotated[str, Field(pattern=r"^[\w./-]*$")] = "dags"
 
+    @property
+    def over_ssh(self) -> bool:
+        return not self.repo.startswith("https://")
+
 
 class AirflowConfig(ServiceConfig):
     # None (the default): no git-sync; Airflow runs the platform's reference DAGs (dags/ in this

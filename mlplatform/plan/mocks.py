@@ -94,8 +94,10 @@ _COMPUTED: dict[str, Callable[[str, dict[str, Any], str, str], Outputs]] = {
         "privateIpAddress": "10.30.0.3",
         "connectionName": f"project:{r}:{n}",
     },
+    # Google picks the private service access range; Cloud SQL and Memorystore get addresses inside it
+    "gcp:compute/globalAddress:GlobalAddress": lambda n, i, r, p: {"address": "10.30.0.0"},
     "gcp:redis/instance:Instance": lambda n, i, r, p: {
-        "host": "10.30.16.4",
+        "host": "10.30.4.4",
         "port": 6378,
         "authString": "mock-auth",
         "serverCaCerts": [{"cert": "-----BEGIN CERTIFICATE-----\nmock\n-----END CERTIFICATE-----\n"}],

@@ -12,11 +12,18 @@ from components.cluster.aws.addons import (
     nvidia_device_plugin,
 )
 from components.cluster.aws.eks import AwsClusterFacts, control_plane
-from components.cluster.aws.network import network
+from components.cluster.aws.network import VPC_CIDR, network
 from components.cluster.aws.nodes import node_groups
 from components.cluster.kubeconfig import exec_kubeconfig
-from components.contracts import ClusterOutputs
+from components.contracts import ClusterNetwork, ClusterOutputs
 from mlplatform.config import PlatformConfig
+
+# Pods get AWS credentials through IRSA (STS over HTTPS), never from the instance metadata service, whose
+# node-role credentials every pod could otherwise borrow. The control plane calls webhooks from its ENIs in
+# the VPC's subnets.
+EKS_NETWORK = ClusterNetwork(
+    metadata_endpoints=(), blocked_cidrs=("169.254.169.254/32",), control_plane_cidrs=(str(VPC_CIDR),)
+)
 
 
 def build(parent: pulumi.ComponentResource, name: str, cfg: PlatformConfig) -> ClusterOutputs:
@@ -47,12 +54,14 @@ def build(parent: pulumi.ComponentResource, name: str, cfg: PlatformConfig) -> C
         system_pool=pools.system,
         cpu_pool=pools.cpu,
         kubernetes_version=cfg.cluster.kubernetes_version,
+        network=EKS_NETWORK,
         gpu_pools=pools.gpu,
         cloud_facts=AwsClusterFacts(
             cluster_name=eks.cluster.name,
             oidc_provider_arn=eks.oidc_provider.arn,
             oidc_issuer=eks.oidc_provider.url,
             vpc_id=net.vpc.id,
+            vpc_cidr=str(VPC_CIDR),
             private_subnet_ids=net.private_subnet_ids,
             cluster_security_group_id=eks.cluster.vpc_config.cluster_security_group_id,
         ),

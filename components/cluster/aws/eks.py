@@ -26,6 +26,7 @@ class AwsClusterFacts:
     oidc_provider_arn: pulumi.Output[str]
     oidc_issuer: pulumi.Output[str]  # https://oidc.eks.<region>.amazonaws.com/id/<id>
     vpc_id: pulumi.Output[str]
+    vpc_cidr: str  # RDS, ElastiCache and MSK live in its private subnets
     private_subnet_ids: list[pulumi.Output[str]]
     cluster_security_group_id: pulumi.Output[str]  # nodes of managed node groups carry this group
 

@@ -11,7 +11,7 @@ import pulumi_kubernetes as k8s
 
 from components.cluster.kubeconfig import exec_kubeconfig
 from components.cluster.pools import configured_pools
-from components.contracts import ClusterOutputs, NodePoolContract
+from components.contracts import ClusterNetwork, ClusterOutputs, NodeLocalEndpoint, NodePoolContract
 from mlplatform.config import HaProfile, MaintenanceWindowConfig, NodePoolConfig, PlatformConfig, Profile
 
 RBAC_GROUP = "rbac.authorization.k8s.io"
@@ -21,6 +21,18 @@ NODE_CIDR, POD_CIDR, SERVICE_CIDR, MASTER_CIDR = "10.10.0.0/20", "10.16.0.0/14",
 # their own Google service accounts through Workload Identity).
 # https://cloud.google.com/kubernetes-engine/docs/how-to/hardening-your-cluster#use_least_privilege_sa
 NODE_ROLES = ("roles/container.defaultNodeServiceAccount", "roles/artifactregistry.reader")
+# With Workload Identity, pods get Google tokens from the GKE metadata server on their node; under Dataplane
+# V2 NetworkPolicies apply to that traffic, so it is allowed explicitly. Webhooks are called from the
+# private cluster's control-plane range.
+# https://cloud.google.com/kubernetes-engine/docs/how-to/network-policy#network-policy-and-workload-identity
+GKE_NETWORK = ClusterNetwork(
+    metadata_endpoints=(
+        NodeLocalEndpoint("169.254.169.254/32", 80, "GKE metadata server: Workload Identity tokens"),
+        NodeLocalEndpoint("169.254.169.252/32", 988, "GKE metadata server on Dataplane V2 nodes"),
+    ),
+    blocked_cidrs=(),
+    control_plane_cidrs=(MASTER_CIDR,),
+)
 WINDOW_ANCHOR = datetime(2024, 1, 6)  # a Saturday; the recurrence, not the date, picks the days
 
 
@@ -29,6 +41,7 @@ class GcpClusterFacts:
     """What the GCP storage and data adapters need: the Workload Identity pool and the VPC."""
 
     workload_pool: str  # <project>.svc.id.goog
+    subnet_cidr: str  # the nodes' subnet: Managed Kafka's client endpoints are addresses in it
     network_id: pulumi.Output[str]
     subnet_id: pulumi.Output[str]
 
@@ -177,8 +190,9 @@ def build(parent: pulumi.ComponentResource, name: str, cfg: PlatformConfig) -> C
         system_pool=system,
         cpu_pool=cpu,
         kubernetes_version=cfg.cluster.kubernetes_version,
+        network=GKE_NETWORK,
         gpu_pools=tuple(gpus),
-        cloud_facts=GcpClusterFacts(workload_pool, vpc.id, subnet.id),
+        cloud_facts=GcpClusterFacts(workload_pool, NODE_CIDR, vpc.id, subnet.id),
     )
 
 
