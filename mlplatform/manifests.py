@@ -96,6 +96,20 @@ def render_release(reg: Registration, chart_dir: Path) -> RenderedRelease:
     return RenderedRelease(reg.name, name, str(reg.inputs["chart"]), str(reg.inputs["version"]), namespace, objects)
 
 
+def helm_merge(defaults: Mapping[str, Any], overrides: Mapping[str, Any]) -> dict[str, Any]:
+    """Helm's values coalescing: maps merge key by key, anything else replaces, and a key set to null in
+    the overrides is deleted from the chart's defaults."""
+    merged = dict(defaults)
+    for key, value in overrides.items():
+        if value is None:
+            merged.pop(key, None)
+        elif isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
+            merged[key] = helm_merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
 def level_of(namespace: str) -> str | None:
     """The Pod Security level enforced in a platform namespace; None outside them (e.g. kube-system)."""
     try:

@@ -116,12 +116,17 @@ _COMPUTED: dict[str, Callable[[str, dict[str, Any], str, str], Outputs]] = {
 class PlatformMocks(Mocks):
     """Provider stand-in: inputs echoed, plus the computed outputs above. Unknown invokes fail loudly."""
 
-    def __init__(self, region: str, project: str | None = None) -> None:
+    def __init__(self, region: str, project: str | None = None, *, preview: bool = False) -> None:
         self.region = region
         self.project = project or "no-gcp-project"
+        self.preview = preview
 
     def new_resource(self, args: MockResourceArgs) -> tuple[str, dict[str, Any]]:
         state = dict(args.inputs)
+        if self.preview:
+            # a create in `pulumi preview`: only the inputs are known; whatever the provider would
+            # compute is left out, which the SDK reads as unknown
+            return "", state
         compute = _COMPUTED.get(args.typ)
         if compute is not None:
             state.update(compute(args.name, args.inputs, self.region, self.project))

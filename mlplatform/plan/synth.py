@@ -42,10 +42,14 @@ def engine_config(config_map: dict[str, Any]) -> tuple[dict[str, str], list[str]
     return values, secret_keys
 
 
-def synthesize(stack: str, project_dir: Path = PROJECT_DIR, config_map: dict[str, Any] | None = None) -> PlanDocument:
+def synthesize(
+    stack: str, project_dir: Path = PROJECT_DIR, config_map: dict[str, Any] | None = None, *, preview: bool = False
+) -> PlanDocument:
     """Validate the stack's config (raising ConfigError before anything registers), then run the program.
 
     `config_map` (fully qualified keys, as in a stack file) replaces Pulumi.<stack>.yaml when given.
+    `preview`: run as the first `pulumi preview` of an empty stack does: every value a provider computes
+    (endpoints, ARNs, generated names, the kubeconfig) stays unknown, and applies over them do not run.
     """
     if config_map is None:
         config_map = read_stack_file(project_dir, stack)
@@ -56,9 +60,8 @@ def synthesize(stack: str, project_dir: Path = PROJECT_DIR, config_map: dict[str
     def run() -> None:
         asyncio.set_event_loop(asyncio.new_event_loop())
         try:
-            result["doc"] = _run_program(
-                project_dir, stack, PlatformMocks(cfg.region, cfg.gcp_project), values, secret_keys
-            )
+            mocks = PlatformMocks(cfg.region, cfg.gcp_project, preview=preview)
+            result["doc"] = _run_program(project_dir, stack, mocks, values, secret_keys, preview)
         except BaseException as e:
             result["error"] = e
 
@@ -74,10 +77,15 @@ def synthesize(stack: str, project_dir: Path = PROJECT_DIR, config_map: dict[str
 
 
 def _run_program(
-    project_dir: Path, stack: str, mocks: PlatformMocks, values: dict[str, str], secret_keys: list[str]
+    project_dir: Path,
+    stack: str,
+    mocks: PlatformMocks,
+    values: dict[str, str],
+    secret_keys: list[str],
+    preview: bool = False,
 ) -> PlanDocument:
     monitor = RecordingMonitor(mocks)
-    set_mocks(monitor.mocks, project=PROJECT, stack=stack, preview=False, monitor=monitor)
+    set_mocks(monitor.mocks, project=PROJECT, stack=stack, preview=preview, monitor=monitor)
     set_all_config(values, secret_keys)
     if str(project_dir) not in sys.path:
         sys.path.insert(0, str(project_dir))
