@@ -185,6 +185,8 @@ def test_eks_node_groups_follow_the_cluster_after_its_iam_and_addons(plan, stack
     for group in doc.by_type("aws:eks/nodeGroup:NodeGroup"):
         assert group.inputs["version"] == cluster.inputs["version"], group.name
         assert before <= set(group.dependencies) and attachments & set(group.dependencies), group.name
+    ebs = doc.one("aws:eks/addon:Addon", "mlplatform-aws-ebs-csi-driver")
+    assert doc.one("aws:iam/rolePolicyAttachment:RolePolicyAttachment", "mlplatform-ebs-csi").urn in ebs.dependencies
     logs = doc.one("aws:cloudwatch/logGroup:LogGroup")
     assert logs.inputs["name"] == f"/aws/eks/{cluster.inputs['name']}/cluster" and logs.urn in cluster.dependencies
     assert logs.inputs["retentionInDays"] >= 1
@@ -199,6 +201,21 @@ def test_gcp_program_enables_its_apis_and_can_be_destroyed(plan, stack: str) -> 
     main = doc.one("pulumi:providers:gcp", "mlplatform-gcp")
     assert {s.urn for s in doc.by_type("gcp:projects/service:Service")} <= set(main.dependencies)
     assert doc.one("gcp:servicenetworking/connection:Connection").inputs["deletionPolicy"] == "ABANDON"
+
+
+@pytest.mark.parametrize(
+    "cloud,pool,expected",
+    [
+        ("aws", {"machineType": "m6i.xlarge", "accelerator": "nvidia-a10g"}, "not a GPU machine type on aws"),
+        ("aws", {"machineType": "g5.xlarge", "accelerator": "nvidia-l4"}, "g5.xlarge carries nvidia-a10g"),
+        ("gcp", {"machineType": "g2-standard-48", "accelerator": "nvidia-l4"}, "comes with 4 GPU(s)"),
+        ("gcp", {"machineType": "a2-highgpu-1g", "accelerator": "nvidia-l4"}, "carries nvidia-tesla-a100"),
+    ],
+)
+def test_gpu_pools_must_name_the_gpu_their_machine_carries(cloud: str, pool: dict, expected: str) -> None:
+    base = {"profile": "dev", "cloud": cloud} | ({"gcpProject": "acme-ml"} if cloud == "gcp" else {})
+    [msg] = _problems({**base, "cluster": {"gpuPools": [{"name": "gpu", "maxNodes": 2, **pool}]}})
+    assert msg.startswith("mlplatform:cluster.gpuPools[0]") and expected in msg
 
 
 def test_redis_versions_are_what_each_managed_service_offers() -> None:

@@ -18,13 +18,12 @@ from components import workloads
 from components.contracts import GPU_RESOURCE, POOL_LABEL
 from components.guardrails import FLOWS, NAME_LABEL
 from mlplatform.plan.document import PlanDocument
-from mlplatform.plan.mocks import REDACTED, Registration
+from mlplatform.plan.mocks import REDACTED, Registration, mock_password
 
 STACKS = ("dev", "prod", "gcp-dev", "gcp-prod")
 CRDS = Path(__file__).resolve().parents[2] / "shared" / "upstream" / "crds"
 IDENTITY_ANNOTATIONS = {"eks.amazonaws.com/role-arn", "iam.gke.io/gcp-service-account"}
 DIGEST_ANNOTATION = "annotations.mlplatform.io/inputs-sha256"
-MOCK_PASSWORD = "x" * 32  # what the plan's mocks return for every generated password (mlplatform/plan/mocks.py)
 
 
 def chart(doc: PlanDocument, name: str) -> dict[str, Any]:
@@ -223,27 +222,44 @@ def test_chart_pods_carry_the_labels_and_ports_their_network_policies_admit(plan
 SECRETS_IN_VALUES_BY_DESIGN = {("mlplatform-mlflow", "flaskServerSecretKey")}
 
 
+CREDENTIAL_NAME = re.compile(r"(PASSWORD|SECRET|TOKEN|_KEY$|CONNECTION)", re.I)
+
+
+def generated_passwords(doc: PlanDocument) -> list[str]:
+    """The value each generated password has in this plan (the mocks make every one distinct)."""
+    return [
+        mock_password(p.name, int(p.inputs["length"]))
+        for p in doc.by_type("random:index/randomPassword:RandomPassword")
+    ]
+
+
+def credential_problems(name: str, document: Any, passwords: list[str]) -> list[str]:
+    """Where a document carries a credential instead of a reference to a Secret."""
+    problems = []
+    for path, value in leaves(document):
+        if path.endswith(DIGEST_ANNOTATION):
+            continue  # a sha256 over the bootstrap passwords, kept secret in state; not a credential
+        if (name, path) in SECRETS_IN_VALUES_BY_DESIGN:
+            if value != REDACTED:
+                problems.append(f"{name}: {path} must stay a Pulumi secret")
+            continue
+        if value == REDACTED or (isinstance(value, str) and any(p in value for p in passwords)):
+            problems.append(f"{name}: {path}")
+    for env in _env_lists(document):
+        for var in env:
+            if "value" in var and CREDENTIAL_NAME.search(str(var.get("name", ""))):
+                problems.append(f"{name}: env {var['name']} is a literal")
+    return problems
+
+
 @pytest.mark.parametrize("stack", STACKS)
 def test_no_credential_in_values_or_specs(plan, stack: str) -> None:
     """Secrets reach pods only by reference: no redacted secret, no generated password and no literal value
     under a credential-looking name in any values document or directly declared spec."""
     doc = plan(stack)
-    credential = re.compile(r"(PASSWORD|SECRET|TOKEN|_KEY$|CONNECTION)", re.I)
-    problems = []
-    for name, document in workload_documents(doc):
-        for path, value in leaves(document):
-            if path.endswith(DIGEST_ANNOTATION):
-                continue  # a sha256 over the bootstrap passwords, kept secret in state; not a credential
-            if (name, path) in SECRETS_IN_VALUES_BY_DESIGN:
-                assert value == REDACTED, f"{name}: {path} must stay a Pulumi secret"
-                continue
-            if value == REDACTED or (isinstance(value, str) and MOCK_PASSWORD in value):
-                problems.append(f"{name}: {path}")
-        for env in _env_lists(document):
-            for var in env:
-                if "value" in var and credential.search(str(var.get("name", ""))):
-                    problems.append(f"{name}: env {var['name']} is a literal")
-    assert problems == []
+    passwords = generated_passwords(doc)
+    assert len(set(passwords)) == len(passwords) > 3
+    assert [p for name, d in workload_documents(doc) for p in credential_problems(name, d, passwords)] == []
 
 
 def _env_lists(document: Any) -> Iterator[list[dict[str, Any]]]:
@@ -259,9 +275,18 @@ def _env_lists(document: Any) -> Iterator[list[dict[str, Any]]]:
 
 
 def test_credential_check_catches_a_password_in_values(dev: PlanDocument) -> None:
+    """The check above fires on each way a credential could leak into a chart's values."""
+    passwords = generated_passwords(dev)
     values = json.loads(json.dumps(chart(dev, "mlflow")))
-    values["backendStore"]["postgres"]["password"] = MOCK_PASSWORD
-    assert [p for p, v in leaves(values) if v == MOCK_PASSWORD] == ["backendStore.postgres.password"]
+    values["backendStore"]["postgres"]["password"] = f"pw={passwords[1]}"
+    values["extraEnvVars"] = {}
+    values["env"] = [{"name": "DB_PASSWORD", "value": "hunter2"}]
+    values["flaskServerSecretKey"] = "plaintext"
+    assert sorted(credential_problems("mlplatform-mlflow", values, passwords)) == [
+        "mlplatform-mlflow: backendStore.postgres.password",
+        "mlplatform-mlflow: env DB_PASSWORD is a literal",
+        "mlplatform-mlflow: flaskServerSecretKey must stay a Pulumi secret",
+    ]
 
 
 @pytest.mark.parametrize("stack", STACKS)

@@ -98,12 +98,76 @@ class NodePoolConfig(Strict):
         return v
 
 
+# The GPU each instance family carries. The pool contract, quotas and Ray's GPU requests trust
+# `accelerator` and `acceleratorCount`, so they must say what the machine really has.
+# AWS: https://docs.aws.amazon.com/ec2/latest/instancetypes/ac.html
+# GCP: https://cloud.google.com/compute/docs/gpus (G2, A2, A3 have GPUs attached by machine type; N1 takes
+# T4 / V100 / P4 as attachable accelerators)
+GPU_FAMILIES: dict[Cloud, dict[str, tuple[str, ...]]] = {
+    Cloud.AWS: {
+        "g4dn": ("nvidia-tesla-t4",),
+        "g5": ("nvidia-a10g",),
+        "g6": ("nvidia-l4",),
+        "g6e": ("nvidia-l40s",),
+        "p4d": ("nvidia-a100",),
+        "p4de": ("nvidia-a100-80gb",),
+        "p5": ("nvidia-h100",),
+        "p5e": ("nvidia-h200",),
+        "p5en": ("nvidia-h200",),
+    },
+    Cloud.GCP: {
+        "g2": ("nvidia-l4",),
+        "a2-highgpu": ("nvidia-tesla-a100",),
+        "a2-megagpu": ("nvidia-tesla-a100",),
+        "a2-ultragpu": ("nvidia-a100-80gb",),
+        "a3-highgpu": ("nvidia-h100-80gb",),
+        "n1": ("nvidia-tesla-t4", "nvidia-tesla-v100", "nvidia-tesla-p4"),
+    },
+}
+# GCP machine types whose GPU count is fixed by the type (the API rejects any other count).
+G2_GPUS = {"4": 1, "8": 1, "12": 1, "16": 1, "32": 1, "24": 2, "48": 4, "96": 8}
+
+
+def _gpu_family(cloud: Cloud, machine_type: str) -> str | None:
+    families = GPU_FAMILIES[cloud]
+    prefix = machine_type.split(".")[0] if cloud is Cloud.AWS else machine_type.rsplit("-", 1)[0]
+    if cloud is Cloud.GCP and prefix not in families:
+        prefix = machine_type.split("-")[0]
+    return prefix if prefix in families else None
+
+
+def _fixed_gpu_count(machine_type: str) -> int | None:
+    """GPUs a GCP machine type comes with (g2-standard-N, a2/a3-*-Ng), None where they are attachable."""
+    if machine_type.startswith("g2-standard-"):
+        return G2_GPUS.get(machine_type.rsplit("-", 1)[1])
+    m = re.fullmatch(r"a[23]-(highgpu|megagpu|ultragpu)-(\d+)g", machine_type)
+    return int(m.group(2)) if m else None
+
+
 class GpuPoolConfig(NodePoolConfig):
     """A GPU node pool. min_nodes defaults to 0 so idle GPUs cost nothing."""
 
     min_nodes: Annotated[int, Field(ge=0, le=1000)] = 0
     accelerator: Annotated[str, Field(pattern=r"^nvidia-[a-z0-9-]+$")]
     accelerator_count: Annotated[int, Field(ge=1, le=16)] = 1
+
+    @model_validator(mode="after")
+    def _machine_has_this_gpu(self, info: ValidationInfo) -> Self:
+        cloud = _cloud(info)
+        family = _gpu_family(cloud, self.machine_type)
+        if family is None:
+            raise ValueError(
+                f"{self.machine_type} is not a GPU machine type on {cloud.value}; families: "
+                f"{', '.join(GPU_FAMILIES[cloud])}"
+            )
+        if self.accelerator not in GPU_FAMILIES[cloud][family]:
+            raise ValueError(
+                f"{self.machine_type} carries {' or '.join(GPU_FAMILIES[cloud][family])}, not {self.accelerator}"
+            )
+        fixed = _fixed_gpu_count(self.machine_type) if cloud is Cloud.GCP else None
+        if fixed is not None and fixed != self.accelerator_count:
+            raise ValueError(f"{self.machine_type} comes with {fixed} GPU(s); set acceleratorCount: {fixed}")
+        return self
 
 
 # GKE's rule for a recurring maintenance window: at least 48 hours of availability in any rolling 32-day
@@ -155,7 +219,7 @@ class ClusterConfig(Strict):
     deployer_in_vpc: bool = False
     # Who administers the cluster besides the identity that runs `pulumi up` (which keeps admin so the
     # program's own Kubernetes provider works). AWS: IAM role/user ARNs (EKS access entries);
-    # GCP: user:/group:/serviceAccount: members (bound to cluster-admin).
+    # GCP: user:/serviceAccount: members (bound to cluster-admin; groups would need Google Groups for RBAC).
     admin_principals: list[str] = []
     # gcp: the GKE release channel that upgrades the control plane and nodes (aws: not used).
     release_channel: Literal["RAPID", "REGULAR", "STABLE"] | None = None

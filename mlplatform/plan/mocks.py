@@ -91,15 +91,15 @@ _COMPUTED: dict[str, Callable[[str, dict[str, Any], str, str], Outputs]] = {
     },
     "gcp:sql/databaseInstance:DatabaseInstance": lambda n, i, r, p: {
         "name": i.get("name", n),
-        "privateIpAddress": "10.30.0.3",
+        "privateIpAddress": _psa_address(n, 3),
         "connectionName": f"project:{r}:{n}",
     },
     # Google picks the private service access range; Cloud SQL and Memorystore get addresses inside it
     "gcp:compute/globalAddress:GlobalAddress": lambda n, i, r, p: {"address": "10.30.0.0"},
     "gcp:redis/instance:Instance": lambda n, i, r, p: {
-        "host": "10.30.4.4",
+        "host": _psa_address(n, 4),
         "port": 6378,
-        "authString": "mock-auth",
+        "authString": mock_password(f"{n}-auth", 32),
         "serverCaCerts": [{"cert": "-----BEGIN CERTIFICATE-----\nmock\n-----END CERTIFICATE-----\n"}],
     },
     "gcp:managedkafka/cluster:Cluster": lambda n, i, r, p: {"clusterId": i.get("clusterId", n)},
@@ -108,9 +108,22 @@ _COMPUTED: dict[str, Callable[[str, dict[str, Any], str, str], Outputs]] = {
         "hex": _short_hash(n),
     },
     "random:index/randomPassword:RandomPassword": lambda n, i, r, p: {
-        "result": ("x" * int(i.get("length", 16))),
+        "result": mock_password(n, int(i.get("length", 16))),
     },
 }
+
+
+PSA_MOCK_RANGE = "10.30.0.0/20"  # the address the GlobalAddress mock returns, with the program's prefix
+
+
+def mock_password(name: str, length: int) -> str:
+    """A generated password that differs per resource, so a test can tell which one reached a consumer."""
+    return (hashlib.sha256(f"password:{name}".encode()).hexdigest() * 4)[:length]
+
+
+def _psa_address(name: str, host: int) -> str:
+    """A private address inside the mocked private service access range, distinct per instance."""
+    return f"10.30.{int(_short_hash(name), 16) % 16}.{host}"
 
 
 class PlatformMocks(Mocks):

@@ -77,14 +77,16 @@ def addons_after_nodes(
     parent: pulumi.Resource, name: str, cfg: PlatformConfig, eks: ControlPlane, nodes: Sequence[pulumi.Resource]
 ) -> list[aws.eks.Addon]:
     ebs_role = irsa_role(f"{name}-ebs-csi", eks.oidc_provider, KUBE_SYSTEM, EBS_CSI_SA, parent=parent)
-    aws.iam.RolePolicyAttachment(
+    ebs_policy = aws.iam.RolePolicyAttachment(
         f"{name}-ebs-csi",
         role=ebs_role.name,
         policy_arn="arn:aws:iam::aws:policy/service-role/AmazonEBSCSIDriverPolicy",
         opts=pulumi.ResourceOptions(parent=ebs_role),
     )
     roles = {"aws-ebs-csi-driver": ebs_role.arn}
-    return [_addon(parent, name, cfg, eks, a, nodes, role_arn=roles.get(a)) for a in AFTER_NODES]
+    # the driver's controller assumes the role as soon as it starts: its policy must already be attached
+    ready = {"aws-ebs-csi-driver": [ebs_policy]}
+    return [_addon(parent, name, cfg, eks, a, [*nodes, *ready.get(a, [])], role_arn=roles.get(a)) for a in AFTER_NODES]
 
 
 def cluster_autoscaler(
