@@ -8,9 +8,9 @@ from collections.abc import Mapping, Sequence
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components.charts import ChartPin
 from components.contracts import ClusterOutputs, Namespace, WorkloadIdentity
 from components.guardrails import NAME_LABEL, network_policies, pod_security_labels
+from mlplatform.pins import ChartPin
 
 PART_OF = {"app.kubernetes.io/part-of": "mlplatform", "app.kubernetes.io/managed-by": "pulumi"}
 
@@ -91,7 +91,7 @@ def pinned_release(
     wait_for_jobs: bool = False,
     depends_on: Sequence[pulumi.Resource] = (),
 ) -> k8s.helm.v3.Release:
-    """A helm.v3.Release of a chart exactly at its pin in components/charts.py (chart, repo and version).
+    """A helm.v3.Release of a chart exactly at its pin in mlplatform/pins.py (chart, repo and version).
 
     For charts that rely on Helm hooks or ship CRDs in crds/ (Helm installs those once and never deletes
     them, so removing the release cannot cascade-delete users' custom resources). Every caller states how

@@ -18,7 +18,7 @@ from typing import Any
 
 import yaml
 
-KEYS_DIR = Path(__file__).resolve().parent.parent / "components" / "chart_keys"
+KEYS_DIR = Path(__file__).resolve().parent / "chart_keys"
 
 Tree = dict[str, Any] | None
 

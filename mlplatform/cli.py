@@ -7,10 +7,10 @@ import argparse
 import sys
 from pathlib import Path
 
-from components.charts import ALL_CHARTS
 from mlplatform.chartkeys import build_snapshot, upstream_mismatch, write_snapshot
 from mlplatform.config import ConfigError
 from mlplatform.manifests import render_plan
+from mlplatform.pins import ALL_CHARTS
 from mlplatform.plan.diff import diff_plans, render_diff
 from mlplatform.plan.document import PlanDocument
 from mlplatform.plan.render import render
@@ -40,7 +40,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     rend.add_argument("--out", type=Path, help="where to write the manifests (default: rendered/<stack>/)")
     rend.add_argument("--project-dir", type=Path, default=PROJECT_DIR, help=argparse.SUPPRESS)
-    keys = sub.add_parser("chart-keys", help="regenerate components/chart_keys/ from upstream chart directories")
+    keys = sub.add_parser("chart-keys", help="regenerate mlplatform/chart_keys/ from upstream chart directories")
     keys.add_argument(
         "--from",
         dest="upstream",

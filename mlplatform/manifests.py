@@ -1,7 +1,7 @@
 """`python -m mlplatform render`: every Helm release of a stack's plan rendered with exactly the values the
 program passes, written out as manifests, and checked the way admission and the scheduler would see them.
 
-Values keys are checked elsewhere (components/chart_keys); this looks at what a chart makes of them: which
+Values keys are checked elsewhere (mlplatform/chart_keys); this looks at what a chart makes of them: which
 containers exist, which security context and requests each one really ends up with, and whether the pods a
 NetworkPolicy flow admits carry the labels and ports the flow names. Rendering is offline (helm-python-sdk,
 no cluster; `lookup` returns nothing). Chart sources come from a local directory (`--charts DIR`, holding

@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 
 from components import workloads
-from components.charts import CLUSTER_AUTOSCALER_TAGS, EKS_ADDON_VERSIONS
 from components.contracts import GPU_PRESENT_LABEL, GPU_TAINT, Access
 from mlplatform.config.errors import ConfigError
 from mlplatform.config.loader import read_stack_file
+from mlplatform.pins import CLUSTER_AUTOSCALER_TAGS, EKS_ADDON_VERSIONS
 from mlplatform.plan.document import PlanDocument
 from mlplatform.plan.synth import synthesize
 

@@ -1,6 +1,6 @@
 """Every Helm values document the program produces uses only keys its pinned chart declares.
 
-The key trees live in components/chart_keys/ (derived from upstream values.yaml / values.schema.json), so
+The key trees live in mlplatform/chart_keys/ (derived from upstream values.yaml / values.schema.json), so
 these checks run in CI without the upstream copies. Where ../shared/upstream is present, the trees are
 also re-derived and compared, and values are validated against the chart's own JSON schema.
 """
@@ -17,8 +17,8 @@ import jsonschema
 import pytest
 import yaml
 
-from components.charts import ALL_CHARTS, ChartPin
 from mlplatform.chartkeys import build_snapshot, load_tree, snapshot_path, unknown_keys, upstream_mismatch
+from mlplatform.pins import ALL_CHARTS, ChartPin
 from mlplatform.plan.document import PlanDocument
 from mlplatform.plan.mocks import Registration
 

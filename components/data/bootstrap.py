@@ -18,9 +18,9 @@ from collections.abc import Mapping, Sequence
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components.charts import POSTGRES_CLIENT_IMAGE, POSTGRES_CLIENT_UID
 from components.contracts import ClusterOutputs, DatabaseCredentials, Namespace
 from components.kube import PART_OF, namespace, opaque_secret
+from mlplatform.pins import POSTGRES_CLIENT_IMAGE, POSTGRES_CLIENT_UID
 
 # psql variables: svc (role and database name, one per service), pw (its password). Safe to re-run:
 # roles and databases are created only when missing; the password is (re)set every run.

@@ -14,7 +14,6 @@ import pulumi_kubernetes as k8s
 import pulumi_random as random
 
 from components import workloads
-from components.charts import SERVICE_CHARTS, ChartPin, pin_at
 from components.contracts import BucketPurpose, ClusterOutputs, DataOutputs, Namespace, ServiceEndpoint, StorageOutputs
 from components.data.credentials import generated_secret
 from components.guardrails import git_ssh_egress, training_limits
@@ -24,6 +23,7 @@ from components.lifecycle.placement import Placement, replicated_chart
 from components.lifecycle.training import airflow_launcher_rbac
 from mlplatform.chartkeys import supported_versions
 from mlplatform.config import ServicesConfig
+from mlplatform.pins import SERVICE_CHARTS, ChartPin, pin_at
 
 
 @dataclass(frozen=True)

@@ -28,11 +28,11 @@ from pathlib import Path
 
 import pulumi
 
-from components.charts import ChartPin
 from components.contracts import Bucket, DatabaseCredentials, PostgresEndpoint, ServiceEndpoint
 from components.kube import RESTRICTED_CONTAINER, RESTRICTED_POD, zone_spread
 from components.lifecycle.placement import Placement
 from mlplatform.config import AirflowConfig
+from mlplatform.pins import ChartPin
 
 RELEASE = "airflow"
 POD_LABELS = {"tier": "airflow", "release": RELEASE}  # on every pod the chart makes

@@ -15,11 +15,11 @@ import pulumi
 import pulumi_kubernetes as k8s
 import yaml
 
-from components.charts import ChartPin
 from components.contracts import Bucket, KafkaEndpoint, Namespace, PostgresEndpoint, RedisEndpoint, ServiceEndpoint
 from components.guardrails import flow
 from components.kube import PART_OF, RESTRICTED_CONTAINER, RESTRICTED_POD, spread_affinity
 from components.lifecycle.placement import Placement
+from mlplatform.pins import ChartPin
 
 FLOW = flow("feature-server")
 ONLINE_PORT = 6566  # the chart hard-codes this containerPort for feast_mode "online"

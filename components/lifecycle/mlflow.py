@@ -16,11 +16,11 @@ from __future__ import annotations
 
 import pulumi
 
-from components.charts import ChartPin
 from components.contracts import Bucket, Namespace, PostgresEndpoint, ServiceEndpoint
 from components.guardrails import flow
 from components.kube import RESTRICTED_POD, spread_affinity
 from components.lifecycle.placement import Placement
+from mlplatform.pins import ChartPin
 
 FLOW = flow("mlflow")
 ENDPOINT = ServiceEndpoint("mlflow", Namespace.PLATFORM, 80)

@@ -7,10 +7,10 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components.charts import ChartPin
 from components.contracts import NodePoolContract, ServiceEndpoint
 from components.guardrails import NAME_LABEL
 from components.kube import PART_OF, pinned_chart
+from mlplatform.pins import ChartPin
 
 
 @dataclass(frozen=True)

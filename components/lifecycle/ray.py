@@ -17,11 +17,11 @@ from typing import Any
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components.charts import RAY_GPU_IMAGE, RAY_IMAGE, RAY_VERSION
 from components.contracts import GPU_RESOURCE, Namespace, NodePoolContract, ServiceEndpoint
 from components.guardrails import flow
 from components.kube import PART_OF
 from components.lifecycle.placement import Placement
+from mlplatform.pins import RAY_GPU_IMAGE, RAY_IMAGE, RAY_VERSION
 
 CLUSTER_NAME = "ray"
 OPERATOR_RELEASE = "kuberay-operator"

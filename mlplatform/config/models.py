@@ -14,7 +14,6 @@ from typing import Annotated, Literal, Self
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 from pydantic.alias_generators import to_camel
 
-from components.charts import EKS_ADDON_VERSIONS, SERVICE_CHARTS
 from mlplatform.chartkeys import supported_versions
 from mlplatform.config.versions import (
     KAFKA_MAJOR,
@@ -23,6 +22,7 @@ from mlplatform.config.versions import (
     REDIS_RANGE,
     parse_major_minor,
 )
+from mlplatform.pins import EKS_ADDON_VERSIONS, SERVICE_CHARTS
 
 DNS_LABEL = r"^[a-z]([-a-z0-9]{0,38}[a-z0-9])?$"
 CHART_VERSION = r"^v?\d+\.\d+\.\d+([-+][0-9A-Za-z.-]+)?$"

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from components.charts import SERVICE_DEFAULT_VERSIONS
 from mlplatform.config.models import Cloud, Profile
+from mlplatform.pins import SERVICE_DEFAULT_VERSIONS
 
 # Per-cloud machine types for each role, per profile.
 _MACHINES: dict[tuple[Profile, Cloud], dict[str, str]] = {

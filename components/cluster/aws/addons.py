@@ -17,18 +17,18 @@ import pulumi
 import pulumi_aws as aws
 import pulumi_kubernetes as k8s
 
-from components.charts import (
+from components.cluster.aws.eks import ControlPlane
+from components.cluster.aws.iam import irsa_role
+from components.contracts import GPU_PRESENT_LABEL, NodePoolContract
+from components.kube import pinned_release
+from mlplatform.config import PlatformConfig
+from mlplatform.pins import (
     CLUSTER_AUTOSCALER,
     CLUSTER_AUTOSCALER_IMAGE,
     CLUSTER_AUTOSCALER_TAGS,
     EKS_ADDON_VERSIONS,
     NVIDIA_DEVICE_PLUGIN,
 )
-from components.cluster.aws.eks import ControlPlane
-from components.cluster.aws.iam import irsa_role
-from components.contracts import GPU_PRESENT_LABEL, NodePoolContract
-from components.kube import pinned_release
-from mlplatform.config import PlatformConfig
 
 KUBE_SYSTEM = "kube-system"
 EBS_CSI_SA = "ebs-csi-controller-sa"
