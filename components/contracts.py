@@ -10,7 +10,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any
+from typing import TypeVar
 
 import pulumi
 import pulumi_kubernetes as k8s
@@ -227,6 +227,36 @@ class ClusterNetwork:
     control_plane_cidrs: tuple[str, ...]
 
 
+# -- per-cloud facts the same cloud's infra adapters share -------------------------------------------
+
+
+@dataclass(frozen=True)
+class AwsClusterFacts:
+    """What the AWS storage and data adapters need from the cluster: IRSA trust and the private network."""
+
+    cluster_name: pulumi.Output[str]
+    oidc_provider_arn: pulumi.Output[str]
+    oidc_issuer: pulumi.Output[str]  # https://oidc.eks.<region>.amazonaws.com/id/<id>
+    vpc_id: pulumi.Output[str]
+    vpc_cidr: str  # RDS, ElastiCache and MSK live in its private subnets
+    private_subnet_ids: list[pulumi.Output[str]]
+    cluster_security_group_id: pulumi.Output[str]  # nodes of managed node groups carry this group
+
+
+@dataclass(frozen=True)
+class GcpClusterFacts:
+    """What the GCP storage and data adapters need: the Workload Identity pool and the VPC."""
+
+    workload_pool: str  # <project>.svc.id.goog
+    subnet_cidr: str  # the nodes' subnet: Managed Kafka's client endpoints are addresses in it
+    network_id: pulumi.Output[str]
+    subnet_id: pulumi.Output[str]
+
+
+CloudFacts = AwsClusterFacts | GcpClusterFacts
+F = TypeVar("F", AwsClusterFacts, GcpClusterFacts)
+
+
 # -- layer outputs ---------------------------------------------------------------------------------
 
 
@@ -240,8 +270,15 @@ class ClusterOutputs:
     kubernetes_version: str  # the control plane's minor, e.g. "1.33" (Pod Security labels pin to it)
     network: ClusterNetwork
     # Cloud-specific facts the same cloud's storage and data adapters need (network, OIDC issuer, workload
-    # pool). In-cluster layers never read it.
-    cloud_facts: Any = None
+    # pool). In-cluster layers never read them; adapters read them through facts().
+    cloud_facts: CloudFacts
+
+    def facts(self, kind: type[F]) -> F:
+        """This cluster's facts as the adapter of `kind`'s cloud expects them; another cloud's adapter fails
+        here, with both names, instead of reading a missing attribute later."""
+        if not isinstance(self.cloud_facts, kind):
+            raise TypeError(f"{kind.__name__} requested from a cluster with {type(self.cloud_facts).__name__}")
+        return self.cloud_facts
 
     def gpu_pool(self, name: str) -> NodePoolContract:
         for pool in self.gpu_pools:

@@ -5,8 +5,14 @@ from __future__ import annotations
 import pulumi
 import pulumi_aws as aws
 
-from components.cluster.aws.eks import AwsClusterFacts
-from components.contracts import ClusterOutputs, DataOutputs, KafkaEndpoint, PostgresEndpoint, RedisEndpoint
+from components.contracts import (
+    AwsClusterFacts,
+    ClusterOutputs,
+    DataOutputs,
+    KafkaEndpoint,
+    PostgresEndpoint,
+    RedisEndpoint,
+)
 from components.data.bootstrap import PostgresBootstrap
 from components.data.credentials import SERVICE_DATABASES, generated_secret, service_credentials
 from components.protection import stateful
@@ -17,7 +23,7 @@ POSTGRES_ADMIN = "platform_admin"
 
 
 def build(parent: pulumi.ComponentResource, name: str, cfg: PlatformConfig, cluster: ClusterOutputs) -> DataOutputs:
-    facts: AwsClusterFacts = cluster.cloud_facts
+    facts = cluster.facts(AwsClusterFacts)
     child = pulumi.ResourceOptions(parent=parent)
     sg = aws.ec2.SecurityGroup(
         f"{name}-data",
@@ -44,7 +50,7 @@ def build(parent: pulumi.ComponentResource, name: str, cfg: PlatformConfig, clus
 def _postgres(
     parent: pulumi.Resource, name: str, cfg: PlatformConfig, cluster: ClusterOutputs, sg: aws.ec2.SecurityGroup
 ) -> PostgresEndpoint:
-    facts: AwsClusterFacts = cluster.cloud_facts
+    facts = cluster.facts(AwsClusterFacts)
     pg = cfg.data.postgres
     admin_password = generated_secret(parent, f"{name}-postgres-admin")
     prod = cfg.profile is Profile.PROD

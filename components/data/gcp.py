@@ -5,8 +5,14 @@ from __future__ import annotations
 import pulumi
 import pulumi_gcp as gcp
 
-from components.cluster.gcp import GcpClusterFacts
-from components.contracts import ClusterOutputs, DataOutputs, KafkaEndpoint, PostgresEndpoint, RedisEndpoint
+from components.contracts import (
+    ClusterOutputs,
+    DataOutputs,
+    GcpClusterFacts,
+    KafkaEndpoint,
+    PostgresEndpoint,
+    RedisEndpoint,
+)
 from components.data.bootstrap import PostgresBootstrap
 from components.data.credentials import SERVICE_DATABASES, generated_secret, service_credentials
 from components.protection import stateful
@@ -18,7 +24,7 @@ PSA_PREFIX = 20
 
 
 def build(parent: pulumi.ComponentResource, name: str, cfg: PlatformConfig, cluster: ClusterOutputs) -> DataOutputs:
-    facts: GcpClusterFacts = cluster.cloud_facts
+    facts = cluster.facts(GcpClusterFacts)
     child = pulumi.ResourceOptions(parent=parent)
     psa_range = gcp.compute.GlobalAddress(
         f"{name}-psa",
@@ -56,7 +62,7 @@ def _postgres(
     peering: pulumi.Resource,
     service_cidrs: tuple[pulumi.Input[str], ...],
 ) -> PostgresEndpoint:
-    facts: GcpClusterFacts = cluster.cloud_facts
+    facts = cluster.facts(GcpClusterFacts)
     pg = cfg.data.postgres
     prod = cfg.profile is Profile.PROD
     settings = gcp.sql.DatabaseInstanceSettingsArgs(

@@ -9,10 +9,10 @@ from collections.abc import Sequence
 import pulumi
 import pulumi_aws as aws
 
-from components.cluster.aws.eks import AwsClusterFacts
 from components.cluster.aws.iam import irsa_role
 from components.contracts import (
     Access,
+    AwsClusterFacts,
     Bucket,
     BucketPurpose,
     ClusterOutputs,
@@ -53,7 +53,7 @@ def build(
         opts=stateful(cfg, parent),
     )
     buckets = {purpose: _bucket(parent, name, cfg, purpose, key) for purpose in BucketPurpose}
-    binding: AwsClusterFacts = cluster.cloud_facts
+    binding = cluster.facts(AwsClusterFacts)
     identities = {w.key: _identity(parent, name, w, buckets, key, binding, kafka) for w in workloads}
     return StorageOutputs(buckets=buckets, identities=identities)
 

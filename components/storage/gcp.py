@@ -8,12 +8,12 @@ from collections.abc import Sequence
 import pulumi
 import pulumi_gcp as gcp
 
-from components.cluster.gcp import GcpClusterFacts
 from components.contracts import (
     Access,
     Bucket,
     BucketPurpose,
     ClusterOutputs,
+    GcpClusterFacts,
     KafkaEndpoint,
     StorageOutputs,
     WorkloadIdentity,
@@ -37,7 +37,7 @@ def build(
     kafka: KafkaEndpoint | None,
 ) -> StorageOutputs:
     buckets = {p: _bucket(parent, name, cfg, p) for p in BucketPurpose}
-    binding: GcpClusterFacts = cluster.cloud_facts
+    binding = cluster.facts(GcpClusterFacts)
     identities = {w.key: _identity(parent, name, cfg, w, buckets, binding) for w in workloads}
     if kafka is not None:
         _kafka_access(parent, name, cfg, kafka, [i for i in identities.values() if i.spec.kafka is not None])

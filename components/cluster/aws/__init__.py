@@ -11,11 +11,11 @@ from components.cluster.aws.addons import (
     cluster_autoscaler,
     nvidia_device_plugin,
 )
-from components.cluster.aws.eks import AwsClusterFacts, control_plane
+from components.cluster.aws.eks import control_plane
 from components.cluster.aws.network import VPC_CIDR, network
 from components.cluster.aws.nodes import node_groups
 from components.cluster.kubeconfig import exec_kubeconfig
-from components.contracts import ClusterNetwork, ClusterOutputs
+from components.contracts import AwsClusterFacts, ClusterNetwork, ClusterOutputs
 from mlplatform.config import PlatformConfig
 
 # Pods get AWS credentials through IRSA (STS over HTTPS), never from the instance metadata service, whose

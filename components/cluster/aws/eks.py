@@ -19,19 +19,6 @@ CLUSTER_ADMIN_POLICY = "arn:aws:eks::aws:cluster-access-policy/AmazonEKSClusterA
 
 
 @dataclass(frozen=True)
-class AwsClusterFacts:
-    """What the AWS storage and data adapters need from the cluster: IRSA trust and the private network."""
-
-    cluster_name: pulumi.Output[str]
-    oidc_provider_arn: pulumi.Output[str]
-    oidc_issuer: pulumi.Output[str]  # https://oidc.eks.<region>.amazonaws.com/id/<id>
-    vpc_id: pulumi.Output[str]
-    vpc_cidr: str  # RDS, ElastiCache and MSK live in its private subnets
-    private_subnet_ids: list[pulumi.Output[str]]
-    cluster_security_group_id: pulumi.Output[str]  # nodes of managed node groups carry this group
-
-
-@dataclass(frozen=True)
 class ControlPlane:
     cluster: aws.eks.Cluster
     oidc_provider: aws.iam.OpenIdConnectProvider

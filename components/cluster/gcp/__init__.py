@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import pulumi
@@ -11,7 +10,7 @@ import pulumi_kubernetes as k8s
 
 from components.cluster.kubeconfig import exec_kubeconfig
 from components.cluster.pools import configured_pools
-from components.contracts import ClusterNetwork, ClusterOutputs, NodeLocalEndpoint, NodePoolContract
+from components.contracts import ClusterNetwork, ClusterOutputs, GcpClusterFacts, NodeLocalEndpoint, NodePoolContract
 from mlplatform.config import HaProfile, MaintenanceWindowConfig, NodePoolConfig, PlatformConfig, Profile
 
 RBAC_GROUP = "rbac.authorization.k8s.io"
@@ -34,16 +33,6 @@ GKE_NETWORK = ClusterNetwork(
     control_plane_cidrs=(MASTER_CIDR,),
 )
 WINDOW_ANCHOR = datetime(2024, 1, 6)  # a Saturday; the recurrence, not the date, picks the days
-
-
-@dataclass(frozen=True)
-class GcpClusterFacts:
-    """What the GCP storage and data adapters need: the Workload Identity pool and the VPC."""
-
-    workload_pool: str  # <project>.svc.id.goog
-    subnet_cidr: str  # the nodes' subnet: Managed Kafka's client endpoints are addresses in it
-    network_id: pulumi.Output[str]
-    subnet_id: pulumi.Output[str]
 
 
 def build(parent: pulumi.ComponentResource, name: str, cfg: PlatformConfig) -> ClusterOutputs:
