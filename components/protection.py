@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import pulumi
 
-from mlplatform.config import PlatformConfig, Profile
+from components.environment import Environment
+from mlplatform.config import Profile
 
 
-def stateful(cfg: PlatformConfig, parent: pulumi.Resource, **extra: object) -> pulumi.ResourceOptions:
+def stateful(cfg: Environment, parent: pulumi.Resource, **extra: object) -> pulumi.ResourceOptions:
     """Options for a resource holding data: prod protects it and retains it if removed from the program."""
     prod = cfg.profile is Profile.PROD
     return pulumi.ResourceOptions(parent=parent, protect=prod, retain_on_delete=prod, **extra)  # type: ignore[arg-type]

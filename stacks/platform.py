@@ -15,6 +15,7 @@ from components.cloud import cloud_provider
 from components.cluster import Cluster
 from components.contracts import BucketPurpose
 from components.data import Data
+from components.environment import ClusterArgs, DataArgs, StorageArgs
 from components.lifecycle import Lifecycle, LifecycleArgs
 from components.observability import Observability, ObservabilityArgs
 from components.serving import Serving, ServingArgs
@@ -36,10 +37,10 @@ class Platform:
 
 def build_platform(cfg: PlatformConfig) -> Platform:
     infra = pulumi.ResourceOptions(providers=[cloud_provider(f"{NAME}-{cfg.cloud.value}", cfg)])
-    cluster = Cluster(NAME, cfg, opts=infra)
-    data = Data(NAME, cfg, cluster.outputs, opts=infra)
+    cluster = Cluster(NAME, ClusterArgs.of(cfg), opts=infra)
+    data = Data(NAME, DataArgs.of(cfg), cluster.outputs, opts=infra)
     # Storage after data: a workload's identity is created once, with its bucket grants and its Kafka grant.
-    storage = Storage(NAME, cfg, cluster.outputs, workloads.ALL, data.outputs.kafka, opts=infra)
+    storage = Storage(NAME, StorageArgs.of(cfg), cluster.outputs, workloads.ALL, data.outputs.kafka, opts=infra)
 
     in_cluster = pulumi.ResourceOptions(providers=[cluster.outputs.kubernetes_provider])
     lifecycle = Lifecycle(

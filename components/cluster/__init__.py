@@ -8,9 +8,10 @@ import pulumi
 
 from components.cluster import aws, gcp
 from components.contracts import ClusterOutputs
-from mlplatform.config import Cloud, PlatformConfig
+from components.environment import ClusterArgs
+from mlplatform.config import Cloud
 
-ClusterAdapter = Callable[[pulumi.ComponentResource, str, PlatformConfig], ClusterOutputs]
+ClusterAdapter = Callable[[pulumi.ComponentResource, str, ClusterArgs], ClusterOutputs]
 ADAPTERS: dict[Cloud, ClusterAdapter] = {Cloud.AWS: aws.build, Cloud.GCP: gcp.build}
 
 
@@ -19,7 +20,7 @@ class Cluster(pulumi.ComponentResource):
 
     outputs: ClusterOutputs
 
-    def __init__(self, name: str, config: PlatformConfig, opts: pulumi.ResourceOptions | None = None) -> None:
+    def __init__(self, name: str, config: ClusterArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("mlplatform:cluster:Cluster", name, None, opts)
         self.outputs = ADAPTERS[config.cloud](self, name, config)
         self.register_outputs({"clusterName": self.outputs.name})

@@ -5,10 +5,11 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from components.contracts import NodePoolContract, pool_contract
-from mlplatform.config import NodePoolConfig, PlatformConfig
+from components.environment import ClusterArgs
+from mlplatform.config import NodePoolConfig
 
 
-def configured_pools(cfg: PlatformConfig) -> Iterator[tuple[NodePoolConfig, NodePoolContract]]:
+def configured_pools(cfg: ClusterArgs) -> Iterator[tuple[NodePoolConfig, NodePoolContract]]:
     """System pool, CPU pool, then each GPU pool, in config order."""
     c = cfg.cluster
     yield c.system_pool, pool_contract(c.system_pool.name, max_nodes=c.system_pool.max_nodes)

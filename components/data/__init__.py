@@ -8,9 +8,10 @@ import pulumi
 
 from components.contracts import ClusterOutputs, DataOutputs
 from components.data import aws, gcp
-from mlplatform.config import Cloud, PlatformConfig
+from components.environment import DataArgs
+from mlplatform.config import Cloud
 
-DataAdapter = Callable[[pulumi.ComponentResource, str, PlatformConfig, ClusterOutputs], DataOutputs]
+DataAdapter = Callable[[pulumi.ComponentResource, str, DataArgs, ClusterOutputs], DataOutputs]
 ADAPTERS: dict[Cloud, DataAdapter] = {Cloud.AWS: aws.build, Cloud.GCP: gcp.build}
 
 
@@ -18,7 +19,7 @@ class Data(pulumi.ComponentResource):
     outputs: DataOutputs
 
     def __init__(
-        self, name: str, config: PlatformConfig, cluster: ClusterOutputs, opts: pulumi.ResourceOptions | None = None
+        self, name: str, config: DataArgs, cluster: ClusterOutputs, opts: pulumi.ResourceOptions | None = None
     ) -> None:
         super().__init__("mlplatform:data:Data", name, None, opts)
         self.outputs = ADAPTERS[config.cloud](self, name, config, cluster)

@@ -15,14 +15,15 @@ from components.contracts import (
 )
 from components.data.bootstrap import PostgresBootstrap
 from components.data.credentials import SERVICE_DATABASES, generated_secret, service_credentials
+from components.environment import DataArgs
 from components.protection import stateful
-from mlplatform.config import PlatformConfig, Profile
+from mlplatform.config import Profile
 
 POSTGRES_PORT, REDIS_PORT, KAFKA_IAM_PORT = 5432, 6379, 9098
 POSTGRES_ADMIN = "platform_admin"
 
 
-def build(parent: pulumi.ComponentResource, name: str, cfg: PlatformConfig, cluster: ClusterOutputs) -> DataOutputs:
+def build(parent: pulumi.ComponentResource, name: str, cfg: DataArgs, cluster: ClusterOutputs) -> DataOutputs:
     facts = cluster.facts(AwsClusterFacts)
     child = pulumi.ResourceOptions(parent=parent)
     sg = aws.ec2.SecurityGroup(
@@ -48,7 +49,7 @@ def build(parent: pulumi.ComponentResource, name: str, cfg: PlatformConfig, clus
 
 
 def _postgres(
-    parent: pulumi.Resource, name: str, cfg: PlatformConfig, cluster: ClusterOutputs, sg: aws.ec2.SecurityGroup
+    parent: pulumi.Resource, name: str, cfg: DataArgs, cluster: ClusterOutputs, sg: aws.ec2.SecurityGroup
 ) -> PostgresEndpoint:
     facts = cluster.facts(AwsClusterFacts)
     pg = cfg.data.postgres
@@ -128,7 +129,7 @@ def _postgres(
 
 
 def _redis(
-    parent: pulumi.Resource, name: str, cfg: PlatformConfig, facts: AwsClusterFacts, sg: aws.ec2.SecurityGroup
+    parent: pulumi.Resource, name: str, cfg: DataArgs, facts: AwsClusterFacts, sg: aws.ec2.SecurityGroup
 ) -> RedisEndpoint:
     r = cfg.data.redis
     cluster_mode = r.shards > 1
@@ -163,7 +164,7 @@ def _redis(
 
 
 def _kafka(
-    parent: pulumi.Resource, name: str, cfg: PlatformConfig, facts: AwsClusterFacts, sg: aws.ec2.SecurityGroup
+    parent: pulumi.Resource, name: str, cfg: DataArgs, facts: AwsClusterFacts, sg: aws.ec2.SecurityGroup
 ) -> KafkaEndpoint:
     k = cfg.data.kafka
     msk = aws.msk.Cluster(

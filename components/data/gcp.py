@@ -15,15 +15,16 @@ from components.contracts import (
 )
 from components.data.bootstrap import PostgresBootstrap
 from components.data.credentials import SERVICE_DATABASES, generated_secret, service_credentials
+from components.environment import DataArgs
 from components.protection import stateful
-from mlplatform.config import PlatformConfig, Profile
+from mlplatform.config import Profile
 
 GIB = 1024**3
 POSTGRES_ADMIN = "platform_admin"  # the one user made through the Cloud SQL API (cloudsqlsuperuser)
 PSA_PREFIX = 20
 
 
-def build(parent: pulumi.ComponentResource, name: str, cfg: PlatformConfig, cluster: ClusterOutputs) -> DataOutputs:
+def build(parent: pulumi.ComponentResource, name: str, cfg: DataArgs, cluster: ClusterOutputs) -> DataOutputs:
     facts = cluster.facts(GcpClusterFacts)
     child = pulumi.ResourceOptions(parent=parent)
     psa_range = gcp.compute.GlobalAddress(
@@ -57,7 +58,7 @@ def build(parent: pulumi.ComponentResource, name: str, cfg: PlatformConfig, clus
 def _postgres(
     parent: pulumi.Resource,
     name: str,
-    cfg: PlatformConfig,
+    cfg: DataArgs,
     cluster: ClusterOutputs,
     peering: pulumi.Resource,
     service_cidrs: tuple[pulumi.Input[str], ...],
@@ -155,7 +156,7 @@ def _postgres(
 
 
 def _redis(
-    parent: pulumi.Resource, name: str, cfg: PlatformConfig, facts: GcpClusterFacts, peering: pulumi.Resource
+    parent: pulumi.Resource, name: str, cfg: DataArgs, facts: GcpClusterFacts, peering: pulumi.Resource
 ) -> RedisEndpoint:
     """BASIC in dev; STANDARD_HA in prod: a primary with automatic failover and read replicas, which
     Memorystore spreads over the region's zones (primary and failover target pinned to two of ours)."""
@@ -186,7 +187,7 @@ def _redis(
     )
 
 
-def _kafka(parent: pulumi.Resource, name: str, cfg: PlatformConfig, facts: GcpClusterFacts) -> KafkaEndpoint:
+def _kafka(parent: pulumi.Resource, name: str, cfg: DataArgs, facts: GcpClusterFacts) -> KafkaEndpoint:
     """Managed Service for Apache Kafka rather than Strimzi: Google runs and patches the brokers, always across
     three zones of the region, TLS is always on, and clients authenticate as their Google service account
     (SASL OAUTHBEARER via Workload Identity), so no broker, ZooKeeper/KRaft or certificate operations land

@@ -8,11 +8,12 @@ from collections.abc import Callable, Sequence
 import pulumi
 
 from components.contracts import ClusterOutputs, KafkaEndpoint, StorageOutputs, WorkloadSpec
+from components.environment import StorageArgs
 from components.storage import aws, gcp
-from mlplatform.config import Cloud, PlatformConfig
+from mlplatform.config import Cloud
 
 StorageAdapter = Callable[
-    [pulumi.ComponentResource, str, PlatformConfig, ClusterOutputs, Sequence[WorkloadSpec], KafkaEndpoint | None],
+    [pulumi.ComponentResource, str, StorageArgs, ClusterOutputs, Sequence[WorkloadSpec], KafkaEndpoint | None],
     StorageOutputs,
 ]
 ADAPTERS: dict[Cloud, StorageAdapter] = {Cloud.AWS: aws.build, Cloud.GCP: gcp.build}
@@ -24,7 +25,7 @@ class Storage(pulumi.ComponentResource):
     def __init__(
         self,
         name: str,
-        config: PlatformConfig,
+        config: StorageArgs,
         cluster: ClusterOutputs,
         workloads: Sequence[WorkloadSpec],
         kafka: KafkaEndpoint | None = None,

@@ -21,8 +21,8 @@ from components.contracts import (
     WorkloadIdentity,
     WorkloadSpec,
 )
+from components.environment import StorageArgs
 from components.protection import stateful
-from mlplatform.config import PlatformConfig
 
 READ_ACTIONS = ["s3:GetObject", "s3:GetObjectVersion"]
 WRITE_ACTIONS = ["s3:PutObject", "s3:DeleteObject", "s3:AbortMultipartUpload"]
@@ -40,7 +40,7 @@ KAFKA_GROUPS = ["kafka-cluster:AlterGroup", "kafka-cluster:DescribeGroup"]
 def build(
     parent: pulumi.ComponentResource,
     name: str,
-    cfg: PlatformConfig,
+    cfg: StorageArgs,
     cluster: ClusterOutputs,
     workloads: Sequence[WorkloadSpec],
     kafka: KafkaEndpoint | None,
@@ -58,9 +58,7 @@ def build(
     return StorageOutputs(buckets=buckets, identities=identities)
 
 
-def _bucket(
-    parent: pulumi.Resource, name: str, cfg: PlatformConfig, purpose: BucketPurpose, key: aws.kms.Key
-) -> Bucket:
+def _bucket(parent: pulumi.Resource, name: str, cfg: StorageArgs, purpose: BucketPurpose, key: aws.kms.Key) -> Bucket:
     bucket = aws.s3.Bucket(
         f"{name}-{purpose.value}",
         force_destroy=cfg.storage.force_destroy,

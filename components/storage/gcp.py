@@ -19,8 +19,8 @@ from components.contracts import (
     WorkloadIdentity,
     WorkloadSpec,
 )
+from components.environment import StorageArgs
 from components.protection import stateful
-from mlplatform.config import PlatformConfig
 
 BUCKET_ROLE = {Access.READ: "roles/storage.objectViewer", Access.READ_WRITE: "roles/storage.objectUser"}
 # Kafka ACL operations on topics per access level; consumer groups get READ + DESCRIBE for every client.
@@ -31,7 +31,7 @@ KAFKA_GROUP_OPS = ("READ", "DESCRIBE")
 def build(
     parent: pulumi.ComponentResource,
     name: str,
-    cfg: PlatformConfig,
+    cfg: StorageArgs,
     cluster: ClusterOutputs,
     workloads: Sequence[WorkloadSpec],
     kafka: KafkaEndpoint | None,
@@ -47,7 +47,7 @@ def build(
 def _kafka_access(
     parent: pulumi.Resource,
     name: str,
-    cfg: PlatformConfig,
+    cfg: StorageArgs,
     kafka: KafkaEndpoint,
     clients: Sequence[WorkloadIdentity],
 ) -> None:
@@ -87,7 +87,7 @@ def _kafka_access(
         )
 
 
-def _bucket(parent: pulumi.Resource, name: str, cfg: PlatformConfig, purpose: BucketPurpose) -> Bucket:
+def _bucket(parent: pulumi.Resource, name: str, cfg: StorageArgs, purpose: BucketPurpose) -> Bucket:
     expiry = (
         [
             gcp.storage.BucketLifecycleRuleArgs(
@@ -120,7 +120,7 @@ def _bucket(parent: pulumi.Resource, name: str, cfg: PlatformConfig, purpose: Bu
 def _identity(
     parent: pulumi.Resource,
     name: str,
-    cfg: PlatformConfig,
+    cfg: StorageArgs,
     spec: WorkloadSpec,
     buckets: dict[BucketPurpose, Bucket],
     binding: GcpClusterFacts,

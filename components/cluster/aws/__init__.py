@@ -16,7 +16,7 @@ from components.cluster.aws.network import VPC_CIDR, network
 from components.cluster.aws.nodes import node_groups
 from components.cluster.kubeconfig import exec_kubeconfig
 from components.contracts import AwsClusterFacts, ClusterNetwork, ClusterOutputs
-from mlplatform.config import PlatformConfig
+from components.environment import ClusterArgs
 
 # Pods get AWS credentials through IRSA (STS over HTTPS), never from the instance metadata service, whose
 # node-role credentials every pod could otherwise borrow. The control plane calls webhooks from its ENIs in
@@ -26,7 +26,7 @@ EKS_NETWORK = ClusterNetwork(
 )
 
 
-def build(parent: pulumi.ComponentResource, name: str, cfg: PlatformConfig) -> ClusterOutputs:
+def build(parent: pulumi.ComponentResource, name: str, cfg: ClusterArgs) -> ClusterOutputs:
     net = network(parent, name, cfg)
     eks = control_plane(parent, name, cfg, net)
     before = addons_before_nodes(parent, name, cfg, eks)

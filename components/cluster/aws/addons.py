@@ -20,8 +20,8 @@ import pulumi_kubernetes as k8s
 from components.cluster.aws.eks import ControlPlane
 from components.cluster.aws.iam import irsa_role
 from components.contracts import GPU_PRESENT_LABEL, NodePoolContract
+from components.environment import ClusterArgs
 from components.kube import pinned_release
-from mlplatform.config import PlatformConfig
 from mlplatform.pins import (
     CLUSTER_AUTOSCALER,
     CLUSTER_AUTOSCALER_IMAGE,
@@ -48,7 +48,7 @@ ADDON_CONFIGURATION: dict[str, dict[str, str]] = {"vpc-cni": {"enableNetworkPoli
 def _addon(
     parent: pulumi.Resource,
     name: str,
-    cfg: PlatformConfig,
+    cfg: ClusterArgs,
     eks: ControlPlane,
     addon: str,
     depends_on: Sequence[pulumi.Resource],
@@ -67,14 +67,12 @@ def _addon(
     )
 
 
-def addons_before_nodes(
-    parent: pulumi.Resource, name: str, cfg: PlatformConfig, eks: ControlPlane
-) -> list[aws.eks.Addon]:
+def addons_before_nodes(parent: pulumi.Resource, name: str, cfg: ClusterArgs, eks: ControlPlane) -> list[aws.eks.Addon]:
     return [_addon(parent, name, cfg, eks, a, [eks.cluster]) for a in BEFORE_NODES]
 
 
 def addons_after_nodes(
-    parent: pulumi.Resource, name: str, cfg: PlatformConfig, eks: ControlPlane, nodes: Sequence[pulumi.Resource]
+    parent: pulumi.Resource, name: str, cfg: ClusterArgs, eks: ControlPlane, nodes: Sequence[pulumi.Resource]
 ) -> list[aws.eks.Addon]:
     ebs_role = irsa_role(f"{name}-ebs-csi", eks.oidc_provider, KUBE_SYSTEM, EBS_CSI_SA, parent=parent)
     ebs_policy = aws.iam.RolePolicyAttachment(
@@ -92,7 +90,7 @@ def addons_after_nodes(
 def cluster_autoscaler(
     parent: pulumi.Resource,
     name: str,
-    cfg: PlatformConfig,
+    cfg: ClusterArgs,
     eks: ControlPlane,
     provider: k8s.Provider,
     system_pool: NodePoolContract,

@@ -11,8 +11,9 @@ import pulumi_aws as aws
 
 from components.cluster.aws.iam import role_with_policies, service_trust
 from components.cluster.aws.network import AwsNetwork
+from components.environment import ClusterArgs
 from components.protection import stateful
-from mlplatform.config import PlatformConfig, Profile
+from mlplatform.config import Profile
 
 CONTROL_PLANE_LOGS = ["api", "audit", "authenticator", "controllerManager", "scheduler"]
 CLUSTER_ADMIN_POLICY = "arn:aws:eks::aws:cluster-access-policy/AmazonEKSClusterAdminPolicy"
@@ -25,7 +26,7 @@ class ControlPlane:
     secrets_key: aws.kms.Key
 
 
-def control_plane(parent: pulumi.ComponentResource, name: str, cfg: PlatformConfig, net: AwsNetwork) -> ControlPlane:
+def control_plane(parent: pulumi.ComponentResource, name: str, cfg: ClusterArgs, net: AwsNetwork) -> ControlPlane:
     child = pulumi.ResourceOptions(parent=parent)
     role = role_with_policies(
         f"{name}-eks", trust=service_trust("eks.amazonaws.com"), managed=["AmazonEKSClusterPolicy"], parent=parent
@@ -36,7 +37,7 @@ def control_plane(parent: pulumi.ComponentResource, name: str, cfg: PlatformConf
     logs = aws.cloudwatch.LogGroup(
         f"{name}-eks-logs",
         name=f"/aws/eks/{cluster_name}/cluster",
-        retention_in_days=cloudwatch_retention(cfg.storage.log_retention_days),
+        retention_in_days=cloudwatch_retention(cfg.log_retention_days),
         opts=child,
     )
     key = aws.kms.Key(
@@ -111,7 +112,7 @@ def cloudwatch_retention(days: int) -> int:
     return next(d for d in CLOUDWATCH_RETENTION_DAYS if d >= days)
 
 
-def admin_access(parent: pulumi.Resource, name: str, cfg: PlatformConfig, cluster: aws.eks.Cluster) -> None:
+def admin_access(parent: pulumi.Resource, name: str, cfg: ClusterArgs, cluster: aws.eks.Cluster) -> None:
     """An access entry plus the cluster-admin access policy per configured principal (API mode, no aws-auth).
 
     Resources are named by a hash of the ARN, so reordering the config list does not replace them."""

@@ -12,7 +12,8 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_aws as aws
 
-from mlplatform.config import HaProfile, PlatformConfig
+from components.environment import ClusterArgs
+from mlplatform.config import HaProfile
 
 VPC_CIDR = ipaddress.ip_network("10.0.0.0/16")
 # Private subnets are large: the VPC CNI gives every pod a VPC address.
@@ -41,7 +42,7 @@ def subnet_cidrs(zone_count: int) -> tuple[list[str], list[str]]:
     return [str(c) for c in private], [str(c) for c in public]
 
 
-def network(parent: pulumi.ComponentResource, name: str, cfg: PlatformConfig) -> AwsNetwork:
+def network(parent: pulumi.ComponentResource, name: str, cfg: ClusterArgs) -> AwsNetwork:
     child = pulumi.ResourceOptions(parent=parent)
     vpc = aws.ec2.Vpc(
         f"{name}-vpc",

@@ -15,7 +15,8 @@ from components.cluster.aws.iam import role_with_policies, service_trust
 from components.cluster.aws.network import AwsNetwork
 from components.cluster.pools import configured_pools
 from components.contracts import NodePoolContract
-from mlplatform.config import NodePoolConfig, PlatformConfig
+from components.environment import ClusterArgs
+from mlplatform.config import NodePoolConfig
 
 NODE_POLICIES = [
     "AmazonEKSWorkerNodePolicy",
@@ -36,7 +37,7 @@ class NodePools:
 def node_groups(
     parent: pulumi.ComponentResource,
     name: str,
-    cfg: PlatformConfig,
+    cfg: ClusterArgs,
     eks: ControlPlane,
     net: AwsNetwork,
     depends_on: list[pulumi.Resource],

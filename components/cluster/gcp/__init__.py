@@ -11,7 +11,8 @@ import pulumi_kubernetes as k8s
 from components.cluster.kubeconfig import exec_kubeconfig
 from components.cluster.pools import configured_pools
 from components.contracts import ClusterNetwork, ClusterOutputs, GcpClusterFacts, NodeLocalEndpoint, NodePoolContract
-from mlplatform.config import HaProfile, MaintenanceWindowConfig, NodePoolConfig, PlatformConfig, Profile
+from components.environment import ClusterArgs
+from mlplatform.config import HaProfile, MaintenanceWindowConfig, NodePoolConfig, Profile
 
 RBAC_GROUP = "rbac.authorization.k8s.io"
 NODE_CIDR, POD_CIDR, SERVICE_CIDR, MASTER_CIDR = "10.10.0.0/20", "10.16.0.0/14", "10.20.0.0/20", "172.16.0.32/28"
@@ -35,7 +36,7 @@ GKE_NETWORK = ClusterNetwork(
 WINDOW_ANCHOR = datetime(2024, 1, 6)  # a Saturday; the recurrence, not the date, picks the days
 
 
-def build(parent: pulumi.ComponentResource, name: str, cfg: PlatformConfig) -> ClusterOutputs:
+def build(parent: pulumi.ComponentResource, name: str, cfg: ClusterArgs) -> ClusterOutputs:
     child = pulumi.ResourceOptions(parent=parent)
     vpc = gcp.compute.Network(f"{name}-vpc", auto_create_subnetworks=False, opts=child)
     subnet = gcp.compute.Subnetwork(
@@ -201,7 +202,7 @@ def maintenance_policy(window: MaintenanceWindowConfig | None) -> gcp.container.
 
 
 def node_service_account(
-    parent: pulumi.Resource, name: str, cfg: PlatformConfig
+    parent: pulumi.Resource, name: str, cfg: ClusterArgs
 ) -> tuple[gcp.serviceaccount.Account, list[pulumi.Resource]]:
     """A dedicated node service account with NODE_ROLES (not the default compute account, which holds
     Editor on the project in many organisations)."""
@@ -224,7 +225,7 @@ def node_service_account(
     return account, grants
 
 
-def _admin_bindings(parent: pulumi.Resource, name: str, cfg: PlatformConfig, provider: k8s.Provider) -> None:
+def _admin_bindings(parent: pulumi.Resource, name: str, cfg: ClusterArgs, provider: k8s.Provider) -> None:
     """cluster-admin for each configured principal, by Kubernetes RBAC on the Google identity (GKE maps the
     account's email to the Kubernetes user name). A project-level IAM role would reach every cluster."""
     if not cfg.cluster.admin_principals:
