@@ -30,6 +30,11 @@ def _parser() -> argparse.ArgumentParser:
     diff = sub.add_parser("diff", help="compare two plans (JSON files, or stack names to synthesize)")
     diff.add_argument("old", help="plan JSON path or stack name")
     diff.add_argument("new", help="plan JSON path or stack name")
+    diff.add_argument(
+        "--ignore-parents",
+        action="store_true",
+        help="compare cloud and Kubernetes objects by type and logical name wherever they sit; list renames",
+    )
     diff.add_argument("--project-dir", type=Path, default=PROJECT_DIR, help=argparse.SUPPRESS)
     rend = sub.add_parser(
         "render", help="render every Helm release of a stack with the plan's values; check pods and policies"
@@ -98,7 +103,7 @@ def main(argv: list[str] | None = None) -> int:
             return render_stack(args.stack, args.charts, args.out, args.project_dir)
         else:
             old, new = _load(args.old, args.project_dir), _load(args.new, args.project_dir)
-            print(render_diff(diff_plans(old, new), old, new))
+            print(render_diff(diff_plans(old, new, ignore_parents=args.ignore_parents), old, new))
     except ConfigError as e:
         print(e.render(), file=sys.stderr)
         return EXIT_CONFIG

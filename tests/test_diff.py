@@ -55,3 +55,25 @@ def test_diff_command_on_two_plan_files(dev: PlanDocument, prod: PlanDocument, t
     )
     assert result.returncode == 0, result.stderr
     assert "+ mlplatform:data:Data$aws:rds/instance:Instance::mlplatform-postgres-replica-1" in result.stdout
+
+
+def test_ignore_parents_sees_moves_as_nothing_and_lists_renames(dev: PlanDocument) -> None:
+    """A refactor that moves objects into new components and renames one must show only the rename."""
+    import dataclasses
+
+    moved, renamed = [], None
+    for r in dev.resources:
+        if r.type == "kubernetes:core/v1:ServiceAccount":
+            r = dataclasses.replace(r, urn=r.urn.replace("mlplatform:lifecycle:Lifecycle$", "mlplatform:x:Svc$"))
+        if r.name == "secret-mlflow-postgres":
+            renamed = r
+            r = dataclasses.replace(r, name="mlflow-db", urn=r.urn.replace("::secret-mlflow-postgres", "::mlflow-db"))
+        moved.append(r)
+    after = dataclasses.replace(dev, resources=moved)
+    assert renamed is not None
+    plain = diff_plans(dev, after)
+    assert plain.added and plain.removed  # by URN, every moved object looks replaced
+    d = diff_plans(dev, after, ignore_parents=True)
+    assert (d.added, d.removed, d.changed) == ([], [], [])
+    assert d.renamed == [(f"{renamed.type}::secret-mlflow-postgres", f"{renamed.type}::mlflow-db")]
+    assert "no differences but the renamed logical names" in render_diff(d, dev, after)
