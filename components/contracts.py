@@ -225,6 +225,11 @@ class ClusterNetwork:
     # where the API server calls admission webhooks from (EKS: its ENIs in the VPC; GKE: the control-plane
     # range of the private cluster)
     control_plane_cidrs: tuple[str, ...]
+    # where the managed data services get their private addresses, the only destinations of the data ports
+    # (PostgreSQL, Redis, Kafka): EKS: the VPC (RDS, ElastiCache and MSK sit in its private subnets); GKE:
+    # the private service access range reserved on the VPC (Cloud SQL, Memorystore) and the node subnet
+    # (Managed Kafka's client endpoints)
+    data_service_cidrs: tuple[pulumi.Input[str], ...] = ()
 
 
 # -- per-cloud facts the same cloud's infra adapters share -------------------------------------------
@@ -238,7 +243,6 @@ class AwsClusterFacts:
     oidc_provider_arn: pulumi.Output[str]
     oidc_issuer: pulumi.Output[str]  # https://oidc.eks.<region>.amazonaws.com/id/<id>
     vpc_id: pulumi.Output[str]
-    vpc_cidr: str  # RDS, ElastiCache and MSK live in its private subnets
     private_subnet_ids: list[pulumi.Output[str]]
     cluster_security_group_id: pulumi.Output[str]  # nodes of managed node groups carry this group
 
@@ -248,9 +252,9 @@ class GcpClusterFacts:
     """What the GCP storage and data adapters need: the Workload Identity pool and the VPC."""
 
     workload_pool: str  # <project>.svc.id.goog
-    subnet_cidr: str  # the nodes' subnet: Managed Kafka's client endpoints are addresses in it
     network_id: pulumi.Output[str]
     subnet_id: pulumi.Output[str]
+    psa_range_name: pulumi.Output[str]  # the private service access range Cloud SQL and Memorystore peer into
 
 
 CloudFacts = AwsClusterFacts | GcpClusterFacts
@@ -258,6 +262,10 @@ F = TypeVar("F", AwsClusterFacts, GcpClusterFacts)
 
 
 # -- layer outputs ---------------------------------------------------------------------------------
+
+# Every platform namespace by its role, made with its guard rails by the Namespaces component; layers put
+# their objects in these (a reference to the Namespace object, so each object waits for it).
+PlatformNamespaces = Mapping[Namespace, k8s.core.v1.Namespace]
 
 
 @dataclass(frozen=True)
@@ -301,6 +309,3 @@ class DataOutputs:
     postgres: PostgresEndpoint
     redis: RedisEndpoint
     kafka: KafkaEndpoint | None = None  # None when data.kafka.enabled is false
-    # the address ranges the managed data services answer from: the only destinations of the data ports
-    # (PostgreSQL, Redis, Kafka) in the platform's NetworkPolicies
-    service_cidrs: tuple[pulumi.Input[str], ...] = ()

@@ -101,7 +101,7 @@ def _tcp(port: int | str) -> k8s.networking.v1.NetworkPolicyPortArgs:
 
 def _policy(
     parent: pulumi.Resource,
-    ns: Namespace,
+    prefix: str,
     namespace: k8s.core.v1.Namespace,
     name: str,
     *,
@@ -111,7 +111,7 @@ def _policy(
 ) -> k8s.networking.v1.NetworkPolicy:
     types = (["Ingress"] if ingress is not None else []) + (["Egress"] if egress is not None else [])
     return k8s.networking.v1.NetworkPolicy(
-        f"netpol-{ns.value}-{name}",
+        f"{prefix}-{name}",
         metadata=k8s.meta.v1.ObjectMetaArgs(name=name, namespace=namespace.metadata.name),
         spec=k8s.networking.v1.NetworkPolicySpecArgs(
             pod_selector=k8s.meta.v1.LabelSelectorArgs(match_labels=dict(pod_labels or {})),
@@ -130,9 +130,7 @@ def _cidr_peer(cidr: pulumi.Input[str], blocked: tuple[str, ...] = ()) -> k8s.ne
     )
 
 
-def baseline_egress(
-    ns: Namespace, network: ClusterNetwork, data_cidrs: tuple[pulumi.Input[str], ...]
-) -> list[k8s.networking.v1.NetworkPolicyEgressRuleArgs]:
+def baseline_egress(ns: Namespace, network: ClusterNetwork) -> list[k8s.networking.v1.NetworkPolicyEgressRuleArgs]:
     """DNS and same-namespace traffic everywhere; HTTPS, the data services and the node's metadata server
     only where the namespace needs them (HTTPS_CLIENTS, DATA_CLIENTS, the cloud's ClusterNetwork)."""
     rules = [
@@ -154,11 +152,9 @@ def baseline_egress(
             )
         )
     if ns in DATA_CLIENTS:
-        if not data_cidrs:
-            raise ValueError(f"namespace {ns.value} talks to the data services; their CIDRs are required")
         rules.append(
             k8s.networking.v1.NetworkPolicyEgressRuleArgs(
-                to=[_cidr_peer(c) for c in data_cidrs], ports=[_tcp(p) for p in DATA_PORTS]
+                to=[_cidr_peer(c) for c in network.data_service_cidrs], ports=[_tcp(p) for p in DATA_PORTS]
             )
         )
     rules += [
@@ -183,20 +179,21 @@ def baseline_ingress(ns: Namespace, network: ClusterNetwork) -> list[k8s.network
 
 def network_policies(
     parent: pulumi.Resource,
+    prefix: str,
     ns: Namespace,
     namespace: k8s.core.v1.Namespace,
     network: ClusterNetwork,
-    data_cidrs: tuple[pulumi.Input[str], ...] = (),
 ) -> list[k8s.networking.v1.NetworkPolicy]:
+    """The namespace's default deny, its baseline and the allows of FLOWS, named `<prefix>-<policy>`."""
     policies = [
-        _policy(parent, ns, namespace, "default-deny", ingress=[], egress=[]),
+        _policy(parent, prefix, namespace, "default-deny", ingress=[], egress=[]),
         _policy(
             parent,
-            ns,
+            prefix,
             namespace,
             "baseline",
             ingress=baseline_ingress(ns, network),
-            egress=baseline_egress(ns, network, data_cidrs),
+            egress=baseline_egress(ns, network),
         ),
     ]
     for flow in FLOWS:
@@ -204,7 +201,7 @@ def network_policies(
             policies.append(
                 _policy(
                     parent,
-                    ns,
+                    prefix,
                     namespace,
                     f"allow-{flow.name}-in",
                     pod_labels={NAME_LABEL: flow.app},
@@ -219,7 +216,7 @@ def network_policies(
             policies.append(
                 _policy(
                     parent,
-                    ns,
+                    prefix,
                     namespace,
                     f"allow-{flow.name}-out",
                     egress=[
@@ -239,7 +236,7 @@ def network_policies(
         policies.append(
             _policy(
                 parent,
-                ns,
+                prefix,
                 namespace,
                 "allow-scrape-out",
                 egress=[
@@ -256,12 +253,12 @@ def network_policies(
 
 
 def git_ssh_egress(
-    parent: pulumi.Resource, namespace: k8s.core.v1.Namespace, pod_labels: Mapping[str, str]
+    parent: pulumi.Resource, prefix: str, namespace: k8s.core.v1.Namespace, pod_labels: Mapping[str, str]
 ) -> k8s.networking.v1.NetworkPolicy:
     """git-sync over SSH for the pods that sync DAGs (only when the configured repository is an SSH URL)."""
     return _policy(
         parent,
-        Namespace.PLATFORM,
+        prefix,
         namespace,
         "allow-git-ssh-out",
         pod_labels=pod_labels,
@@ -283,7 +280,7 @@ def pod_security_labels(ns: Namespace, kubernetes_version: str) -> dict[str, str
 
 
 def training_limits(
-    parent: pulumi.Resource, namespace: k8s.core.v1.Namespace, gpu_pools: tuple[NodePoolContract, ...]
+    parent: pulumi.Resource, prefix: str, namespace: k8s.core.v1.Namespace, gpu_pools: tuple[NodePoolContract, ...]
 ) -> tuple[k8s.core.v1.ResourceQuota, k8s.core.v1.LimitRange]:
     """`training` may request at most the GPUs its pools can ever hold (from the pool contracts), and every
     container without requests gets sane defaults so the scheduler and autoscaler can place it.
@@ -293,13 +290,13 @@ def training_limits(
     reject every container that requests more memory than that default without naming a limit."""
     capacity = sum(p.max_nodes * p.gpus_per_node for p in gpu_pools)
     quota = k8s.core.v1.ResourceQuota(
-        "quota-training",
+        f"{prefix}-gpu-quota",
         metadata=k8s.meta.v1.ObjectMetaArgs(name="training-gpus", namespace=namespace.metadata.name),
         spec=k8s.core.v1.ResourceQuotaSpecArgs(hard={f"requests.{GPU_RESOURCE}": str(capacity)}),
         opts=pulumi.ResourceOptions(parent=parent, depends_on=[namespace]),
     )
     limits = k8s.core.v1.LimitRange(
-        "limits-training",
+        f"{prefix}-default-requests",
         metadata=k8s.meta.v1.ObjectMetaArgs(name="training-defaults", namespace=namespace.metadata.name),
         spec=k8s.core.v1.LimitRangeSpecArgs(
             limits=[

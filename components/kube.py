@@ -1,5 +1,5 @@
-"""Kubernetes building blocks shared by the in-cluster layers: namespaces, identity-bound service
-accounts and Secrets fed from typed credentials."""
+"""Kubernetes building blocks shared by the in-cluster components: identity-bound service accounts,
+Secrets fed from typed credentials, pinned charts and placement helpers."""
 
 from __future__ import annotations
 
@@ -8,40 +8,20 @@ from collections.abc import Mapping, Sequence
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components.contracts import ClusterOutputs, Namespace, WorkloadIdentity
-from components.guardrails import NAME_LABEL, network_policies, pod_security_labels
+from components.contracts import PostgresEndpoint, WorkloadIdentity
+from components.guardrails import NAME_LABEL
 from mlplatform.pins import ChartPin
 
 PART_OF = {"app.kubernetes.io/part-of": "mlplatform", "app.kubernetes.io/managed-by": "pulumi"}
 
 
-def namespace(
-    parent: pulumi.Resource,
-    ns: Namespace,
-    cluster: ClusterOutputs,
-    data_cidrs: tuple[pulumi.Input[str], ...] = (),
-) -> k8s.core.v1.Namespace:
-    """A platform namespace with its guard rails: Pod Security labels and default-deny NetworkPolicies plus
-    the allows of components/guardrails.py. Every platform namespace is made here, so none lacks them.
-    `data_cidrs`: where the data services answer, for namespaces whose pods use them."""
-    created = k8s.core.v1.Namespace(
-        f"ns-{ns.value}",
-        metadata=k8s.meta.v1.ObjectMetaArgs(
-            name=ns.value, labels={**PART_OF, **pod_security_labels(ns, cluster.kubernetes_version)}
-        ),
-        opts=pulumi.ResourceOptions(parent=parent),
-    )
-    network_policies(parent, ns, created, cluster.network, data_cidrs)
-    return created
-
-
 def identity_service_account(
-    parent: pulumi.Resource, identity: WorkloadIdentity, ns: k8s.core.v1.Namespace
+    parent: pulumi.Resource, resource_name: str, identity: WorkloadIdentity, ns: k8s.core.v1.Namespace
 ) -> k8s.core.v1.ServiceAccount:
     """The service account named by the identity's spec, annotated with its cloud principal."""
     spec = identity.spec
     return k8s.core.v1.ServiceAccount(
-        f"sa-{spec.key}",
+        resource_name,
         metadata=k8s.meta.v1.ObjectMetaArgs(
             name=spec.service_account,
             namespace=ns.metadata.name,
@@ -53,15 +33,60 @@ def identity_service_account(
 
 
 def opaque_secret(
-    parent: pulumi.Resource, name: str, ns: k8s.core.v1.Namespace, data: Mapping[str, pulumi.Input[str]]
+    parent: pulumi.Resource,
+    resource_name: str,
+    name: str,
+    ns: k8s.core.v1.Namespace,
+    data: Mapping[str, pulumi.Input[str]],
 ) -> k8s.core.v1.Secret:
     """A Secret whose values stay Pulumi secrets end to end (never plaintext in state or in Helm values)."""
     return k8s.core.v1.Secret(
-        f"secret-{name}",
+        resource_name,
         metadata=k8s.meta.v1.ObjectMetaArgs(name=name, namespace=ns.metadata.name, labels=PART_OF),
         type="Opaque",
         string_data={k: pulumi.Output.secret(v) for k, v in data.items()},
         opts=pulumi.ResourceOptions(parent=parent),
+    )
+
+
+def config_map(
+    parent: pulumi.Resource,
+    resource_name: str,
+    name: str,
+    ns: k8s.core.v1.Namespace,
+    data: Mapping[str, pulumi.Input[str]],
+) -> k8s.core.v1.ConfigMap:
+    return k8s.core.v1.ConfigMap(
+        resource_name,
+        metadata=k8s.meta.v1.ObjectMetaArgs(name=name, namespace=ns.metadata.name, labels=PART_OF),
+        data=dict(data),
+        opts=pulumi.ResourceOptions(parent=parent),
+    )
+
+
+def database_secret(
+    parent: pulumi.Resource,
+    resource_name: str,
+    ns: k8s.core.v1.Namespace,
+    postgres: PostgresEndpoint,
+    service: str,
+) -> k8s.core.v1.Secret:
+    """`<service>-postgres`: where and as whom the service connects (host, port, database, user, password,
+    sslmode), from the data layer's endpoint."""
+    cred = postgres.databases[service]
+    return opaque_secret(
+        parent,
+        resource_name,
+        f"{service}-postgres",
+        ns,
+        {
+            "host": postgres.host,
+            "port": postgres.port.apply(str),
+            "database": cred.database,
+            "username": cred.username,
+            "password": cred.password,
+            "sslmode": postgres.ssl_mode,
+        },
     )
 
 

@@ -17,6 +17,7 @@ from components.contracts import BucketPurpose
 from components.data import Data
 from components.environment import ClusterArgs, DataArgs, StorageArgs
 from components.lifecycle import Lifecycle, LifecycleArgs
+from components.namespaces import Namespaces, NamespacesArgs
 from components.observability import Observability, ObservabilityArgs
 from components.serving import Serving, ServingArgs
 from components.storage import Storage
@@ -28,6 +29,7 @@ NAME = "mlplatform"
 @dataclass(frozen=True)
 class Platform:
     cluster: Cluster
+    namespaces: Namespaces
     storage: Storage
     data: Data
     lifecycle: Lifecycle
@@ -38,21 +40,30 @@ class Platform:
 def build_platform(cfg: PlatformConfig) -> Platform:
     infra = pulumi.ResourceOptions(providers=[cloud_provider(f"{NAME}-{cfg.cloud.value}", cfg)])
     cluster = Cluster(NAME, ClusterArgs.of(cfg), opts=infra)
-    data = Data(NAME, DataArgs.of(cfg), cluster.outputs, opts=infra)
+    in_cluster = pulumi.ResourceOptions(providers=[cluster.outputs.kubernetes_provider])
+    # every platform namespace and its guard rails, before anything is put in one
+    namespaces = Namespaces(NAME, NamespacesArgs(cluster.outputs), opts=in_cluster)
+    data = Data(
+        NAME,
+        DataArgs.of(cfg),
+        cluster.outputs,
+        namespaces.outputs,
+        opts=infra,
+    )
     # Storage after data: a workload's identity is created once, with its bucket grants and its Kafka grant.
     storage = Storage(NAME, StorageArgs.of(cfg), cluster.outputs, workloads.ALL, data.outputs.kafka, opts=infra)
 
-    in_cluster = pulumi.ResourceOptions(providers=[cluster.outputs.kubernetes_provider])
+    ns = namespaces.outputs
     lifecycle = Lifecycle(
         NAME,
         LifecycleArgs(
-            cluster.outputs, storage.outputs, data.outputs, cfg.services, multi_zone=cfg.ha is HaProfile.MULTI_ZONE
+            cluster.outputs, ns, storage.outputs, data.outputs, cfg.services, multi_zone=cfg.ha is HaProfile.MULTI_ZONE
         ),
         opts=in_cluster,
     )
-    serving = Serving(NAME, ServingArgs(cluster.outputs, storage.outputs, cfg.services), opts=in_cluster)
+    serving = Serving(NAME, ServingArgs(cluster.outputs, ns, storage.outputs, cfg.services), opts=in_cluster)
     observability = Observability(
-        NAME, ObservabilityArgs(cluster.outputs, storage.outputs, cfg.services), opts=in_cluster
+        NAME, ObservabilityArgs(cluster.outputs, ns, storage.outputs, cfg.services), opts=in_cluster
     )
 
     pulumi.export("cloud", cfg.cloud.value)
@@ -68,4 +79,4 @@ def build_platform(cfg: PlatformConfig) -> Platform:
     pulumi.export("featureServerUrl", lifecycle.outputs.feature_server.url)
     pulumi.export("rayDashboardUrl", lifecycle.outputs.ray_dashboard.url)
     pulumi.export("workloadIdentities", {k: i.principal for k, i in storage.outputs.identities.items()})
-    return Platform(cluster, storage, data, lifecycle, serving, observability)
+    return Platform(cluster, namespaces, storage, data, lifecycle, serving, observability)

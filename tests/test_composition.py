@@ -11,7 +11,12 @@ from components.contracts import GPU_TAINT, POOL_LABEL, pool_contract
 from mlplatform.plan.diff import resource_key
 from mlplatform.plan.document import PlanDocument
 
-IN_CLUSTER = ("mlplatform:lifecycle:Lifecycle", "mlplatform:serving:Serving", "mlplatform:observability:Observability")
+IN_CLUSTER = (
+    "mlplatform:lifecycle:Lifecycle",
+    "mlplatform:serving:Serving",
+    "mlplatform:observability:Observability",
+    "mlplatform:platform:Namespaces",
+)
 
 
 def in_cluster(doc: PlanDocument) -> dict[str, dict]:
@@ -84,7 +89,7 @@ def test_database_secrets_carry_the_data_layer_endpoint(dev: PlanDocument) -> No
     """The in-cluster Secret depends on the RDS instance and the service's own generated password."""
     rds = dev.one("aws:rds/instance:Instance", "mlplatform-postgres")
     for service in ("mlflow", "feast", "airflow"):
-        secret = dev.one("kubernetes:core/v1:Secret", f"secret-{service}-postgres")
+        secret = dev.one("kubernetes:core/v1:Secret", f"mlplatform-{service}-db-secret")
         password = dev.one("random:index/randomPassword:RandomPassword", f"mlplatform-{service}-db")
         assert rds.urn in secret.dependencies
         assert password.urn in secret.dependencies
@@ -94,8 +99,8 @@ def test_database_secrets_carry_the_data_layer_endpoint(dev: PlanDocument) -> No
 # differ per cloud by design; tests/test_lifecycle_wiring.py checks them against each stack's own endpoints.
 ENDPOINT_CARRIERS = ("kubernetes:helm.sh/", "kubernetes:batch/v1:CronJob::", "kubernetes:ray.io/v1:RayCluster::")
 REDIS_CAS = (  # for Feast in mlplatform and for Ray in training
-    "$kubernetes:core/v1:ConfigMap::configmap-feast-redis-ca",
-    "$kubernetes:core/v1:ConfigMap::configmap-training-feast-redis-ca",
+    "$kubernetes:core/v1:ConfigMap::mlplatform-feast-redis-ca",
+    "$kubernetes:core/v1:ConfigMap::mlplatform-kuberay-feast-redis-ca",
 )
 
 
@@ -113,7 +118,7 @@ def test_in_cluster_layers_are_identical_on_aws_and_gcp(plan, aws_stack: str, gc
     assert aws_side.keys() == gcp_side.keys()
     for key, inputs in aws_side.items():
         other = gcp_side[key]
-        if key.endswith("ResourceQuota::quota-training"):
+        if key.endswith("ResourceQuota::mlplatform-training-gpu-quota"):
             continue  # the GPU capacity of each stack's own pools (tests/test_kubernetes_objects.py)
         if any(f"${c}" in key for c in ENDPOINT_CARRIERS):
             continue

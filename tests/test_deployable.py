@@ -80,7 +80,7 @@ def test_gke_is_deployed_through_its_dns_endpoint(plan, stack: str) -> None:
 
 
 def _baseline(doc: PlanDocument, ns: Namespace) -> dict:
-    [policy] = [p for p in doc.by_type(NETPOL) if p.name == f"netpol-{ns.value}-baseline"]
+    [policy] = [p for p in doc.by_type(NETPOL) if p.name == f"mlplatform-{ns.value}-baseline"]
     return policy.inputs["spec"]
 
 
@@ -299,7 +299,7 @@ def test_airflow_may_read_task_xcom_in_training(plan, stack: str) -> None:
     [role] = [
         r
         for r in plan(stack).by_type("kubernetes:rbac.authorization.k8s.io/v1:Role")
-        if r.name == "role-training-launcher"
+        if r.name == "mlplatform-airflow-launcher-role"
     ]
     assert any("pods/exec" in rule["resources"] and "create" in rule["verbs"] for rule in role.inputs["rules"])
 

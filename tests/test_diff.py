@@ -64,10 +64,10 @@ def test_ignore_parents_sees_moves_as_nothing_and_lists_renames(dev: PlanDocumen
     moved, renamed = [], None
     for r in dev.resources:
         if r.type == "kubernetes:core/v1:ServiceAccount":
-            r = dataclasses.replace(r, urn=r.urn.replace("mlplatform:lifecycle:Lifecycle$", "mlplatform:x:Svc$"))
-        if r.name == "secret-mlflow-postgres":
+            r = dataclasses.replace(r, urn=r.urn.replace("mlplatform:lifecycle:Lifecycle$mlplatform:lifecycle:MLflow$", "mlplatform:x:Svc$"))
+        if r.name == "mlplatform-mlflow-db-secret":
             renamed = r
-            r = dataclasses.replace(r, name="mlflow-db", urn=r.urn.replace("::secret-mlflow-postgres", "::mlflow-db"))
+            r = dataclasses.replace(r, name="mlflow-db", urn=r.urn.replace("::mlplatform-mlflow-db-secret", "::mlflow-db"))
         moved.append(r)
     after = dataclasses.replace(dev, resources=moved)
     assert renamed is not None
@@ -75,5 +75,5 @@ def test_ignore_parents_sees_moves_as_nothing_and_lists_renames(dev: PlanDocumen
     assert plain.added and plain.removed  # by URN, every moved object looks replaced
     d = diff_plans(dev, after, ignore_parents=True)
     assert (d.added, d.removed, d.changed) == ([], [], [])
-    assert d.renamed == [(f"{renamed.type}::secret-mlflow-postgres", f"{renamed.type}::mlflow-db")]
+    assert d.renamed == [(f"{renamed.type}::mlplatform-mlflow-db-secret", f"{renamed.type}::mlflow-db")]
     assert "no differences but the renamed logical names" in render_diff(d, dev, after)

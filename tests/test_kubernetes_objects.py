@@ -65,7 +65,7 @@ def test_declared_objects_validate_strictly(plan, stack: str) -> None:
 
 
 def test_strict_validation_rejects_an_unknown_field(dev: PlanDocument) -> None:
-    [(_, manifest)] = [(r, m) for r, m in manifests(dev) if r.name == "ns-training"]
+    [(_, manifest)] = [(r, m) for r, m in manifests(dev) if r.name == "mlplatform-training"]
     manifest["metadata"]["lables"] = {"typo": "yes"}
     with pytest.raises(kubernetes_validate.ValidationError):
         kubernetes_validate.validate(manifest, "1.33.0", strict=True)
@@ -82,7 +82,7 @@ def test_every_platform_namespace_has_pod_security_and_default_deny(plan, stack:
         labels = namespaces[ns.value].inputs["metadata"]["labels"]
         assert labels["pod-security.kubernetes.io/enforce"] == POD_SECURITY[ns]
         assert labels["pod-security.kubernetes.io/enforce-version"].startswith("v1.")
-        [deny] = [p for p in policies if p.name == f"netpol-{ns.value}-default-deny"]
+        [deny] = [p for p in policies if p.name == f"mlplatform-{ns.value}-default-deny"]
         spec = deny.inputs["spec"]
         assert not spec["podSelector"].get("matchLabels") and set(spec["policyTypes"]) == {"Ingress", "Egress"}
         assert not spec.get("ingress") and not spec.get("egress")
@@ -137,7 +137,7 @@ def test_flows_follow_the_design_arrows_and_nothing_else(prod: PlanDocument) -> 
 
 def test_training_gpu_quota_is_the_pools_capacity(prod: PlanDocument, gcp_prod: PlanDocument) -> None:
     for doc, node_group_type in ((prod, "aws:eks/nodeGroup:NodeGroup"), (gcp_prod, "gcp:container/nodePool:NodePool")):
-        quota = doc.one("kubernetes:core/v1:ResourceQuota", "quota-training").inputs
+        quota = doc.one("kubernetes:core/v1:ResourceQuota", "mlplatform-training-gpu-quota").inputs
         assert quota["metadata"]["namespace"] == "training"
         gpu_max = 0
         for pool in doc.by_type(node_group_type):

@@ -37,7 +37,7 @@ def release(doc: PlanDocument, name: str) -> Registration:
 
 
 def ray_spec(doc: PlanDocument) -> dict[str, Any]:
-    return doc.one("kubernetes:ray.io/v1:RayCluster", "mlplatform-raycluster").inputs["spec"]
+    return doc.one("kubernetes:ray.io/v1:RayCluster", "mlplatform-kuberay-cluster").inputs["spec"]
 
 
 def identity_accounts(doc: PlanDocument) -> dict[str, dict[str, str]]:
@@ -83,7 +83,7 @@ def test_mlflow_backend_is_the_data_layers_database(plan, stack: str) -> None:
     assert backend["postgres"]["database"] == "mlflow"
     secret_name = backend["existingDatabaseSecret"]["name"]
     secret = next(s for s in doc.by_type("kubernetes:core/v1:Secret") if s.inputs["metadata"]["name"] == secret_name)
-    assert secret.name == "secret-mlflow-postgres"
+    assert secret.name == "mlplatform-mlflow-db-secret"
     assert values["extraEnvVars"]["PGSSLMODE"] == "require"
     assert values["artifactRoot"]["proxiedArtifactStorage"] is True
     assert values["artifactRoot"]["defaultArtifactsDestination"].startswith(doc.outputs["buckets"]["artifacts"] + "/")
@@ -129,7 +129,7 @@ def test_memorystore_ca_is_mounted_where_the_yaml_expects_it(gcp_dev: PlanDocume
         o for o in feature_store(gcp_dev)["online_store"]["connection_string"].split(",") if "ssl_ca_certs" in o
     )
     ca_path = Path(ca_opt.split("=", 1)[1])
-    cm = gcp_dev.one("kubernetes:core/v1:ConfigMap", "configmap-feast-redis-ca")
+    cm = gcp_dev.one("kubernetes:core/v1:ConfigMap", "mlplatform-feast-redis-ca")
     assert ca_path.name in cm.inputs["data"]
     for values in (chart(gcp_dev, "feast"), chart(gcp_dev, "airflow")):
         volume = next(
@@ -328,7 +328,7 @@ def test_airflow_is_wired_to_the_platform(plan, stack: str) -> None:
     assert values["config"]["logging"]["remote_base_log_folder"].startswith(doc.outputs["buckets"]["logs"] + "/")
     # no remote DAG source unless the stack names one: the platform's DAGs come from its own ConfigMap
     assert values["dags"]["gitSync"]["enabled"] is False
-    [dag_map] = [c for c in doc.by_type("kubernetes:core/v1:ConfigMap") if c.name == "configmap-airflow-platform-dags"]
+    [dag_map] = [c for c in doc.by_type("kubernetes:core/v1:ConfigMap") if c.name == "mlplatform-airflow-platform-dags"]
     [volume] = [
         v
         for v in values["volumes"]
@@ -352,7 +352,7 @@ def test_reference_dags_use_only_what_airflow_is_given(plan, stack: str) -> None
     doc = plan(stack)
     values = chart(doc, "airflow")
     provided = {e["name"] for e in values["env"]}
-    [dag_map] = [c for c in doc.by_type("kubernetes:core/v1:ConfigMap") if c.name == "configmap-airflow-platform-dags"]
+    [dag_map] = [c for c in doc.by_type("kubernetes:core/v1:ConfigMap") if c.name == "mlplatform-airflow-platform-dags"]
     shipped = dag_map.inputs["data"]
     on_disk = Path(__file__).resolve().parents[1] / "dags"
     assert set(shipped) == {p.name for p in on_disk.glob("*.py")}

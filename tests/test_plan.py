@@ -22,7 +22,14 @@ LAYERS = {
     "mlplatform:serving:Serving",
     "mlplatform:observability:Observability",
 }
-IN_CLUSTER = {"mlplatform:lifecycle:Lifecycle", "mlplatform:serving:Serving", "mlplatform:observability:Observability"}
+NAMESPACES = "mlplatform:platform:Namespaces"  # made by the stack composition before the layers
+TOP_LEVEL = LAYERS | {NAMESPACES}
+IN_CLUSTER = {
+    "mlplatform:lifecycle:Lifecycle",
+    "mlplatform:serving:Serving",
+    "mlplatform:observability:Observability",
+    NAMESPACES,
+}
 STACKS = ["dev", "prod", "gcp-dev", "gcp-prod"]
 REQUIRED_FIELDS = {"urn", "type", "name", "parent", "provider", "dependencies", "protect", "retainOnDelete", "inputs"}
 
@@ -31,7 +38,7 @@ REQUIRED_FIELDS = {"urn", "type", "name", "parent", "provider", "dependencies", 
 def test_each_stack_has_the_six_layers(plan, stack: str) -> None:
     doc = plan(stack)
     top = [r for r in doc.resources if r.parent == doc.stack_urn and not r.type.startswith("pulumi:providers:")]
-    assert {r.type for r in top} == LAYERS
+    assert {r.type for r in top} == TOP_LEVEL
 
 
 @pytest.mark.parametrize("stack", STACKS)
@@ -39,7 +46,7 @@ def test_every_resource_belongs_to_a_layer_or_is_a_provider(plan, stack: str) ->
     doc = plan(stack)
     for r in doc.resources:
         top = doc.top_level_of(r)
-        assert top.type in LAYERS or top.type.startswith("pulumi:providers:"), r.urn
+        assert top.type in TOP_LEVEL or top.type.startswith("pulumi:providers:"), r.urn
 
 
 @pytest.mark.parametrize("stack", STACKS)
@@ -92,7 +99,7 @@ def test_secrets_are_redacted_everywhere(dev: PlanDocument, tmp_path: Path) -> N
     assert generated
     for password in generated:
         assert mock_password(password.name, int(password.inputs["length"])) not in text, password.name
-    secret = dev.one("kubernetes:core/v1:Secret", "secret-mlflow-postgres")
+    secret = dev.one("kubernetes:core/v1:Secret", "mlplatform-mlflow-db-secret")
     assert secret.inputs["stringData"] == "[secret]"
     rds = dev.one("aws:rds/instance:Instance", "mlplatform-postgres")
     assert rds.inputs["password"] == "[secret]"
@@ -107,7 +114,7 @@ def test_stack_outputs_are_in_the_plan(dev: PlanDocument) -> None:
 
 def test_render_groups_by_layer_with_counts_and_outputs(dev: PlanDocument) -> None:
     text = render(dev)
-    for layer in LAYERS:
+    for layer in TOP_LEVEL:
         assert f"{layer}  mlplatform  (" in text
     assert "Outputs:" in text and "clusterName: " in text
     summary = render(dev, summary_only=True)

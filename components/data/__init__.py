@@ -5,13 +5,14 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import pulumi
+import pulumi_kubernetes as k8s
 
-from components.contracts import ClusterOutputs, DataOutputs
+from components.contracts import ClusterOutputs, DataOutputs, Namespace, PlatformNamespaces
 from components.data import aws, gcp
 from components.environment import DataArgs
 from mlplatform.config import Cloud
 
-DataAdapter = Callable[[pulumi.ComponentResource, str, DataArgs, ClusterOutputs], DataOutputs]
+DataAdapter = Callable[[pulumi.ComponentResource, str, DataArgs, ClusterOutputs, k8s.core.v1.Namespace], DataOutputs]
 ADAPTERS: dict[Cloud, DataAdapter] = {Cloud.AWS: aws.build, Cloud.GCP: gcp.build}
 
 
@@ -19,8 +20,13 @@ class Data(pulumi.ComponentResource):
     outputs: DataOutputs
 
     def __init__(
-        self, name: str, config: DataArgs, cluster: ClusterOutputs, opts: pulumi.ResourceOptions | None = None
+        self,
+        name: str,
+        config: DataArgs,
+        cluster: ClusterOutputs,
+        namespaces: PlatformNamespaces,
+        opts: pulumi.ResourceOptions | None = None,
     ) -> None:
         super().__init__("mlplatform:data:Data", name, None, opts)
-        self.outputs = ADAPTERS[config.cloud](self, name, config, cluster)
+        self.outputs = ADAPTERS[config.cloud](self, name, config, cluster, namespaces[Namespace.DATA])
         self.register_outputs({"postgresHost": self.outputs.postgres.host, "redisHost": self.outputs.redis.host})

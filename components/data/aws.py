@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pulumi
 import pulumi_aws as aws
+import pulumi_kubernetes as k8s
 
 from components.contracts import (
     AwsClusterFacts,
@@ -23,7 +24,13 @@ POSTGRES_PORT, REDIS_PORT, KAFKA_IAM_PORT = 5432, 6379, 9098
 POSTGRES_ADMIN = "platform_admin"
 
 
-def build(parent: pulumi.ComponentResource, name: str, cfg: DataArgs, cluster: ClusterOutputs) -> DataOutputs:
+def build(
+    parent: pulumi.ComponentResource,
+    name: str,
+    cfg: DataArgs,
+    cluster: ClusterOutputs,
+    data_namespace: k8s.core.v1.Namespace,
+) -> DataOutputs:
     facts = cluster.facts(AwsClusterFacts)
     child = pulumi.ResourceOptions(parent=parent)
     sg = aws.ec2.SecurityGroup(
@@ -42,14 +49,19 @@ def build(parent: pulumi.ComponentResource, name: str, cfg: DataArgs, cluster: C
         ],
         opts=child,
     )
-    postgres = _postgres(parent, name, cfg, cluster, sg)
+    postgres = _postgres(parent, name, cfg, cluster, data_namespace, sg)
     redis = _redis(parent, name, cfg, facts, sg)
     kafka = _kafka(parent, name, cfg, facts, sg) if cfg.data.kafka.enabled else None
-    return DataOutputs(postgres=postgres, redis=redis, kafka=kafka, service_cidrs=(facts.vpc_cidr,))
+    return DataOutputs(postgres=postgres, redis=redis, kafka=kafka)
 
 
 def _postgres(
-    parent: pulumi.Resource, name: str, cfg: DataArgs, cluster: ClusterOutputs, sg: aws.ec2.SecurityGroup
+    parent: pulumi.Resource,
+    name: str,
+    cfg: DataArgs,
+    cluster: ClusterOutputs,
+    data_namespace: k8s.core.v1.Namespace,
+    sg: aws.ec2.SecurityGroup,
 ) -> PostgresEndpoint:
     facts = cluster.facts(AwsClusterFacts)
     pg = cfg.data.postgres
@@ -109,14 +121,14 @@ def _postgres(
     ]
     databases = service_credentials(parent, name, SERVICE_DATABASES)
     bootstrap = PostgresBootstrap(
-        name,
+        f"{name}-postgres-bootstrap",
         host=primary.address,
         port=primary.port,
         admin_user=POSTGRES_ADMIN,
         admin_password=admin_password,
         databases=databases,
         cluster=cluster,
-        data_cidrs=(facts.vpc_cidr,),
+        namespace=data_namespace,
         opts=pulumi.ResourceOptions(parent=parent, providers=[cluster.kubernetes_provider]),
     )
     return PostgresEndpoint(

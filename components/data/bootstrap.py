@@ -18,8 +18,8 @@ from collections.abc import Mapping, Sequence
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components.contracts import ClusterOutputs, DatabaseCredentials, Namespace
-from components.kube import PART_OF, namespace, opaque_secret
+from components.contracts import ClusterOutputs, DatabaseCredentials
+from components.kube import PART_OF, opaque_secret
 from mlplatform.pins import POSTGRES_CLIENT_IMAGE, POSTGRES_CLIENT_UID
 
 # psql variables: svc (role and database name, one per service), pw (its password). Safe to re-run:
@@ -50,7 +50,8 @@ def bootstrap_script(services: tuple[str, ...]) -> str:
 
 
 class PostgresBootstrap(pulumi.ComponentResource):
-    """The `data` namespace, the bootstrap SQL, the Secret holding the passwords, and the Job."""
+    """The bootstrap SQL, the Secret holding the passwords, and the Job, in the `data` namespace (made, with
+    its guard rails, by the Namespaces component)."""
 
     job: k8s.batch.v1.Job
 
@@ -64,22 +65,22 @@ class PostgresBootstrap(pulumi.ComponentResource):
         admin_password: pulumi.Input[str],
         databases: Mapping[str, DatabaseCredentials],
         cluster: ClusterOutputs,
-        data_cidrs: tuple[pulumi.Input[str], ...],
+        namespace: k8s.core.v1.Namespace,
         opts: pulumi.ResourceOptions,
         after: Sequence[pulumi.Resource] = (),
     ) -> None:
         super().__init__("mlplatform:data:PostgresBootstrap", name, None, opts)
-        ns = namespace(self, Namespace.DATA, cluster, data_cidrs)
+        ns = namespace
         pool = cluster.system_pool
         services = tuple(databases)
         sql = k8s.core.v1.ConfigMap(
-            f"{name}-postgres-bootstrap-sql",
+            f"{name}-sql",
             metadata=k8s.meta.v1.ObjectMetaArgs(namespace=ns.metadata.name, labels=PART_OF),
             data={"bootstrap.sql": BOOTSTRAP_SQL},
             opts=pulumi.ResourceOptions(parent=self),
         )
         passwords = {ADMIN_PASSWORD_KEY: admin_password} | {password_key(s): c.password for s, c in databases.items()}
-        secret = opaque_secret(self, "postgres-bootstrap", ns, passwords)
+        secret = opaque_secret(self, f"{name}-passwords", "postgres-bootstrap", ns, passwords)
         checksum = pulumi.Output.secret(
             pulumi.Output.all(*passwords.values()).apply(
                 lambda values: hashlib.sha256("\0".join([BOOTSTRAP_SQL, *services, *values]).encode()).hexdigest()
@@ -102,7 +103,7 @@ class PostgresBootstrap(pulumi.ComponentResource):
             *(from_secret(password_key(s), password_key(s)) for s in services),
         ]
         self.job = k8s.batch.v1.Job(
-            f"{name}-postgres-bootstrap",
+            name,
             metadata=k8s.meta.v1.ObjectMetaArgs(namespace=ns.metadata.name, labels=PART_OF),
             spec=k8s.batch.v1.JobSpecArgs(
                 backoff_limit=6,

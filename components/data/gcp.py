@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pulumi
 import pulumi_gcp as gcp
+import pulumi_kubernetes as k8s
 
 from components.contracts import (
     ClusterOutputs,
@@ -21,38 +22,32 @@ from mlplatform.config import Profile
 
 GIB = 1024**3
 POSTGRES_ADMIN = "platform_admin"  # the one user made through the Cloud SQL API (cloudsqlsuperuser)
-PSA_PREFIX = 20
 
 
-def build(parent: pulumi.ComponentResource, name: str, cfg: DataArgs, cluster: ClusterOutputs) -> DataOutputs:
+def build(
+    parent: pulumi.ComponentResource,
+    name: str,
+    cfg: DataArgs,
+    cluster: ClusterOutputs,
+    data_namespace: k8s.core.v1.Namespace,
+) -> DataOutputs:
     facts = cluster.facts(GcpClusterFacts)
     child = pulumi.ResourceOptions(parent=parent)
-    psa_range = gcp.compute.GlobalAddress(
-        f"{name}-psa",
-        purpose="VPC_PEERING",
-        address_type="INTERNAL",
-        prefix_length=PSA_PREFIX,
-        network=facts.network_id,
-        opts=child,
-    )
     peering = gcp.servicenetworking.Connection(
         f"{name}-psa",
         network=facts.network_id,
         service="servicenetworking.googleapis.com",
-        reserved_peering_ranges=[psa_range.name],
+        reserved_peering_ranges=[facts.psa_range_name],
         # Removing the peering fails while Google still holds the producer side (it does for some time
         # after Cloud SQL / Memorystore are deleted); abandoning it lets destroy finish and the VPC's
         # deletion takes the peering with it.
         deletion_policy="ABANDON",
         opts=child,
     )
-    # Cloud SQL and Memorystore answer from the private service access range; Managed Kafka's client
-    # endpoints are addresses in the nodes' subnet
-    service_cidrs = (pulumi.Output.concat(psa_range.address, f"/{PSA_PREFIX}"), facts.subnet_cidr)
-    postgres = _postgres(parent, name, cfg, cluster, peering, service_cidrs)
+    postgres = _postgres(parent, name, cfg, cluster, data_namespace, peering)
     redis = _redis(parent, name, cfg, facts, peering)
     kafka = _kafka(parent, name, cfg, facts) if cfg.data.kafka.enabled else None
-    return DataOutputs(postgres=postgres, redis=redis, kafka=kafka, service_cidrs=service_cidrs)
+    return DataOutputs(postgres=postgres, redis=redis, kafka=kafka)
 
 
 def _postgres(
@@ -60,8 +55,8 @@ def _postgres(
     name: str,
     cfg: DataArgs,
     cluster: ClusterOutputs,
+    data_namespace: k8s.core.v1.Namespace,
     peering: pulumi.Resource,
-    service_cidrs: tuple[pulumi.Input[str], ...],
 ) -> PostgresEndpoint:
     facts = cluster.facts(GcpClusterFacts)
     pg = cfg.data.postgres
@@ -135,14 +130,14 @@ def _postgres(
     )
     creds = service_credentials(parent, name, SERVICE_DATABASES)
     bootstrap = PostgresBootstrap(
-        name,
+        f"{name}-postgres-bootstrap",
         host=primary.private_ip_address,
         port=5432,
         admin_user=POSTGRES_ADMIN,
         admin_password=admin_password,
         databases=creds,
         cluster=cluster,
-        data_cidrs=service_cidrs,
+        namespace=data_namespace,
         opts=pulumi.ResourceOptions(parent=parent, providers=[cluster.kubernetes_provider]),
         after=[admin],
     )

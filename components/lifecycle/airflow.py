@@ -27,10 +27,36 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pulumi
+import pulumi_kubernetes as k8s
+import pulumi_random as random
 
-from components.contracts import Bucket, DatabaseCredentials, PostgresEndpoint, ServiceEndpoint
-from components.kube import RESTRICTED_CONTAINER, RESTRICTED_POD, zone_spread
+from components.contracts import (
+    Bucket,
+    BucketPurpose,
+    DatabaseCredentials,
+    KafkaEndpoint,
+    Namespace,
+    PostgresEndpoint,
+    ServiceEndpoint,
+    WorkloadIdentity,
+    WorkloadSpec,
+)
+from components.data.credentials import generated_secret
+from components.guardrails import git_ssh_egress
+from components.kube import (
+    RESTRICTED_CONTAINER,
+    RESTRICTED_POD,
+    config_map,
+    database_secret,
+    identity_service_account,
+    opaque_secret,
+    pinned_release,
+    zone_spread,
+)
+from components.lifecycle.feast import ENDPOINT as FEATURE_SERVER
+from components.lifecycle.feast import FeastClient, encoded, kafka_env
 from components.lifecycle.placement import Placement
+from components.lifecycle.training import launcher_rbac
 from mlplatform.config import AirflowConfig
 from mlplatform.pins import ChartPin
 
@@ -288,3 +314,110 @@ def airflow_values(
         "volumes": volumes[0],
         "volumeMounts": volumes[1],
     }
+
+
+@dataclass(frozen=True)
+class AirflowArgs:
+    namespace: k8s.core.v1.Namespace  # mlplatform
+    training_namespace: k8s.core.v1.Namespace  # where its tasks launch Pods, Jobs and RayJobs
+    identity: WorkloadIdentity
+    postgres: PostgresEndpoint
+    kafka: KafkaEndpoint | None
+    buckets: Mapping[BucketPurpose, Bucket]
+    feature_store: FeastClient  # in the platform namespace, from Feast
+    mlflow: ServiceEndpoint
+    ray_dashboard: ServiceEndpoint
+    training_account: WorkloadSpec
+    pin: ChartPin
+    config: AirflowConfig
+    placement: Placement
+    provider: k8s.Provider
+
+
+@dataclass(frozen=True)
+class AirflowOutputs:
+    service_account: k8s.core.v1.ServiceAccount
+    database_secret: k8s.core.v1.Secret
+
+
+class Airflow(pulumi.ComponentResource):
+    """The scheduler, API server, triggerer and DAG processor with their Secrets, the platform's DAGs, the
+    launch rights in `training` and the release."""
+
+    outputs: AirflowOutputs
+
+    def __init__(self, name: str, args: AirflowArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("mlplatform:lifecycle:Airflow", name, None, opts)
+        ns, pg, cfg = args.namespace, args.postgres, args.config
+        account = identity_service_account(self, f"{name}-service-account", args.identity, ns)
+        db = database_secret(self, f"{name}-db-secret", ns, pg, "airflow")
+        self.outputs = AirflowOutputs(account, db)
+        self.register_outputs({"serviceAccount": account.metadata.name})
+        if not cfg.enabled:
+            return
+        made = self._secrets(name, ns, pg)
+        launcher_rbac(self, f"{name}-launcher", args.training_namespace, account)
+        if cfg.dags is not None and cfg.dags.over_ssh:
+            git_ssh_egress(self, f"{name}-git-ssh", ns, POD_LABELS)
+        dags = (
+            [config_map(self, f"{name}-platform-dags", "airflow-platform-dags", ns, platform_dag_files())]
+            if cfg.dags is None
+            else []
+        )
+        store = args.feature_store
+        env = platform_env(
+            mlflow=args.mlflow,
+            feature_server=FEATURE_SERVER,
+            ray_dashboard=args.ray_dashboard,
+            training_namespace=args.training_account.namespace.value,
+            training_service_account=args.training_account.service_account,
+            buckets={p.value: b.uri for p, b in args.buckets.items()},
+        )
+        # DAG tasks use Feast (point-in-time features) with the platform's YAML, and Kafka with their grant
+        env += [{"name": "FEATURE_STORE_YAML_BASE64", "value": encoded(store.store_yaml)}]
+        env += kafka_env(args.kafka)
+        ca_volumes, ca_mounts = store.volumes()
+        dag_vols, dag_mounts = dag_volumes(dags[0].metadata.name if dags else None)
+        pinned_release(
+            self,
+            name,
+            args.pin,
+            ns.metadata.name,
+            airflow_values(
+                pin=args.pin,
+                cfg=cfg,
+                secrets=AirflowSecrets(**{field: secret.metadata.name for field, secret in made.items()}),
+                service_account=account.metadata.name,
+                logs=args.buckets[BucketPurpose.LOGS],
+                env=env,
+                secret_env=store.secrets.airflow_secret_env(),
+                volumes=(ca_volumes + dag_vols, ca_mounts + dag_mounts),
+                placement=args.placement,
+            ),
+            args.provider,
+            release_name=RELEASE,
+            # Five Deployments plus the migration Job on the CPU pool, which may start at zero nodes: ~3 min
+            # for a node, ~2 min to pull the Airflow image (~1 GiB), the migration (~1 min on a new
+            # database), then the components' readiness; 15 min leaves room for a slow pull.
+            timeout_seconds=900,
+            wait_for_jobs=True,
+            depends_on=[*pg.ready, *made.values(), *store.ready, *dags, account],
+        )
+
+    def _secrets(self, name: str, ns: k8s.core.v1.Namespace, pg: PostgresEndpoint) -> dict[str, k8s.core.v1.Secret]:
+        """Everything the chart would otherwise template from values, made here from Pulumi secrets."""
+        cred = pg.databases["airflow"]
+        fernet = random.RandomId(f"{name}-fernet", byte_length=32, opts=pulumi.ResourceOptions(parent=self))
+        namespace = Namespace.PLATFORM.value
+
+        def secret(purpose: str, data: Mapping[str, pulumi.Input[str]]) -> k8s.core.v1.Secret:
+            return opaque_secret(self, f"{name}-{purpose}", f"{RELEASE}-{purpose}", ns, data)
+
+        return {
+            "metadata": secret("metadata", {"connection": metadata_connection(cred, namespace)}),
+            "pgbouncer_config": secret("pgbouncer-config", pgbouncer_files(pg, cred)),
+            "pgbouncer_stats": secret("pgbouncer-stats", {"connection": stats_connection(cred)}),
+            "fernet_key": secret("fernet-key", {"fernet-key": fernet.b64_std}),
+            "api_secret_key": secret("api-secret-key", {"api-secret-key": generated_secret(self, f"{name}-api")}),
+            "jwt_secret": secret("jwt-secret", {"jwt-secret": generated_secret(self, f"{name}-jwt")}),
+        }

@@ -15,10 +15,28 @@ import pulumi
 import pulumi_kubernetes as k8s
 import yaml
 
-from components.contracts import Bucket, KafkaEndpoint, Namespace, PostgresEndpoint, RedisEndpoint, ServiceEndpoint
+from components.contracts import (
+    Bucket,
+    KafkaEndpoint,
+    Namespace,
+    PostgresEndpoint,
+    RedisEndpoint,
+    ServiceEndpoint,
+    WorkloadIdentity,
+)
 from components.guardrails import flow
-from components.kube import PART_OF, RESTRICTED_CONTAINER, RESTRICTED_POD, spread_affinity
-from components.lifecycle.placement import Placement
+from components.kube import (
+    PART_OF,
+    RESTRICTED_CONTAINER,
+    RESTRICTED_POD,
+    config_map,
+    database_secret,
+    identity_service_account,
+    opaque_secret,
+    spread_affinity,
+)
+from components.lifecycle.placement import Placement, replicated_chart
+from mlplatform.config import ServiceConfig
 from mlplatform.pins import ChartPin
 
 FLOW = flow("feature-server")
@@ -199,7 +217,7 @@ def materialization(
         "volumes": volumes,
     }
     return k8s.batch.v1.CronJob(
-        f"{name}-feast-materialize",
+        f"{name}-materialize",
         metadata={"name": "feast-materialize", "namespace": namespace, "labels": PART_OF},
         spec={
             "schedule": "0 * * * *",
@@ -216,3 +234,131 @@ def materialization(
         },
         opts=pulumi.ResourceOptions(parent=parent, depends_on=depends_on),
     )
+
+
+@dataclass(frozen=True)
+class FeatureStoreSource:
+    """What the feature store's clients are made from: the YAML and the typed endpoints it points at."""
+
+    store_yaml: pulumi.Output[str]
+    postgres: PostgresEndpoint
+    redis: RedisEndpoint
+    kafka: KafkaEndpoint | None
+
+
+@dataclass(frozen=True)
+class FeastClient:
+    """What a pod in one namespace needs to load the platform's feature store: the YAML, the Secrets its
+    ${VARS} come from, the Redis CA (when private) and the Kafka settings, plus what must exist first."""
+
+    store_yaml: pulumi.Output[str]
+    secrets: FeastSecrets
+    ca_config_map: pulumi.Output[str] | None
+    kafka: KafkaEndpoint | None
+    ready: tuple[pulumi.Resource, ...]
+
+    def env(self) -> list[dict[str, object]]:
+        """The YAML as base64 plus its variables: for containers that do not take the chart's YAML value."""
+        return [{"name": "FEATURE_STORE_YAML_BASE64", "value": encoded(self.store_yaml)}, *self.chart_env()]
+
+    def chart_env(self) -> list[dict[str, object]]:
+        return feast_env(self.secrets, self.kafka)
+
+    def volumes(self) -> tuple[list[dict[str, object]], list[dict[str, object]]]:
+        return ca_volume(self.ca_config_map)
+
+
+def feast_client(
+    parent: pulumi.Resource, prefix: str, ns: k8s.core.v1.Namespace, source: FeatureStoreSource
+) -> FeastClient:
+    """The feature store's Secrets and CA in namespace `ns` (Secrets and ConfigMaps are namespaced, so each
+    namespace with Feast clients gets its own, made from the same typed outputs)."""
+    postgres, redis = source.postgres, source.redis
+    db = database_secret(parent, f"{prefix}-db-secret", ns, postgres, "feast")
+    redis_secret = opaque_secret(parent, f"{prefix}-redis-secret", "feast-redis", ns, {"password": redis.auth_token})
+    ca = (
+        config_map(parent, f"{prefix}-redis-ca", "feast-redis-ca", ns, {"ca.crt": redis.ca_certificate})
+        if redis.ca_certificate is not None
+        else None
+    )
+    return FeastClient(
+        store_yaml=source.store_yaml,
+        secrets=FeastSecrets(database=db.metadata.name, redis=redis_secret.metadata.name),
+        ca_config_map=ca.metadata.name if ca is not None else None,
+        kafka=source.kafka,
+        ready=(db, redis_secret, *([ca] if ca is not None else [])),
+    )
+
+
+@dataclass(frozen=True)
+class FeastArgs:
+    namespace: k8s.core.v1.Namespace
+    identity: WorkloadIdentity
+    postgres: PostgresEndpoint
+    redis: RedisEndpoint
+    kafka: KafkaEndpoint | None
+    datasets: Bucket
+    pin: ChartPin
+    config: ServiceConfig
+    placement: Placement
+    provider: k8s.Provider
+
+
+@dataclass(frozen=True)
+class FeastOutputs:
+    endpoint: ServiceEndpoint
+    service_account: k8s.core.v1.ServiceAccount
+    client: FeastClient  # the feature store for clients in the platform namespace (Airflow's tasks)
+    source: FeatureStoreSource  # for clients in other namespaces (Ray in training), which make their own
+
+
+class Feast(pulumi.ComponentResource):
+    """The feature store's configuration and Secrets, the online feature server and its hourly
+    materialization."""
+
+    outputs: FeastOutputs
+
+    def __init__(self, name: str, args: FeastArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("mlplatform:lifecycle:Feast", name, None, opts)
+        ns, placement = args.namespace, args.placement
+        account = identity_service_account(self, f"{name}-service-account", args.identity, ns)
+        source = FeatureStoreSource(
+            feature_store_yaml(args.postgres, args.redis, args.datasets), args.postgres, args.redis, args.kafka
+        )
+        client = feast_client(self, name, ns, source)
+        depends = [*args.postgres.ready, *client.ready, account]
+        if args.config.enabled:
+            replicated_chart(
+                self,
+                name,
+                pin=args.pin,
+                endpoint=ENDPOINT,
+                app=FLOW.app,
+                namespace=ns.metadata.name,
+                values=feature_server_values(
+                    pin=args.pin,
+                    replicas=args.config.replicas,
+                    store_yaml=client.store_yaml,
+                    env=client.chart_env(),
+                    service_account=account.metadata.name,
+                    ca_config_map=client.ca_config_map,
+                    placement=placement,
+                ),
+                replicas=args.config.replicas,
+                provider=args.provider,
+                depends_on=depends,
+            )
+            materialization(
+                self,
+                name,
+                pin=args.pin,
+                namespace=ns.metadata.name,
+                store_yaml=client.store_yaml,
+                env=client.chart_env(),
+                service_account=account.metadata.name,
+                ca_config_map=client.ca_config_map,
+                placement=placement,
+                depends_on=depends,
+            )
+        self.outputs = FeastOutputs(ENDPOINT, account, client, source)
+        self.register_outputs({"featureServerUrl": ENDPOINT.url})

@@ -14,12 +14,17 @@ Secret holding values in the cluster).
 
 from __future__ import annotations
 
-import pulumi
+from dataclasses import dataclass
 
-from components.contracts import Bucket, Namespace, PostgresEndpoint, ServiceEndpoint
+import pulumi
+import pulumi_kubernetes as k8s
+
+from components.contracts import Bucket, Namespace, PostgresEndpoint, ServiceEndpoint, WorkloadIdentity
+from components.data.credentials import generated_secret
 from components.guardrails import flow
-from components.kube import RESTRICTED_POD, spread_affinity
-from components.lifecycle.placement import Placement
+from components.kube import RESTRICTED_POD, database_secret, identity_service_account, spread_affinity
+from components.lifecycle.placement import Placement, replicated_chart
+from mlplatform.config import ServiceConfig
 from mlplatform.pins import ChartPin
 
 FLOW = flow("mlflow")
@@ -84,3 +89,59 @@ def mlflow_values(
         "tolerations": placement.tolerations,
         "affinity": spread_affinity(FLOW.app) if placement.spread else {},
     }
+
+
+@dataclass(frozen=True)
+class MLflowArgs:
+    namespace: k8s.core.v1.Namespace
+    identity: WorkloadIdentity
+    postgres: PostgresEndpoint
+    artifacts: Bucket
+    pin: ChartPin
+    config: ServiceConfig
+    placement: Placement
+    provider: k8s.Provider
+
+
+@dataclass(frozen=True)
+class MLflowOutputs:
+    endpoint: ServiceEndpoint  # .url is the tracking URI
+    service_account: k8s.core.v1.ServiceAccount
+    database_secret: k8s.core.v1.Secret
+
+
+class MLflow(pulumi.ComponentResource):
+    """Tracking server and model registry: its service account, database Secret, chart and disruption
+    budget."""
+
+    outputs: MLflowOutputs
+
+    def __init__(self, name: str, args: MLflowArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("mlplatform:lifecycle:MLflow", name, None, opts)
+        ns, pg = args.namespace, args.postgres
+        account = identity_service_account(self, f"{name}-service-account", args.identity, ns)
+        db = database_secret(self, f"{name}-db-secret", ns, pg, "mlflow")
+        if args.config.enabled:
+            replicated_chart(
+                self,
+                name,
+                pin=args.pin,
+                endpoint=ENDPOINT,
+                app=FLOW.app,
+                values=mlflow_values(
+                    pin=args.pin,
+                    replicas=args.config.replicas,
+                    postgres=pg,
+                    database_secret=db.metadata.name,
+                    artifacts=args.artifacts,
+                    service_account=account.metadata.name,
+                    flask_secret_key=generated_secret(self, f"{name}-flask-key", length=64),
+                    placement=args.placement,
+                ),
+                replicas=args.config.replicas,
+                namespace=ns.metadata.name,
+                provider=args.provider,
+                depends_on=[*pg.ready, db, account],
+            )
+        self.outputs = MLflowOutputs(ENDPOINT, account, db)
+        self.register_outputs({"trackingUri": ENDPOINT.url})

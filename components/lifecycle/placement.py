@@ -41,7 +41,7 @@ def pod_disruption_budget(
     if replicas < 2:
         return None
     return k8s.policy.v1.PodDisruptionBudget(
-        f"pdb-{resource_name}",
+        f"{resource_name}-disruption-budget",
         metadata=k8s.meta.v1.ObjectMetaArgs(name=app, namespace=namespace, labels=PART_OF),
         spec=k8s.policy.v1.PodDisruptionBudgetSpecArgs(
             max_unavailable=1, selector=k8s.meta.v1.LabelSelectorArgs(match_labels={NAME_LABEL: app})

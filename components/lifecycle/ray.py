@@ -12,16 +12,25 @@ would delete every RayCluster and RayJob in the cluster with them.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components.contracts import GPU_RESOURCE, Namespace, NodePoolContract, ServiceEndpoint
+from components.contracts import (
+    GPU_RESOURCE,
+    Namespace,
+    NodePoolContract,
+    ServiceEndpoint,
+    WorkloadIdentity,
+)
 from components.guardrails import flow
-from components.kube import PART_OF
+from components.kube import PART_OF, identity_service_account, pinned_release
+from components.lifecycle.feast import FeatureStoreSource, feast_client
 from components.lifecycle.placement import Placement
-from mlplatform.pins import RAY_GPU_IMAGE, RAY_IMAGE, RAY_VERSION
+from mlplatform.config import ServiceConfig
+from mlplatform.pins import RAY_GPU_IMAGE, RAY_IMAGE, RAY_VERSION, ChartPin
 
 CLUSTER_NAME = "ray"
 OPERATOR_RELEASE = "kuberay-operator"
@@ -154,20 +163,65 @@ def _mount(template: Any, volumes: list[dict[str, object]], mounts: list[dict[st
         container["volumeMounts"] = [*container.get("volumeMounts", []), *mounts]
 
 
-def ray_cluster(
-    parent: pulumi.Resource,
-    name: str,
-    *,
-    namespace: pulumi.Input[str],
-    spec: dict[str, object],
-    depends_on: list[pulumi.Resource],
-) -> k8s.apiextensions.CustomResource:
-    """After the operator (its CRDs) and the service account exist."""
-    return k8s.apiextensions.CustomResource(
-        f"{name}-raycluster",
-        api_version="ray.io/v1",
-        kind="RayCluster",
-        metadata=k8s.meta.v1.ObjectMetaArgs(name=CLUSTER_NAME, namespace=namespace, labels=PART_OF),
-        spec=spec,
-        opts=pulumi.ResourceOptions(parent=parent, depends_on=depends_on),
-    )
+@dataclass(frozen=True)
+class KubeRayArgs:
+    namespace: k8s.core.v1.Namespace  # training
+    identity: WorkloadIdentity
+    gpu_pools: tuple[NodePoolContract, ...]
+    mlflow: ServiceEndpoint
+    feature_store: FeatureStoreSource  # from Feast
+    pin: ChartPin
+    config: ServiceConfig
+    placement: Placement
+    provider: k8s.Provider
+
+
+@dataclass(frozen=True)
+class KubeRayOutputs:
+    dashboard: ServiceEndpoint
+    service_account: k8s.core.v1.ServiceAccount
+
+
+class KubeRay(pulumi.ComponentResource):
+    """The operator (watching `training` only) and the platform's RayCluster, with the Feast Secrets and CA
+    its pods read in their own namespace."""
+
+    outputs: KubeRayOutputs
+
+    def __init__(self, name: str, args: KubeRayArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("mlplatform:lifecycle:KubeRay", name, None, opts)
+        ns, source = args.namespace, args.feature_store
+        account = identity_service_account(self, f"{name}-service-account", args.identity, ns)
+        if args.config.enabled:
+            operator = pinned_release(
+                self,
+                f"{name}-operator",
+                args.pin,
+                ns.metadata.name,
+                operator_values(args.placement),
+                args.provider,
+                release_name=OPERATOR_RELEASE,
+                # one small Deployment on the CPU pool, which may be at zero nodes in dev: ~3 min for the
+                # autoscaler and a new instance, then the image pull
+                timeout_seconds=600,
+            )
+            client = feast_client(self, f"{name}-feast", ns, source)
+            spec = ray_cluster_spec(
+                service_account=args.identity.spec.service_account,
+                gpu_pools=args.gpu_pools,
+                placement=args.placement,
+                mlflow_tracking_uri=args.mlflow.url,
+                feast_env=client.env(),
+                feast_volumes=client.volumes(),
+            )
+            k8s.apiextensions.CustomResource(
+                f"{name}-cluster",
+                api_version="ray.io/v1",
+                kind="RayCluster",
+                metadata=k8s.meta.v1.ObjectMetaArgs(name=CLUSTER_NAME, namespace=ns.metadata.name, labels=PART_OF),
+                spec=spec,
+                # after the operator (its CRDs), the service account and what the pods mount
+                opts=pulumi.ResourceOptions(parent=self, depends_on=[operator, account, *client.ready]),
+            )
+        self.outputs = KubeRayOutputs(DASHBOARD, account)
+        self.register_outputs({"dashboardUrl": DASHBOARD.url})

@@ -1,12 +1,17 @@
-"""What lets Airflow start work in `training`: plain Pods/Jobs (KubernetesPodOperator, run as the `training`
-service account) and RayJobs on the platform's Ray operator. Namespaced, so Airflow has no rights elsewhere."""
+"""Plain training Jobs in `training`: their own identity-bound service account, and what lets Airflow start
+them there (Pods and Jobs for KubernetesPodOperator, RayJobs on the platform's Ray operator). The grant is
+namespaced, so Airflow has no rights elsewhere; it is made by the Airflow component, next to Airflow's
+identity, from LAUNCHER_RULES."""
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components.kube import PART_OF
+from components.contracts import WorkloadIdentity
+from components.kube import PART_OF, identity_service_account
 
 LAUNCHER_RULES = (
     (("",), ("pods",), ("create", "get", "list", "watch", "delete", "patch")),
@@ -18,11 +23,35 @@ LAUNCHER_RULES = (
 )
 
 
-def airflow_launcher_rbac(
-    parent: pulumi.Resource, training_ns: k8s.core.v1.Namespace, airflow_sa: k8s.core.v1.ServiceAccount
+@dataclass(frozen=True)
+class TrainingArgs:
+    namespace: k8s.core.v1.Namespace
+    identity: WorkloadIdentity
+
+
+@dataclass(frozen=True)
+class TrainingOutputs:
+    service_account: k8s.core.v1.ServiceAccount
+
+
+class Training(pulumi.ComponentResource):
+    """The identity training Jobs run as (artifacts read-write, datasets read)."""
+
+    outputs: TrainingOutputs
+
+    def __init__(self, name: str, args: TrainingArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("mlplatform:lifecycle:Training", name, None, opts)
+        account = identity_service_account(self, f"{name}-service-account", args.identity, args.namespace)
+        self.outputs = TrainingOutputs(account)
+        self.register_outputs({"serviceAccount": account.metadata.name})
+
+
+def launcher_rbac(
+    parent: pulumi.Resource, prefix: str, training_ns: k8s.core.v1.Namespace, launcher: k8s.core.v1.ServiceAccount
 ) -> k8s.rbac.v1.RoleBinding:
+    """A Role with LAUNCHER_RULES in `training`, bound to the launcher's service account."""
     role = k8s.rbac.v1.Role(
-        "role-training-launcher",
+        f"{prefix}-role",
         metadata=k8s.meta.v1.ObjectMetaArgs(
             name="airflow-launcher", namespace=training_ns.metadata.name, labels=PART_OF
         ),
@@ -33,14 +62,14 @@ def airflow_launcher_rbac(
         opts=pulumi.ResourceOptions(parent=parent),
     )
     return k8s.rbac.v1.RoleBinding(
-        "rolebinding-training-launcher",
+        f"{prefix}-role-binding",
         metadata=k8s.meta.v1.ObjectMetaArgs(
             name="airflow-launcher", namespace=training_ns.metadata.name, labels=PART_OF
         ),
         role_ref=k8s.rbac.v1.RoleRefArgs(api_group="rbac.authorization.k8s.io", kind="Role", name=role.metadata.name),
         subjects=[
             k8s.rbac.v1.SubjectArgs(
-                kind="ServiceAccount", name=airflow_sa.metadata.name, namespace=airflow_sa.metadata.namespace
+                kind="ServiceAccount", name=launcher.metadata.name, namespace=launcher.metadata.namespace
             )
         ],
         opts=pulumi.ResourceOptions(parent=parent),

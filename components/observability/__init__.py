@@ -11,14 +11,15 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from components import workloads
-from components.contracts import BucketPurpose, ClusterOutputs, Namespace, StorageOutputs
-from components.kube import identity_service_account, namespace
+from components.contracts import BucketPurpose, ClusterOutputs, Namespace, PlatformNamespaces, StorageOutputs
+from components.observability.loki import Loki, LokiArgs
 from mlplatform.config import ServicesConfig
 
 
 @dataclass(frozen=True)
 class ObservabilityArgs:
     cluster: ClusterOutputs
+    namespaces: PlatformNamespaces
     storage: StorageOutputs
     services: ServicesConfig
 
@@ -35,8 +36,13 @@ class Observability(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: ObservabilityArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("mlplatform:observability:Observability", name, None, opts)
-        ns = namespace(self, Namespace.MONITORING, args.cluster)
-        sa = identity_service_account(self, args.storage.identity(workloads.LOKI), ns)
+        ns = args.namespaces[Namespace.MONITORING]
+        loki = Loki(
+            f"{name}-loki",
+            LokiArgs(ns, args.storage.identity(workloads.LOKI)),
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        sa = loki.outputs.service_account
         self.outputs = ObservabilityOutputs(
             namespace=ns.metadata.name,
             loki_service_account=sa,

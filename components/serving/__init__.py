@@ -11,14 +11,15 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from components import workloads
-from components.contracts import ClusterOutputs, Namespace, StorageOutputs
-from components.kube import identity_service_account, namespace
+from components.contracts import ClusterOutputs, Namespace, PlatformNamespaces, StorageOutputs
+from components.serving.kserve import KServe, KServeArgs
 from mlplatform.config import ServicesConfig
 
 
 @dataclass(frozen=True)
 class ServingArgs:
     cluster: ClusterOutputs
+    namespaces: PlatformNamespaces
     storage: StorageOutputs
     services: ServicesConfig
 
@@ -34,7 +35,13 @@ class Serving(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: ServingArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("mlplatform:serving:Serving", name, None, opts)
-        ns = namespace(self, Namespace.SERVING, args.cluster)
-        sa = identity_service_account(self, args.storage.identity(workloads.KSERVE), ns)
-        self.outputs = ServingOutputs(namespace=ns.metadata.name, model_pull_service_account=sa)
+        ns = args.namespaces[Namespace.SERVING]
+        kserve = KServe(
+            f"{name}-kserve",
+            KServeArgs(ns, args.storage.identity(workloads.KSERVE)),
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        self.outputs = ServingOutputs(
+            namespace=ns.metadata.name, model_pull_service_account=kserve.outputs.model_pull_service_account
+        )
         self.register_outputs({"namespace": ns.metadata.name})

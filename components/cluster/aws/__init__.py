@@ -22,7 +22,10 @@ from components.environment import ClusterArgs
 # node-role credentials every pod could otherwise borrow. The control plane calls webhooks from its ENIs in
 # the VPC's subnets.
 EKS_NETWORK = ClusterNetwork(
-    metadata_endpoints=(), blocked_cidrs=("169.254.169.254/32",), control_plane_cidrs=(str(VPC_CIDR),)
+    metadata_endpoints=(),
+    blocked_cidrs=("169.254.169.254/32",),
+    control_plane_cidrs=(str(VPC_CIDR),),
+    data_service_cidrs=(str(VPC_CIDR),),
 )
 
 
@@ -61,7 +64,6 @@ def build(parent: pulumi.ComponentResource, name: str, cfg: ClusterArgs) -> Clus
             oidc_provider_arn=eks.oidc_provider.arn,
             oidc_issuer=eks.oidc_provider.url,
             vpc_id=net.vpc.id,
-            vpc_cidr=str(VPC_CIDR),
             private_subnet_ids=net.private_subnet_ids,
             cluster_security_group_id=eks.cluster.vpc_config.cluster_security_group_id,
         ),

@@ -25,13 +25,10 @@ NODE_ROLES = ("roles/container.defaultNodeServiceAccount", "roles/artifactregist
 # V2 NetworkPolicies apply to that traffic, so it is allowed explicitly. Webhooks are called from the
 # private cluster's control-plane range.
 # https://cloud.google.com/kubernetes-engine/docs/how-to/network-policy#network-policy-and-workload-identity
-GKE_NETWORK = ClusterNetwork(
-    metadata_endpoints=(
-        NodeLocalEndpoint("169.254.169.254/32", 80, "GKE metadata server: Workload Identity tokens"),
-        NodeLocalEndpoint("169.254.169.252/32", 988, "GKE metadata server on Dataplane V2 nodes"),
-    ),
-    blocked_cidrs=(),
-    control_plane_cidrs=(MASTER_CIDR,),
+PSA_PREFIX = 20  # the private service access range for Cloud SQL and Memorystore
+GKE_METADATA = (
+    NodeLocalEndpoint("169.254.169.254/32", 80, "GKE metadata server: Workload Identity tokens"),
+    NodeLocalEndpoint("169.254.169.252/32", 988, "GKE metadata server on Dataplane V2 nodes"),
 )
 WINDOW_ANCHOR = datetime(2024, 1, 6)  # a Saturday; the recurrence, not the date, picks the days
 
@@ -39,6 +36,15 @@ WINDOW_ANCHOR = datetime(2024, 1, 6)  # a Saturday; the recurrence, not the date
 def build(parent: pulumi.ComponentResource, name: str, cfg: ClusterArgs) -> ClusterOutputs:
     child = pulumi.ResourceOptions(parent=parent)
     vpc = gcp.compute.Network(f"{name}-vpc", auto_create_subnetworks=False, opts=child)
+    # the range Google's managed services (Cloud SQL, Memorystore) take their private addresses from
+    psa_range = gcp.compute.GlobalAddress(
+        f"{name}-psa",
+        purpose="VPC_PEERING",
+        address_type="INTERNAL",
+        prefix_length=PSA_PREFIX,
+        network=vpc.id,
+        opts=child,
+    )
     subnet = gcp.compute.Subnetwork(
         f"{name}-nodes",
         network=vpc.id,
@@ -180,9 +186,14 @@ def build(parent: pulumi.ComponentResource, name: str, cfg: ClusterArgs) -> Clus
         system_pool=system,
         cpu_pool=cpu,
         kubernetes_version=cfg.cluster.kubernetes_version,
-        network=GKE_NETWORK,
+        network=ClusterNetwork(
+            metadata_endpoints=GKE_METADATA,
+            blocked_cidrs=(),
+            control_plane_cidrs=(MASTER_CIDR,),
+            data_service_cidrs=(pulumi.Output.concat(psa_range.address, f"/{PSA_PREFIX}"), NODE_CIDR),
+        ),
         gpu_pools=tuple(gpus),
-        cloud_facts=GcpClusterFacts(workload_pool, NODE_CIDR, vpc.id, subnet.id),
+        cloud_facts=GcpClusterFacts(workload_pool, vpc.id, subnet.id, psa_range.name),
     )
 
 
