@@ -64,10 +64,14 @@ def test_ignore_parents_sees_moves_as_nothing_and_lists_renames(dev: PlanDocumen
     moved, renamed = [], None
     for r in dev.resources:
         if r.type == "kubernetes:core/v1:ServiceAccount":
-            r = dataclasses.replace(r, urn=r.urn.replace("mlplatform:lifecycle:Lifecycle$mlplatform:lifecycle:MLflow$", "mlplatform:x:Svc$"))
+            r = dataclasses.replace(
+                r, urn=r.urn.replace("mlplatform:lifecycle:Lifecycle$mlplatform:lifecycle:MLflow$", "mlplatform:x:Svc$")
+            )
         if r.name == "mlplatform-mlflow-db-secret":
             renamed = r
-            r = dataclasses.replace(r, name="mlflow-db", urn=r.urn.replace("::mlplatform-mlflow-db-secret", "::mlflow-db"))
+            r = dataclasses.replace(
+                r, name="mlflow-db", urn=r.urn.replace("::mlplatform-mlflow-db-secret", "::mlflow-db")
+            )
         moved.append(r)
     after = dataclasses.replace(dev, resources=moved)
     assert renamed is not None

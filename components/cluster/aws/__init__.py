@@ -6,10 +6,10 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from components.cluster.aws.addons import (
+    ClusterAutoscaler,
+    NvidiaDevicePlugin,
     addons_after_nodes,
     addons_before_nodes,
-    cluster_autoscaler,
-    nvidia_device_plugin,
 )
 from components.cluster.aws.eks import control_plane
 from components.cluster.aws.network import VPC_CIDR, network
@@ -48,9 +48,10 @@ def build(parent: pulumi.ComponentResource, name: str, cfg: ClusterArgs) -> Clus
         enable_server_side_apply=True,
         opts=pulumi.ResourceOptions(parent=parent, depends_on=[*pools.resources, *after]),
     )
-    cluster_autoscaler(parent, name, cfg, eks, provider, pools.system)
+    child = pulumi.ResourceOptions(parent=parent)
+    ClusterAutoscaler(f"{name}-cluster-autoscaler", cfg, eks, provider, pools.system, opts=child)
     if pools.gpu:
-        nvidia_device_plugin(parent, name, provider, pools.gpu)
+        NvidiaDevicePlugin(f"{name}-nvidia-device-plugin", provider, pools.gpu, opts=child)
     return ClusterOutputs(
         name=eks.cluster.name,
         kubernetes_provider=provider,

@@ -87,9 +87,51 @@ def addons_after_nodes(
     return [_addon(parent, name, cfg, eks, a, [*nodes, *ready.get(a, [])], role_arn=roles.get(a)) for a in AFTER_NODES]
 
 
-def cluster_autoscaler(
+class ClusterAutoscaler(pulumi.ComponentResource):
+    """The autoscaler's IRSA role (scaling only this cluster's groups) and its release."""
+
+    def __init__(
+        self,
+        name: str,
+        cfg: ClusterArgs,
+        eks: ControlPlane,
+        provider: k8s.Provider,
+        system_pool: NodePoolContract,
+        opts: pulumi.ResourceOptions | None = None,
+    ) -> None:
+        super().__init__("mlplatform:cluster:ClusterAutoscaler", name, None, opts)
+        self.release = _cluster_autoscaler(self, name, cfg, eks, provider, system_pool)
+        self.register_outputs({})
+
+
+class NvidiaDevicePlugin(pulumi.ComponentResource):
+    """The device plugin DaemonSet on the GPU pools (by their contracts), advertising nvidia.com/gpu."""
+
+    def __init__(
+        self,
+        name: str,
+        provider: k8s.Provider,
+        gpu_pools: Sequence[NodePoolContract],
+        opts: pulumi.ResourceOptions | None = None,
+    ) -> None:
+        super().__init__("mlplatform:cluster:NvidiaDevicePlugin", name, None, opts)
+        # helm.v3.Release: one DaemonSet, no hooks; pinned chart, values checked against upstream's keys
+        self.release = pinned_release(
+            self,
+            name,
+            NVIDIA_DEVICE_PLUGIN,
+            KUBE_SYSTEM,
+            device_plugin_values(gpu_pools),
+            provider,
+            # a DaemonSet on GPU nodes only; GPU pools start at zero nodes, so there is nothing to wait for
+            timeout_seconds=300,
+        )
+        self.register_outputs({})
+
+
+def _cluster_autoscaler(
     parent: pulumi.Resource,
-    name: str,
+    release_name: str,
     cfg: ClusterArgs,
     eks: ControlPlane,
     provider: k8s.Provider,
@@ -97,6 +139,7 @@ def cluster_autoscaler(
 ) -> k8s.helm.v3.Release:
     """helm.v3.Release: a single Deployment with no hooks or CRDs; Release keeps Helm's own history, so
     `helm rollback` stays available to operators during an incident."""
+    name = release_name.removesuffix("-cluster-autoscaler")
     role = irsa_role(f"{name}-autoscaler", eks.oidc_provider, KUBE_SYSTEM, AUTOSCALER_SA, parent=parent)
     aws.iam.RolePolicy(
         f"{name}-autoscaler",
@@ -132,9 +175,7 @@ def cluster_autoscaler(
         "resources": {"requests": {"cpu": "100m", "memory": "300Mi"}, "limits": {"memory": "600Mi"}},
     }
     # on the system pool, which always has a node: only the image pull to wait for
-    return pinned_release(
-        parent, f"{name}-cluster-autoscaler", CLUSTER_AUTOSCALER, KUBE_SYSTEM, values, provider, timeout_seconds=300
-    )
+    return pinned_release(parent, release_name, CLUSTER_AUTOSCALER, KUBE_SYSTEM, values, provider, timeout_seconds=300)
 
 
 def _autoscaler_policy(cluster_name: str) -> str:
@@ -191,19 +232,3 @@ def device_plugin_values(gpu_pools: Sequence[NodePoolContract]) -> dict:
         # lists a handful of devices uses a few tens of MiB
         "resources": {"requests": {"cpu": "10m", "memory": "64Mi"}, "limits": {"memory": "256Mi"}},
     }
-
-
-def nvidia_device_plugin(
-    parent: pulumi.Resource, name: str, provider: k8s.Provider, gpu_pools: Sequence[NodePoolContract]
-) -> k8s.helm.v3.Release:
-    """helm.v3.Release: one DaemonSet, no hooks; pinned chart, values checked against upstream's keys."""
-    return pinned_release(
-        parent,
-        f"{name}-nvidia-device-plugin",
-        NVIDIA_DEVICE_PLUGIN,
-        KUBE_SYSTEM,
-        device_plugin_values(gpu_pools),
-        provider,
-        # a DaemonSet on GPU nodes only; GPU pools start at zero nodes, so there is nothing to wait for
-        timeout_seconds=300,
-    )

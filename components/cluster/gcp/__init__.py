@@ -179,7 +179,12 @@ def build(parent: pulumi.ComponentResource, name: str, cfg: ClusterArgs) -> Clus
         enable_server_side_apply=True,
         opts=pulumi.ResourceOptions(parent=parent, depends_on=created),
     )
-    _admin_bindings(parent, name, cfg, provider)
+    if cfg.cluster.admin_principals:
+        ClusterAdmins(
+            f"{name}-platform-admins",
+            cfg.cluster.admin_principals,
+            opts=pulumi.ResourceOptions(parent=parent, provider=provider),
+        )
     return ClusterOutputs(
         name=cluster.name,
         kubernetes_provider=provider,
@@ -236,19 +241,21 @@ def node_service_account(
     return account, grants
 
 
-def _admin_bindings(parent: pulumi.Resource, name: str, cfg: ClusterArgs, provider: k8s.Provider) -> None:
+class ClusterAdmins(pulumi.ComponentResource):
     """cluster-admin for each configured principal, by Kubernetes RBAC on the Google identity (GKE maps the
     account's email to the Kubernetes user name). A project-level IAM role would reach every cluster."""
-    if not cfg.cluster.admin_principals:
-        return
-    subjects = [
-        k8s.rbac.v1.SubjectArgs(kind="User", name=member.split(":", 1)[1], api_group=RBAC_GROUP)
-        for member in cfg.cluster.admin_principals
-    ]
-    k8s.rbac.v1.ClusterRoleBinding(
-        f"{name}-platform-admins",
-        metadata=k8s.meta.v1.ObjectMetaArgs(name="mlplatform-platform-admins"),
-        role_ref=k8s.rbac.v1.RoleRefArgs(api_group=RBAC_GROUP, kind="ClusterRole", name="cluster-admin"),
-        subjects=subjects,
-        opts=pulumi.ResourceOptions(parent=parent, provider=provider),
-    )
+
+    def __init__(self, name: str, principals: list[str], opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("mlplatform:cluster:ClusterAdmins", name, None, opts)
+        subjects = [
+            k8s.rbac.v1.SubjectArgs(kind="User", name=member.split(":", 1)[1], api_group=RBAC_GROUP)
+            for member in principals
+        ]
+        k8s.rbac.v1.ClusterRoleBinding(
+            name,
+            metadata=k8s.meta.v1.ObjectMetaArgs(name="mlplatform-platform-admins"),
+            role_ref=k8s.rbac.v1.RoleRefArgs(api_group=RBAC_GROUP, kind="ClusterRole", name="cluster-admin"),
+            subjects=subjects,
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        self.register_outputs({})

@@ -1,0 +1,131 @@
+"""The plan tree reads like the design: stack -> layer (or the Namespaces component) -> service component ->
+objects. A newcomer finds any object's owner from the folders and the tree; a service's objects change in
+one module."""
+
+from __future__ import annotations
+
+import ast
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from mlplatform.plan.document import PlanDocument
+
+ROOT = Path(__file__).resolve().parents[1]
+STACKS = ["dev", "prod", "gcp-dev", "gcp-prod"]
+LAYER_TYPES = {
+    f"mlplatform:{layer}:{cls}"
+    for layer, cls in [
+        ("cluster", "Cluster"),
+        ("storage", "Storage"),
+        ("data", "Data"),
+        ("lifecycle", "Lifecycle"),
+        ("serving", "Serving"),
+        ("observability", "Observability"),
+    ]
+}
+
+
+def _children(doc: PlanDocument, urn: str) -> Counter[str]:
+    return Counter(r.type for r in doc.children(urn))
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_no_kubernetes_object_sits_directly_under_a_layer(plan, stack: str) -> None:
+    doc = plan(stack)
+    index = {r.urn: r for r in doc.resources}
+    for r in doc.resources:
+        parent = index.get(r.parent)
+        if r.custom and r.type.startswith("kubernetes:") and parent is not None:
+            assert parent.type not in LAYER_TYPES, f"{r.type} {r.name} sits directly under {parent.type}"
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_in_cluster_layers_are_compositions_of_service_components(plan, stack: str) -> None:
+    doc = plan(stack)
+    for layer in ("Lifecycle", "Serving", "Observability"):
+        [top] = [r for r in doc.resources if r.type.endswith(f":{layer}")]
+        kinds = {r.type for r in doc.children(top.urn)}
+        assert all(k.startswith("mlplatform:") for k in kinds), (layer, kinds)
+    services = {r.type.rsplit(":", 1)[1] for r in doc.resources if r.type.startswith("mlplatform:lifecycle:")}
+    assert services == {"Lifecycle", "MLflow", "Feast", "KubeRay", "Training", "Airflow"}
+
+
+def test_each_service_component_owns_its_objects(dev: PlanDocument, prod: PlanDocument) -> None:
+    def owned(doc: PlanDocument, type_: str) -> Counter[str]:
+        [component] = doc.by_type(type_)
+        return _children(doc, component.urn)
+
+    secret, sa = "kubernetes:core/v1:Secret", "kubernetes:core/v1:ServiceAccount"
+    assert owned(dev, "mlplatform:lifecycle:MLflow") == Counter(
+        {sa: 1, secret: 1, "kubernetes:helm.sh/v4:Chart": 1, "random:index/randomPassword:RandomPassword": 1}
+    )
+    assert owned(prod, "mlplatform:lifecycle:MLflow")["kubernetes:policy/v1:PodDisruptionBudget"] == 1  # 2 replicas
+    assert owned(dev, "mlplatform:lifecycle:Feast") == Counter(
+        {sa: 1, secret: 2, "kubernetes:helm.sh/v4:Chart": 1, "kubernetes:batch/v1:CronJob": 1}
+    )
+    airflow = owned(dev, "mlplatform:lifecycle:Airflow")
+    assert airflow[secret] == 7 and airflow["kubernetes:helm.sh/v3:Release"] == 1
+    assert airflow["kubernetes:rbac.authorization.k8s.io/v1:Role"] == 1  # its launch rights in training
+    assert owned(dev, "mlplatform:lifecycle:KubeRay")["kubernetes:ray.io/v1:RayCluster"] == 1
+    assert owned(dev, "mlplatform:lifecycle:Training") == Counter({sa: 1})
+    namespaces = owned(dev, "mlplatform:platform:Namespaces")
+    assert namespaces["kubernetes:core/v1:Namespace"] == 5
+    assert namespaces["kubernetes:core/v1:ResourceQuota"] == 1
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_children_are_named_from_their_component_not_their_type(plan, stack: str) -> None:
+    doc = plan(stack)
+    index = {r.urn: r for r in doc.resources}
+    for r in doc.resources:
+        parent = index.get(r.parent)
+        if parent is None or parent.custom or not r.type.startswith("kubernetes:"):
+            continue
+        assert r.name.startswith(parent.name), (r.name, parent.name)
+        assert not r.name.startswith(("secret-", "sa-", "ns-", "netpol-", "pdb-", "configmap-", "role-")), r.name
+
+
+def _imports(path: Path) -> set[str]:
+    names: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names.add(node.module)
+        elif isinstance(node, ast.Import):
+            names.update(a.name for a in node.names)
+    return {n for n in names if n.split(".")[0] in ("mlplatform", "components", "stacks")}
+
+
+def _module(path: Path) -> str:
+    parts = list(path.relative_to(ROOT).with_suffix("").parts)
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def test_config_and_pins_never_import_components_and_modules_form_no_cycle() -> None:
+    files = [p for d in ("mlplatform", "components", "stacks") for p in (ROOT / d).rglob("*.py")]
+    graph = {_module(p): _imports(p) for p in files}
+    base = [m for m in graph if m.startswith(("mlplatform.config", "mlplatform.pins", "mlplatform.chartkeys"))]
+    for module in base:
+        assert not [i for i in graph[module] if i.startswith("components")], module
+
+    def resolve(name: str) -> str | None:
+        while name and name not in graph:
+            name = name.rpartition(".")[0]
+        return name or None
+
+    state: dict[str, int] = {}
+
+    def visit(module: str, trail: list[str]) -> None:
+        state[module] = 1
+        for imported in filter(None, (resolve(i) for i in graph[module])):
+            if imported == module:
+                continue
+            assert state.get(imported) != 1, " -> ".join([*trail, module, imported])
+            if imported not in state:
+                visit(imported, [*trail, module])
+        state[module] = 2
+
+    for module in graph:
+        if module not in state:
+            visit(module, [])
