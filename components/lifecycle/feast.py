@@ -150,28 +150,21 @@ def _volumes(ca_config_map: pulumi.Input[str] | None) -> tuple[list[dict[str, ob
 
 
 def feature_server_values(
-    *,
-    pin: ChartPin,
-    replicas: int,
-    store_yaml: pulumi.Output[str],
-    env: list[dict[str, object]],
-    service_account: pulumi.Input[str],
-    ca_config_map: pulumi.Input[str] | None,
-    placement: Placement,
+    *, pin: ChartPin, replicas: int, client: FeastClient, service_account: pulumi.Input[str], placement: Placement
 ) -> dict[str, object]:
-    volumes, mounts = _volumes(ca_config_map)
+    volumes, mounts = _volumes(client.ca_config_map)
     return {
         "nameOverride": FLOW.app,
         "fullnameOverride": ENDPOINT.name,
         "replicaCount": replicas,
         "image": {"tag": pin.app_version},
         "feast_mode": "online",
-        "feature_store_yaml_base64": encoded(store_yaml),
+        "feature_store_yaml_base64": encoded(client.store_yaml),
         "serviceAccount": {"name": service_account},
         "service": {"port": ENDPOINT.port},
         "podSecurityContext": {**RESTRICTED_POD, "runAsUser": UID, "runAsGroup": UID, "fsGroup": UID},
         "securityContext": {**RESTRICTED_CONTAINER, "readOnlyRootFilesystem": True},
-        "extraEnvs": env,
+        "extraEnvs": client.chart_env(),
         "volumes": volumes,
         "volumeMounts": mounts,
         "resources": placement.resources("500m", "1Gi", "2Gi"),
@@ -187,22 +180,20 @@ def materialization(
     *,
     pin: ChartPin,
     namespace: pulumi.Input[str],
-    store_yaml: pulumi.Output[str],
-    env: list[dict[str, object]],
+    client: FeastClient,
     service_account: pulumi.Input[str],
-    ca_config_map: pulumi.Input[str] | None,
     placement: Placement,
     depends_on: list[pulumi.Resource],
 ) -> k8s.batch.v1.CronJob:
     """Hourly `feast materialize-incremental` into the online store, with the feature server's image and
     configuration. Forbid: a slow run is never overlapped by the next one."""
-    volumes, mounts = _volumes(ca_config_map)
+    volumes, mounts = _volumes(client.ca_config_map)
     script = 'exec feast materialize-incremental "$(date -u +%Y-%m-%dT%H:%M:%S)"'
     container = {
         "name": "materialize",
         "image": f"quay.io/feastdev/feature-server:{pin.app_version}",
         "command": ["/bin/sh", "-c", script],
-        "env": [{"name": "FEATURE_STORE_YAML_BASE64", "value": encoded(store_yaml)}, *env],
+        "env": client.env(),
         "securityContext": {**RESTRICTED_CONTAINER, "readOnlyRootFilesystem": True},
         "resources": placement.resources("500m", "1Gi", "4Gi"),
         "volumeMounts": mounts,
@@ -338,10 +329,8 @@ class Feast(pulumi.ComponentResource):
                 values=feature_server_values(
                     pin=args.pin,
                     replicas=args.config.replicas,
-                    store_yaml=client.store_yaml,
-                    env=client.chart_env(),
+                    client=client,
                     service_account=account.metadata.name,
-                    ca_config_map=client.ca_config_map,
                     placement=placement,
                 ),
                 replicas=args.config.replicas,
@@ -353,10 +342,8 @@ class Feast(pulumi.ComponentResource):
                 name,
                 pin=args.pin,
                 namespace=ns.metadata.name,
-                store_yaml=client.store_yaml,
-                env=client.chart_env(),
+                client=client,
                 service_account=account.metadata.name,
-                ca_config_map=client.ca_config_map,
                 placement=placement,
                 depends_on=depends,
             )
