@@ -26,6 +26,11 @@ class Namespace(StrEnum):
     TRAINING = "training"
     DATA = "data"
     MONITORING = "monitoring"
+    # the serving stack's system namespaces (charts and operators, no user workloads)
+    CERT_MANAGER = "cert-manager"
+    ISTIO = "istio-system"
+    KNATIVE = "knative-serving"
+    KSERVE = "kserve"
 
 
 # -- node pools -----------------------------------------------------------------------------------
@@ -261,6 +266,19 @@ CloudFacts = AwsClusterFacts | GcpClusterFacts
 F = TypeVar("F", AwsClusterFacts, GcpClusterFacts)
 
 
+@dataclass(frozen=True)
+class LoadBalancerProfile:
+    """How a Service of type LoadBalancer becomes a cloud load balancer on this cluster: the annotations for
+    an internal or internet-facing one, and what must run before such a Service is created."""
+
+    internal_annotations: Mapping[str, str]
+    external_annotations: Mapping[str, str]
+    ready: tuple[pulumi.Resource, ...] = ()  # EKS: the AWS Load Balancer Controller
+
+    def annotations(self, *, internal: bool) -> dict[str, str]:
+        return dict(self.internal_annotations if internal else self.external_annotations)
+
+
 # -- layer outputs ---------------------------------------------------------------------------------
 
 # Every platform namespace by its role, made with its guard rails by the Namespaces component; layers put
@@ -277,6 +295,7 @@ class ClusterOutputs:
     gpu_pools: tuple[NodePoolContract, ...]
     kubernetes_version: str  # the control plane's minor, e.g. "1.33" (Pod Security labels pin to it)
     network: ClusterNetwork
+    load_balancer: LoadBalancerProfile
     # Cloud-specific facts the same cloud's storage and data adapters need (network, OIDC issuer, workload
     # pool). In-cluster layers never read them; adapters read them through facts().
     cloud_facts: CloudFacts

@@ -19,28 +19,49 @@ NAME_LABEL = "app.kubernetes.io/name"
 NS_LABEL = "kubernetes.io/metadata.name"  # set by the API server on every namespace
 
 # Pod Security Standard enforced per namespace. training runs Ray images (root-less, but KubeRay sets no
-# seccomp profile) and monitoring runs node-exporter (host network and PID), so those relax it.
+# seccomp profile) and monitoring runs node-exporter (host network and PID), so those relax it. The
+# serving system namespaces run only the charts' and operators' pods, which `render` checks at restricted:
+# cert-manager, istiod and the gateway (given a seccomp profile; its only sysctl, the unprivileged port
+# start, is allowed at every level), the Knative and KServe controllers. model-serving runs InferenceService
+# pods: Knative's secure-pod-defaults give their containers the restricted shape.
 POD_SECURITY: Mapping[Namespace, str] = {
     Namespace.PLATFORM: "restricted",
     Namespace.SERVING: "restricted",
     Namespace.DATA: "restricted",
     Namespace.TRAINING: "baseline",
     Namespace.MONITORING: "privileged",
+    Namespace.CERT_MANAGER: "restricted",
+    Namespace.ISTIO: "restricted",
+    Namespace.KNATIVE: "restricted",
+    Namespace.KSERVE: "restricted",
 }
 
 
 @dataclass(frozen=True)
 class Flow:
-    """Pods named `app` in `to` accept TCP `port` from every pod in the `sources` namespaces."""
+    """Pods named `app` (or matching `selector`; every pod when both are None) in `to` accept TCP `port`
+    from every pod in the `sources` namespaces, and from outside the cluster when `from_anywhere`."""
 
     name: str
     to: Namespace
-    app: str
+    app: str | None
     port: int
     sources: tuple[Namespace, ...]
+    from_anywhere: bool = False  # a load balancer's clients (and its health checks)
+    selector: Mapping[str, str] | None = None  # when the name label is shared by several components
+
+    @property
+    def pod_labels(self) -> dict[str, str]:
+        if self.selector is not None:
+            return dict(self.selector)
+        return {NAME_LABEL: self.app} if self.app else {}
 
 
 MLFLOW_PORT, FEATURE_SERVER_PORT, RAY_DASHBOARD_PORT, RAY_CLIENT_PORT = 5000, 6566, 8265, 10001
+INGRESS_GATEWAY_APP = "istio-ingressgateway"  # the gateway release's name and its pods' name label
+GATEWAY_HTTP_PORT, GATEWAY_HTTPS_PORT, GATEWAY_STATUS_PORT, LOCAL_GATEWAY_PORT = 80, 443, 15021, 8081
+# Knative's queue-proxy (and the activator): HTTP/1, h2c, and the autoscaler's statistics endpoint
+QUEUE_HTTP_PORT, QUEUE_H2C_PORT, QUEUE_AUTOSCALING_PORT = 8012, 8013, 9090
 
 FLOWS: tuple[Flow, ...] = (
     # everything that trains, orchestrates or serves logs to / loads from MLflow tracking and the registry
@@ -58,6 +79,32 @@ FLOWS: tuple[Flow, ...] = (
     # Airflow submits and watches Ray jobs on the head node
     Flow("ray-jobs", Namespace.TRAINING, "kuberay", RAY_DASHBOARD_PORT, (Namespace.PLATFORM,)),
     Flow("ray-client", Namespace.TRAINING, "kuberay", RAY_CLIENT_PORT, (Namespace.PLATFORM,)),
+    # inference requests enter through the Istio ingress gateway (its pods listen on 80/443 themselves;
+    # 15021 answers the load balancer's health checks)
+    *(
+        Flow(f"gateway-{port}", Namespace.ISTIO, INGRESS_GATEWAY_APP, port, (), from_anywhere=True)
+        for port in (GATEWAY_HTTP_PORT, GATEWAY_HTTPS_PORT, GATEWAY_STATUS_PORT)
+    ),
+    # cluster-local calls to InferenceServices go through Knative's local gateway (the same pods, port 8081)
+    Flow(
+        "local-gateway",
+        Namespace.ISTIO,
+        INGRESS_GATEWAY_APP,
+        LOCAL_GATEWAY_PORT,
+        (Namespace.SERVING, Namespace.PLATFORM, Namespace.TRAINING),
+    ),
+    # the gateway sends requests to Knative's activator (a revision scaled to zero or buffering) ...
+    *(
+        Flow(f"activator-{port}", Namespace.KNATIVE, None, port, (Namespace.ISTIO,), selector={"app": "activator"})
+        for port in (QUEUE_HTTP_PORT, QUEUE_H2C_PORT)
+    ),
+    # ... or straight to the model pods' queue-proxy; the activator forwards there too
+    *(
+        Flow(f"model-{port}", Namespace.SERVING, None, port, (Namespace.ISTIO, Namespace.KNATIVE))
+        for port in (QUEUE_HTTP_PORT, QUEUE_H2C_PORT)
+    ),
+    # Knative's autoscaler reads every revision's queue-proxy statistics
+    Flow("model-autoscaling", Namespace.SERVING, None, QUEUE_AUTOSCALING_PORT, (Namespace.KNATIVE,)),
 )
 
 
@@ -77,14 +124,28 @@ METRICS_PORT_NAMES = ("metrics", "http-metrics")
 # Kafka's OAuth), the Kubernetes API and image or model hubs live at addresses unknown until deploy. `data`
 # runs only the database bootstrap Job and needs none of it.
 HTTPS_PORT = 443
-HTTPS_CLIENTS = frozenset({Namespace.PLATFORM, Namespace.TRAINING, Namespace.SERVING, Namespace.MONITORING})
+HTTPS_CLIENTS = frozenset(
+    {
+        Namespace.PLATFORM,
+        Namespace.TRAINING,
+        Namespace.SERVING,
+        Namespace.MONITORING,
+        # the serving operators talk to the Kubernetes API; cert-manager to ACME issuers; Knative resolves
+        # image digests at registries
+        Namespace.CERT_MANAGER,
+        Namespace.ISTIO,
+        Namespace.KNATIVE,
+        Namespace.KSERVE,
+    }
+)
 # The managed data services' ports (PostgreSQL; Redis without and with TLS; Kafka over IAM / OAuth), allowed
 # only to the data layer's own address ranges and only from the namespaces whose pods use them.
 DATA_PORTS = (5432, 6378, 6379, 9092, 9098)
 DATA_CLIENTS = frozenset({Namespace.PLATFORM, Namespace.TRAINING, Namespace.DATA})
 # Where admission webhooks listen in the platform's charts (kube-prometheus-stack's operator 10250,
-# cert-manager 10250, KServe 9443, Knative 8443, plain 443); the API server is the only caller admitted.
-WEBHOOK_PORTS = (443, 8443, 9443, 10250)
+# cert-manager 10250, KServe 9443, Knative 8443, istiod 15017, plain 443); the API server is the only caller
+# admitted.
+WEBHOOK_PORTS = (443, 8443, 9443, 10250, 15017)
 # git over SSH, for a DAG repository given as ssh:// or git@ (services.airflow.dags.repo)
 GIT_SSH_PORT = 22
 
@@ -204,10 +265,12 @@ def network_policies(
                     prefix,
                     namespace,
                     f"allow-{flow.name}-in",
-                    pod_labels={NAME_LABEL: flow.app},
+                    pod_labels=flow.pod_labels,
                     ingress=[
                         k8s.networking.v1.NetworkPolicyIngressRuleArgs(
-                            from_=[_peer_ns(s) for s in flow.sources], ports=[_tcp(flow.port)]
+                            from_=[_peer_ns(s) for s in flow.sources]
+                            + ([_cidr_peer("0.0.0.0/0")] if flow.from_anywhere else []),
+                            ports=[_tcp(flow.port)],
                         )
                     ],
                 )
@@ -224,7 +287,7 @@ def network_policies(
                             to=[
                                 k8s.networking.v1.NetworkPolicyPeerArgs(
                                     namespace_selector=_peer_ns(flow.to).namespace_selector,
-                                    pod_selector=k8s.meta.v1.LabelSelectorArgs(match_labels={NAME_LABEL: flow.app}),
+                                    pod_selector=k8s.meta.v1.LabelSelectorArgs(match_labels=flow.pod_labels),
                                 )
                             ],
                             ports=[_tcp(flow.port)],

@@ -12,6 +12,7 @@ annotations, nodeSelector, Kubernetes objects such as affinity, and lists).
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -114,14 +115,24 @@ def load_tree(chart: str, version: str) -> Tree:
     return json.loads(snapshot_path(chart, version).read_text())["keys"]
 
 
-def build_snapshot(chart_dir: Path, chart: str, version: str) -> dict[str, Any]:
-    """The snapshot document for one chart directory (Chart.yaml, values.yaml, optional values.schema.json)."""
-    values = yaml.safe_load((chart_dir / "values.yaml").read_text()) or {}
+def load_chart_yaml(path: Path) -> Any:
+    """A chart's YAML file; release placeholders such as `{{ tag }}` (Knative's source tree) read as text."""
+    text = path.read_text()
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError:
+        return yaml.safe_load(re.sub(r"(?<=: )(\{\{ *\w+ *\}\})$", r'"\1"', text, flags=re.M))
+
+
+def build_snapshot(chart_dir: Path, chart: str, version: str, app_version: str | None = None) -> dict[str, Any]:
+    """The snapshot document for one chart directory (Chart.yaml, values.yaml, optional values.schema.json).
+    `app_version` stands in for a placeholder appVersion of a chart's source tree."""
+    values = load_chart_yaml(chart_dir / "values.yaml") or {}
     schema_file = chart_dir / "values.schema.json"
     schema = json.loads(schema_file.read_text()) if schema_file.exists() else None
     tree = key_tree(values, schema, free_form=frozenset(FREE_FORM.get(chart, {})))
     sources = ["values.yaml"] + (["values.schema.json"] if schema is not None else [])
-    app_version = str(yaml.safe_load((chart_dir / "Chart.yaml").read_text()).get("appVersion", ""))
+    app_version = app_version or str((load_chart_yaml(chart_dir / "Chart.yaml") or {}).get("appVersion", ""))
     return {"chart": chart, "version": version, "appVersion": app_version, "derivedFrom": sources, "keys": tree}
 
 
@@ -131,11 +142,15 @@ def write_snapshot(doc: dict[str, Any]) -> Path:
     return path
 
 
-def upstream_mismatch(chart_dir: Path, pinned_version: str) -> str | None:
-    """Why an upstream chart directory cannot stand for the pinned version, or None when it can."""
+def upstream_mismatch(chart_dir: Path, pinned_version: str, placeholder: str | None = None) -> str | None:
+    """Why an upstream chart directory cannot stand for the pinned version, or None when it can. A chart
+    whose source tree carries a placeholder version (filled in at release) matches on the placeholder; its
+    tag is recorded in ../shared/upstream/SOURCES.md."""
     if not (chart_dir / "values.yaml").exists():
         return f"no upstream copy of {chart_dir.name} in {chart_dir.parent}"
-    found = str(yaml.safe_load((chart_dir / "Chart.yaml").read_text()).get("version", ""))
+    found = str((load_chart_yaml(chart_dir / "Chart.yaml") or {}).get("version", ""))
+    if placeholder is not None and found == placeholder:
+        return None
     if found.lstrip("v") != pinned_version.lstrip("v"):
         return f"upstream copy of {chart_dir.name} is {found}, pinned {pinned_version}"
     return None

@@ -59,12 +59,13 @@ def _parser() -> argparse.ArgumentParser:
 def chart_keys(upstream: Path) -> int:
     """Writes a snapshot for every pinned chart whose upstream copy has the pinned version."""
     for pin in ALL_CHARTS:
-        chart_dir = upstream / pin.chart
-        reason = upstream_mismatch(chart_dir, pin.version)
+        chart_dir = upstream / pin.source_dir
+        reason = upstream_mismatch(chart_dir, pin.version, pin.placeholder)
         if reason:
             print(f"skip: {reason}")
             continue
-        print(f"wrote {write_snapshot(build_snapshot(chart_dir, pin.chart, pin.version))}")
+        app_version = pin.app_version if pin.placeholder else None
+        print(f"wrote {write_snapshot(build_snapshot(chart_dir, pin.chart, pin.version, app_version))}")
     return 0
 
 

@@ -16,6 +16,16 @@ class ChartPin:
     repo: str
     version: str
     app_version: str
+    # the chart's directory name in ../shared/upstream/charts (and in `render --charts DIR`) when it differs
+    # from the chart's name (Istio's charts are `base`, `istiod`, `gateway`)
+    upstream: str | None = None
+    # the version Chart.yaml holds in the source tree at the pinned tag, when the release tooling writes the
+    # real one only into the published package (Istio 1.0.0, cert-manager v0.0.0, Knative "{{ version }}")
+    placeholder: str | None = None
+
+    @property
+    def source_dir(self) -> str:
+        return self.upstream or self.chart
 
 
 MLFLOW = ChartPin("mlflow", "https://community-charts.github.io/helm-charts", "1.11.5", "3.15.1")
@@ -37,6 +47,31 @@ NVIDIA_DEVICE_PLUGIN = ChartPin(
 # below, because the autoscaler supports only the Kubernetes minor it was built for.
 CLUSTER_AUTOSCALER = ChartPin("cluster-autoscaler", "https://kubernetes.github.io/autoscaler", "9.59.0", "1.35.0")
 
+# -- serving: install order cert-manager -> Istio -> Knative -> KServe (serving-observability-facts.md §1) --
+CERT_MANAGER = ChartPin("cert-manager", "https://charts.jetstack.io", "v1.21.1", "v1.21.1", placeholder="v0.0.0")
+# Istio 1.30.3, the newest GA and the only line still supported (1.28 and 1.29 reached end of life in July
+# and August 2026). Knative's net-istio CI tested 1.28 (Knative 1.21) and 1.29 (1.22); it uses only the
+# stable Gateway and VirtualService APIs, which 1.30 serves unchanged, with Istio as ingress only (no mesh).
+ISTIO_REPO = "https://istio-release.storage.googleapis.com/charts"
+ISTIO_BASE = ChartPin("base", ISTIO_REPO, "1.30.3", "1.30.3", upstream="istio-base", placeholder="1.0.0")
+ISTIOD = ChartPin("istiod", ISTIO_REPO, "1.30.3", "1.30.3", placeholder="1.0.0")
+ISTIO_GATEWAY = ChartPin("gateway", ISTIO_REPO, "1.30.3", "1.30.3", upstream="istio-gateway", placeholder="1.0.0")
+# The operator 1.23 bundles Serving 1.20-1.23; the Serving version follows the Kubernetes minor below.
+KNATIVE_OPERATOR = ChartPin(
+    "knative-operator", "https://knative.github.io/operator", "v1.23.0", "v1.23.0", placeholder="{{ version }}"
+)
+KSERVE_CRD = ChartPin("kserve-crd", "oci://ghcr.io/kserve/charts", "v0.20.0", "v0.20.0")
+KSERVE_RUNTIME_CONFIGS = ChartPin("kserve-runtime-configs", "oci://ghcr.io/kserve/charts", "v0.20.0", "v0.20.0")
+AWS_LOAD_BALANCER_CONTROLLER = ChartPin(
+    "aws-load-balancer-controller", "https://aws.github.io/eks-charts", "3.5.0", "v3.5.0"
+)
+
+# Knative Serving per Kubernetes minor: each Knative release raises its floor (1.21 needs >= 1.33, 1.22 and
+# 1.23 need >= 1.34; knative/pkg version.go). 1.21 is the line KServe v0.20 is tested with; on 1.34 and
+# newer the supported 1.22 line. serving-observability-facts.md §3.
+KNATIVE_SERVING_VERSIONS: dict[str, str] = {"1.33": "1.21.3", "1.34": "1.22.1", "1.35": "1.22.1"}
+SERVING_MIN_KUBERNETES = "1.33"
+
 ALL_CHARTS: tuple[ChartPin, ...] = (
     MLFLOW,
     FEAST_FEATURE_SERVER,
@@ -48,6 +83,14 @@ ALL_CHARTS: tuple[ChartPin, ...] = (
     LOKI,
     NVIDIA_DEVICE_PLUGIN,
     CLUSTER_AUTOSCALER,
+    CERT_MANAGER,
+    ISTIO_BASE,
+    ISTIOD,
+    ISTIO_GATEWAY,
+    KNATIVE_OPERATOR,
+    KSERVE_CRD,
+    KSERVE_RUNTIME_CONFIGS,
+    AWS_LOAD_BALANCER_CONTROLLER,
 )
 
 # Evidently ships no Helm chart: the platform runs its UI image directly, pinned by image tag.

@@ -64,8 +64,8 @@ def test_a_misspelt_key_is_reported(dev: PlanDocument) -> None:
 
 
 def _upstream_dir(pin: ChartPin) -> Path:
-    chart_dir = UPSTREAM / pin.chart
-    reason = upstream_mismatch(chart_dir, pin.version)
+    chart_dir = UPSTREAM / pin.source_dir
+    reason = upstream_mismatch(chart_dir, pin.version, pin.placeholder)
     if reason:
         pytest.skip(reason)
     return chart_dir
@@ -75,7 +75,10 @@ def _upstream_dir(pin: ChartPin) -> Path:
 def test_key_snapshot_matches_upstream(pin: ChartPin) -> None:
     chart_dir = _upstream_dir(pin)
     committed = json.loads(snapshot_path(pin.chart, pin.version).read_text())
-    assert build_snapshot(chart_dir, pin.chart, pin.version) == committed, "run: python -m mlplatform chart-keys"
+    app_version = pin.app_version if pin.placeholder else None
+    assert build_snapshot(chart_dir, pin.chart, pin.version, app_version) == committed, (
+        "run: python -m mlplatform chart-keys"
+    )
 
 
 @pytest.mark.parametrize("pin", ALL_CHARTS, ids=lambda p: p.chart)

@@ -255,7 +255,12 @@ def test_kubernetes_minor_must_have_pins_on_aws_only() -> None:
     msg = only({"profile": "dev", "cluster": {"kubernetesVersion": "1.31"}})
     assert msg.startswith("mlplatform:cluster.kubernetesVersion = '1.31'") and "1.32, 1.33, 1.34" in msg
     gcp = {"profile": "dev", "cloud": "gcp", "gcpProject": "mlplatform-test", "region": "us-central1"}
-    assert load_config(gcp | {"cluster": {"kubernetesVersion": "1.31"}}, "g").cluster.kubernetes_version == "1.31"
+    no_serving = {"services": {"kserve": {"enabled": False}}}
+    old = gcp | {"cluster": {"kubernetesVersion": "1.31"}}
+    assert load_config(old | no_serving, "g").cluster.kubernetes_version == "1.31"
+    # serving needs the Kubernetes floor of the Knative line KServe is tested with
+    [serving] = problems(old)
+    assert serving.startswith("mlplatform:services") and "cluster.kubernetesVersion >= 1.33" in serving
 
 
 def test_admin_principals_shape_follows_the_cloud() -> None:

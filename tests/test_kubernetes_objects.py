@@ -91,8 +91,9 @@ def test_every_platform_namespace_has_pod_security_and_default_deny(plan, stack:
         assert ns_urn in policy.dependencies, policy.name
 
 
-def _allows(doc: PlanDocument, src: Namespace, dst: Namespace, app: str, port: int) -> bool:
-    """Whether both sides' policies allow src -> dst pods labelled app on TCP port."""
+def _allows(doc: PlanDocument, src: Namespace, dst: Namespace, app: str | dict[str, str], port: int) -> bool:
+    """Whether both sides' policies allow src -> dst pods labelled app (or carrying these labels) on TCP port."""
+    labels = app if isinstance(app, dict) else {"app.kubernetes.io/name": app}
     policies = doc.by_type("kubernetes:networking.k8s.io/v1:NetworkPolicy")
 
     def peer_ok(peer: dict, ns: Namespace, labels: dict[str, str] | None) -> bool:
@@ -107,7 +108,7 @@ def _allows(doc: PlanDocument, src: Namespace, dst: Namespace, app: str, port: i
 
     ingress = any(
         p.inputs["metadata"]["namespace"] == dst.value
-        and p.inputs["spec"]["podSelector"].get("matchLabels", {}).items() <= {"app.kubernetes.io/name": app}.items()
+        and p.inputs["spec"]["podSelector"].get("matchLabels", {}).items() <= labels.items()
         and any(
             port_ok(rule) and any(peer_ok(peer, src, None) for peer in rule.get("from", []))
             for rule in p.inputs["spec"].get("ingress") or []
@@ -117,7 +118,7 @@ def _allows(doc: PlanDocument, src: Namespace, dst: Namespace, app: str, port: i
     egress = any(
         p.inputs["metadata"]["namespace"] == src.value
         and any(
-            port_ok(rule) and any(peer_ok(peer, dst, {"app.kubernetes.io/name": app}) for peer in rule.get("to", []))
+            port_ok(rule) and any(peer_ok(peer, dst, labels) for peer in rule.get("to", []))
             for rule in p.inputs["spec"].get("egress") or []
         )
         for p in policies
@@ -126,9 +127,16 @@ def _allows(doc: PlanDocument, src: Namespace, dst: Namespace, app: str, port: i
 
 
 def test_flows_follow_the_design_arrows_and_nothing_else(prod: PlanDocument) -> None:
+    policies = prod.by_type("kubernetes:networking.k8s.io/v1:NetworkPolicy")
     for flow in FLOWS:
         for src in flow.sources:
-            assert _allows(prod, src, flow.to, flow.app, flow.port), (flow.name, src)
+            assert _allows(prod, src, flow.to, flow.pod_labels, flow.port), (flow.name, src)
+        if flow.from_anywhere:  # a load balancer's clients: admitted by address, on the flow's port only
+            [policy] = [p for p in policies if p.name.endswith(f"-allow-{flow.name}-in")]
+            [rule] = policy.inputs["spec"]["ingress"]
+            assert {"ipBlock": {"cidr": "0.0.0.0/0"}} in rule["from"] and rule["ports"] == [
+                {"port": flow.port, "protocol": "TCP"}
+            ]
     # not on the design: serving may not reach Ray, training may not reach the feature server
     assert not _allows(prod, Namespace.SERVING, Namespace.TRAINING, "kuberay", 8265)
     assert not _allows(prod, Namespace.TRAINING, Namespace.PLATFORM, "feast-feature-server", 6566)

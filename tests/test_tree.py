@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from components.contracts import Namespace
 from mlplatform.plan.document import PlanDocument
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -71,7 +72,7 @@ def test_each_service_component_owns_its_objects(dev: PlanDocument, prod: PlanDo
     assert owned(dev, "mlplatform:lifecycle:KubeRay")["kubernetes:ray.io/v1:RayCluster"] == 1
     assert owned(dev, "mlplatform:lifecycle:Training") == Counter({sa: 1})
     namespaces = owned(dev, "mlplatform:platform:Namespaces")
-    assert namespaces["kubernetes:core/v1:Namespace"] == 5
+    assert namespaces["kubernetes:core/v1:Namespace"] == len(Namespace)
     assert namespaces["kubernetes:core/v1:ResourceQuota"] == 1
 
 

@@ -22,7 +22,7 @@ from mlplatform.config.versions import (
     REDIS_RANGE,
     parse_major_minor,
 )
-from mlplatform.pins import EKS_ADDON_VERSIONS, SERVICE_CHARTS
+from mlplatform.pins import EKS_ADDON_VERSIONS, KNATIVE_SERVING_VERSIONS, SERVICE_CHARTS, SERVING_MIN_KUBERNETES
 
 DNS_LABEL = r"^[a-z]([-a-z0-9]{0,38}[a-z0-9])?$"
 CHART_VERSION = r"^v?\d+\.\d+\.\d+([-+][0-9A-Za-z.-]+)?$"
@@ -417,12 +417,24 @@ class AirflowConfig(ServiceConfig):
     dags: DagsConfig | None = None
 
 
+class KServeConfig(ServiceConfig):
+    """KServe on Knative and Istio. `replicas` is the KServe controller's and, in multi-zone stacks, the
+    ingress gateway runs max(3, replicas) spread over the zones."""
+
+    # InferenceServices are reachable as <name>-<namespace>.<domain> through the ingress gateway
+    domain: Annotated[str, Field(pattern=r"^([a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")] = (
+        "models.mlplatform.internal"
+    )
+    # the gateway's load balancer: reachable inside the VPC only (default), or from the internet
+    ingress: Literal["internal", "internet-facing"] = "internal"
+
+
 class ServicesConfig(Strict):
     mlflow: ServiceConfig
     feast: ServiceConfig
     airflow: AirflowConfig
     kuberay: ServiceConfig
-    kserve: ServiceConfig
+    kserve: KServeConfig
     prometheus: ServiceConfig
     grafana: ServiceConfig
     loki: ServiceConfig
@@ -457,6 +469,22 @@ class PlatformConfig(Strict):
     storage: StorageConfig
     data: DataConfig
     services: ServicesConfig
+
+    @field_validator("services")
+    @classmethod
+    def _serving_needs_its_kubernetes_floor(cls, v: ServicesConfig, info: ValidationInfo) -> ServicesConfig:
+        cluster = info.data.get("cluster")
+        if not v.kserve.enabled or cluster is None:
+            return v
+        minor, floor = parse_major_minor(cluster.kubernetes_version), parse_major_minor(SERVING_MIN_KUBERNETES)
+        if minor is not None and floor is not None and minor < floor:
+            raise ValueError(
+                f"kserve needs cluster.kubernetesVersion >= {SERVING_MIN_KUBERNETES} (Knative Serving "
+                f"{KNATIVE_SERVING_VERSIONS[SERVING_MIN_KUBERNETES]}, the line KServe v0.20 is tested with, refuses "
+                f"older clusters); the cluster runs {cluster.kubernetes_version}. Upgrade it or set "
+                "services.kserve.enabled: false"
+            )
+        return v
 
     @field_validator("region")
     @classmethod

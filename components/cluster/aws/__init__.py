@@ -12,6 +12,7 @@ from components.cluster.aws.addons import (
     addons_before_nodes,
 )
 from components.cluster.aws.eks import control_plane
+from components.cluster.aws.load_balancer import LoadBalancerController
 from components.cluster.aws.network import VPC_CIDR, network
 from components.cluster.aws.nodes import node_groups
 from components.cluster.kubeconfig import exec_kubeconfig
@@ -50,6 +51,9 @@ def build(parent: pulumi.ComponentResource, name: str, cfg: ClusterArgs) -> Clus
     )
     child = pulumi.ResourceOptions(parent=parent)
     ClusterAutoscaler(f"{name}-cluster-autoscaler", cfg, eks, provider, pools.system, opts=child)
+    load_balancers = LoadBalancerController(
+        f"{name}-load-balancer-controller", cfg, eks, net.vpc.id, provider, pools.system, opts=child
+    )
     if pools.gpu:
         NvidiaDevicePlugin(f"{name}-nvidia-device-plugin", provider, pools.gpu, opts=child)
     return ClusterOutputs(
@@ -59,6 +63,7 @@ def build(parent: pulumi.ComponentResource, name: str, cfg: ClusterArgs) -> Clus
         cpu_pool=pools.cpu,
         kubernetes_version=cfg.cluster.kubernetes_version,
         network=EKS_NETWORK,
+        load_balancer=load_balancers.profile,
         gpu_pools=pools.gpu,
         cloud_facts=AwsClusterFacts(
             cluster_name=eks.cluster.name,

@@ -10,7 +10,14 @@ import pulumi_kubernetes as k8s
 
 from components.cluster.kubeconfig import exec_kubeconfig
 from components.cluster.pools import configured_pools
-from components.contracts import ClusterNetwork, ClusterOutputs, GcpClusterFacts, NodeLocalEndpoint, NodePoolContract
+from components.contracts import (
+    ClusterNetwork,
+    ClusterOutputs,
+    GcpClusterFacts,
+    LoadBalancerProfile,
+    NodeLocalEndpoint,
+    NodePoolContract,
+)
 from components.environment import ClusterArgs
 from mlplatform.config import HaProfile, MaintenanceWindowConfig, NodePoolConfig, Profile
 
@@ -29,6 +36,15 @@ PSA_PREFIX = 20  # the private service access range for Cloud SQL and Memorystor
 GKE_METADATA = (
     NodeLocalEndpoint("169.254.169.254/32", 80, "GKE metadata server: Workload Identity tokens"),
     NodeLocalEndpoint("169.254.169.252/32", 988, "GKE metadata server on Dataplane V2 nodes"),
+)
+# GKE's built-in service controller makes a passthrough Network Load Balancer (L4) for a LoadBalancer
+# Service: internal by annotation, external backed by a regional backend service (`l4-rbs`, Google's
+# recommended external passthrough LB). L4, because Istio's gateway already does TLS and HTTP routing; an
+# L7 Google LB in front would terminate and re-route twice.
+# https://cloud.google.com/kubernetes-engine/docs/concepts/service-load-balancer
+GKE_LOAD_BALANCER = LoadBalancerProfile(
+    internal_annotations={"networking.gke.io/load-balancer-type": "Internal"},
+    external_annotations={"cloud.google.com/l4-rbs": "enabled"},
 )
 WINDOW_ANCHOR = datetime(2024, 1, 6)  # a Saturday; the recurrence, not the date, picks the days
 
@@ -191,6 +207,7 @@ def build(parent: pulumi.ComponentResource, name: str, cfg: ClusterArgs) -> Clus
         system_pool=system,
         cpu_pool=cpu,
         kubernetes_version=cfg.cluster.kubernetes_version,
+        load_balancer=GKE_LOAD_BALANCER,
         network=ClusterNetwork(
             metadata_endpoints=GKE_METADATA,
             blocked_cidrs=(),
