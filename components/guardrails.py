@@ -49,6 +49,9 @@ class Flow:
     sources: tuple[Namespace, ...]
     from_anywhere: bool = False  # a load balancer's clients (and its health checks)
     selector: Mapping[str, str] | None = None  # when the name label is shared by several components
+    # who opens the port when no chart declares it (a listener configured at run time); `render` then
+    # cannot see it in the pods and says so instead of failing
+    opened_by: str | None = None
 
     @property
     def pod_labels(self) -> dict[str, str]:
@@ -92,6 +95,7 @@ FLOWS: tuple[Flow, ...] = (
         INGRESS_GATEWAY_APP,
         LOCAL_GATEWAY_PORT,
         (Namespace.SERVING, Namespace.PLATFORM, Namespace.TRAINING),
+        opened_by="net-istio's knative-local-gateway Gateway, configured by the KnativeServing resource",
     ),
     # the gateway sends requests to Knative's activator (a revision scaled to zero or buffering) ...
     *(

@@ -32,7 +32,19 @@ FREE_FORM: dict[str, dict[str, str]] = {
 
 # Kubernetes types whose fields charts pass through as is: a default that sets only `limits` must not make
 # `requests` look unknown, while a misspelt field below still is.
-KUBERNETES_SHAPES: dict[str, dict[str, Any]] = {"resources": {"requests": None, "limits": None, "claims": None}}
+KUBERNETES_SHAPES: dict[str, dict[str, Any]] = {
+    "resources": {"requests": None, "limits": None, "claims": None},
+    "affinity": dict.fromkeys(("nodeAffinity", "podAffinity", "podAntiAffinity")),
+}
+
+# Keys a chart's templates read that its values.yaml does not declare (found reading the templates at the
+# pinned version). Path -> where the template reads it; the key is then known, with anything below it.
+TEMPLATE_KEYS: dict[str, dict[str, str]] = {
+    "knative-operator": {
+        "knative_operator.knative_operator.securityContext": "templates/operator.yaml: the pod's securityContext",
+        "knative_operator.operator_webhook.securityContext": "templates/operator.yaml: the pod's securityContext",
+    },
+}
 
 
 def _resolve(schema: Any, root: Mapping[str, Any]) -> Any:
@@ -124,13 +136,33 @@ def load_chart_yaml(path: Path) -> Any:
         return yaml.safe_load(re.sub(r"(?<=: )(\{\{ *\w+ *\}\})$", r'"\1"', text, flags=re.M))
 
 
+def _deep_merge(base: Mapping[str, Any], top: Mapping[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in top.items():
+        both = isinstance(value, Mapping) and isinstance(merged.get(key), Mapping)
+        merged[key] = _deep_merge(merged[key], value) if both else value
+    return merged
+
+
 def build_snapshot(chart_dir: Path, chart: str, version: str, app_version: str | None = None) -> dict[str, Any]:
     """The snapshot document for one chart directory (Chart.yaml, values.yaml, optional values.schema.json).
     `app_version` stands in for a placeholder appVersion of a chart's source tree."""
     values = load_chart_yaml(chart_dir / "values.yaml") or {}
+    # Istio's charts keep their defaults under `_internal_defaults_do_not_set` and merge them under the
+    # top-level values at render time (templates/zzz_profile.yaml), so their keys are top-level keys too
+    internal = values.get("_internal_defaults_do_not_set")
+    if isinstance(internal, dict):
+        values = _deep_merge(internal, values)
     schema_file = chart_dir / "values.schema.json"
     schema = json.loads(schema_file.read_text()) if schema_file.exists() else None
     tree = key_tree(values, schema, free_form=frozenset(FREE_FORM.get(chart, {})))
+    for path in TEMPLATE_KEYS.get(chart, {}):
+        *parents, leaf = path.split(".")
+        node = tree
+        for part in parents:
+            node = node[part] if node is not None else None
+        if node is not None:
+            node.setdefault(leaf, None)
     sources = ["values.yaml"] + (["values.schema.json"] if schema is not None else [])
     app_version = app_version or str((load_chart_yaml(chart_dir / "Chart.yaml") or {}).get("appVersion", ""))
     return {"chart": chart, "version": version, "appVersion": app_version, "derivedFrom": sources, "keys": tree}

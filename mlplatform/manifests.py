@@ -11,6 +11,7 @@ repository into a cache directory.
 
 from __future__ import annotations
 
+import re
 import tempfile
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -26,6 +27,9 @@ from mlplatform.plan.mocks import Registration
 from mlplatform.podsecurity import Violation, check_pod, missing_requests, pod_specs
 
 HELM_TYPES = ("kubernetes:helm.sh/v3:Release", "kubernetes:helm.sh/v4:Chart")
+# how Helm splits a rendered template into documents (releaseutil.SplitManifests): a `---` at a line start
+# ends a document even when text follows it on the same line
+HELM_SEPARATOR = re.compile(r"(?:^|\s*\n)---\s*")
 
 
 @dataclass
@@ -88,7 +92,8 @@ def render_release(reg: Registration, chart_dir: Path) -> RenderedRelease:
         doc
         for path, text in sorted(rendered.items())
         if path.endswith((".yaml", ".yml"))
-        for doc in yaml.safe_load_all(text)
+        for part in HELM_SEPARATOR.split(text)
+        for doc in [yaml.safe_load(part)]
         if isinstance(doc, dict) and doc.get("kind")
     ]
     for obj in objects:
@@ -133,16 +138,22 @@ def check_objects(where: str, objects: Iterable[Mapping[str, Any]]) -> list[Viol
 
 
 def check_flows(where: str, objects: Iterable[Mapping[str, Any]]) -> list[Violation]:
-    """Every pod a release makes under a flow's app label, in the flow's namespace, listens on the flow's
-    port; otherwise the NetworkPolicy admits traffic to a port nothing serves and the clients fail."""
+    """Every pod a release makes under a flow's labels, in the flow's namespace, serves the flow's port (a
+    container declares it, or a Service of the release targets it there); otherwise the NetworkPolicy
+    admits traffic to a port nothing serves and the clients fail."""
+    objects = list(objects)
     found: list[Violation] = []
     for obj in objects:
         namespace = (obj.get("metadata") or {}).get("namespace", "")
         for label, spec, labels in pod_specs(obj):
             for flow in FLOWS:
-                if flow.to.value != namespace or labels.get(NAME_LABEL) != flow.app:
+                wanted = flow.pod_labels
+                if flow.to.value != namespace or not wanted or not wanted.items() <= labels.items():
                     continue
+                if flow.opened_by is not None:
+                    continue  # a listener configured at run time: not visible in the chart
                 ports = {p.get("containerPort") for _, c in _containers(spec) for p in c.get("ports") or []}
+                ports |= _service_target_ports(objects, namespace, labels)
                 if flow.port not in ports:
                     found.append(
                         Violation(
@@ -154,6 +165,19 @@ def check_flows(where: str, objects: Iterable[Mapping[str, Any]]) -> list[Violat
                         )
                     )
     return found
+
+
+def _service_target_ports(objects: list[Any], namespace: str, labels: Mapping[str, str]) -> set[int]:
+    """Numeric target ports of the release's Services that select pods with `labels`."""
+    ports: set[int] = set()
+    for obj in objects:
+        meta = obj.get("metadata") or {}
+        selector = (obj.get("spec") or {}).get("selector") or {}
+        if obj.get("kind") != "Service" or meta.get("namespace") != namespace or not selector:
+            continue
+        if selector.items() <= labels.items():
+            ports |= {p["targetPort"] for p in obj["spec"].get("ports") or [] if isinstance(p.get("targetPort"), int)}
+    return ports
 
 
 def _containers(spec: Mapping[str, Any]) -> list[tuple[str, Mapping[str, Any]]]:

@@ -66,6 +66,11 @@ AWS_LOAD_BALANCER_CONTROLLER = ChartPin(
     "aws-load-balancer-controller", "https://aws.github.io/eks-charts", "3.5.0", "v3.5.0"
 )
 
+# Serving runtime images set by the platform (the rest are the kserve-runtime-configs chart's pinned tags):
+# MLServer 1.7.1 is the newest release (2025-06); Triton at the tag KServe v0.20's chart ships.
+MLSERVER_TAG = "1.7.1"
+TRITON_IMAGE = "nvcr.io/nvidia/tritonserver:23.05-py3"
+
 # Knative Serving per Kubernetes minor: each Knative release raises its floor (1.21 needs >= 1.33, 1.22 and
 # 1.23 need >= 1.34; knative/pkg version.go). 1.21 is the line KServe v0.20 is tested with; on 1.34 and
 # newer the supported 1.22 line. serving-observability-facts.md §3.

@@ -61,7 +61,12 @@ def build_platform(cfg: PlatformConfig) -> Platform:
         ),
         opts=in_cluster,
     )
-    serving = Serving(NAME, ServingArgs(cluster.outputs, ns, storage.outputs, cfg.services), opts=in_cluster)
+    multi_zone = cfg.ha is HaProfile.MULTI_ZONE
+    serving = Serving(
+        NAME,
+        ServingArgs(cluster.outputs, ns, storage.outputs, cfg.services, zones=len(cfg.zones), multi_zone=multi_zone),
+        opts=in_cluster,
+    )
     observability = Observability(
         NAME, ObservabilityArgs(cluster.outputs, ns, storage.outputs, cfg.services), opts=in_cluster
     )
@@ -78,5 +83,11 @@ def build_platform(cfg: PlatformConfig) -> Platform:
     pulumi.export("mlflowTrackingUri", lifecycle.outputs.mlflow.url)
     pulumi.export("featureServerUrl", lifecycle.outputs.feature_server.url)
     pulumi.export("rayDashboardUrl", lifecycle.outputs.ray_dashboard.url)
+    if cfg.services.kserve.enabled:
+        pulumi.export("inferenceIngress", serving.outputs.gateway)
+        pulumi.export("servingDomain", serving.outputs.domain)
+        pulumi.export("inferenceNamespace", serving.outputs.namespace)
+        pulumi.export("inferenceServiceAccount", serving.outputs.model_pull_service_account.metadata.name)
+        pulumi.export("gpuServingRuntimes", serving.outputs.gpu_runtimes)
     pulumi.export("workloadIdentities", {k: i.principal for k, i in storage.outputs.identities.items()})
     return Platform(cluster, namespaces, storage, data, lifecycle, serving, observability)

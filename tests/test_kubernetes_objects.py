@@ -40,7 +40,15 @@ def is_builtin(resource_type: str) -> bool:
 def manifests(doc: PlanDocument) -> list[tuple[Registration, dict[str, Any]]]:
     found = []
     for r in doc.resources:
-        if r.custom and r.type.startswith("kubernetes:") and "helm.sh" not in r.type and is_builtin(r.type):
+        # patches carry only the fields they set (a DeploymentPatch has no selector); the API server merges them
+        patch = r.type.endswith("Patch")
+        if (
+            r.custom
+            and r.type.startswith("kubernetes:")
+            and "helm.sh" not in r.type
+            and is_builtin(r.type)
+            and not patch
+        ):
             manifest = _ints({k: v for k, v in r.inputs.items() if k not in ("__defaults",)})
             if manifest.get("stringData") == SECRET_PLACEHOLDER:  # the plan redacts a secret map whole
                 manifest["stringData"] = {"redacted": "value"}

@@ -1,6 +1,8 @@
-"""Serving layer: KServe (Knative/Istio), ModelMesh, InferenceGraph, Feast feature server in the path.
+"""Serving layer: cert-manager -> Istio (ingress gateway) -> Knative Serving -> KServe, each waiting for
+the one before, and the model-pull identity InferenceServices run as.
 
-Consumes only typed outputs of the infra and lifecycle layers; no cloud-specific branching.
+Consumes only typed outputs of the infra layers and the namespaces; the one cloud-specific input, how a
+LoadBalancer Service becomes a cloud load balancer, arrives typed in ClusterOutputs.load_balancer.
 """
 
 from __future__ import annotations
@@ -12,8 +14,25 @@ import pulumi_kubernetes as k8s
 
 from components import workloads
 from components.contracts import ClusterOutputs, Namespace, PlatformNamespaces, StorageOutputs
-from components.serving.kserve import KServe, KServeArgs
+from components.lifecycle.placement import Placement
+from components.serving.cert_manager import CertManager, CertManagerArgs
+from components.serving.istio import Istio, IstioArgs, IstioPins
+from components.serving.knative import Knative, KnativeArgs
+from components.serving.kserve import KServe, KServeArgs, KServePins
+from mlplatform.chartkeys import supported_versions
 from mlplatform.config import ServicesConfig
+from mlplatform.pins import (
+    CERT_MANAGER,
+    ISTIO_BASE,
+    ISTIO_GATEWAY,
+    ISTIOD,
+    KNATIVE_OPERATOR,
+    KSERVE,
+    KSERVE_CRD,
+    KSERVE_RUNTIME_CONFIGS,
+    ChartPin,
+    pin_at,
+)
 
 
 @dataclass(frozen=True)
@@ -22,12 +41,17 @@ class ServingArgs:
     namespaces: PlatformNamespaces
     storage: StorageOutputs
     services: ServicesConfig
+    zones: int = 1  # multi-zone stacks spread the gateway over every zone
+    multi_zone: bool = False
 
 
 @dataclass(frozen=True)
 class ServingOutputs:
     namespace: pulumi.Output[str]
     model_pull_service_account: k8s.core.v1.ServiceAccount
+    domain: str
+    gateway: pulumi.Output[str] | None  # the inference load balancer's hostname or address
+    gpu_runtimes: dict[str, str]
 
 
 class Serving(pulumi.ComponentResource):
@@ -35,13 +59,72 @@ class Serving(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: ServingArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("mlplatform:serving:Serving", name, None, opts)
-        ns = args.namespaces[Namespace.SERVING]
+        cfg, ns, child = args.services.kserve, args.namespaces, pulumi.ResourceOptions(parent=self)
+        common = {
+            "placement": Placement(args.cluster.cpu_pool, spread=args.multi_zone),
+            "provider": args.cluster.kubernetes_provider,
+        }
+        ha = 2 if args.multi_zone else 1
+        gateway: pulumi.Output[str] | None = None
+        after: tuple[pulumi.Resource, ...] = ()
+        if cfg.enabled:
+            certs = CertManager(
+                f"{name}-cert-manager",
+                CertManagerArgs(namespace=ns[Namespace.CERT_MANAGER], pin=CERT_MANAGER, replicas=ha, **common),
+                opts=child,
+            )
+            istio = Istio(
+                f"{name}-istio",
+                IstioArgs(
+                    namespace=ns[Namespace.ISTIO], pins=IstioPins(ISTIO_BASE, ISTIOD, ISTIO_GATEWAY),
+                    load_balancer=args.cluster.load_balancer, internal=cfg.ingress == "internal", replicas=ha,
+                    gateway_replicas=max(3, args.zones) if args.multi_zone else 1, after=(certs.release,), **common,
+                ),
+                opts=child,
+            )  # fmt: skip
+            knative = Knative(
+                f"{name}-knative",
+                KnativeArgs(
+                    namespace=ns[Namespace.KNATIVE], pin=KNATIVE_OPERATOR,
+                    kubernetes_version=args.cluster.kubernetes_version, domain=cfg.domain, replicas=ha,
+                    after=istio.outputs.ready, **common,
+                ),
+                opts=child,
+            )  # fmt: skip
+            after = (certs.release, knative.serving)
+            gateway = _gateway_address(self, name, args.cluster.kubernetes_provider, istio)
         kserve = KServe(
             f"{name}-kserve",
-            KServeArgs(ns, args.storage.identity(workloads.KSERVE)),
-            opts=pulumi.ResourceOptions(parent=self),
-        )
+            KServeArgs(
+                namespace=ns[Namespace.KSERVE], models=ns[Namespace.SERVING],
+                identity=args.storage.identity(workloads.KSERVE), config=cfg, gpu_pools=args.cluster.gpu_pools,
+                pins=KServePins(KSERVE_CRD, _kserve_pin(cfg.version), KSERVE_RUNTIME_CONFIGS), after=after, **common,
+            ),
+            opts=child,
+        )  # fmt: skip
         self.outputs = ServingOutputs(
-            namespace=ns.metadata.name, model_pull_service_account=kserve.outputs.model_pull_service_account
+            namespace=ns[Namespace.SERVING].metadata.name,
+            model_pull_service_account=kserve.outputs.model_pull_service_account,
+            domain=cfg.domain,
+            gateway=gateway,
+            gpu_runtimes=kserve.outputs.gpu_runtimes,
         )
-        self.register_outputs({"namespace": ns.metadata.name})
+        self.register_outputs({"domain": cfg.domain})
+
+
+def _kserve_pin(version: str) -> ChartPin:
+    return pin_at(KSERVE, version, supported_versions(KSERVE.chart)[version])
+
+
+def _gateway_address(parent: pulumi.Resource, name: str, provider: k8s.Provider, istio: Istio) -> pulumi.Output[str]:
+    """The gateway Service's load balancer as the cloud reports it (read once the release is ready)."""
+    read = k8s.core.v1.Service.get(
+        f"{name}-gateway-service",
+        istio.outputs.gateway_service,
+        opts=pulumi.ResourceOptions(parent=parent, provider=provider, depends_on=list(istio.outputs.ready)),
+    )
+    return read.status.apply(
+        lambda s: (
+            next((i.hostname or i.ip for i in (s.load_balancer.ingress or [])), "") if s and s.load_balancer else ""
+        )
+    )

@@ -1,6 +1,17 @@
-"""KServe's identity in `model-serving`: the service account predictors and the storage initializer run as,
-bound to the cloud identity that reads the artifacts bucket (read-only). The KServe, Knative and Istio
-charts join this component with the serving issue."""
+"""KServe v0.20 in Knative (serverless) mode: CRDs, controller, the stock serving runtimes, the identity
+model pods read artifacts as, and one GPU runtime per GPU pool.
+
+All three charts as helm.v3.Release: kserve-crd holds the CRDs (the InferenceService CRD alone is ~2 MB;
+Helm keeps CRDs across uninstall where a v4 Chart would delete every InferenceService with them);
+kserve-resources registers webhooks and cert-manager Certificates that must be ready before any runtime
+is admitted; kserve-runtime-configs holds ClusterServingRuntimes, custom resources whose kinds a v4 Chart
+would need registered at preview time, before kserve-crd exists.
+
+Model pods run as the `kserve-model-pull` service account (stack output `inferenceServiceAccount`):
+InferenceServices name it in `spec.predictor.serviceAccountName`; on AWS its IRSA annotation makes the
+storage initializer use the role (read-only on the artifacts bucket), on GCP its Workload Identity
+annotation makes the GCS client use the Google service account.
+"""
 
 from __future__ import annotations
 
@@ -9,19 +20,108 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components.contracts import WorkloadIdentity
-from components.kube import identity_service_account
+from components.contracts import GPU_RESOURCE, NodePoolContract, WorkloadIdentity
+from components.kube import PART_OF, RESTRICTED_CONTAINER, identity_service_account, pinned_release, zone_spread
+from components.lifecycle.placement import Placement
+from mlplatform.config import KServeConfig
+from mlplatform.pins import MLSERVER_TAG, TRITON_IMAGE, ChartPin
+
+CONTROLLER_LABELS = {"control-plane": "kserve-controller-manager"}
+TRITON_FORMATS = (("tensorrt", "8"), ("tensorflow", "2"), ("onnx", "1"), ("pytorch", "1"), ("triton", "2"))
+
+
+@dataclass(frozen=True)
+class KServePins:
+    crd: ChartPin
+    resources: ChartPin
+    runtimes: ChartPin
 
 
 @dataclass(frozen=True)
 class KServeArgs:
-    namespace: k8s.core.v1.Namespace
+    namespace: k8s.core.v1.Namespace  # kserve: the controller
+    models: k8s.core.v1.Namespace  # model-serving: InferenceServices and the GPU runtimes
     identity: WorkloadIdentity
+    pins: KServePins
+    config: KServeConfig
+    gpu_pools: tuple[NodePoolContract, ...]
+    placement: Placement
+    provider: k8s.Provider
+    after: tuple[pulumi.Resource, ...] = ()  # cert-manager and Knative Serving
 
 
 @dataclass(frozen=True)
 class KServeOutputs:
     model_pull_service_account: k8s.core.v1.ServiceAccount
+    gpu_runtimes: dict[str, str]  # GPU pool name -> ServingRuntime name in model-serving
+
+
+def controller_values(cfg: KServeConfig, placement: Placement) -> dict[str, object]:
+    return {
+        "kserve": {
+            "controller": {
+                "deploymentMode": "Knative",
+                # InferenceServices answer as <name>-<namespace>.<domain> at the ingress gateway
+                "gateway": {"domain": cfg.domain},
+                "nodeSelector": placement.node_selector,
+                "tolerations": placement.tolerations,
+                # the chart's default CPU limit (100m) throttles reconciles: requests only, memory bounded
+                "resources": {"requests": {"cpu": "100m", "memory": "300Mi"}, "limits": {"cpu": None, "memory": "1Gi"}},
+                "topologySpreadConstraints": zone_spread(CONTROLLER_LABELS) if placement.spread else [],
+            },
+            # prometheus.io annotations on model pods, pointing at queue-proxy's metrics
+            "metricsaggregator": {"enablePrometheusScraping": "true"},
+        }
+    }
+
+
+def runtime_values() -> dict[str, object]:
+    return {
+        "kserve": {
+            "servingruntime": {
+                # the chart installs no runtime unless told to (serving-observability-facts.md §1)
+                "enabled": True,
+                # the chart's default (1.5.0) is older than the newest MLServer release
+                "mlserver": {"tag": MLSERVER_TAG},
+                # its default image is vllm/vllm-openai:latest, never pinned; LLMs are served by the
+                # huggingfaceserver runtime, which carries vLLM at the KServe release's version
+                "vllmserver": {"disabled": True},
+            }
+        }
+    }
+
+
+def gpu_runtime_spec(pool: NodePoolContract) -> dict[str, object]:
+    """Triton on one GPU pool: selector and tolerations from the pool's contract, all of a node's GPUs,
+    several models per server (Triton loads every model of its repository, sharing the GPU)."""
+    gpus = str(pool.gpus_per_node)
+    container = {
+        "name": "kserve-container",
+        "image": TRITON_IMAGE,
+        "args": [
+            "tritonserver",
+            "--model-store=/mnt/models",
+            "--grpc-port=9000",
+            "--http-port=8080",
+            "--allow-grpc=true",
+            "--allow-http=true",
+            "--metrics-port=8002",
+        ],
+        "resources": {
+            "requests": {"cpu": "1", "memory": "4Gi", GPU_RESOURCE: gpus},
+            "limits": {"memory": "16Gi", GPU_RESOURCE: gpus},
+        },
+        "securityContext": {**RESTRICTED_CONTAINER, "runAsUser": 1000},
+    }
+    return {
+        "annotations": {"prometheus.kserve.io/port": "8002", "prometheus.kserve.io/path": "/metrics"},
+        # chosen by name (`runtime:`), never automatically: CPU models keep the stock runtimes
+        "supportedModelFormats": [{"name": n, "version": v, "autoSelect": False} for n, v in TRITON_FORMATS],
+        "protocolVersions": ["v2", "grpc-v2"],
+        "nodeSelector": pool.node_selector(),
+        "tolerations": pool.tolerations(),
+        "containers": [container],
+    }
 
 
 class KServe(pulumi.ComponentResource):
@@ -29,6 +129,51 @@ class KServe(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: KServeArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("mlplatform:serving:KServe", name, None, opts)
-        account = identity_service_account(self, f"{name}-model-pull-account", args.identity, args.namespace)
-        self.outputs = KServeOutputs(account)
+        account = identity_service_account(self, f"{name}-model-pull-account", args.identity, args.models)
+        runtimes: dict[str, str] = {}
+        if args.config.enabled:
+            ns = args.namespace.metadata.name
+            crd = pinned_release(
+                self, f"{name}-crd", args.pins.crd, ns, {}, args.provider, release_name="kserve-crd",
+                timeout_seconds=300, depends_on=args.after,
+            )  # fmt: skip
+            controller = pinned_release(
+                self,
+                f"{name}-controller",
+                args.pins.resources,
+                ns,
+                controller_values(args.config, args.placement),
+                args.provider,
+                release_name="kserve",
+                # the controller on the CPU pool (may be at zero nodes) and its webhook certificate
+                timeout_seconds=600,
+                depends_on=[crd, *args.after],
+            )
+            if args.placement.spread:
+                # the chart has no replicas value; leader election lets a second replica take over at once
+                k8s.apps.v1.DeploymentPatch(
+                    f"{name}-controller-replicas",
+                    metadata=k8s.meta.v1.ObjectMetaArgs(name="kserve-controller-manager", namespace=ns),
+                    spec=k8s.apps.v1.DeploymentSpecPatchArgs(replicas=args.config.replicas),
+                    opts=pulumi.ResourceOptions(parent=self, depends_on=[controller]),
+                )
+            stock = pinned_release(
+                self, f"{name}-runtimes", args.pins.runtimes, ns, runtime_values(), args.provider,
+                release_name="kserve-runtime-configs", timeout_seconds=300, depends_on=[controller],
+            )  # fmt: skip
+            for pool in args.gpu_pools:
+                runtime = f"triton-{pool.name}"
+                k8s.apiextensions.CustomResource(
+                    f"{name}-{runtime}",
+                    api_version="serving.kserve.io/v1alpha1",
+                    kind="ServingRuntime",
+                    metadata=k8s.meta.v1.ObjectMetaArgs(
+                        name=runtime, namespace=args.models.metadata.name, labels=PART_OF
+                    ),
+                    spec=gpu_runtime_spec(pool),
+                    # KServe's webhook validates ServingRuntimes: after the controller is serving
+                    opts=pulumi.ResourceOptions(parent=self, depends_on=[controller, stock]),
+                )
+                runtimes[pool.name] = runtime
+        self.outputs = KServeOutputs(account, runtimes)
         self.register_outputs({"modelPullServiceAccount": account.metadata.name})

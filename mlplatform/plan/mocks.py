@@ -103,6 +103,18 @@ _COMPUTED: dict[str, Callable[[str, dict[str, Any], str, str], Outputs]] = {
         "serverCaCerts": [{"cert": "-----BEGIN CERTIFICATE-----\nmock\n-----END CERTIFICATE-----\n"}],
     },
     "gcp:managedkafka/cluster:Cluster": lambda n, i, r, p: {"clusterId": i.get("clusterId", n)},
+    # a LoadBalancer Service as the cloud reports it once provisioned (the Istio gateway's, read by the program)
+    "kubernetes:core/v1:Service": lambda n, i, r, p: {
+        "status": {
+            "loadBalancer": {
+                "ingress": [
+                    {"hostname": f"k8s-istiosys-{_short_hash(n)}.elb.{r}.amazonaws.com"}
+                    if p == "no-gcp-project"
+                    else {"ip": f"10.10.{int(_short_hash(n), 16) % 16}.{int(_short_hash(n), 16) % 250 + 2}"}
+                ]
+            }
+        }
+    },
     "random:index/randomId:RandomId": lambda n, i, r, p: {
         "b64Std": base64.b64encode(hashlib.sha256(n.encode()).digest()[: int(i.get("byteLength", 8))]).decode(),
         "hex": _short_hash(n),

@@ -1,0 +1,67 @@
+"""cert-manager, first in the serving chain: KServe's webhook certificates (and any TLS certificates later)
+come from it, so its CRDs and webhook must be serving before KServe is installed.
+
+helm.v3.Release: the chart installs its CRDs as templates (`crds.enabled`, kept on uninstall with
+`crds.keep`) and runs a post-install `startupapicheck` hook that only succeeds once the webhook answers;
+Helm's wait then means "cert-manager is usable", which is exactly what the next releases depend on.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_kubernetes as k8s
+
+from components.kube import pinned_release
+from components.lifecycle.placement import Placement
+from mlplatform.pins import ChartPin
+
+
+@dataclass(frozen=True)
+class CertManagerArgs:
+    namespace: k8s.core.v1.Namespace
+    pin: ChartPin
+    replicas: int  # controller, webhook and cainjector each
+    placement: Placement
+    provider: k8s.Provider
+
+
+def cert_manager_values(replicas: int, placement: Placement) -> dict[str, object]:
+    budget = {"enabled": replicas > 1, "maxUnavailable": 1}
+    # controllers with small caches: a few tens of MiB each at the platform's scale
+    small = placement.resources("20m", "64Mi", "256Mi")
+
+    def part(**extra: object) -> dict[str, object]:
+        return {"tolerations": placement.tolerations, "resources": small, **extra}
+
+    return {
+        "crds": {"enabled": True, "keep": True},
+        "global": {"nodeSelector": placement.node_selector},
+        "replicaCount": replicas,
+        "podDisruptionBudget": budget,
+        **part(),
+        "webhook": part(replicaCount=replicas, podDisruptionBudget=budget),
+        "cainjector": part(replicaCount=replicas, podDisruptionBudget=budget),
+        "startupapicheck": part(),
+    }
+
+
+class CertManager(pulumi.ComponentResource):
+    release: k8s.helm.v3.Release
+
+    def __init__(self, name: str, args: CertManagerArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("mlplatform:serving:CertManager", name, None, opts)
+        self.release = pinned_release(
+            self,
+            name,
+            args.pin,
+            args.namespace.metadata.name,
+            cert_manager_values(args.replicas, args.placement),
+            args.provider,
+            release_name="cert-manager",
+            # three small Deployments on the CPU pool, which may be at zero nodes (~3 min for a node), plus
+            # the startupapicheck hook waiting for the webhook
+            timeout_seconds=600,
+        )
+        self.register_outputs({})

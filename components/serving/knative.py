@@ -1,0 +1,120 @@
+"""Knative Serving through its operator: the knative-operator chart, then a `KnativeServing` resource with
+net-istio. KServe's serverless mode (scale to zero, revisions, canary traffic splits) runs on it.
+
+helm.v3.Release for the operator: its chart ships the KnativeServing/KnativeEventing CRDs as templates,
+which Helm keeps on uninstall (a v4 Chart would own them, and deleting it would delete the KnativeServing
+and with it every Knative Service). The KnativeServing resource is declared here, after the operator.
+
+The Serving version follows the cluster's Kubernetes minor (mlplatform/pins.py KNATIVE_SERVING_VERSIONS):
+each Knative release raises its floor, and the operator refuses a cluster below it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_kubernetes as k8s
+
+from components.kube import PART_OF, RESTRICTED_POD, pinned_release
+from components.lifecycle.placement import Placement
+from mlplatform.pins import KNATIVE_SERVING_VERSIONS, ChartPin
+
+# The control-plane Deployments the operator makes (serving-core and net-istio manifests).
+WORKLOADS = ("activator", "autoscaler", "controller", "webhook", "net-istio-controller", "net-istio-webhook")
+# Image registries whose tags Knative must not resolve to digests (it would need registry credentials and
+# egress for every revision): NVIDIA's and Docker Hub's, where the serving runtimes' images live.
+SKIP_TAG_RESOLUTION = "nvcr.io,index.docker.io,docker.io"
+
+
+@dataclass(frozen=True)
+class KnativeArgs:
+    namespace: k8s.core.v1.Namespace
+    pin: ChartPin
+    kubernetes_version: str
+    domain: str
+    replicas: int  # activator, autoscaler, controller and webhook: 2 in prod (Knative's HA mode)
+    placement: Placement
+    provider: k8s.Provider
+    after: tuple[pulumi.Resource, ...] = ()  # Istio (net-istio configures its gateways)
+
+
+def operator_values(placement: Placement) -> dict[str, object]:
+    selector = [{"key": k, "operator": "In", "values": [v]} for k, v in placement.node_selector.items()]
+    affinity = {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [
+        {"matchExpressions": selector}
+    ]}}}  # fmt: skip
+    part = {
+        "affinity": affinity,
+        "tolerations": placement.tolerations,
+        "resources": placement.resources("50m", "128Mi", "512Mi"),
+        # the template reads only these three container fields (and drops ALL capabilities itself); the
+        # seccomp profile restricted needs goes on the pod (templates/operator.yaml)
+        "containerSecurityContext": {
+            "allowPrivilegeEscalation": False,
+            "readOnlyRootFilesystem": True,
+            "runAsNonRoot": True,
+        },
+        "securityContext": RESTRICTED_POD,
+    }
+    return {"knative_operator": {"knative_operator": part, "operator_webhook": part}}
+
+
+def knative_serving_spec(args: KnativeArgs) -> dict[str, object]:
+    placement = args.placement
+    return {
+        "version": KNATIVE_SERVING_VERSIONS[args.kubernetes_version],
+        "ingress": {"istio": {"enabled": True}},
+        "high-availability": {"replicas": args.replicas},
+        "config": {
+            "domain": {args.domain: ""},
+            "features": {
+                # InferenceServices on GPU pools: selectors, tolerations and affinity from the pool contracts
+                "kubernetes.podspec-nodeselector": "enabled",
+                "kubernetes.podspec-tolerations": "enabled",
+                "kubernetes.podspec-affinity": "enabled",
+                # model containers get the restricted shape (seccomp, no privilege escalation, no capabilities)
+                # that `model-serving`'s Pod Security level requires
+                "secure-pod-defaults": "enabled",
+            },
+            "autoscaler": {"enable-scale-to-zero": "true"},
+            # request metrics are off by default since Knative 1.19: queue-proxy serves them for Prometheus
+            "observability": {"metrics-protocol": "prometheus", "request-metrics-protocol": "prometheus"},
+            # large model images on a GPU pool scaling up from zero take longer than the 600 s default
+            "deployment": {"registries-skipping-tag-resolving": SKIP_TAG_RESOLUTION, "progress-deadline": "1200s"},
+        },
+        "workloads": [
+            {"name": w, "nodeSelector": placement.node_selector, "tolerations": placement.tolerations}
+            for w in WORKLOADS
+        ],
+    }
+
+
+class Knative(pulumi.ComponentResource):
+    serving: k8s.apiextensions.CustomResource
+
+    def __init__(self, name: str, args: KnativeArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("mlplatform:serving:Knative", name, None, opts)
+        ns = args.namespace.metadata.name
+        operator = pinned_release(
+            self,
+            f"{name}-operator",
+            args.pin,
+            ns,
+            operator_values(args.placement),
+            args.provider,
+            release_name="knative-operator",
+            # two small Deployments on the CPU pool, which may be at zero nodes
+            timeout_seconds=600,
+            depends_on=args.after,
+        )
+        self.serving = k8s.apiextensions.CustomResource(
+            f"{name}-serving",
+            api_version="operator.knative.dev/v1beta1",
+            kind="KnativeServing",
+            metadata=k8s.meta.v1.ObjectMetaArgs(name="knative-serving", namespace=ns, labels=PART_OF),
+            spec=knative_serving_spec(args),
+            # the operator's CRD and webhook first; readiness of Serving itself is awaited by KServe's release
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[operator]),
+        )
+        self.register_outputs({"servingVersion": KNATIVE_SERVING_VERSIONS[args.kubernetes_version]})
