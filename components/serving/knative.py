@@ -112,9 +112,15 @@ class Knative(pulumi.ComponentResource):
             f"{name}-serving",
             api_version="operator.knative.dev/v1beta1",
             kind="KnativeServing",
-            metadata=k8s.meta.v1.ObjectMetaArgs(name="knative-serving", namespace=ns, labels=PART_OF),
+            metadata=k8s.meta.v1.ObjectMetaArgs(
+                name="knative-serving",
+                namespace=ns,
+                labels=PART_OF,
+                # Pulumi waits until the operator reports Serving Ready (its webhooks answer), so KServe and
+                # every later InferenceService find Knative working, not merely declared
+                annotations={"pulumi.com/waitFor": "condition=Ready", "pulumi.com/timeoutSeconds": "1200"},
+            ),
             spec=knative_serving_spec(args),
-            # the operator's CRD and webhook first; readiness of Serving itself is awaited by KServe's release
             opts=pulumi.ResourceOptions(parent=self, depends_on=[operator]),
         )
         self.register_outputs({"servingVersion": KNATIVE_SERVING_VERSIONS[args.kubernetes_version]})

@@ -1,0 +1,165 @@
+"""The serving stack: what it installs, in which order, as whom, and where GPU models land."""
+
+from __future__ import annotations
+
+import itertools
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from mlplatform.pins import KNATIVE_SERVING_VERSIONS
+from mlplatform.plan.document import PlanDocument
+from mlplatform.plan.mocks import Registration
+
+STACKS = ["dev", "prod", "gcp-dev", "gcp-prod"]
+CRDS = Path(__file__).resolve().parents[2] / "shared" / "upstream" / "crds"
+RELEASE = "kubernetes:helm.sh/v3:Release"
+
+
+def release(doc: PlanDocument, name: str) -> Registration:
+    [found] = [r for r in doc.by_type(RELEASE) if r.inputs.get("name", r.name) == name]
+    return found
+
+
+def depends(doc: PlanDocument, later: Registration, earlier: Registration) -> bool:
+    """Whether `later` waits for `earlier`, directly or through what it waits for."""
+    index, seen, todo = {r.urn: r for r in doc.resources}, set(), list(later.dependencies)
+    while todo:
+        urn = todo.pop()
+        if urn == earlier.urn:
+            return True
+        if urn not in seen and urn in index:
+            seen.add(urn)
+            todo += index[urn].dependencies
+    return False
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_install_order_crds_then_operators_then_custom_resources(plan, stack: str) -> None:
+    doc = plan(stack)
+    chain = ["cert-manager", "istio-base", "istiod", "istio-ingressgateway", "knative-operator"]
+    for earlier, later in itertools.pairwise(chain):
+        assert depends(doc, release(doc, later), release(doc, earlier)), (later, earlier)
+    serving = doc.one("kubernetes:operator.knative.dev/v1beta1:KnativeServing")
+    assert depends(doc, serving, release(doc, "knative-operator"))
+    assert serving.inputs["metadata"]["annotations"]["pulumi.com/waitFor"] == "condition=Ready"
+    crd, controller, runtimes = (release(doc, n) for n in ("kserve-crd", "kserve", "kserve-runtime-configs"))
+    assert depends(doc, crd, serving) and depends(doc, controller, crd) and depends(doc, runtimes, controller)
+    assert depends(doc, controller, release(doc, "cert-manager"))  # its webhook certificate
+    for runtime in doc.by_type("kubernetes:serving.kserve.io/v1alpha1:ServingRuntime"):
+        assert depends(doc, runtime, controller)  # KServe's webhook admits it
+    if not stack.startswith("gcp"):  # the NLB comes from the Load Balancer Controller
+        assert depends(doc, release(doc, "istio-ingressgateway"), release(doc, "mlplatform-load-balancer-controller"))
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_knative_serving_fits_the_cluster_and_kserve(plan, stack: str) -> None:
+    doc = plan(stack)
+    spec = doc.one("kubernetes:operator.knative.dev/v1beta1:KnativeServing").inputs["spec"]
+    minor = next(r for r in doc.resources if r.type.endswith(("eks/cluster:Cluster", "container/cluster:Cluster")))
+    k8s_minor = minor.inputs.get("version") or minor.inputs["minMasterVersion"]
+    assert spec["version"] == KNATIVE_SERVING_VERSIONS[k8s_minor]
+    features = spec["config"]["features"]
+    for feature in ("kubernetes.podspec-nodeselector", "kubernetes.podspec-tolerations", "kubernetes.podspec-affinity"):
+        assert features[feature] == "enabled"
+    assert spec["config"]["observability"]["request-metrics-protocol"] != "none"  # off by default since 1.19
+    assert spec["config"]["autoscaler"]["enable-scale-to-zero"] == "true"
+    assert int(spec["high-availability"]["replicas"]) == (2 if "prod" in stack else 1)
+    domain = doc.outputs["servingDomain"]
+    assert spec["config"]["domain"] == {domain: ""}
+    assert release(doc, "kserve").inputs["values"]["kserve"]["controller"]["gateway"]["domain"] == domain
+
+
+def test_knative_serving_validates_against_its_crd(plan) -> None:
+    crd_file = CRDS / "operator.knative.dev_knativeservings.yaml"
+    if not crd_file.exists():
+        pytest.skip(f"no upstream CRD at {crd_file}")
+    import jsonschema
+
+    from tests.test_lifecycle_wiring import _strict
+
+    crd = yaml.safe_load(crd_file.read_text())
+    [version] = [v for v in crd["spec"]["versions"] if v["name"] == "v1beta1"]
+    schema = _strict(version["schema"]["openAPIV3Schema"]["properties"]["spec"])
+    for stack in STACKS:
+        spec = json.loads(
+            json.dumps(plan(stack).one("kubernetes:operator.knative.dev/v1beta1:KnativeServing").inputs["spec"]),
+            parse_float=lambda f: int(float(f)),
+        )
+        jsonschema.validate(spec, schema)
+    spec["high-availability"]["replica"] = 2  # misspelt: the API server would drop it silently
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(spec, schema)
+
+
+def _pool_taints(doc: PlanDocument, pool: str) -> list[dict[str, Any]]:
+    effects = {"NO_SCHEDULE": "NoSchedule", "PREFER_NO_SCHEDULE": "PreferNoSchedule", "NO_EXECUTE": "NoExecute"}
+    if doc.stack.startswith("gcp"):
+        config = doc.one("gcp:container/nodePool:NodePool", f"mlplatform-{pool}").inputs["nodeConfig"]
+        return [{**t, "effect": effects[t["effect"]]} for t in config["taints"]], config["labels"]
+    group = doc.one("aws:eks/nodeGroup:NodeGroup", f"mlplatform-{pool}").inputs
+    return [{**t, "effect": effects[t["effect"]]} for t in group["taints"]], group["labels"]
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_gpu_runtimes_land_on_their_pools(plan, stack: str) -> None:
+    doc = plan(stack)
+    runtimes = {
+        r.inputs["metadata"]["name"]: r.inputs["spec"]
+        for r in doc.by_type("kubernetes:serving.kserve.io/v1alpha1:ServingRuntime")
+    }
+    assert set(doc.outputs["gpuServingRuntimes"]) == set(doc.outputs["gpuPools"])
+    for pool, name in doc.outputs["gpuServingRuntimes"].items():
+        spec = runtimes[name]
+        taints, labels = _pool_taints(doc, pool)
+        tolerations = [{k: t[k] for k in ("key", "value", "effect")} for t in spec["tolerations"]]
+        assert tolerations == [{k: t[k] for k in ("key", "value", "effect")} for t in taints]
+        assert spec["nodeSelector"].items() <= labels.items()
+        [container] = spec["containers"]
+        assert int(container["resources"]["limits"]["nvidia.com/gpu"]) >= 1
+        assert not any(f["autoSelect"] for f in spec["supportedModelFormats"])  # chosen by name only
+
+
+@pytest.mark.parametrize("stack", ["dev", "prod"])
+def test_serving_identity_reads_the_artifacts_bucket_only(plan, stack: str) -> None:
+    doc = plan(stack)
+    account = doc.one("kubernetes:core/v1:ServiceAccount", "mlplatform-kserve-model-pull-account").inputs["metadata"]
+    assert (
+        account["namespace"] == doc.outputs["inferenceNamespace"]
+        and account["name"] == doc.outputs["inferenceServiceAccount"]
+    )
+    role = account["annotations"]["eks.amazonaws.com/role-arn"].rsplit("/", 1)[-1]
+    policy = json.loads(doc.one("aws:iam/rolePolicy:RolePolicy", role).inputs["policy"])
+    actions = {a for s in policy["Statement"] for a in s["Action"] if a.startswith("s3:")}
+    assert actions and not {a for a in actions if a.startswith(("s3:Put", "s3:Delete"))}
+    resources = {
+        r for s in policy["Statement"] for r in ([s["Resource"]] if isinstance(s["Resource"], str) else s["Resource"])
+    }
+    assert all("artifacts" in r for r in resources if r.startswith("arn:aws:s3"))
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_gateway_is_internal_unless_config_says_otherwise(plan, stack: str) -> None:
+    values = release(plan(stack), "istio-ingressgateway").inputs["values"]
+    annotations = values["service"]["annotations"]
+    internal = {"networking.gke.io/load-balancer-type": "Internal"} if stack.startswith("gcp") else {
+        "service.beta.kubernetes.io/aws-load-balancer-scheme": "internal"
+    }  # fmt: skip
+    assert internal.items() <= annotations.items()
+    assert int(values["replicaCount"]) == (3 if "prod" in stack else 1)
+    assert bool(values["podDisruptionBudget"]) == ("prod" in stack)
+    assert plan(stack).outputs["inferenceIngress"]  # the load balancer's address, as the cloud reports it
+
+
+def test_serving_needs_kubernetes_1_33() -> None:
+    from mlplatform.config import ConfigError, load_config
+
+    with pytest.raises(ConfigError) as info:
+        load_config(
+            {"profile": "dev", "cloud": "gcp", "gcpProject": "acme-ml", "cluster": {"kubernetesVersion": "1.32"}}, "t"
+        )
+    [problem] = [p.render() for p in info.value.problems]
+    assert "cluster.kubernetesVersion >= 1.33" in problem and "services.kserve.enabled: false" in problem
