@@ -69,6 +69,10 @@ AWS_LOAD_BALANCER_CONTROLLER = ChartPin(
 # Serving runtime images set by the platform (the rest are the kserve-runtime-configs chart's pinned tags):
 # MLServer 1.7.1 is the newest release (2025-06); Triton at the tag KServe v0.20's chart ships.
 MLSERVER_TAG = "1.7.1"
+# MLflow 3 models: the stock kserve-mlserver runtime bundles MLflow 2.20 (MLServer 1.7.1's lock file), so
+# the platform serves MLflow models with the tracking server's own image at the same MLflow version.
+MLFLOW_SERVING_IMAGE = f"docker.io/burakince/mlflow:{MLFLOW.app_version}"
+MLFLOW_IMAGE_UID = 1001  # the image's non-root user (the mlflow chart's default runAsUser)
 TRITON_IMAGE = "nvcr.io/nvidia/tritonserver:23.05-py3"
 
 # Knative Serving per Kubernetes minor: each Knative release raises its floor (1.21 needs >= 1.33, 1.22 and

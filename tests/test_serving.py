@@ -163,3 +163,23 @@ def test_serving_needs_kubernetes_1_33() -> None:
         )
     [problem] = [p.render() for p in info.value.problems]
     assert "cluster.kubernetesVersion >= 1.33" in problem and "services.kserve.enabled: false" in problem
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_mlflow_3_models_have_a_runtime_at_the_tracking_servers_version(plan, stack: str) -> None:
+    from mlplatform.podsecurity import check_pod
+
+    doc = plan(stack)
+    runtimes = {
+        r.inputs["metadata"]["name"]: r.inputs["spec"]
+        for r in doc.by_type("kubernetes:serving.kserve.io/v1alpha1:ServingRuntime")
+    }
+    spec = runtimes["mlflow-3"]
+    assert {"name": "mlflow", "version": "3", "autoSelect": True, "priority": 2} in spec["supportedModelFormats"]
+    server = doc.one("kubernetes:helm.sh/v4:Chart", "mlplatform-mlflow").inputs["values"]
+    [container] = spec["containers"]
+    assert container["image"].endswith(f"mlflow:{server['image']['tag']}")  # models and server on one MLflow
+    # every runtime's containers pass model-serving's level (Knative adds the pod-level seccomp default)
+    for name, runtime in runtimes.items():
+        pod = {"securityContext": {"seccompProfile": {"type": "RuntimeDefault"}}, "containers": runtime["containers"]}
+        assert check_pod(pod, "restricted", name) == []

@@ -24,9 +24,10 @@ from components.contracts import GPU_RESOURCE, NodePoolContract, WorkloadIdentit
 from components.kube import PART_OF, RESTRICTED_CONTAINER, identity_service_account, pinned_release, zone_spread
 from components.lifecycle.placement import Placement
 from mlplatform.config import KServeConfig
-from mlplatform.pins import MLSERVER_TAG, TRITON_IMAGE, ChartPin
+from mlplatform.pins import MLFLOW_IMAGE_UID, MLFLOW_SERVING_IMAGE, MLSERVER_TAG, TRITON_IMAGE, ChartPin
 
 CONTROLLER_LABELS = {"control-plane": "kserve-controller-manager"}
+MLFLOW_RUNTIME = "mlflow-3"
 TRITON_FORMATS = (("tensorrt", "8"), ("tensorflow", "2"), ("onnx", "1"), ("pytorch", "1"), ("triton", "2"))
 
 
@@ -88,6 +89,28 @@ def runtime_values() -> dict[str, object]:
                 "vllmserver": {"disabled": True},
             }
         }
+    }
+
+
+def mlflow_runtime_spec(placement: Placement) -> dict[str, object]:
+    """MLflow 3 models (`modelFormat: {name: mlflow, version: "3"}`): `mlflow models serve` on the model the
+    storage initializer put in /mnt/models, in the tracking server's image (same MLflow version, with the
+    cloud storage clients; scikit-learn and pyfunc flavors run as they are, other flavors need their
+    libraries in an image built FROM it). Why not MLServer: its MLflow runtime is locked to MLflow 2.20.
+    Protocol: MLflow's scoring API (`POST /invocations`), KServe's v1 slot."""
+    container = {
+        "name": "kserve-container",
+        "image": MLFLOW_SERVING_IMAGE,
+        "command": ["mlflow", "models", "serve"],
+        "args": ["--model-uri=/mnt/models", "--host=0.0.0.0", "--port=8080", "--env-manager=local"],
+        "env": [{"name": "HOME", "value": "/tmp"}],
+        "resources": placement.resources("500m", "1Gi", "4Gi"),
+        "securityContext": {**RESTRICTED_CONTAINER, "runAsUser": MLFLOW_IMAGE_UID},
+    }
+    return {
+        "supportedModelFormats": [{"name": "mlflow", "version": "3", "autoSelect": True, "priority": 2}],
+        "protocolVersions": ["v1"],
+        "containers": [container],
     }
 
 
@@ -161,6 +184,15 @@ class KServe(pulumi.ComponentResource):
                 self, f"{name}-runtimes", args.pins.runtimes, ns, runtime_values(), args.provider,
                 release_name="kserve-runtime-configs", timeout_seconds=300, depends_on=[controller],
             )  # fmt: skip
+            models_ns = args.models.metadata.name
+            k8s.apiextensions.CustomResource(
+                f"{name}-mlflow-runtime",
+                api_version="serving.kserve.io/v1alpha1",
+                kind="ServingRuntime",
+                metadata=k8s.meta.v1.ObjectMetaArgs(name=MLFLOW_RUNTIME, namespace=models_ns, labels=PART_OF),
+                spec=mlflow_runtime_spec(args.placement),
+                opts=pulumi.ResourceOptions(parent=self, depends_on=[controller, stock]),
+            )
             for pool in args.gpu_pools:
                 runtime = f"triton-{pool.name}"
                 k8s.apiextensions.CustomResource(
