@@ -68,7 +68,16 @@ class NodePoolContract:
     taints: tuple[Taint, ...] = ()
     accelerator: str | None = None
     gpus_per_node: int = 0
-    max_nodes: int = 0  # the autoscaler's upper bound: max_nodes * gpus_per_node is the pool's GPU capacity
+    max_nodes: int = 0  # the autoscaler's upper bound
+    # nvidia.com/gpu units each physical GPU advertises: >1 when GPUs are time-sliced or MIG-partitioned
+    shares_per_gpu: int = 1
+    # the NVIDIA device plugin configuration the pool's nodes select (EKS time-slicing), if any
+    device_plugin_config: str | None = None
+
+    @property
+    def gpu_units_per_node(self) -> int:
+        """What a node advertises as nvidia.com/gpu, and so what pods and quotas count."""
+        return self.gpus_per_node * self.shares_per_gpu
 
     @property
     def is_gpu(self) -> bool:
@@ -81,8 +90,17 @@ class NodePoolContract:
         return [t.toleration() for t in self.taints]
 
 
+DEVICE_PLUGIN_CONFIG_LABEL = "nvidia.com/device-plugin.config"  # the device plugin's per-node config selector
+
+
 def pool_contract(
-    name: str, *, accelerator: str | None = None, gpus_per_node: int = 0, max_nodes: int = 0
+    name: str,
+    *,
+    accelerator: str | None = None,
+    gpus_per_node: int = 0,
+    max_nodes: int = 0,
+    shares_per_gpu: int = 1,
+    device_plugin_config: str | None = None,
 ) -> NodePoolContract:
     """The one place pool labels and taints are decided; cloud adapters and workloads both read the result."""
     labels = {POOL_LABEL: name}
@@ -90,7 +108,11 @@ def pool_contract(
     if gpus_per_node:
         labels |= {ACCELERATOR_LABEL: accelerator or "nvidia", GPU_PRESENT_LABEL: "true"}
         taints = (GPU_TAINT,)
-    return NodePoolContract(name, labels, taints, accelerator, gpus_per_node, max_nodes)
+    if device_plugin_config is not None:
+        labels |= {DEVICE_PLUGIN_CONFIG_LABEL: device_plugin_config}
+    return NodePoolContract(
+        name, labels, taints, accelerator, gpus_per_node, max_nodes, shares_per_gpu, device_plugin_config
+    )
 
 
 # -- storage and workload identity -----------------------------------------------------------------

@@ -355,7 +355,7 @@ def training_limits(
     Requests only, no default limits: a default CPU limit throttles training code that sets none (the
     platform's own pods run without CPU limits for the same reason), and a default memory limit would
     reject every container that requests more memory than that default without naming a limit."""
-    capacity = sum(p.max_nodes * p.gpus_per_node for p in gpu_pools)
+    capacity = sum(p.max_nodes * p.gpu_units_per_node for p in gpu_pools)
     quota = k8s.core.v1.ResourceQuota(
         f"{prefix}-gpu-quota",
         metadata=k8s.meta.v1.ObjectMetaArgs(name="training-gpus", namespace=namespace.metadata.name),

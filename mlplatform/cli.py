@@ -78,6 +78,8 @@ def render_stack(stack: str, charts: Path | None, out: Path | None, project_dir:
         print(f"rendered {r.release} ({r.chart} {r.version}) in {r.namespace}: {len(r.objects)} objects")
     for m in report.missing:
         print(f"missing chart: {m}")
+    for v, reason in report.accepted:
+        print(f"accepted: {v} ({reason})")
     for v in report.violations:
         print(f"violation: {v}")
     print(f"\n{len(report.releases)} releases, {len(report.violations)} violations; manifests in {out}")

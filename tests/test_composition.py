@@ -28,7 +28,12 @@ def test_gpu_node_groups_carry_the_contract_labels_and_taint(prod: PlanDocument)
     assert len(groups) == 2 + len(prod.outputs["gpuPools"])
     for name in prod.outputs["gpuPools"]:
         node_group = groups[f"mlplatform-{name}"]
-        contract = pool_contract(name, accelerator=node_group["labels"]["mlplatform.io/accelerator"], gpus_per_node=1)
+        contract = pool_contract(
+            name,
+            accelerator=node_group["labels"]["mlplatform.io/accelerator"],
+            gpus_per_node=1,
+            device_plugin_config=node_group["labels"].get("nvidia.com/device-plugin.config"),
+        )
         assert node_group["labels"] == dict(contract.labels)
         assert node_group["taints"] == [{"key": GPU_TAINT.key, "value": GPU_TAINT.value, "effect": "NO_SCHEDULE"}]
         assert node_group["scalingConfig"]["minSize"] == 0  # idle GPUs cost nothing

@@ -152,15 +152,37 @@ def test_flows_follow_the_design_arrows_and_nothing_else(prod: PlanDocument) -> 
 
 
 def test_training_gpu_quota_is_the_pools_capacity(prod: PlanDocument, gcp_prod: PlanDocument) -> None:
+    """The GPU units the pools can advertise: nodes x GPUs x shares (time-slices from the device plugin's
+    config on EKS; on GKE time-sharing clients or MIG instances per GPU)."""
+    import yaml
+
+    from mlplatform.config.models import MIG_PARTITIONS
+
+    plugin = prod.one("kubernetes:helm.sh/v3:Release", "mlplatform-nvidia-device-plugin").inputs["values"]
+    slices = {
+        name: yaml.safe_load(text)
+        .get("sharing", {})
+        .get("timeSlicing", {})
+        .get("resources", [{}])[0]
+        .get("replicas", 1)
+        for name, text in plugin.get("config", {}).get("map", {}).items()
+    }
     for doc, node_group_type in ((prod, "aws:eks/nodeGroup:NodeGroup"), (gcp_prod, "gcp:container/nodePool:NodePool")):
         quota = doc.one("kubernetes:core/v1:ResourceQuota", "mlplatform-training-gpu-quota").inputs
         assert quota["metadata"]["namespace"] == "training"
         gpu_max = 0
         for pool in doc.by_type(node_group_type):
             if node_group_type.startswith("aws"):
-                if pool.inputs["labels"].get("nvidia.com/gpu.present") == "true":
-                    gpu_max += int(pool.inputs["scalingConfig"]["maxSize"])  # one GPU per node in prod's pools
+                labels = pool.inputs["labels"]
+                if labels.get("nvidia.com/gpu.present") == "true":
+                    shares = slices.get(labels.get("nvidia.com/device-plugin.config"), 1)
+                    gpu_max += int(pool.inputs["scalingConfig"]["maxSize"]) * shares  # one GPU per node in prod
             elif pool.inputs["nodeConfig"].get("guestAccelerators"):
-                count = int(pool.inputs["nodeConfig"]["guestAccelerators"][0]["count"])
-                gpu_max += int(pool.inputs["autoscaling"]["totalMaxNodeCount"]) * count
+                [accel] = pool.inputs["nodeConfig"]["guestAccelerators"]
+                shares = (
+                    MIG_PARTITIONS[accel["type"]][accel["gpuPartitionSize"]]
+                    if "gpuPartitionSize" in accel
+                    else int(accel.get("gpuSharingConfig", {}).get("maxSharedClientsPerGpu", 1))
+                )
+                gpu_max += int(pool.inputs["autoscaling"]["totalMaxNodeCount"]) * int(accel["count"]) * shares
         assert quota["spec"]["hard"] == {"requests.nvidia.com/gpu": str(gpu_max)} and gpu_max > 0

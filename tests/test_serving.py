@@ -183,3 +183,47 @@ def test_mlflow_3_models_have_a_runtime_at_the_tracking_servers_version(plan, st
     for name, runtime in runtimes.items():
         pod = {"securityContext": {"seccompProfile": {"type": "RuntimeDefault"}}, "containers": runtime["containers"]}
         assert check_pod(pod, "restricted", name) == []
+
+
+def test_gpu_sharing_is_configured_where_each_cloud_does_it(prod: PlanDocument, gcp_prod: PlanDocument) -> None:
+    """EKS: the device plugin's named time-slicing config, selected by the pool's node label; GKE: the node
+    pool's own time-sharing or MIG setting. The training quota counts the GPU units pods can request."""
+    group = prod.one("aws:eks/nodeGroup:NodeGroup", "mlplatform-gpu-a10g").inputs
+    selector = group["labels"]["nvidia.com/device-plugin.config"]
+    plugin = prod.one(RELEASE, "mlplatform-nvidia-device-plugin").inputs["values"]["config"]
+    slicing = yaml.safe_load(plugin["map"][selector])["sharing"]["timeSlicing"]["resources"]
+    assert slicing == [{"name": "nvidia.com/gpu", "replicas": 4}]
+    assert yaml.safe_load(plugin["map"][plugin["default"]]) == {"version": "v1"}  # the other GPU pools
+    assert (
+        "nvidia.com/device-plugin.config"
+        not in prod.one("aws:eks/nodeGroup:NodeGroup", "mlplatform-gpu-l40s").inputs["labels"]
+    )
+    [accel] = gcp_prod.one("gcp:container/nodePool:NodePool", "mlplatform-gpu-a100").inputs["nodeConfig"][
+        "guestAccelerators"
+    ]
+    assert accel["gpuPartitionSize"] == "1g.5gb"
+    quota = gcp_prod.one("kubernetes:core/v1:ResourceQuota", "mlplatform-training-gpu-quota").inputs["spec"]["hard"]
+    assert int(quota["requests.nvidia.com/gpu"]) == 8 * 1 + 2 * 7  # l4: 8 nodes x 1; a100: 2 nodes x 7 slices
+
+
+@pytest.mark.parametrize(
+    "cloud,sharing,expected",
+    [
+        ("aws", {"strategy": "mig", "partition": "1g.5gb"}, "use time-slicing"),
+        ("gcp", {"strategy": "mig", "partition": "1g.5gb"}, "nvidia-l4 offers MIG partitions: none"),
+        ("gcp", {"strategy": "time-slicing", "replicas": 64}, "less than or equal to 48"),
+        ("gcp", {"strategy": "time-slicing"}, "time-slicing takes replicas"),
+    ],
+)
+def test_gpu_sharing_config_is_checked(cloud: str, sharing: dict, expected: str) -> None:
+    from mlplatform.config import ConfigError, load_config
+
+    pool = {"name": "gpu", "maxNodes": 2, "sharing": sharing}
+    pool |= {"machineType": "g2-standard-8", "accelerator": "nvidia-l4"} if cloud == "gcp" else {
+        "machineType": "g5.xlarge", "accelerator": "nvidia-a10g"
+    }  # fmt: skip
+    base = {"profile": "dev", "cloud": cloud} | ({"gcpProject": "acme-ml"} if cloud == "gcp" else {})
+    with pytest.raises(ConfigError) as info:
+        load_config({**base, "cluster": {"gpuPools": [pool]}}, "t")
+    [problem] = [p.render() for p in info.value.problems]
+    assert problem.startswith("mlplatform:cluster.gpuPools[0]") and expected in problem

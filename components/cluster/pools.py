@@ -6,11 +6,12 @@ from collections.abc import Iterator
 
 from components.contracts import NodePoolContract, pool_contract
 from components.environment import ClusterArgs
-from mlplatform.config import NodePoolConfig
+from mlplatform.config import Cloud, NodePoolConfig
 
 
 def configured_pools(cfg: ClusterArgs) -> Iterator[tuple[NodePoolConfig, NodePoolContract]]:
-    """System pool, CPU pool, then each GPU pool, in config order."""
+    """System pool, CPU pool, then each GPU pool, in config order. On EKS a time-sliced pool's nodes select
+    the device plugin configuration named after the pool; on GKE the node pool itself carries the sharing."""
     c = cfg.cluster
     yield c.system_pool, pool_contract(c.system_pool.name, max_nodes=c.system_pool.max_nodes)
     yield c.cpu_pool, pool_contract(c.cpu_pool.name, max_nodes=c.cpu_pool.max_nodes)
@@ -18,6 +19,11 @@ def configured_pools(cfg: ClusterArgs) -> Iterator[tuple[NodePoolConfig, NodePoo
         yield (
             pool,
             pool_contract(
-                pool.name, accelerator=pool.accelerator, gpus_per_node=pool.accelerator_count, max_nodes=pool.max_nodes
+                pool.name,
+                accelerator=pool.accelerator,
+                gpus_per_node=pool.accelerator_count,
+                max_nodes=pool.max_nodes,
+                shares_per_gpu=pool.shares_per_gpu,
+                device_plugin_config=pool.name if pool.sharing is not None and cfg.cloud is Cloud.AWS else None,
             ),
         )

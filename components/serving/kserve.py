@@ -115,9 +115,10 @@ def mlflow_runtime_spec(placement: Placement) -> dict[str, object]:
 
 
 def gpu_runtime_spec(pool: NodePoolContract) -> dict[str, object]:
-    """Triton on one GPU pool: selector and tolerations from the pool's contract, all of a node's GPUs,
-    several models per server (Triton loads every model of its repository, sharing the GPU)."""
-    gpus = str(pool.gpus_per_node)
+    """Triton on one GPU pool: selector and tolerations from the pool's contract, several models per server
+    (Triton loads every model of its repository). One GPU unit per server: a whole GPU, or one share of it
+    where the pool time-slices or partitions its GPUs (cluster.gpuPools[].sharing)."""
+    gpus = "1"
     container = {
         "name": "kserve-container",
         "image": TRITON_IMAGE,

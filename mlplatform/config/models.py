@@ -144,12 +144,51 @@ def _fixed_gpu_count(machine_type: str) -> int | None:
     return int(m.group(2)) if m else None
 
 
+# MIG partitions GKE offers per accelerator, and how many instances each gives per GPU.
+# https://cloud.google.com/kubernetes-engine/docs/how-to/gpus-multi
+MIG_PARTITIONS: dict[str, dict[str, int]] = {
+    "nvidia-tesla-a100": {"1g.5gb": 7, "2g.10gb": 3, "3g.20gb": 2, "7g.40gb": 1},
+    "nvidia-a100-80gb": {"1g.10gb": 7, "2g.20gb": 3, "3g.40gb": 2, "7g.80gb": 1},
+    "nvidia-h100-80gb": {"1g.10gb": 7, "1g.20gb": 4, "2g.20gb": 3, "3g.40gb": 2, "4g.40gb": 1, "7g.80gb": 1},
+}
+# GKE allows at most 48 clients per time-shared GPU (gpu_sharing_config.max_shared_clients_per_gpu);
+# https://cloud.google.com/kubernetes-engine/docs/how-to/timesharing-gpus
+MAX_TIME_SLICES = 48
+
+
+class GpuSharingConfig(Strict):
+    """Several models on one GPU (what ModelMesh was meant for): time-slicing (every pod sees the whole GPU,
+    turns are interleaved; no memory isolation) or, on GKE, MIG partitions (isolated slices of A100/H100)."""
+
+    strategy: Literal["time-slicing", "mig"]
+    replicas: Annotated[int, Field(ge=2, le=MAX_TIME_SLICES)] | None = None  # time-slicing: pods per GPU
+    partition: str | None = None  # mig: the partition size, e.g. 1g.5gb
+
+    @model_validator(mode="after")
+    def _strategy_keys(self) -> Self:
+        if self.strategy == "time-slicing" and (self.replicas is None or self.partition is not None):
+            raise ValueError("time-slicing takes replicas (2-48 pods per GPU) and no partition")
+        if self.strategy == "mig" and (self.partition is None or self.replicas is not None):
+            raise ValueError("mig takes a partition (e.g. 1g.5gb) and no replicas")
+        return self
+
+
 class GpuPoolConfig(NodePoolConfig):
     """A GPU node pool. min_nodes defaults to 0 so idle GPUs cost nothing."""
 
     min_nodes: Annotated[int, Field(ge=0, le=1000)] = 0
     accelerator: Annotated[str, Field(pattern=r"^nvidia-[a-z0-9-]+$")]
     accelerator_count: Annotated[int, Field(ge=1, le=16)] = 1
+    sharing: GpuSharingConfig | None = None
+
+    @property
+    def shares_per_gpu(self) -> int:
+        """How many pods one physical GPU serves (the nvidia.com/gpu units each GPU advertises)."""
+        if self.sharing is None:
+            return 1
+        if self.sharing.strategy == "time-slicing":
+            return self.sharing.replicas or 1
+        return MIG_PARTITIONS[self.accelerator][self.sharing.partition or ""]
 
     @model_validator(mode="after")
     def _machine_has_this_gpu(self, info: ValidationInfo) -> Self:
@@ -167,6 +206,16 @@ class GpuPoolConfig(NodePoolConfig):
         fixed = _fixed_gpu_count(self.machine_type) if cloud is Cloud.GCP else None
         if fixed is not None and fixed != self.accelerator_count:
             raise ValueError(f"{self.machine_type} comes with {fixed} GPU(s); set acceleratorCount: {fixed}")
+        if self.sharing is not None and self.sharing.strategy == "mig":
+            if cloud is Cloud.AWS:
+                raise ValueError(
+                    "sharing.strategy mig needs NVIDIA's MIG manager on EKS, which the platform does not install; "
+                    "use time-slicing"
+                )
+            partitions = MIG_PARTITIONS.get(self.accelerator)
+            if partitions is None or self.sharing.partition not in partitions:
+                offered = ", ".join(partitions) if partitions else "none (MIG needs A100 or H100)"
+                raise ValueError(f"{self.accelerator} offers MIG partitions: {offered}; got {self.sharing.partition}")
         return self
 
 

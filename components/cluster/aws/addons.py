@@ -16,10 +16,11 @@ from collections.abc import Sequence
 import pulumi
 import pulumi_aws as aws
 import pulumi_kubernetes as k8s
+import yaml
 
 from components.cluster.aws.eks import ControlPlane
 from components.cluster.aws.iam import irsa_role
-from components.contracts import GPU_PRESENT_LABEL, NodePoolContract
+from components.contracts import GPU_PRESENT_LABEL, GPU_RESOURCE, NodePoolContract
 from components.environment import ClusterArgs
 from components.kube import pinned_release
 from mlplatform.pins import (
@@ -213,6 +214,23 @@ def _autoscaler_policy(cluster_name: str) -> str:
     )
 
 
+NO_SHARING = "no-sharing"
+
+
+def device_plugin_config(gpu_pools: Sequence[NodePoolContract]) -> dict[str, object]:
+    """Time-slicing per pool: a named configuration per sharing pool, selected by the node label the pool
+    contract carries; every other GPU node gets the plain default (without one, the plugin's `single`
+    fallback would apply a lone sharing configuration to every GPU node)."""
+    shared = [p for p in gpu_pools if p.device_plugin_config is not None]
+    if not shared:
+        return {}
+    configs = {NO_SHARING: yaml.safe_dump({"version": "v1"})}
+    for pool in shared:
+        slicing = {"resources": [{"name": GPU_RESOURCE, "replicas": pool.shares_per_gpu}]}
+        configs[pool.device_plugin_config] = yaml.safe_dump({"version": "v1", "sharing": {"timeSlicing": slicing}})
+    return {"config": {"map": configs, "default": NO_SHARING}}
+
+
 def device_plugin_values(gpu_pools: Sequence[NodePoolContract]) -> dict:
     """Schedules the plugin on GPU nodes only (by the contract's label), tolerating the contract's taints."""
     tolerations = {tuple(t.items()): t for p in gpu_pools for t in p.tolerations()}
@@ -228,6 +246,7 @@ def device_plugin_values(gpu_pools: Sequence[NodePoolContract]) -> dict:
         },
         "tolerations": list(tolerations.values()),
         "priorityClassName": "system-node-critical",
+        **device_plugin_config(gpu_pools),
         # every container of the chart (plugin, MPS daemon and its init) takes these: a gRPC server that
         # lists a handful of devices uses a few tens of MiB
         "resources": {"requests": {"cpu": "10m", "memory": "64Mi"}, "limits": {"memory": "256Mi"}},

@@ -133,6 +133,7 @@ def build(parent: pulumi.ComponentResource, name: str, cfg: ClusterArgs) -> Clus
                 gcp.container.NodePoolNodeConfigGuestAcceleratorArgs(
                     type=contract.accelerator,
                     count=contract.gpus_per_node,
+                    **gpu_sharing(pool),
                     gpu_driver_installation_config=gcp.container.NodePoolNodeConfigGuestAcceleratorGpuDriverInstallationConfigArgs(
                         gpu_driver_version="LATEST"
                     ),
@@ -217,6 +218,20 @@ def build(parent: pulumi.ComponentResource, name: str, cfg: ClusterArgs) -> Clus
         gpu_pools=tuple(gpus),
         cloud_facts=GcpClusterFacts(workload_pool, vpc.id, subnet.id, psa_range.name),
     )
+
+
+def gpu_sharing(pool: NodePoolConfig) -> dict[str, object]:
+    """GKE's own GPU sharing on the node pool: time-sharing clients per GPU, or a MIG partition size."""
+    sharing = getattr(pool, "sharing", None)
+    if sharing is None:
+        return {}
+    if sharing.strategy == "mig":
+        return {"gpu_partition_size": sharing.partition}
+    return {
+        "gpu_sharing_config": gcp.container.NodePoolNodeConfigGuestAcceleratorGpuSharingConfigArgs(
+            gpu_sharing_strategy="TIME_SHARING", max_shared_clients_per_gpu=sharing.replicas
+        )
+    }
 
 
 def maintenance_policy(window: MaintenanceWindowConfig | None) -> gcp.container.ClusterMaintenancePolicyArgs | None:
