@@ -89,5 +89,6 @@ def build_platform(cfg: PlatformConfig) -> Platform:
         pulumi.export("inferenceNamespace", serving.outputs.namespace)
         pulumi.export("inferenceServiceAccount", serving.outputs.model_pull_service_account.metadata.name)
         pulumi.export("gpuServingRuntimes", serving.outputs.gpu_runtimes)
+        pulumi.export("inferenceServiceDefaults", serving.outputs.inference_defaults)
     pulumi.export("workloadIdentities", {k: i.principal for k, i in storage.outputs.identities.items()})
     return Platform(cluster, namespaces, storage, data, lifecycle, serving, observability)

@@ -45,6 +45,22 @@ class ServingArgs:
     multi_zone: bool = False
 
 
+PODS_PER_ZONE = 3  # the design's HA table: three predictor pods in every zone in prod
+
+
+def inference_defaults(zones: int, multi_zone: bool) -> dict[str, object]:
+    """What an InferenceService's predictor should set on this stack: in prod 3 pods per zone, spread over
+    the zones (Knative honours the topology spread with kubernetes.podspec-affinity); in dev scale to zero."""
+    if not multi_zone:
+        return {"minReplicas": 0}
+    spread = {
+        "maxSkew": 1,
+        "topologyKey": "topology.kubernetes.io/zone",
+        "whenUnsatisfiable": "ScheduleAnyway",
+    }
+    return {"minReplicas": PODS_PER_ZONE * zones, "topologySpreadConstraints": [spread]}
+
+
 @dataclass(frozen=True)
 class ServingOutputs:
     namespace: pulumi.Output[str]
@@ -52,6 +68,7 @@ class ServingOutputs:
     domain: str
     gateway: pulumi.Output[str] | None  # the inference load balancer's hostname or address
     gpu_runtimes: dict[str, str]
+    inference_defaults: dict[str, object]
 
 
 class Serving(pulumi.ComponentResource):
@@ -108,6 +125,7 @@ class Serving(pulumi.ComponentResource):
             domain=cfg.domain,
             gateway=gateway,
             gpu_runtimes=kserve.outputs.gpu_runtimes,
+            inference_defaults=inference_defaults(args.zones, args.multi_zone),
         )
         self.register_outputs({"domain": cfg.domain})
 
