@@ -227,3 +227,14 @@ def test_gpu_sharing_config_is_checked(cloud: str, sharing: dict, expected: str)
         load_config({**base, "cluster": {"gpuPools": [pool]}}, "t")
     [problem] = [p.render() for p in info.value.problems]
     assert problem.startswith("mlplatform:cluster.gpuPools[0]") and expected in problem
+
+
+def test_mlserver_metrics_annotation_matches_the_port_it_serves(dev: PlanDocument) -> None:
+    [runtime] = [
+        r.inputs["spec"]
+        for r in dev.by_type("kubernetes:serving.kserve.io/v1alpha1:ServingRuntime")
+        if r.inputs["metadata"]["name"] == "kserve-mlserver"
+    ]
+    env = {e["name"]: e["value"] for e in runtime["containers"][0]["env"]}
+    assert runtime["annotations"]["prometheus.kserve.io/port"] == env["MLSERVER_METRICS_PORT"] == "8082"
+    assert runtime["containers"][0]["image"].endswith(":1.7.1")

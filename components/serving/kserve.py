@@ -92,6 +92,45 @@ def runtime_values() -> dict[str, object]:
     }
 
 
+MLSERVER_RUNTIME = "kserve-mlserver"
+MLSERVER_METRICS_PORT = 8082  # MLServer's metrics_port default (mlserver/settings.py)
+# the stock runtime's formats (kserve-runtime-configs files/runtimes/resources.yaml at v0.20.0)
+MLSERVER_FORMATS = (
+    ("sklearn", "0", 2), ("sklearn", "1", 2), ("xgboost", "1", 2), ("xgboost", "2", 2),
+    ("lightgbm", "3", 2), ("lightgbm", "4", 2), ("mlflow", "1", 1), ("mlflow", "2", 1),
+)  # fmt: skip
+
+
+def mlserver_runtime_spec() -> dict[str, object]:
+    """The stock MLServer runtime as `model-serving`'s own (KServe prefers a namespace's runtime over the
+    cluster runtime of the same name), with one fix: the stock one tells Prometheus its metrics are on 8080,
+    but MLServer serves them on 8082. Here the port is set explicitly and the annotations say so."""
+    container = {
+        "name": "kserve-container",
+        "image": f"docker.io/seldonio/mlserver:{MLSERVER_TAG}",
+        "env": [
+            {"name": "MLSERVER_MODEL_IMPLEMENTATION", "value": "{{.Labels.modelClass}}"},
+            {"name": "MLSERVER_HTTP_PORT", "value": "8080"},
+            {"name": "MLSERVER_GRPC_PORT", "value": "9000"},
+            {"name": "MLSERVER_METRICS_PORT", "value": str(MLSERVER_METRICS_PORT)},
+        ],
+        # the stock sizing, without the CPU limit (no throttling of inference)
+        "resources": {"requests": {"cpu": "1", "memory": "2Gi"}, "limits": {"memory": "2Gi"}},
+        "securityContext": RESTRICTED_CONTAINER,
+    }
+    return {
+        "annotations": {
+            "prometheus.kserve.io/port": str(MLSERVER_METRICS_PORT),
+            "prometheus.kserve.io/path": "/metrics",
+        },
+        "supportedModelFormats": [
+            {"name": n, "version": v, "autoSelect": True, "priority": p} for n, v, p in MLSERVER_FORMATS
+        ],
+        "protocolVersions": ["v2"],
+        "containers": [container],
+    }
+
+
 def mlflow_runtime_spec(placement: Placement) -> dict[str, object]:
     """MLflow 3 models (`modelFormat: {name: mlflow, version: "3"}`): `mlflow models serve` on the model the
     storage initializer put in /mnt/models, in the tracking server's image (same MLflow version, with the
@@ -186,6 +225,14 @@ class KServe(pulumi.ComponentResource):
                 release_name="kserve-runtime-configs", timeout_seconds=300, depends_on=[controller],
             )  # fmt: skip
             models_ns = args.models.metadata.name
+            k8s.apiextensions.CustomResource(
+                f"{name}-mlserver-runtime",
+                api_version="serving.kserve.io/v1alpha1",
+                kind="ServingRuntime",
+                metadata=k8s.meta.v1.ObjectMetaArgs(name=MLSERVER_RUNTIME, namespace=models_ns, labels=PART_OF),
+                spec=mlserver_runtime_spec(),
+                opts=pulumi.ResourceOptions(parent=self, depends_on=[controller, stock]),
+            )
             k8s.apiextensions.CustomResource(
                 f"{name}-mlflow-runtime",
                 api_version="serving.kserve.io/v1alpha1",
