@@ -238,3 +238,21 @@ def test_mlserver_metrics_annotation_matches_the_port_it_serves(dev: PlanDocumen
     env = {e["name"]: e["value"] for e in runtime["containers"][0]["env"]}
     assert runtime["annotations"]["prometheus.kserve.io/port"] == env["MLSERVER_METRICS_PORT"] == "8082"
     assert runtime["containers"][0]["image"].endswith(":1.7.1")
+
+
+def test_serving_runtimes_validate_against_the_kserve_crd(plan) -> None:
+    crd_file = CRDS / "serving.kserve.io_servingruntimes.yaml"
+    if not crd_file.exists():
+        pytest.skip(f"no upstream CRD at {crd_file}")
+    import jsonschema
+
+    from tests.test_lifecycle_wiring import _strict
+
+    text = "\n".join(line for line in crd_file.read_text().splitlines() if not line.strip().startswith("{{"))
+    [version] = [v for v in yaml.safe_load(text)["spec"]["versions"] if v["name"] == "v1alpha1"]
+    schema = _strict(version["schema"]["openAPIV3Schema"]["properties"]["spec"])
+    for stack in STACKS:
+        for runtime in plan(stack).by_type("kubernetes:serving.kserve.io/v1alpha1:ServingRuntime"):
+            jsonschema.validate(
+                json.loads(json.dumps(runtime.inputs["spec"]), parse_float=lambda f: int(float(f))), schema
+            )
