@@ -37,6 +37,9 @@ REVOKE ALL ON DATABASE :"svc" FROM PUBLIC;
 GRANT CONNECT, TEMPORARY ON DATABASE :"svc" TO :"svc";
 """
 ADMIN_PASSWORD_KEY = "ADMIN_PASSWORD"
+# The admin the Job connects as: the RDS master user; on Cloud SQL the one user made through its API
+# (a cloudsqlsuperuser member, which may create roles and databases).
+POSTGRES_ADMIN = "platform_admin"
 
 
 def password_key(service: str) -> str:

@@ -14,14 +14,13 @@ from components.contracts import (
     PostgresEndpoint,
     RedisEndpoint,
 )
-from components.data.bootstrap import PostgresBootstrap
+from components.data.bootstrap import POSTGRES_ADMIN, PostgresBootstrap
 from components.data.credentials import SERVICE_DATABASES, generated_secret, service_credentials
 from components.environment import DataArgs
 from components.protection import stateful
 from mlplatform.config import Profile
 
 GIB = 1024**3
-POSTGRES_ADMIN = "platform_admin"  # the one user made through the Cloud SQL API (cloudsqlsuperuser)
 
 
 def build(
