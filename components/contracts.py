@@ -26,6 +26,8 @@ class Namespace(StrEnum):
     TRAINING = "training"
     DATA = "data"
     MONITORING = "monitoring"
+    # node agents that need the host (node-exporter; log and GPU agents later): their own, privileged
+    MONITORING_AGENTS = "monitoring-agents"
     # the serving stack's system namespaces (charts and operators, no user workloads)
     CERT_MANAGER = "cert-manager"
     ISTIO = "istio-system"
@@ -318,6 +320,8 @@ class ClusterOutputs:
     kubernetes_version: str  # the control plane's minor, e.g. "1.33" (Pod Security labels pin to it)
     network: ClusterNetwork
     load_balancer: LoadBalancerProfile
+    # the StorageClass persistent volumes of the platform's services use (EKS: gp3; GKE: pd-balanced)
+    block_storage_class: str
     # Cloud-specific facts the same cloud's storage and data adapters need (network, OIDC issuer, workload
     # pool). In-cluster layers never read them; adapters read them through facts().
     cloud_facts: CloudFacts

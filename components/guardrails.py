@@ -19,7 +19,9 @@ NAME_LABEL = "app.kubernetes.io/name"
 NS_LABEL = "kubernetes.io/metadata.name"  # set by the API server on every namespace
 
 # Pod Security Standard enforced per namespace. training runs Ray images (root-less, but KubeRay sets no
-# seccomp profile) and monitoring runs node-exporter (host network and PID), so those relax it. The
+# seccomp profile), so it relaxes to baseline. Agents that need the host (node-exporter: host network and
+# PID) run in monitoring-agents, the only privileged namespace; Prometheus, Alertmanager and Grafana in
+# monitoring stay restricted. The
 # serving system namespaces run only the charts' and operators' pods, which `render` checks at restricted:
 # cert-manager, istiod and the gateway (given a seccomp profile; its only sysctl, the unprivileged port
 # start, is allowed at every level), the Knative and KServe controllers. model-serving runs InferenceService
@@ -29,7 +31,8 @@ POD_SECURITY: Mapping[Namespace, str] = {
     Namespace.SERVING: "restricted",
     Namespace.DATA: "restricted",
     Namespace.TRAINING: "baseline",
-    Namespace.MONITORING: "privileged",
+    Namespace.MONITORING: "restricted",
+    Namespace.MONITORING_AGENTS: "privileged",
     Namespace.CERT_MANAGER: "restricted",
     Namespace.ISTIO: "restricted",
     Namespace.KNATIVE: "restricted",

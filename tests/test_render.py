@@ -105,8 +105,8 @@ def test_renders_with_the_plans_values_and_names_each_violation(tmp_path: Path) 
 
 def test_pod_security_follows_the_namespace_level(tmp_path: Path) -> None:
     write_chart(tmp_path)
-    in_monitoring = render_plan(plan_with(RESTRICTED, "monitoring"), tmp_path, None)  # privileged level
-    assert {v.field.rsplit(".", 1)[-1] for v in in_monitoring.violations} == {"requests"}
+    in_agents = render_plan(plan_with(RESTRICTED, "monitoring-agents"), tmp_path, None)  # privileged level
+    assert {v.field.rsplit(".", 1)[-1] for v in in_agents.violations} == {"requests"}
 
 
 def test_flow_ports_are_checked_on_the_rendered_pods(tmp_path: Path) -> None:

@@ -4,6 +4,7 @@ from mlplatform.config.errors import ConfigError, ConfigProblem
 from mlplatform.config.loader import load_config, load_stack_config, namespace_values, read_stack_file
 from mlplatform.config.models import (
     AirflowConfig,
+    AlertThresholds,
     Cloud,
     ClusterConfig,
     DataConfig,
@@ -14,6 +15,7 @@ from mlplatform.config.models import (
     NodePoolConfig,
     PlatformConfig,
     Profile,
+    PrometheusConfig,
     ServiceConfig,
     ServicesConfig,
     StorageConfig,
@@ -21,6 +23,7 @@ from mlplatform.config.models import (
 
 __all__ = [
     "AirflowConfig",
+    "AlertThresholds",
     "Cloud",
     "ClusterConfig",
     "ConfigError",
@@ -33,6 +36,7 @@ __all__ = [
     "NodePoolConfig",
     "PlatformConfig",
     "Profile",
+    "PrometheusConfig",
     "ServiceConfig",
     "ServicesConfig",
     "StorageConfig",

@@ -478,13 +478,44 @@ class KServeConfig(ServiceConfig):
     ingress: Literal["internal", "internet-facing"] = "internal"
 
 
+class AlertThresholds(Strict):
+    """When the platform's alerts fire (components/observability/alerts.py, each proven by promtool tests)."""
+
+    canary_error_rate: Annotated[float, Field(gt=0, lt=1)] = 0.05  # share of 5xx per revision over 5 m
+    canary_p99_seconds: Annotated[float, Field(gt=0)] = 1.0
+    feature_server_error_rate: Annotated[float, Field(gt=0, lt=1)] = 0.01
+    feature_server_p99_seconds: Annotated[float, Field(gt=0)] = 0.25
+    airflow_heartbeat_minutes: Annotated[int, Field(ge=1, le=60)] = 5
+    gpu_idle_percent: Annotated[float, Field(ge=0, le=100)] = 5.0
+    gpu_idle_minutes: Annotated[int, Field(ge=5, le=1440)] = 60
+
+
+class PrometheusConfig(ServiceConfig):
+    """kube-prometheus-stack: Prometheus, Alertmanager, Grafana. `replicas` is Prometheus's and
+    Alertmanager's (prod: 2 each, spread over zones)."""
+
+    retention: Annotated[str, Field(pattern=r"^\d+[hdwy]$")] = "15d"
+    retention_size_gb: Annotated[int, Field(ge=1, le=10000)] = 40
+    storage_gb: Annotated[int, Field(ge=5, le=16384)] = 50
+    alerts: AlertThresholds = AlertThresholds()
+
+    @model_validator(mode="after")
+    def _room_for_retention(self) -> Self:
+        if self.retention_size_gb >= self.storage_gb:
+            raise ValueError(
+                f"retentionSizeGb ({self.retention_size_gb}) must be below storageGb ({self.storage_gb}): "
+                "Prometheus needs headroom for its write-ahead log and compaction"
+            )
+        return self
+
+
 class ServicesConfig(Strict):
     mlflow: ServiceConfig
     feast: ServiceConfig
     airflow: AirflowConfig
     kuberay: ServiceConfig
     kserve: KServeConfig
-    prometheus: ServiceConfig
+    prometheus: PrometheusConfig
     grafana: ServiceConfig
     loki: ServiceConfig
     evidently: ServiceConfig

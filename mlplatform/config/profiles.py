@@ -59,10 +59,17 @@ def default_zones(cloud: Cloud, region: str, count: int) -> list[str]:
 
 def _services(prod: bool) -> dict[str, Any]:
     replicas = {"mlflow": 2, "feast": 6, "airflow": 2, "kserve": 2, "prometheus": 2, "grafana": 2, "loki": 3}
-    return {
+    services: dict[str, Any] = {
         name: {"enabled": True, "version": version, "replicas": replicas.get(name, 1) if prod else 1}
         for name, version in SERVICE_DEFAULT_VERSIONS.items()
     }
+    # metrics kept a month in prod, a week in dev
+    services["prometheus"] |= (
+        {"retention": "30d", "retentionSizeGb": 180, "storageGb": 200}
+        if prod
+        else {"retention": "7d", "retentionSizeGb": 15, "storageGb": 20}
+    )
+    return services
 
 
 def _redis(prod: bool, cloud: Cloud, m: dict[str, str]) -> dict[str, Any]:

@@ -15,6 +15,7 @@ from components.cluster.aws.eks import control_plane
 from components.cluster.aws.load_balancer import LoadBalancerController
 from components.cluster.aws.network import VPC_CIDR, network
 from components.cluster.aws.nodes import node_groups
+from components.cluster.aws.storage_class import BlockStorage
 from components.cluster.kubeconfig import exec_kubeconfig
 from components.contracts import AwsClusterFacts, ClusterNetwork, ClusterOutputs
 from components.environment import ClusterArgs
@@ -51,6 +52,9 @@ def build(parent: pulumi.ComponentResource, name: str, cfg: ClusterArgs) -> Clus
     )
     child = pulumi.ResourceOptions(parent=parent)
     ClusterAutoscaler(f"{name}-cluster-autoscaler", cfg, eks, provider, pools.system, opts=child)
+    storage = BlockStorage(
+        f"{name}-block-storage", provider, opts=pulumi.ResourceOptions(parent=parent, depends_on=after)
+    )
     load_balancers = LoadBalancerController(
         f"{name}-load-balancer-controller", cfg, eks, net.vpc.id, provider, pools.system, opts=child
     )
@@ -64,6 +68,7 @@ def build(parent: pulumi.ComponentResource, name: str, cfg: ClusterArgs) -> Clus
         kubernetes_version=cfg.cluster.kubernetes_version,
         network=EKS_NETWORK,
         load_balancer=load_balancers.profile,
+        block_storage_class=storage.class_name,
         gpu_pools=pools.gpu,
         cloud_facts=AwsClusterFacts(
             cluster_name=eks.cluster.name,

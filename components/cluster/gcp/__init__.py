@@ -209,6 +209,8 @@ def build(parent: pulumi.ComponentResource, name: str, cfg: ClusterArgs) -> Clus
         cpu_pool=cpu,
         kubernetes_version=cfg.cluster.kubernetes_version,
         load_balancer=GKE_LOAD_BALANCER,
+        # GKE's built-in pd-balanced class (Persistent Disk CSI driver, zonal, binds on first consumer)
+        block_storage_class="standard-rwo",
         network=ClusterNetwork(
             metadata_endpoints=GKE_METADATA,
             blocked_cidrs=(),
