@@ -19,6 +19,8 @@ from typing import Any
 
 import yaml
 
+from mlplatform.pins import ChartPin, pin_at
+
 KEYS_DIR = Path(__file__).resolve().parent / "chart_keys"
 
 Tree = dict[str, Any] | None
@@ -35,6 +37,13 @@ FREE_FORM: dict[str, dict[str, str]] = {
 KUBERNETES_SHAPES: dict[str, dict[str, Any]] = {
     "resources": {"requests": None, "limits": None, "claims": None},
     "affinity": dict.fromkeys(("nodeAffinity", "podAffinity", "podAntiAffinity")),
+}
+
+# Subcharts whose values a parent chart passes through under the subchart's name: their keys are the
+# subchart's own (its values.yaml, a directory beside the parent's in the upstream copies), at the version
+# the parent's Chart.yaml depends on.
+SUBCHARTS: dict[str, tuple[str, ...]] = {
+    "kube-prometheus-stack": ("grafana", "kube-state-metrics", "prometheus-node-exporter"),
 }
 
 # Keys a chart's templates read that its values.yaml does not declare (found reading the templates at the
@@ -123,6 +132,11 @@ def supported_versions(chart: str) -> dict[str, str]:
     return found
 
 
+def selected_pin(pin: ChartPin, version: str) -> ChartPin:
+    """`pin` at the chart version a stack selected (config guarantees a key snapshot exists for it)."""
+    return pin_at(pin, version, supported_versions(pin.chart)[version])
+
+
 def load_tree(chart: str, version: str) -> Tree:
     return json.loads(snapshot_path(chart, version).read_text())["keys"]
 
@@ -156,6 +170,13 @@ def build_snapshot(chart_dir: Path, chart: str, version: str, app_version: str |
     schema_file = chart_dir / "values.schema.json"
     schema = json.loads(schema_file.read_text()) if schema_file.exists() else None
     tree = key_tree(values, schema, free_form=frozenset(FREE_FORM.get(chart, {})))
+    for sub in SUBCHARTS.get(chart, ()):
+        sub_dir = chart_dir.parent / sub
+        if not (sub_dir / "values.yaml").exists():
+            raise FileNotFoundError(f"{chart} passes values to subchart {sub}: its values.yaml is needed in {sub_dir}")
+        sub_tree = build_snapshot(sub_dir, sub, "")["keys"]
+        if isinstance(tree, dict) and isinstance(sub_tree, dict):
+            tree[sub] = _deep_merge(sub_tree, tree.get(sub) or {})
     for path in TEMPLATE_KEYS.get(chart, {}):
         *parents, leaf = path.split(".")
         node = tree

@@ -68,7 +68,7 @@ def build_platform(cfg: PlatformConfig) -> Platform:
         opts=in_cluster,
     )
     observability = Observability(
-        NAME, ObservabilityArgs(cluster.outputs, ns, storage.outputs, cfg.services), opts=in_cluster
+        NAME, ObservabilityArgs(cluster.outputs, ns, storage.outputs, cfg.services, multi_zone), opts=in_cluster
     )
 
     pulumi.export("cloud", cfg.cloud.value)
@@ -90,5 +90,8 @@ def build_platform(cfg: PlatformConfig) -> Platform:
         pulumi.export("inferenceServiceAccount", serving.outputs.model_pull_service_account.metadata.name)
         pulumi.export("gpuServingRuntimes", serving.outputs.gpu_runtimes)
         pulumi.export("inferenceServiceDefaults", serving.outputs.inference_defaults)
+    if observability.outputs.grafana_url is not None:
+        pulumi.export("grafanaUrl", observability.outputs.grafana_url)
+        pulumi.export("grafanaAdminSecret", observability.outputs.grafana_admin_secret)
     pulumi.export("workloadIdentities", {k: i.principal for k, i in storage.outputs.identities.items()})
     return Platform(cluster, namespaces, storage, data, lifecycle, serving, observability)

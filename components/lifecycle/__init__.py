@@ -26,9 +26,9 @@ from components.lifecycle.mlflow import MLflow, MLflowArgs
 from components.lifecycle.placement import Placement
 from components.lifecycle.ray import KubeRay, KubeRayArgs
 from components.lifecycle.training import Training, TrainingArgs
-from mlplatform.chartkeys import supported_versions
+from mlplatform.chartkeys import selected_pin
 from mlplatform.config import ServicesConfig
-from mlplatform.pins import SERVICE_CHARTS, ChartPin, pin_at
+from mlplatform.pins import SERVICE_CHARTS, ChartPin
 
 
 @dataclass(frozen=True)
@@ -50,10 +50,8 @@ class LifecycleOutputs:
 
 
 def _pin(services: ServicesConfig, service: str) -> ChartPin:
-    """The service's chart at the version its config selected (config guarantees a snapshot exists)."""
-    pin = SERVICE_CHARTS[service]
-    version = getattr(services, service).version
-    return pin_at(pin, version, supported_versions(pin.chart)[version])
+    """The service's chart at the version its config selected."""
+    return selected_pin(SERVICE_CHARTS[service], getattr(services, service).version)
 
 
 class Lifecycle(pulumi.ComponentResource):

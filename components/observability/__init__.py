@@ -12,8 +12,12 @@ import pulumi_kubernetes as k8s
 
 from components import workloads
 from components.contracts import BucketPurpose, ClusterOutputs, Namespace, PlatformNamespaces, StorageOutputs
+from components.lifecycle.placement import Placement
 from components.observability.loki import Loki, LokiArgs
+from components.observability.prometheus import Prometheus, PrometheusArgs
+from mlplatform.chartkeys import selected_pin
 from mlplatform.config import ServicesConfig
+from mlplatform.pins import KUBE_PROMETHEUS_STACK
 
 
 @dataclass(frozen=True)
@@ -22,6 +26,7 @@ class ObservabilityArgs:
     namespaces: PlatformNamespaces
     storage: StorageOutputs
     services: ServicesConfig
+    multi_zone: bool = False
 
 
 @dataclass(frozen=True)
@@ -29,6 +34,8 @@ class ObservabilityOutputs:
     namespace: pulumi.Output[str]
     loki_service_account: k8s.core.v1.ServiceAccount
     logs_bucket: pulumi.Output[str]
+    grafana_url: str | None
+    grafana_admin_secret: pulumi.Output[str] | None
 
 
 class Observability(pulumi.ComponentResource):
@@ -43,9 +50,26 @@ class Observability(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self),
         )
         sa = loki.outputs.service_account
+        cfg = args.services.prometheus
+        prometheus = None
+        if cfg.enabled:
+            prometheus = Prometheus(
+                f"{name}-prometheus",
+                PrometheusArgs(
+                    namespace=ns,
+                    pin=selected_pin(KUBE_PROMETHEUS_STACK, cfg.version),
+                    config=cfg,
+                    storage_class=args.cluster.block_storage_class,
+                    placement=Placement(args.cluster.cpu_pool, spread=args.multi_zone),
+                    provider=args.cluster.kubernetes_provider,
+                ),
+                opts=pulumi.ResourceOptions(parent=self),
+            )
         self.outputs = ObservabilityOutputs(
             namespace=ns.metadata.name,
             loki_service_account=sa,
             logs_bucket=args.storage.buckets[BucketPurpose.LOGS].name,
+            grafana_url=prometheus.outputs.grafana_url if prometheus else None,
+            grafana_admin_secret=prometheus.outputs.grafana_admin_secret if prometheus else None,
         )
         self.register_outputs({"namespace": ns.metadata.name})

@@ -19,7 +19,7 @@ from components.serving.cert_manager import CertManager, CertManagerArgs
 from components.serving.istio import Istio, IstioArgs, IstioPins
 from components.serving.knative import Knative, KnativeArgs
 from components.serving.kserve import KServe, KServeArgs, KServePins
-from mlplatform.chartkeys import supported_versions
+from mlplatform.chartkeys import selected_pin
 from mlplatform.config import ServicesConfig
 from mlplatform.pins import (
     CERT_MANAGER,
@@ -30,8 +30,6 @@ from mlplatform.pins import (
     KSERVE,
     KSERVE_CRD,
     KSERVE_RUNTIME_CONFIGS,
-    ChartPin,
-    pin_at,
 )
 
 
@@ -115,7 +113,8 @@ class Serving(pulumi.ComponentResource):
             KServeArgs(
                 namespace=ns[Namespace.KSERVE], models=ns[Namespace.SERVING],
                 identity=args.storage.identity(workloads.KSERVE), config=cfg, gpu_pools=args.cluster.gpu_pools,
-                pins=KServePins(KSERVE_CRD, _kserve_pin(cfg.version), KSERVE_RUNTIME_CONFIGS), after=after, **common,
+                pins=KServePins(KSERVE_CRD, selected_pin(KSERVE, cfg.version), KSERVE_RUNTIME_CONFIGS),
+                after=after, **common,
             ),
             opts=child,
         )  # fmt: skip
@@ -128,10 +127,6 @@ class Serving(pulumi.ComponentResource):
             inference_defaults=inference_defaults(args.zones, args.multi_zone),
         )
         self.register_outputs({"domain": cfg.domain})
-
-
-def _kserve_pin(version: str) -> ChartPin:
-    return pin_at(KSERVE, version, supported_versions(KSERVE.chart)[version])
 
 
 def _gateway_address(parent: pulumi.Resource, name: str, provider: k8s.Provider, istio: Istio) -> pulumi.Output[str]:

@@ -1,0 +1,173 @@
+"""kube-prometheus-stack 88.5.3: the Prometheus operator, Prometheus v3, Alertmanager, Grafana (the chart's
+own grafana-community subchart, 12.11.1: one release wires its data sources and dashboard sidecar to this
+Prometheus and Alertmanager), kube-state-metrics, and node-exporter in `monitoring-agents` (host network
+and PID need the privileged level; `monitoring` stays restricted). The platform's alert rules
+(components/observability/alerts.py) are a PrometheusRule beside it.
+
+helm.v3.Release: the chart ships the operator's CRDs (in its crds subchart's crds/ directory, which Helm
+keeps on uninstall) and patches its admission webhook's certificate with pre/post-install hook Jobs.
+Prometheus selects every ServiceMonitor, PodMonitor and PrometheusRule in the cluster, not only the
+release's own, so each service's monitor can live next to the service.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_kubernetes as k8s
+
+from components.contracts import Namespace
+from components.data.credentials import generated_secret
+from components.kube import PART_OF, opaque_secret, pinned_release, spread_affinity
+from components.lifecycle.placement import Placement
+from components.observability.alerts import rule_groups
+from mlplatform.config import PrometheusConfig
+from mlplatform.pins import ChartPin
+
+RELEASE = "kube-prometheus-stack"
+GRAFANA_USER = "admin"
+
+
+@dataclass(frozen=True)
+class PrometheusArgs:
+    namespace: k8s.core.v1.Namespace
+    pin: ChartPin
+    config: PrometheusConfig
+    storage_class: str
+    placement: Placement
+    provider: k8s.Provider
+
+
+@dataclass(frozen=True)
+class PrometheusOutputs:
+    grafana_admin_secret: pulumi.Output[str]  # keys admin-user, admin-password
+    grafana_url: str
+    prometheus_url: str
+
+
+def _volume(storage_class: str, size_gb: int) -> dict[str, object]:
+    return {
+        "volumeClaimTemplate": {
+            "spec": {
+                "storageClassName": storage_class,
+                "accessModes": ["ReadWriteOnce"],
+                "resources": {"requests": {"storage": f"{size_gb}Gi"}},
+            }
+        }
+    }
+
+
+def stack_values(args: PrometheusArgs, admin_secret: pulumi.Input[str]) -> dict[str, object]:
+    cfg, placement = args.config, args.placement
+    replicas = cfg.replicas
+    where = {"nodeSelector": placement.node_selector, "tolerations": placement.tolerations}
+    # preferred zone anti-affinity for the replicas (the operator's soft podAntiAffinity is per host only)
+    spread = "soft"
+    return {
+        "crds": {"enabled": True},
+        # managed control planes: etcd, the controller manager and the scheduler are not reachable, and
+        # kube-proxy's metrics listen on the node's loopback
+        "kubeEtcd": {"enabled": False},
+        "kubeControllerManager": {"enabled": False},
+        "kubeScheduler": {"enabled": False},
+        "kubeProxy": {"enabled": False},
+        "prometheusOperator": {
+            **where,
+            "resources": placement.resources("100m", "128Mi", "512Mi"),
+            "admissionWebhooks": {"patch": {**where, "resources": placement.resources("10m", "32Mi", "128Mi")}},
+        },
+        "prometheus": {
+            "podDisruptionBudget": {"enabled": replicas > 1, "minAvailable": 1},
+            "prometheusSpec": {
+                **where,
+                "replicas": replicas,
+                "retention": cfg.retention,
+                "retentionSize": f"{cfg.retention_size_gb}GB",
+                "storageSpec": _volume(args.storage_class, cfg.storage_gb),
+                # Knative >= 1.19 can push request metrics as OpenTelemetry
+                "enableOTLPReceiver": True,
+                "podAntiAffinity": spread,
+                "podAntiAffinityTopologyKey": "topology.kubernetes.io/zone",
+                "resources": placement.resources("500m", "2Gi", "8Gi"),
+                "serviceMonitorSelectorNilUsesHelmValues": False,
+                "podMonitorSelectorNilUsesHelmValues": False,
+                "ruleSelectorNilUsesHelmValues": False,
+            },
+        },
+        "alertmanager": {
+            "podDisruptionBudget": {"enabled": replicas > 1, "minAvailable": 1},
+            "alertmanagerSpec": {
+                **where,
+                "replicas": replicas,
+                "storage": _volume(args.storage_class, 5),
+                "podAntiAffinity": spread,
+                "podAntiAffinityTopologyKey": "topology.kubernetes.io/zone",
+                "resources": placement.resources("50m", "128Mi", "256Mi"),
+            },
+        },
+        "grafana": {
+            **where,
+            "replicas": replicas,
+            # credentials from a Secret the program makes, never from values (the chart would otherwise
+            # generate one into its own Secret)
+            "admin": {"existingSecret": admin_secret, "userKey": "admin-user", "passwordKey": "admin-password"},
+            "resources": placement.resources("100m", "256Mi", "512Mi"),
+            # the dashboard and data source sidecars watch ConfigMaps: a few tens of MiB
+            "sidecar": {"resources": placement.resources("10m", "64Mi", "256Mi")},
+            # the chart's `helm test` pod runs as root without a seccomp profile; tests are not run here
+            "testFramework": {"enabled": False},
+            "affinity": spread_affinity("grafana") if placement.spread else {},
+        },
+        "kube-state-metrics": {**where, "resources": placement.resources("50m", "128Mi", "512Mi")},
+        "prometheus-node-exporter": {
+            "namespaceOverride": Namespace.MONITORING_AGENTS.value,
+            # on every node, GPU nodes included
+            "tolerations": [{"operator": "Exists"}],
+            "resources": {"requests": {"cpu": "20m", "memory": "32Mi"}, "limits": {"memory": "128Mi"}},
+        },
+    }
+
+
+class Prometheus(pulumi.ComponentResource):
+    outputs: PrometheusOutputs
+
+    def __init__(self, name: str, args: PrometheusArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("mlplatform:observability:Prometheus", name, None, opts)
+        ns = args.namespace
+        admin = opaque_secret(
+            self,
+            f"{name}-grafana-admin",
+            "grafana-admin",
+            ns,
+            {"admin-user": GRAFANA_USER, "admin-password": generated_secret(self, f"{name}-grafana-password")},
+        )
+        release = pinned_release(
+            self,
+            name,
+            args.pin,
+            ns.metadata.name,
+            stack_values(args, admin.metadata.name),
+            args.provider,
+            release_name=RELEASE,
+            # several Deployments and two StatefulSets whose volumes bind on a CPU pool node that may not
+            # exist yet (~3 min), plus the webhook patch Jobs
+            timeout_seconds=900,
+            depends_on=[admin],
+        )
+        k8s.apiextensions.CustomResource(
+            f"{name}-platform-alerts",
+            api_version="monitoring.coreos.com/v1",
+            kind="PrometheusRule",
+            metadata=k8s.meta.v1.ObjectMetaArgs(name="mlplatform-alerts", namespace=ns.metadata.name, labels=PART_OF),
+            spec={"groups": rule_groups(args.config.alerts)},
+            # after the release: its CRDs, and the operator's webhook that validates rules
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[release]),
+        )
+        namespace = Namespace.MONITORING.value
+        self.outputs = PrometheusOutputs(
+            grafana_admin_secret=admin.metadata.name,
+            grafana_url=f"http://{RELEASE}-grafana.{namespace}.svc.cluster.local:80",
+            prometheus_url=f"http://{RELEASE}-prometheus.{namespace}.svc.cluster.local:9090",
+        )
+        self.register_outputs({"grafanaUrl": self.outputs.grafana_url})

@@ -1,0 +1,111 @@
+"""The monitoring stack as planned: storage, retention and HA from config, Grafana's admin from a Secret the
+program makes, the platform's alerts as a PrometheusRule validated against the operator's CRD, and the
+host-level agents kept out of the restricted `monitoring` namespace."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+from components.contracts import Namespace
+from components.guardrails import POD_SECURITY
+from components.observability.alerts import rule_groups
+from mlplatform.config import load_config, namespace_values, read_stack_file
+from mlplatform.plan.document import PlanDocument
+
+STACKS = ["dev", "prod", "gcp-dev", "gcp-prod"]
+CRDS = Path(__file__).resolve().parents[2] / "shared" / "upstream" / "crds"
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def config(stack: str):
+    return load_config(namespace_values(read_stack_file(ROOT, stack)), stack)
+
+
+def python_patterns(schema: object) -> object:
+    """The CRD's Go regexes as Python reads them: Go allows an inline flag after `^` (`^(?i)...`)."""
+    if isinstance(schema, dict):
+        return {
+            k: (v.replace("^(?i)", "(?i)^") if k == "pattern" and isinstance(v, str) else python_patterns(v))
+            for k, v in schema.items()
+        }
+    if isinstance(schema, list):
+        return [python_patterns(v) for v in schema]
+    return schema
+
+
+def stack_values(doc: PlanDocument) -> dict:
+    [release] = [
+        r for r in doc.by_type("kubernetes:helm.sh/v3:Release") if r.inputs.get("name") == "kube-prometheus-stack"
+    ]
+    return release.inputs["values"]
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_prometheus_storage_retention_and_ha_follow_config(plan, stack: str) -> None:
+    doc, cfg = plan(stack), config(stack).services.prometheus
+    spec = stack_values(doc)["prometheus"]["prometheusSpec"]
+    claim = spec["storageSpec"]["volumeClaimTemplate"]["spec"]
+    assert claim["storageClassName"] == ("standard-rwo" if stack.startswith("gcp") else "gp3")
+    assert claim["resources"]["requests"]["storage"] == f"{cfg.storage_gb}Gi"
+    assert (spec["retention"], spec["retentionSize"]) == (cfg.retention, f"{cfg.retention_size_gb}GB")
+    assert spec["enableOTLPReceiver"] is True
+    alertmanager = stack_values(doc)["alertmanager"]["alertmanagerSpec"]
+    replicas = 2 if "prod" in stack else 1
+    assert int(spec["replicas"]) == int(alertmanager["replicas"]) == replicas
+    assert stack_values(doc)["prometheus"]["podDisruptionBudget"]["enabled"] == (replicas > 1)
+    if not stack.startswith("gcp"):
+        [gp3] = doc.by_type("kubernetes:storage.k8s.io/v1:StorageClass")
+        assert gp3.inputs["parameters"] == {"type": "gp3", "encrypted": "true"}
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_grafana_admin_comes_from_the_programs_secret(plan, stack: str) -> None:
+    doc = plan(stack)
+    admin = stack_values(doc)["grafana"]["admin"]
+    secrets = {s.inputs["metadata"]["name"]: s for s in doc.by_type("kubernetes:core/v1:Secret")}
+    secret = secrets[admin["existingSecret"]]
+    assert secret.inputs["metadata"]["namespace"] == "monitoring" and secret.inputs["stringData"] == "[secret]"
+    assert "adminPassword" not in stack_values(doc)["grafana"]
+    assert doc.outputs["grafanaAdminSecret"] == admin["existingSecret"]
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_host_agents_run_outside_the_restricted_monitoring_namespace(plan, stack: str) -> None:
+    exporter = stack_values(plan(stack))["prometheus-node-exporter"]
+    assert POD_SECURITY[Namespace(exporter["namespaceOverride"])] == "privileged"
+    assert POD_SECURITY[Namespace.MONITORING] == "restricted"
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_platform_alerts_are_the_configured_rules(plan, stack: str) -> None:
+    doc = plan(stack)
+    rule = doc.one("kubernetes:monitoring.coreos.com/v1:PrometheusRule")
+    thresholds = config(stack).services.prometheus.alerts
+    assert json.loads(json.dumps(rule.inputs["spec"]["groups"]), parse_float=float) == json.loads(
+        json.dumps(rule_groups(thresholds)), parse_float=float
+    )
+    release = next(
+        r for r in doc.by_type("kubernetes:helm.sh/v3:Release") if r.inputs.get("name") == "kube-prometheus-stack"
+    )
+    assert release.urn in rule.dependencies  # its CRD and validating webhook first
+
+
+def test_prometheus_rule_validates_against_its_crd(plan) -> None:
+    crd_file = CRDS / "monitoring.coreos.com_prometheusrules.yaml"
+    if not crd_file.exists():
+        pytest.skip(f"no upstream CRD at {crd_file}")
+    import jsonschema
+
+    from tests.test_lifecycle_wiring import _strict
+
+    [version] = [v for v in yaml.safe_load(crd_file.read_text())["spec"]["versions"] if v["name"] == "v1"]
+    schema = python_patterns(_strict(version["schema"]["openAPIV3Schema"]["properties"]["spec"]))
+    spec = json.loads(json.dumps(plan("prod").one("kubernetes:monitoring.coreos.com/v1:PrometheusRule").inputs["spec"]))
+    jsonschema.validate(spec, schema)
+    spec["groups"][0]["rules"][0]["fro"] = "5m"  # misspelt: the API server would drop it silently
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(spec, schema)
