@@ -259,6 +259,8 @@ class ClusterNetwork:
     # the private service access range reserved on the VPC (Cloud SQL, Memorystore) and the node subnet
     # (Managed Kafka's client endpoints)
     data_service_cidrs: tuple[pulumi.Input[str], ...] = ()
+    # the nodes' addresses (host-network scrape targets: kubelet, node-exporter)
+    node_cidrs: tuple[str, ...] = ()
 
 
 # -- per-cloud facts the same cloud's infra adapters share -------------------------------------------

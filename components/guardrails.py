@@ -115,6 +115,52 @@ FLOWS: tuple[Flow, ...] = (
 )
 
 
+@dataclass(frozen=True)
+class ScrapeTarget:
+    """Pods Prometheus scrapes: where they are, how they are labelled, and the port (its name for the
+    PodMonitor, its number for the NetworkPolicy). Each becomes a flow from `monitoring` and a PodMonitor."""
+
+    name: str
+    namespace: Namespace
+    selector: Mapping[str, str]  # pod labels; empty: every pod in the namespace
+    port: str
+    number: int
+    path: str = "/metrics"
+
+
+# Read in each chart's rendered pods (`python -m mlplatform render`) or, for pods an operator makes, in its
+# source: KubeRay gives every Ray container a `metrics` port 8080; Knative's queue-proxy serves request
+# metrics on `http-usermetric` 9091 when request-metrics-protocol is prometheus.
+SCRAPES: tuple[ScrapeTarget, ...] = (
+    ScrapeTarget(
+        "airflow-statsd", Namespace.PLATFORM, {"tier": "airflow", "component": "statsd"}, "statsd-scrape", 9102
+    ),
+    ScrapeTarget(
+        "airflow-pgbouncer", Namespace.PLATFORM, {"tier": "airflow", "component": "pgbouncer"}, "metrics", 9127
+    ),
+    ScrapeTarget("kuberay-operator", Namespace.TRAINING, {NAME_LABEL: "kuberay-operator"}, "http", 8080),
+    ScrapeTarget("ray", Namespace.TRAINING, {"ray.io/cluster": "ray"}, "metrics", 8080),
+    ScrapeTarget("knative", Namespace.KNATIVE, {NAME_LABEL: "knative-serving"}, "metrics", 9090),
+    ScrapeTarget("model-requests", Namespace.SERVING, {}, "http-usermetric", 9091),
+    ScrapeTarget(
+        "istio-gateway", Namespace.ISTIO, {"app": INGRESS_GATEWAY_APP}, "http-envoy-prom", 15090, "/stats/prometheus"
+    ),
+    # the controller, whose metrics cover certificates and issuers (its startupapicheck Job has no port)
+    ScrapeTarget(
+        "cert-manager",
+        Namespace.CERT_MANAGER,
+        {"app.kubernetes.io/instance": "cert-manager", "app.kubernetes.io/component": "controller"},
+        "http-metrics",
+        9402,
+    ),
+)
+FLOWS += tuple(
+    Flow(f"scrape-{t.name}", t.namespace, None, t.number, (Namespace.MONITORING,), selector=t.selector) for t in SCRAPES
+)
+# node-level targets (host network): the kubelet's cAdvisor metrics and node-exporter
+NODE_SCRAPE_PORTS = (10250, 9100)
+
+
 def flow(name: str) -> Flow:
     """The declared flow called `name`: charts take their pod name label and container port from it, so a
     NetworkPolicy and the pods it admits cannot disagree."""
@@ -123,9 +169,6 @@ def flow(name: str) -> Flow:
             return f
     raise KeyError(f"no flow named {name!r}; flows: {[f.name for f in FLOWS]}")
 
-
-# Prometheus (in monitoring) scrapes these container port names in every namespace.
-METRICS_PORT_NAMES = ("metrics", "http-metrics")
 
 # HTTPS anywhere (but blocked ranges): the clouds' APIs (object storage, STS / token exchange, Managed
 # Kafka's OAuth), the Kubernetes API and image or model hubs live at addresses unknown until deploy. `data`
@@ -233,12 +276,9 @@ def baseline_egress(ns: Namespace, network: ClusterNetwork) -> list[k8s.networki
 
 
 def baseline_ingress(ns: Namespace, network: ClusterNetwork) -> list[k8s.networking.v1.NetworkPolicyIngressRuleArgs]:
-    """Same-namespace traffic, Prometheus scrapes of metrics ports, and the API server calling webhooks."""
+    """Same-namespace traffic and the API server calling webhooks (Prometheus' scrapes are flows)."""
     return [
         k8s.networking.v1.NetworkPolicyIngressRuleArgs(from_=[_peer_ns(ns)]),
-        k8s.networking.v1.NetworkPolicyIngressRuleArgs(
-            from_=[_peer_ns(Namespace.MONITORING)], ports=[_tcp(p) for p in METRICS_PORT_NAMES]
-        ),
         k8s.networking.v1.NetworkPolicyIngressRuleArgs(
             from_=[_cidr_peer(c) for c in network.control_plane_cidrs], ports=[_tcp(p) for p in WEBHOOK_PORTS]
         ),
@@ -308,13 +348,10 @@ def network_policies(
                 parent,
                 prefix,
                 namespace,
-                "allow-scrape-out",
+                "allow-node-scrape-out",
                 egress=[
                     k8s.networking.v1.NetworkPolicyEgressRuleArgs(
-                        to=[
-                            k8s.networking.v1.NetworkPolicyPeerArgs(namespace_selector=k8s.meta.v1.LabelSelectorArgs())
-                        ],
-                        ports=[_tcp(p) for p in METRICS_PORT_NAMES],
+                        to=[_cidr_peer(c) for c in network.node_cidrs], ports=[_tcp(p) for p in NODE_SCRAPE_PORTS]
                     )
                 ],
             )

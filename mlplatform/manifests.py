@@ -21,7 +21,7 @@ from typing import Any
 import yaml
 
 from components.contracts import Namespace
-from components.guardrails import FLOWS, NAME_LABEL, POD_SECURITY
+from components.guardrails import FLOWS, POD_SECURITY
 from mlplatform.plan.document import PlanDocument
 from mlplatform.plan.mocks import Registration
 from mlplatform.podsecurity import Violation, check_pod, missing_requests, pod_specs
@@ -160,7 +160,7 @@ def check_flows(where: str, objects: Iterable[Mapping[str, Any]]) -> list[Violat
                             f"{where} / {label}",
                             None,
                             "containers[].ports",
-                            f"flow {flow.name} admits TCP {flow.port} to {NAME_LABEL}={flow.app}; pod listens on "
+                            f"flow {flow.name} admits TCP {flow.port} to pods {wanted}; pod listens on "
                             f"{sorted(p for p in ports if p)}",
                         )
                     )

@@ -37,11 +37,15 @@ def python_patterns(schema: object) -> object:
     return schema
 
 
-def stack_values(doc: PlanDocument) -> dict:
+def kps(doc: PlanDocument):
     [release] = [
         r for r in doc.by_type("kubernetes:helm.sh/v3:Release") if r.inputs.get("name") == "kube-prometheus-stack"
     ]
-    return release.inputs["values"]
+    return release
+
+
+def stack_values(doc: PlanDocument) -> dict:
+    return kps(doc).inputs["values"]
 
 
 @pytest.mark.parametrize("stack", STACKS)
@@ -88,10 +92,7 @@ def test_platform_alerts_are_the_configured_rules(plan, stack: str) -> None:
     assert json.loads(json.dumps(rule.inputs["spec"]["groups"]), parse_float=float) == json.loads(
         json.dumps(rule_groups(thresholds)), parse_float=float
     )
-    release = next(
-        r for r in doc.by_type("kubernetes:helm.sh/v3:Release") if r.inputs.get("name") == "kube-prometheus-stack"
-    )
-    assert release.urn in rule.dependencies  # its CRD and validating webhook first
+    assert kps(doc).urn in rule.dependencies  # its CRD and validating webhook first
 
 
 def test_prometheus_rule_validates_against_its_crd(plan) -> None:
@@ -109,3 +110,39 @@ def test_prometheus_rule_validates_against_its_crd(plan) -> None:
     spec["groups"][0]["rules"][0]["fro"] = "5m"  # misspelt: the API server would drop it silently
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.validate(spec, schema)
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_every_scrape_is_a_pod_monitor_and_a_flow_that_agree(plan, stack: str) -> None:
+    from components.guardrails import FLOWS, SCRAPES
+
+    doc = plan(stack)
+    monitors = {m.inputs["metadata"]["name"]: m for m in doc.by_type("kubernetes:monitoring.coreos.com/v1:PodMonitor")}
+    assert set(monitors) == {t.name for t in SCRAPES}
+    flows = {f.name: f for f in FLOWS}
+    for target in SCRAPES:
+        spec = monitors[target.name].inputs["spec"]
+        flow = flows[f"scrape-{target.name}"]
+        assert spec["namespaceSelector"]["matchNames"] == [flow.to.value]
+        assert spec["selector"]["matchLabels"] == flow.pod_labels
+        assert flow.sources == (Namespace.MONITORING,) and flow.port == target.number
+        assert spec["podMetricsEndpoints"][0]["port"] == target.port
+        assert kps(doc).urn in monitors[target.name].dependencies  # the operator's CRDs first
+    # no scrape by port-name convention is left in any baseline
+    for policy in doc.by_type("kubernetes:networking.k8s.io/v1:NetworkPolicy"):
+        for rule in policy.inputs["spec"].get("ingress") or []:
+            assert not any(isinstance(p.get("port"), str) for p in rule.get("ports", [])), policy.name
+
+
+def test_pod_monitors_validate_against_their_crd(plan) -> None:
+    crd_file = CRDS / "monitoring.coreos.com_podmonitors.yaml"
+    if not crd_file.exists():
+        pytest.skip(f"no upstream CRD at {crd_file}")
+    import jsonschema
+
+    from tests.test_lifecycle_wiring import _strict
+
+    [version] = [v for v in yaml.safe_load(crd_file.read_text())["spec"]["versions"] if v["name"] == "v1"]
+    schema = python_patterns(_strict(version["schema"]["openAPIV3Schema"]["properties"]["spec"]))
+    for monitor in plan("gcp-prod").by_type("kubernetes:monitoring.coreos.com/v1:PodMonitor"):
+        jsonschema.validate(json.loads(json.dumps(monitor.inputs["spec"])), schema)

@@ -19,6 +19,7 @@ import pulumi_kubernetes as k8s
 
 from components.contracts import Namespace
 from components.data.credentials import generated_secret
+from components.guardrails import SCRAPES, ScrapeTarget
 from components.kube import PART_OF, opaque_secret, pinned_release, spread_affinity
 from components.lifecycle.placement import Placement
 from components.observability.alerts import rule_groups
@@ -129,6 +130,16 @@ def stack_values(args: PrometheusArgs, admin_secret: pulumi.Input[str]) -> dict[
     }
 
 
+def pod_monitor_spec(target: ScrapeTarget) -> dict[str, object]:
+    """A scrape target of the flow table as a PodMonitor: the same namespace, pod labels and port the
+    NetworkPolicy admits (components/guardrails.py SCRAPES), so the scrape and its permission agree."""
+    return {
+        "namespaceSelector": {"matchNames": [target.namespace.value]},
+        "selector": {"matchLabels": dict(target.selector)},
+        "podMetricsEndpoints": [{"port": target.port, "path": target.path, "interval": "30s"}],
+    }
+
+
 class Prometheus(pulumi.ComponentResource):
     outputs: PrometheusOutputs
 
@@ -164,6 +175,15 @@ class Prometheus(pulumi.ComponentResource):
             # after the release: its CRDs, and the operator's webhook that validates rules
             opts=pulumi.ResourceOptions(parent=self, depends_on=[release]),
         )
+        for target in SCRAPES:
+            k8s.apiextensions.CustomResource(
+                f"{name}-scrape-{target.name}",
+                api_version="monitoring.coreos.com/v1",
+                kind="PodMonitor",
+                metadata=k8s.meta.v1.ObjectMetaArgs(name=target.name, namespace=ns.metadata.name, labels=PART_OF),
+                spec=pod_monitor_spec(target),
+                opts=pulumi.ResourceOptions(parent=self, depends_on=[release]),
+            )
         namespace = Namespace.MONITORING.value
         self.outputs = PrometheusOutputs(
             grafana_admin_secret=admin.metadata.name,

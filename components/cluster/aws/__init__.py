@@ -28,6 +28,7 @@ EKS_NETWORK = ClusterNetwork(
     blocked_cidrs=("169.254.169.254/32",),
     control_plane_cidrs=(str(VPC_CIDR),),
     data_service_cidrs=(str(VPC_CIDR),),
+    node_cidrs=(str(VPC_CIDR),),
 )
 
 

@@ -216,6 +216,7 @@ def build(parent: pulumi.ComponentResource, name: str, cfg: ClusterArgs) -> Clus
             blocked_cidrs=(),
             control_plane_cidrs=(MASTER_CIDR,),
             data_service_cidrs=(pulumi.Output.concat(psa_range.address, f"/{PSA_PREFIX}"), NODE_CIDR),
+            node_cidrs=(NODE_CIDR,),
         ),
         gpu_pools=tuple(gpus),
         cloud_facts=GcpClusterFacts(workload_pool, vpc.id, subnet.id, psa_range.name),
