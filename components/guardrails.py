@@ -64,6 +64,7 @@ class Flow:
 
 
 MLFLOW_PORT, FEATURE_SERVER_PORT, RAY_DASHBOARD_PORT, RAY_CLIENT_PORT = 5000, 6566, 8265, 10001
+FEATURE_SERVER_METRICS_PORT = 8000
 INGRESS_GATEWAY_APP = "istio-ingressgateway"  # the gateway release's name and its pods' name label
 GATEWAY_HTTP_PORT, GATEWAY_HTTPS_PORT, GATEWAY_STATUS_PORT, LOCAL_GATEWAY_PORT = 80, 443, 15021, 8081
 # Knative's queue-proxy (and the activator): HTTP/1, h2c, and the autoscaler's statistics endpoint
@@ -123,15 +124,29 @@ class ScrapeTarget:
     name: str
     namespace: Namespace
     selector: Mapping[str, str]  # pod labels; empty: every pod in the namespace
-    port: str
+    port: str  # the pod's port name, or the Service's when `service` is set
     number: int
     path: str = "/metrics"
+    # scrape through this Service (its labels) when the pods do not declare the port (a ServiceMonitor);
+    # otherwise the pods are scraped directly (a PodMonitor)
+    service: Mapping[str, str] | None = None
 
 
 # Read in each chart's rendered pods (`python -m mlplatform render`) or, for pods an operator makes, in its
 # source: KubeRay gives every Ray container a `metrics` port 8080; Knative's queue-proxy serves request
 # metrics on `http-usermetric` 9091 when request-metrics-protocol is prometheus.
 SCRAPES: tuple[ScrapeTarget, ...] = (
+    # MLflow's server with --expose-prometheus serves /metrics on its own port
+    ScrapeTarget("mlflow", Namespace.PLATFORM, {NAME_LABEL: "mlflow"}, "mlflow", MLFLOW_PORT),
+    # the feature server's metrics listener (8000) is declared only on its Service (metrics.enabled)
+    ScrapeTarget(
+        "feature-server",
+        Namespace.PLATFORM,
+        {NAME_LABEL: "feast-feature-server"},
+        "metrics",
+        FEATURE_SERVER_METRICS_PORT,
+        service={NAME_LABEL: "feast-feature-server"},
+    ),
     ScrapeTarget(
         "airflow-statsd", Namespace.PLATFORM, {"tier": "airflow", "component": "statsd"}, "statsd-scrape", 9102
     ),

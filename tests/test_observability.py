@@ -117,16 +117,24 @@ def test_every_scrape_is_a_pod_monitor_and_a_flow_that_agree(plan, stack: str) -
     from components.guardrails import FLOWS, SCRAPES
 
     doc = plan(stack)
-    monitors = {m.inputs["metadata"]["name"]: m for m in doc.by_type("kubernetes:monitoring.coreos.com/v1:PodMonitor")}
+    monitors = {
+        m.inputs["metadata"]["name"]: m
+        for kind in ("PodMonitor", "ServiceMonitor")
+        for m in doc.by_type(f"kubernetes:monitoring.coreos.com/v1:{kind}")
+    }
     assert set(monitors) == {t.name for t in SCRAPES}
     flows = {f.name: f for f in FLOWS}
     for target in SCRAPES:
         spec = monitors[target.name].inputs["spec"]
         flow = flows[f"scrape-{target.name}"]
         assert spec["namespaceSelector"]["matchNames"] == [flow.to.value]
-        assert spec["selector"]["matchLabels"] == flow.pod_labels
         assert flow.sources == (Namespace.MONITORING,) and flow.port == target.number
-        assert spec["podMetricsEndpoints"][0]["port"] == target.port
+        if target.service is None:  # the pods themselves
+            assert spec["selector"]["matchLabels"] == flow.pod_labels
+            assert spec["podMetricsEndpoints"][0]["port"] == target.port
+        else:  # through the Service that declares the port; the flow still admits the pods behind it
+            assert spec["selector"]["matchLabels"] == dict(target.service)
+            assert spec["endpoints"][0]["port"] == target.port
         assert kps(doc).urn in monitors[target.name].dependencies  # the operator's CRDs first
     # no scrape by port-name convention is left in any baseline
     for policy in doc.by_type("kubernetes:networking.k8s.io/v1:NetworkPolicy"):
@@ -134,8 +142,9 @@ def test_every_scrape_is_a_pod_monitor_and_a_flow_that_agree(plan, stack: str) -
             assert not any(isinstance(p.get("port"), str) for p in rule.get("ports", [])), policy.name
 
 
-def test_pod_monitors_validate_against_their_crd(plan) -> None:
-    crd_file = CRDS / "monitoring.coreos.com_podmonitors.yaml"
+@pytest.mark.parametrize("kind", ["PodMonitor", "ServiceMonitor"])
+def test_monitors_validate_against_their_crds(plan, kind: str) -> None:
+    crd_file = CRDS / f"monitoring.coreos.com_{kind.lower()}s.yaml"
     if not crd_file.exists():
         pytest.skip(f"no upstream CRD at {crd_file}")
     import jsonschema
@@ -144,5 +153,7 @@ def test_pod_monitors_validate_against_their_crd(plan) -> None:
 
     [version] = [v for v in yaml.safe_load(crd_file.read_text())["spec"]["versions"] if v["name"] == "v1"]
     schema = python_patterns(_strict(version["schema"]["openAPIV3Schema"]["properties"]["spec"]))
-    for monitor in plan("gcp-prod").by_type("kubernetes:monitoring.coreos.com/v1:PodMonitor"):
+    monitors = plan("gcp-prod").by_type(f"kubernetes:monitoring.coreos.com/v1:{kind}")
+    assert monitors
+    for monitor in monitors:
         jsonschema.validate(json.loads(json.dumps(monitor.inputs["spec"])), schema)

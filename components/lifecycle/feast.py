@@ -159,6 +159,9 @@ def feature_server_values(
         "replicaCount": replicas,
         "image": {"tag": pin.app_version},
         "feast_mode": "online",
+        # `--metrics`: request counts and latencies on :8000 (the chart adds the Service port), scraped by
+        # Prometheus through a ServiceMonitor
+        "metrics": {"enabled": True},
         "feature_store_yaml_base64": encoded(client.store_yaml),
         "serviceAccount": {"name": service_account},
         "service": {"port": ENDPOINT.port},

@@ -84,6 +84,9 @@ def mlflow_values(
             "defaultArtifactsDestination": pulumi.Output.concat(artifacts.uri, f"/{ARTIFACTS_PREFIX}"),
         },
         "serverAllowedHosts": allowed_hosts(ENDPOINT),
+        # `--expose-prometheus <dir>`: /metrics on the server port; gunicorn's workers share the directory
+        # (the chart mounts an emptyDir on /tmp)
+        "extraArgs": {"exposePrometheus": "/tmp/mlflow-metrics"},
         "resources": placement.resources("500m", "1Gi", "2Gi"),
         "nodeSelector": placement.node_selector,
         "tolerations": placement.tolerations,

@@ -130,13 +130,22 @@ def stack_values(args: PrometheusArgs, admin_secret: pulumi.Input[str]) -> dict[
     }
 
 
-def pod_monitor_spec(target: ScrapeTarget) -> dict[str, object]:
-    """A scrape target of the flow table as a PodMonitor: the same namespace, pod labels and port the
-    NetworkPolicy admits (components/guardrails.py SCRAPES), so the scrape and its permission agree."""
-    return {
-        "namespaceSelector": {"matchNames": [target.namespace.value]},
+def monitor(target: ScrapeTarget) -> tuple[str, dict[str, object]]:
+    """A scrape target of the flow table as a PodMonitor (or a ServiceMonitor when only a Service declares
+    the port): the same namespace, labels and port the NetworkPolicy admits (components/guardrails.py
+    SCRAPES), so the scrape and its permission agree."""
+    endpoint = {"port": target.port, "path": target.path, "interval": "30s"}
+    namespaces = {"matchNames": [target.namespace.value]}
+    if target.service is not None:
+        return "ServiceMonitor", {
+            "namespaceSelector": namespaces,
+            "selector": {"matchLabels": dict(target.service)},
+            "endpoints": [endpoint],
+        }
+    return "PodMonitor", {
+        "namespaceSelector": namespaces,
         "selector": {"matchLabels": dict(target.selector)},
-        "podMetricsEndpoints": [{"port": target.port, "path": target.path, "interval": "30s"}],
+        "podMetricsEndpoints": [endpoint],
     }
 
 
@@ -176,12 +185,13 @@ class Prometheus(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self, depends_on=[release]),
         )
         for target in SCRAPES:
+            kind, spec = monitor(target)
             k8s.apiextensions.CustomResource(
                 f"{name}-scrape-{target.name}",
                 api_version="monitoring.coreos.com/v1",
-                kind="PodMonitor",
+                kind=kind,
                 metadata=k8s.meta.v1.ObjectMetaArgs(name=target.name, namespace=ns.metadata.name, labels=PART_OF),
-                spec=pod_monitor_spec(target),
+                spec=spec,
                 opts=pulumi.ResourceOptions(parent=self, depends_on=[release]),
             )
         namespace = Namespace.MONITORING.value
