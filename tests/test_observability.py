@@ -157,3 +157,17 @@ def test_monitors_validate_against_their_crds(plan, kind: str) -> None:
     assert monitors
     for monitor in monitors:
         jsonschema.validate(json.loads(json.dumps(monitor.inputs["spec"])), schema)
+
+
+def test_alerts_go_nowhere_unless_a_receiver_secret_is_configured(plan) -> None:
+    from mlplatform.config import read_stack_file
+    from mlplatform.plan.synth import synthesize
+
+    am = stack_values(plan("dev"))["alertmanager"]
+    assert [r["name"] for r in am["config"]["receivers"]] == ["null"] and am["alertmanagerSpec"]["secrets"] == []
+    receiver = {"kind": "slack", "secretName": "slack-alerts", "secretKey": "api-url"}
+    stack = read_stack_file(ROOT, "dev") | {"mlplatform:services": {"prometheus": {"alertReceiver": receiver}}}
+    am = stack_values(synthesize("dev-receiver", config_map=stack))["alertmanager"]
+    assert am["alertmanagerSpec"]["secrets"] == ["slack-alerts"]
+    [platform] = [r for r in am["config"]["receivers"] if r["name"] == "platform"]
+    assert platform["slack_configs"][0]["api_url_file"] == "/etc/alertmanager/secrets/slack-alerts/api-url"

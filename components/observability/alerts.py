@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from mlplatform.config import AlertThresholds
+from mlplatform.config import AlertReceiverConfig, AlertThresholds
 
 CANARY = "kn_serving_invocation_duration_seconds"
 FEAST = "feast_feature_server_request"
@@ -109,3 +109,30 @@ def rule_groups(t: AlertThresholds) -> list[dict[str, Any]]:
         {"name": "mlplatform.platform", "rules": platform},
         {"name": "mlplatform.monitoring", "rules": monitoring},
     ]
+
+
+SECRETS_DIR = "/etc/alertmanager/secrets"  # where the operator mounts alertmanagerSpec.secrets
+
+
+def alertmanager_config(receiver: AlertReceiverConfig | None) -> dict[str, Any]:
+    """Alertmanager's routing: the platform's critical and warning alerts to the configured receiver, read
+    from the Secret the operator mounts (the URL never enters values or state); nothing when none is set."""
+    route: dict[str, Any] = {
+        "group_by": ["namespace", "alertname"],
+        "group_wait": "30s",
+        "group_interval": "5m",
+        "repeat_interval": "12h",
+        "receiver": "null",
+        "routes": [{"receiver": "null", "matchers": ['alertname = "Watchdog"']}],
+    }
+    receivers: list[dict[str, Any]] = [{"name": "null"}]
+    if receiver is not None:
+        url_file = f"{SECRETS_DIR}/{receiver.secret_name}/{receiver.secret_key}"
+        target = (
+            {"webhook_configs": [{"url_file": url_file, "send_resolved": True}]}
+            if receiver.kind == "webhook"
+            else {"slack_configs": [{"api_url_file": url_file, "send_resolved": True}]}
+        )
+        receivers.append({"name": "platform", **target})
+        route["routes"].append({"receiver": "platform", "matchers": ['severity =~ "critical|warning"']})
+    return {"global": {"resolve_timeout": "5m"}, "route": route, "receivers": receivers}

@@ -22,7 +22,7 @@ from components.data.credentials import generated_secret
 from components.guardrails import SCRAPES, ScrapeTarget
 from components.kube import PART_OF, opaque_secret, pinned_release, spread_affinity
 from components.lifecycle.placement import Placement
-from components.observability.alerts import rule_groups
+from components.observability.alerts import alertmanager_config, rule_groups
 from mlplatform.config import PrometheusConfig
 from mlplatform.pins import ChartPin
 
@@ -98,8 +98,11 @@ def stack_values(args: PrometheusArgs, admin_secret: pulumi.Input[str]) -> dict[
         },
         "alertmanager": {
             "podDisruptionBudget": {"enabled": replicas > 1, "minAvailable": 1},
+            "config": alertmanager_config(cfg.alert_receiver),
             "alertmanagerSpec": {
                 **where,
+                # the receiver's Secret (created by you in `monitoring`), mounted under SECRETS_DIR
+                "secrets": [cfg.alert_receiver.secret_name] if cfg.alert_receiver else [],
                 "replicas": replicas,
                 "storage": _volume(args.storage_class, 5),
                 "podAntiAffinity": spread,

@@ -4,6 +4,7 @@ from mlplatform.config.errors import ConfigError, ConfigProblem
 from mlplatform.config.loader import load_config, load_stack_config, namespace_values, read_stack_file
 from mlplatform.config.models import (
     AirflowConfig,
+    AlertReceiverConfig,
     AlertThresholds,
     Cloud,
     ClusterConfig,
@@ -23,6 +24,7 @@ from mlplatform.config.models import (
 
 __all__ = [
     "AirflowConfig",
+    "AlertReceiverConfig",
     "AlertThresholds",
     "Cloud",
     "ClusterConfig",

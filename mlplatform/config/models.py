@@ -490,6 +490,15 @@ class AlertThresholds(Strict):
     gpu_idle_minutes: Annotated[int, Field(ge=5, le=1440)] = 60
 
 
+class AlertReceiverConfig(Strict):
+    """Where Alertmanager sends the platform's critical and warning alerts. The URL is a credential, so it
+    stays in a Secret you create in `monitoring`; config names the Secret, never the URL."""
+
+    kind: Literal["webhook", "slack"]
+    secret_name: Annotated[str, Field(pattern=DNS_LABEL)]
+    secret_key: Annotated[str, Field(pattern=r"^[-._a-zA-Z0-9]+$")] = "url"
+
+
 class PrometheusConfig(ServiceConfig):
     """kube-prometheus-stack: Prometheus, Alertmanager, Grafana. `replicas` is Prometheus's and
     Alertmanager's (prod: 2 each, spread over zones)."""
@@ -498,6 +507,8 @@ class PrometheusConfig(ServiceConfig):
     retention_size_gb: Annotated[int, Field(ge=1, le=10000)] = 40
     storage_gb: Annotated[int, Field(ge=5, le=16384)] = 50
     alerts: AlertThresholds = AlertThresholds()
+    # None (default): alerts stay in Alertmanager's UI and API, nothing is sent anywhere
+    alert_receiver: AlertReceiverConfig | None = None
 
     @model_validator(mode="after")
     def _room_for_retention(self) -> Self:
