@@ -4,8 +4,6 @@ stays silent on a healthy one (`promtool test rules`)."""
 
 from __future__ import annotations
 
-import os
-import shutil
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -15,18 +13,14 @@ import yaml
 
 from components.observability.alerts import alertmanager_config, rule_groups
 from mlplatform.config import AlertReceiverConfig, AlertThresholds
+from tests.support.tools import required_tool
 
 T = AlertThresholds()
 REV = {"k8s_namespace_name": "model-serving", "kn_configuration_name": "churn-predictor"}
 
 
 def promtool() -> str:
-    found = shutil.which("promtool")
-    if found is None:
-        if os.environ.get("CI"):
-            pytest.fail("promtool is missing: .ci/run installs Debian's prometheus package")
-        pytest.skip("promtool not installed (apt-get install prometheus)")
-    return found
+    return required_tool("promtool", "prometheus")
 
 
 def _labels(**labels: str) -> str:
@@ -172,12 +166,7 @@ def test_promtool_catches_a_broken_rule(tmp_path: Path) -> None:
 
 
 def amtool() -> str:
-    found = shutil.which("amtool")
-    if found is None:
-        if os.environ.get("CI"):
-            pytest.fail("amtool is missing: .ci/run installs Debian's prometheus-alertmanager package")
-        pytest.skip("amtool not installed (apt-get install prometheus-alertmanager)")
-    return found
+    return required_tool("amtool", "prometheus-alertmanager")
 
 
 @pytest.mark.parametrize(

@@ -19,9 +19,9 @@ from components.contracts import GPU_RESOURCE, POOL_LABEL
 from components.guardrails import FLOWS, NAME_LABEL
 from mlplatform.plan.document import PlanDocument
 from mlplatform.plan.mocks import REDACTED, Registration, mock_password
+from tests.support.crds import plain, spec_schema
 
 STACKS = ("dev", "prod", "gcp-dev", "gcp-prod")
-CRDS = Path(__file__).resolve().parents[2] / "shared" / "upstream" / "crds"
 IDENTITY_ANNOTATIONS = {"eks.amazonaws.com/role-arn", "iam.gke.io/gcp-service-account"}
 DIGEST_ANNOTATION = "annotations.mlplatform.io/inputs-sha256"
 
@@ -365,31 +365,12 @@ def test_reference_dags_use_only_what_airflow_is_given(plan, stack: str) -> None
 
 
 def test_raycluster_validates_against_the_kuberay_crd(plan) -> None:
-    crd_file = CRDS / "ray.io_rayclusters.yaml"
-    if not crd_file.exists():
-        pytest.skip(f"no upstream CRD at {crd_file}")
     import jsonschema
 
-    crd = yaml.safe_load(crd_file.read_text())
-    [version] = [v for v in crd["spec"]["versions"] if v["name"] == "v1"]
-    schema = version["schema"]["openAPIV3Schema"]["properties"]["spec"]
-    strict = _strict(schema)
+    strict = spec_schema("ray.io_rayclusters.yaml", "v1")
     for stack in STACKS:
-        spec = json.loads(json.dumps(ray_spec(plan(stack))), parse_float=lambda f: int(float(f)))
+        spec = plain(ray_spec(plan(stack)))
         jsonschema.validate(spec, strict)
     spec["workerGroupSpecs"][-1]["maxReplica"] = 3  # misspelt: the API server would drop it silently
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.validate(spec, strict)
-
-
-def _strict(schema: Any) -> Any:
-    """The CRD's schema with unknown fields rejected, as the API server prunes them silently."""
-    if isinstance(schema, dict):
-        out = {k: _strict(v) for k, v in schema.items() if k not in ("x-kubernetes-preserve-unknown-fields",)}
-        closed = not schema.get("x-kubernetes-preserve-unknown-fields") and "additionalProperties" not in out
-        if out.get("type") == "object" and "properties" in out and closed:
-            out["additionalProperties"] = False
-        return out
-    if isinstance(schema, list):
-        return [_strict(v) for v in schema]
-    return schema

@@ -8,33 +8,20 @@ import json
 from pathlib import Path
 
 import pytest
-import yaml
 
 from components.contracts import Namespace
 from components.guardrails import POD_SECURITY
 from components.observability.alerts import rule_groups
 from mlplatform.config import load_config, namespace_values, read_stack_file
 from mlplatform.plan.document import PlanDocument
+from tests.support.crds import spec_schema
 
 STACKS = ["dev", "prod", "gcp-dev", "gcp-prod"]
-CRDS = Path(__file__).resolve().parents[2] / "shared" / "upstream" / "crds"
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def config(stack: str):
     return load_config(namespace_values(read_stack_file(ROOT, stack)), stack)
-
-
-def python_patterns(schema: object) -> object:
-    """The CRD's Go regexes as Python reads them: Go allows an inline flag after `^` (`^(?i)...`)."""
-    if isinstance(schema, dict):
-        return {
-            k: (v.replace("^(?i)", "(?i)^") if k == "pattern" and isinstance(v, str) else python_patterns(v))
-            for k, v in schema.items()
-        }
-    if isinstance(schema, list):
-        return [python_patterns(v) for v in schema]
-    return schema
 
 
 def kps(doc: PlanDocument):
@@ -96,15 +83,9 @@ def test_platform_alerts_are_the_configured_rules(plan, stack: str) -> None:
 
 
 def test_prometheus_rule_validates_against_its_crd(plan) -> None:
-    crd_file = CRDS / "monitoring.coreos.com_prometheusrules.yaml"
-    if not crd_file.exists():
-        pytest.skip(f"no upstream CRD at {crd_file}")
     import jsonschema
 
-    from tests.test_lifecycle_wiring import _strict
-
-    [version] = [v for v in yaml.safe_load(crd_file.read_text())["spec"]["versions"] if v["name"] == "v1"]
-    schema = python_patterns(_strict(version["schema"]["openAPIV3Schema"]["properties"]["spec"]))
+    schema = spec_schema("monitoring.coreos.com_prometheusrules.yaml", "v1")
     spec = json.loads(json.dumps(plan("prod").one("kubernetes:monitoring.coreos.com/v1:PrometheusRule").inputs["spec"]))
     jsonschema.validate(spec, schema)
     spec["groups"][0]["rules"][0]["fro"] = "5m"  # misspelt: the API server would drop it silently
@@ -144,15 +125,9 @@ def test_every_scrape_is_a_pod_monitor_and_a_flow_that_agree(plan, stack: str) -
 
 @pytest.mark.parametrize("kind", ["PodMonitor", "ServiceMonitor"])
 def test_monitors_validate_against_their_crds(plan, kind: str) -> None:
-    crd_file = CRDS / f"monitoring.coreos.com_{kind.lower()}s.yaml"
-    if not crd_file.exists():
-        pytest.skip(f"no upstream CRD at {crd_file}")
     import jsonschema
 
-    from tests.test_lifecycle_wiring import _strict
-
-    [version] = [v for v in yaml.safe_load(crd_file.read_text())["spec"]["versions"] if v["name"] == "v1"]
-    schema = python_patterns(_strict(version["schema"]["openAPIV3Schema"]["properties"]["spec"]))
+    schema = spec_schema(f"monitoring.coreos.com_{kind.lower()}s.yaml", "v1")
     monitors = plan("gcp-prod").by_type(f"kubernetes:monitoring.coreos.com/v1:{kind}")
     assert monitors
     for monitor in monitors:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import itertools
 import json
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -13,9 +12,9 @@ import yaml
 from mlplatform.pins import KNATIVE_SERVING_VERSIONS
 from mlplatform.plan.document import PlanDocument
 from mlplatform.plan.mocks import Registration
+from tests.support.crds import plain, spec_schema
 
 STACKS = ["dev", "prod", "gcp-dev", "gcp-prod"]
-CRDS = Path(__file__).resolve().parents[2] / "shared" / "upstream" / "crds"
 RELEASE = "kubernetes:helm.sh/v3:Release"
 
 
@@ -74,21 +73,11 @@ def test_knative_serving_fits_the_cluster_and_kserve(plan, stack: str) -> None:
 
 
 def test_knative_serving_validates_against_its_crd(plan) -> None:
-    crd_file = CRDS / "operator.knative.dev_knativeservings.yaml"
-    if not crd_file.exists():
-        pytest.skip(f"no upstream CRD at {crd_file}")
     import jsonschema
 
-    from tests.test_lifecycle_wiring import _strict
-
-    crd = yaml.safe_load(crd_file.read_text())
-    [version] = [v for v in crd["spec"]["versions"] if v["name"] == "v1beta1"]
-    schema = _strict(version["schema"]["openAPIV3Schema"]["properties"]["spec"])
+    schema = spec_schema("operator.knative.dev_knativeservings.yaml", "v1beta1")
     for stack in STACKS:
-        spec = json.loads(
-            json.dumps(plan(stack).one("kubernetes:operator.knative.dev/v1beta1:KnativeServing").inputs["spec"]),
-            parse_float=lambda f: int(float(f)),
-        )
+        spec = plain(plan(stack).one("kubernetes:operator.knative.dev/v1beta1:KnativeServing").inputs["spec"])
         jsonschema.validate(spec, schema)
     spec["high-availability"]["replica"] = 2  # misspelt: the API server would drop it silently
     with pytest.raises(jsonschema.ValidationError):
@@ -241,18 +230,13 @@ def test_mlserver_metrics_annotation_matches_the_port_it_serves(dev: PlanDocumen
 
 
 def test_serving_runtimes_validate_against_the_kserve_crd(plan) -> None:
-    crd_file = CRDS / "serving.kserve.io_servingruntimes.yaml"
-    if not crd_file.exists():
-        pytest.skip(f"no upstream CRD at {crd_file}")
     import jsonschema
 
-    from tests.test_lifecycle_wiring import _strict
-
-    text = "\n".join(line for line in crd_file.read_text().splitlines() if not line.strip().startswith("{{"))
-    [version] = [v for v in yaml.safe_load(text)["spec"]["versions"] if v["name"] == "v1alpha1"]
-    schema = _strict(version["schema"]["openAPIV3Schema"]["properties"]["spec"])
+    schema = spec_schema("serving.kserve.io_servingruntimes.yaml", "v1alpha1")
     for stack in STACKS:
         for runtime in plan(stack).by_type("kubernetes:serving.kserve.io/v1alpha1:ServingRuntime"):
-            jsonschema.validate(
-                json.loads(json.dumps(runtime.inputs["spec"]), parse_float=lambda f: int(float(f))), schema
-            )
+            spec = plain(runtime.inputs["spec"])
+            jsonschema.validate(spec, schema)
+    spec["containers"][0]["resource"] = {}  # misspelt: the API server would drop it silently
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(spec, schema)
