@@ -131,11 +131,20 @@ class Access(StrEnum):
     READ_WRITE = "read-write"
 
 
+class ObjectStore(StrEnum):
+    """The bucket's API, spelt as Loki, Feast and fsspec name it."""
+
+    S3 = "s3"
+    GCS = "gcs"
+
+
 @dataclass(frozen=True)
 class Bucket:
     purpose: BucketPurpose
     name: pulumi.Output[str]
     uri: pulumi.Output[str]  # s3://name or gs://name
+    store: ObjectStore
+    region: str  # the bucket's region (S3 clients sign requests for it)
 
 
 @dataclass(frozen=True)

@@ -130,6 +130,24 @@ class ScrapeTarget:
     # scrape through this Service (its labels) when the pods do not declare the port (a ServiceMonitor);
     # otherwise the pods are scraped directly (a PodMonitor)
     service: Mapping[str, str] | None = None
+    # HTTPS with Prometheus' own service account token: for metrics behind kube-rbac-proxy, which checks the
+    # token's `get` on the /metrics URL (kube-prometheus-stack's Prometheus ClusterRole grants it). Only a
+    # ServiceMonitor may read a token file, so such a target needs `service`.
+    authenticated: bool = False
+    # keep the job/instance labels the target reports (the Pushgateway: the pushing job's, not its own)
+    honor_labels: bool = False
+
+
+# Loki, its log agents and the Pushgateway: the monitoring stack's own pods (pod labels as their charts set
+# them, read in the rendered manifests)
+LOKI_HTTP_PORT = 3100
+LOKI_PODS = {NAME_LABEL: "loki", "app.kubernetes.io/component": "single-binary"}
+ALLOY_HTTP_PORT = 12345
+ALLOY_PODS = {NAME_LABEL: "alloy", "app.kubernetes.io/instance": "alloy"}
+DCGM_PORT = 9400
+DCGM_PODS = {NAME_LABEL: "dcgm-exporter", "app.kubernetes.io/instance": "dcgm-exporter"}
+PUSHGATEWAY_PORT = 9091
+PUSHGATEWAY_PODS = {NAME_LABEL: "prometheus-pushgateway", "app.kubernetes.io/instance": "pushgateway"}
 
 
 # Read in each chart's rendered pods (`python -m mlplatform render`) or, for pods an operator makes, in its
@@ -168,9 +186,29 @@ SCRAPES: tuple[ScrapeTarget, ...] = (
         "http-metrics",
         9402,
     ),
+    # the KServe controller's metrics sit behind kube-rbac-proxy on its `https` port
+    ScrapeTarget(
+        "kserve-controller",
+        Namespace.KSERVE,
+        {"control-plane": "kserve-controller-manager"},
+        "https",
+        8443,
+        service={"control-plane": "kserve-controller-manager", NAME_LABEL: "kserve"},
+        authenticated=True,
+    ),
+    ScrapeTarget("loki", Namespace.MONITORING, LOKI_PODS, "http-metrics", LOKI_HTTP_PORT),
+    ScrapeTarget("alloy", Namespace.MONITORING_AGENTS, ALLOY_PODS, "http-metrics", ALLOY_HTTP_PORT),
+    # GPU metrics on EKS (GKE collects them with its managed DCGM package instead: no pod matches there)
+    ScrapeTarget("dcgm", Namespace.MONITORING_AGENTS, DCGM_PODS, "metrics", DCGM_PORT),
+    # drift scores the drift job pushes, kept with the job's labels
+    ScrapeTarget("pushgateway", Namespace.MONITORING, PUSHGATEWAY_PODS, "metrics", PUSHGATEWAY_PORT, honor_labels=True),
 )
 FLOWS += tuple(
     Flow(f"scrape-{t.name}", t.namespace, None, t.number, (Namespace.MONITORING,), selector=t.selector) for t in SCRAPES
+)
+# Alloy on every node pushes the pods' logs to Loki
+FLOWS += (
+    Flow("logs-push", Namespace.MONITORING, None, LOKI_HTTP_PORT, (Namespace.MONITORING_AGENTS,), selector=LOKI_PODS),
 )
 # node-level targets (host network): the kubelet's cAdvisor metrics and node-exporter
 NODE_SCRAPE_PORTS = (10250, 9100)
@@ -207,6 +245,9 @@ HTTPS_CLIENTS = frozenset(
 # only to the data layer's own address ranges and only from the namespaces whose pods use them.
 DATA_PORTS = (5432, 6378, 6379, 9092, 9098)
 DATA_CLIENTS = frozenset({Namespace.PLATFORM, Namespace.TRAINING, Namespace.DATA})
+# Namespaces whose pods talk to the Kubernetes API but nothing else over HTTPS: Alloy discovers its node's
+# pods. Allowed to the control plane's addresses only (the `kubernetes` Service's endpoints).
+API_ONLY_CLIENTS = frozenset({Namespace.MONITORING_AGENTS})
 # Where admission webhooks listen in the platform's charts (kube-prometheus-stack's operator 10250,
 # cert-manager 10250, KServe 9443, Knative 8443, istiod 15017, plain 443); the API server is the only caller
 # admitted.
@@ -275,6 +316,12 @@ def baseline_egress(ns: Namespace, network: ClusterNetwork) -> list[k8s.networki
         rules.append(
             k8s.networking.v1.NetworkPolicyEgressRuleArgs(
                 to=[_cidr_peer("0.0.0.0/0", network.blocked_cidrs)], ports=[_tcp(HTTPS_PORT)]
+            )
+        )
+    if ns in API_ONLY_CLIENTS:
+        rules.append(
+            k8s.networking.v1.NetworkPolicyEgressRuleArgs(
+                to=[_cidr_peer(c) for c in network.control_plane_cidrs], ports=[_tcp(HTTPS_PORT)]
             )
         )
     if ns in DATA_CLIENTS:

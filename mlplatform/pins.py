@@ -39,7 +39,17 @@ KUBE_PROMETHEUS_STACK = ChartPin(
     "kube-prometheus-stack", "https://prometheus-community.github.io/helm-charts", "88.5.3", "v0.93.1"
 )
 GRAFANA = ChartPin("grafana", "https://grafana-community.github.io/helm-charts", "12.11.1", "13.2.0")
-LOKI = ChartPin("loki", "https://grafana.github.io/helm-charts", "7.3.0", "3.6.12")
+# The OSS Loki chart moved to grafana-community (grafana/loki 7.x is kept for Grafana Enterprise Logs only,
+# grafana/loki#20705); its default mode is Monolithic. Its upstream copy is charts/loki-community.
+LOKI = ChartPin(
+    "loki", "https://grafana-community.github.io/helm-charts", "18.11.0", "3.7.6", upstream="loki-community"
+)
+# Promtail reached end of life (2026-03-02) and left Loki in 3.7.3: Alloy collects the pods' logs.
+ALLOY = ChartPin("alloy", "https://grafana.github.io/helm-charts", "1.11.1", "v1.18.1")
+DCGM_EXPORTER = ChartPin("dcgm-exporter", "https://nvidia.github.io/dcgm-exporter/helm-charts", "4.8.2", "4.8.2")
+PUSHGATEWAY = ChartPin(
+    "prometheus-pushgateway", "https://prometheus-community.github.io/helm-charts", "3.8.0", "v1.11.3"
+)
 NVIDIA_DEVICE_PLUGIN = ChartPin(
     "nvidia-device-plugin", "https://nvidia.github.io/k8s-device-plugin", "0.20.0", "0.20.0"
 )
@@ -90,6 +100,9 @@ ALL_CHARTS: tuple[ChartPin, ...] = (
     KUBE_PROMETHEUS_STACK,
     GRAFANA,
     LOKI,
+    ALLOY,
+    DCGM_EXPORTER,
+    PUSHGATEWAY,
     NVIDIA_DEVICE_PLUGIN,
     CLUSTER_AUTOSCALER,
     CERT_MANAGER,

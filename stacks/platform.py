@@ -68,7 +68,11 @@ def build_platform(cfg: PlatformConfig) -> Platform:
         opts=in_cluster,
     )
     observability = Observability(
-        NAME, ObservabilityArgs(cluster.outputs, ns, storage.outputs, cfg.services, multi_zone), opts=in_cluster
+        NAME,
+        ObservabilityArgs(
+            cluster.outputs, ns, storage.outputs, cfg.services, cfg.storage.log_retention_days, multi_zone
+        ),
+        opts=in_cluster,
     )
 
     pulumi.export("cloud", cfg.cloud.value)

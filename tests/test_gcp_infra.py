@@ -73,7 +73,8 @@ def test_buckets_uniform_access_public_prevention_and_lifecycle(plan, stack: str
         assert bucket["uniformBucketLevelAccess"] is True and bucket["publicAccessPrevention"] == "enforced"
         assert bucket["versioning"]["enabled"] is prod and bucket["forceDestroy"] is not prod
     ages = [r["condition"].get("age") for r in buckets["mlplatform-logs"]["lifecycleRules"]]
-    assert (90 if prod else 14) in ages
+    # a backstop after Loki's own retention (logRetentionDays), never before it
+    assert max(a for a in ages if a) > (90 if prod else 14)
     assert not buckets["mlplatform-artifacts"]["lifecycleRules"]  # models never expire
 
 

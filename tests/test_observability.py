@@ -146,3 +146,87 @@ def test_alerts_go_nowhere_unless_a_receiver_secret_is_configured(plan) -> None:
     assert am["alertmanagerSpec"]["secrets"] == ["slack-alerts"]
     [platform] = [r for r in am["config"]["receivers"] if r["name"] == "platform"]
     assert platform["slack_configs"][0]["api_url_file"] == "/etc/alertmanager/secrets/slack-alerts/api-url"
+
+
+def loki(doc: PlanDocument) -> dict:
+    """The Loki release's inputs (name, namespace, values)."""
+    [release] = [r for r in doc.by_type("kubernetes:helm.sh/v3:Release") if r.inputs.get("name") == "loki"]
+    return release.inputs
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_loki_keeps_logs_in_the_logs_bucket_as_its_identity(plan, stack: str) -> None:
+    from components import workloads
+
+    doc, cfg = plan(stack), config(stack)
+    release = loki(doc)
+    values = release["values"]
+    assert release["namespace"] == Namespace.MONITORING.value and values["deploymentMode"] == "Monolithic"
+    storage = values["loki"]["storage"]
+    scheme, bucket = doc.outputs["buckets"]["logs"].split("://")
+    assert storage["type"] == {"s3": "s3", "gs": "gcs"}[scheme]
+    assert storage["bucketNames"]["chunks"] == bucket
+    [schema] = values["loki"]["schemaConfig"]["configs"]
+    assert (schema["store"], schema["schema"], schema["object_store"]) == ("tsdb", "v13", storage["type"])
+    # no static keys: the chart's service account is the one bound to the Loki identity
+    assert values["serviceAccount"] == {"create": False, "name": workloads.LOKI.service_account}
+    accounts = {
+        (sa.inputs["metadata"]["namespace"], sa.inputs["metadata"]["name"]): sa.inputs["metadata"].get("annotations")
+        for sa in doc.by_type("kubernetes:core/v1:ServiceAccount")
+    }
+    annotations = accounts[(Namespace.MONITORING.value, workloads.LOKI.service_account)]
+    assert {"eks.amazonaws.com/role-arn", "iam.gke.io/gcp-service-account"} & set(annotations)
+    assert all(k not in json.dumps(storage).lower() for k in ("secretaccesskey", "accesskeyid", "service_account"))
+    # retention by the compactor, at the platform's log retention
+    assert values["loki"]["compactor"] == {"retention_enabled": True, "delete_request_store": storage["type"]}
+    assert values["loki"]["limits_config"]["retention_period"] == f"{cfg.storage.log_retention_days * 24}h"
+    replicas = cfg.services.loki.replicas
+    assert values["singleBinary"]["replicas"] == replicas == (3 if "prod" in stack else 1)
+    assert values["loki"]["commonConfig"]["replication_factor"] == min(replicas, 3)
+    assert bool(values["singleBinary"]["topologySpreadConstraints"]) == ("prod" in stack)
+    assert values["singleBinary"]["persistence"]["size"] == f"{cfg.services.loki.storage_gb}Gi"
+
+
+@pytest.mark.parametrize("stack", ["dev", "gcp-dev"])
+def test_the_logs_bucket_outlives_lokis_retention(plan, stack: str) -> None:
+    """Loki's retention docs: an object-store lifecycle shorter than the retention deletes chunks the index
+    still points to."""
+    doc, days = plan(stack), config(stack).storage.log_retention_days
+    if stack.startswith("gcp"):
+        [bucket] = [b for b in doc.by_type("gcp:storage/bucket:Bucket") if b.name.endswith("-logs")]
+        expiry = [r["condition"]["age"] for r in bucket.inputs["lifecycleRules"] if r["condition"].get("age")]
+    else:
+        [rules] = [
+            r.inputs["rules"]
+            for r in doc.by_type("aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration")
+            if r.name.endswith("-logs")
+        ]
+        expiry = [r["expiration"]["days"] for r in rules if r.get("expiration")]
+    assert expiry and min(expiry) > days
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_alloy_ships_every_pods_logs_to_loki_from_the_agents_namespace(plan, stack: str) -> None:
+    from components.guardrails import API_ONLY_CLIENTS, FLOWS, LOKI_HTTP_PORT, LOKI_PODS
+
+    doc = plan(stack)
+    [alloy] = [c for c in doc.by_type("kubernetes:helm.sh/v4:Chart") if c.name.endswith("-alloy")]
+    namespace = Namespace(alloy.inputs["namespace"])
+    assert POD_SECURITY[namespace] == "privileged" and namespace is not Namespace.MONITORING
+    values = alloy.inputs["values"]
+    assert values["controller"]["type"] == "daemonset" and values["alloy"]["mounts"]["varlog"] is True
+    assert values["controller"]["tolerations"] == [{"operator": "Exists"}]  # GPU nodes too
+    pipeline = values["alloy"]["configMap"]["content"]
+    release = loki(doc)
+    push = f"http://{release['name']}.{release['namespace']}.svc.cluster.local:{LOKI_HTTP_PORT}/loki/api/v1/push"
+    assert f'url = "{push}"' in pipeline
+    for label in ("namespace", "pod", "container"):
+        assert f'target_label  = "{label}"' in pipeline
+    # the flow table admits exactly this: the agents' namespace to Loki's pods on its HTTP port
+    [push_flow] = [f for f in FLOWS if f.name == "logs-push"]
+    assert (push_flow.to, push_flow.sources, push_flow.port) == (Namespace.MONITORING, (namespace,), LOKI_HTTP_PORT)
+    assert push_flow.pod_labels == LOKI_PODS
+    # discovery reads pods through the API server, the agents' only HTTPS destination
+    assert namespace in API_ONLY_CLIENTS
+    rbac = values["rbac"]["rules"] + values["rbac"]["clusterRules"]
+    assert not any("secrets" in r["resources"] or "configmaps" in r["resources"] for r in rbac)

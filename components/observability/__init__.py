@@ -13,11 +13,12 @@ import pulumi_kubernetes as k8s
 from components import workloads
 from components.contracts import BucketPurpose, ClusterOutputs, Namespace, PlatformNamespaces, StorageOutputs
 from components.lifecycle.placement import Placement
+from components.observability.alloy import Alloy, AlloyArgs
 from components.observability.loki import Loki, LokiArgs
 from components.observability.prometheus import Prometheus, PrometheusArgs
 from mlplatform.chartkeys import selected_pin
 from mlplatform.config import ServicesConfig
-from mlplatform.pins import KUBE_PROMETHEUS_STACK
+from mlplatform.pins import ALLOY, KUBE_PROMETHEUS_STACK, LOKI
 
 
 @dataclass(frozen=True)
@@ -26,6 +27,7 @@ class ObservabilityArgs:
     namespaces: PlatformNamespaces
     storage: StorageOutputs
     services: ServicesConfig
+    log_retention_days: int
     multi_zone: bool = False
 
 
@@ -44,10 +46,27 @@ class Observability(pulumi.ComponentResource):
     def __init__(self, name: str, args: ObservabilityArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("mlplatform:observability:Observability", name, None, opts)
         ns = args.namespaces[Namespace.MONITORING]
+        placement = Placement(args.cluster.cpu_pool, spread=args.multi_zone)
+        provider = args.cluster.kubernetes_provider
         loki = Loki(
             f"{name}-loki",
-            LokiArgs(ns, args.storage.identity(workloads.LOKI)),
+            LokiArgs(
+                namespace=ns,
+                identity=args.storage.identity(workloads.LOKI),
+                bucket=args.storage.buckets[BucketPurpose.LOGS],
+                pin=selected_pin(LOKI, args.services.loki.version),
+                config=args.services.loki,
+                retention_days=args.log_retention_days,
+                storage_class=args.cluster.block_storage_class,
+                placement=placement,
+                provider=provider,
+            ),
             opts=pulumi.ResourceOptions(parent=self),
+        )
+        Alloy(
+            f"{name}-alloy",
+            AlloyArgs(args.namespaces[Namespace.MONITORING_AGENTS], ALLOY, loki.outputs.push_url, provider),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[loki]),
         )
         sa = loki.outputs.service_account
         cfg = args.services.prometheus
@@ -60,8 +79,8 @@ class Observability(pulumi.ComponentResource):
                     pin=selected_pin(KUBE_PROMETHEUS_STACK, cfg.version),
                     config=cfg,
                     storage_class=args.cluster.block_storage_class,
-                    placement=Placement(args.cluster.cpu_pool, spread=args.multi_zone),
-                    provider=args.cluster.kubernetes_provider,
+                    placement=placement,
+                    provider=provider,
                 ),
                 opts=pulumi.ResourceOptions(parent=self),
             )

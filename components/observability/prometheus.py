@@ -137,7 +137,16 @@ def monitor(target: ScrapeTarget) -> tuple[str, dict[str, object]]:
     """A scrape target of the flow table as a PodMonitor (or a ServiceMonitor when only a Service declares
     the port): the same namespace, labels and port the NetworkPolicy admits (components/guardrails.py
     SCRAPES), so the scrape and its permission agree."""
-    endpoint = {"port": target.port, "path": target.path, "interval": "30s"}
+    endpoint: dict[str, object] = {"port": target.port, "path": target.path, "interval": "30s"}
+    if target.honor_labels:
+        endpoint["honorLabels"] = True
+    if target.authenticated:
+        endpoint |= {
+            "scheme": "https",
+            "bearerTokenFile": "/var/run/secrets/kubernetes.io/serviceaccount/token",
+            # kube-rbac-proxy serves a self-signed certificate it generates at start
+            "tlsConfig": {"insecureSkipVerify": True},
+        }
     namespaces = {"matchNames": [target.namespace.value]}
     if target.service is not None:
         return "ServiceMonitor", {

@@ -17,6 +17,7 @@ from components.contracts import (
     BucketPurpose,
     ClusterOutputs,
     KafkaEndpoint,
+    ObjectStore,
     StorageOutputs,
     WorkloadIdentity,
     WorkloadSpec,
@@ -124,14 +125,16 @@ def _bucket(parent: pulumi.Resource, name: str, cfg: StorageArgs, purpose: Bucke
                 id="expire-logs",
                 status="Enabled",
                 filter=aws.s3.BucketLifecycleConfigurationRuleFilterArgs(prefix=""),
-                expiration=aws.s3.BucketLifecycleConfigurationRuleExpirationArgs(days=cfg.storage.log_retention_days),
+                expiration=aws.s3.BucketLifecycleConfigurationRuleExpirationArgs(
+                    days=cfg.storage.logs_bucket_expiry_days
+                ),
                 noncurrent_version_expiration=aws.s3.BucketLifecycleConfigurationRuleNoncurrentVersionExpirationArgs(
                     noncurrent_days=7
                 ),
             )
         )
     aws.s3.BucketLifecycleConfiguration(f"{name}-{purpose.value}", bucket=bucket.id, rules=rules, opts=child)
-    return Bucket(purpose, bucket.bucket, bucket.bucket.apply(lambda b: f"s3://{b}"))
+    return Bucket(purpose, bucket.bucket, bucket.bucket.apply(lambda b: f"s3://{b}"), ObjectStore.S3, cfg.region)
 
 
 def _deny_insecure_transport(arn: str) -> str:

@@ -15,6 +15,7 @@ from components.contracts import (
     ClusterOutputs,
     GcpClusterFacts,
     KafkaEndpoint,
+    ObjectStore,
     StorageOutputs,
     WorkloadIdentity,
     WorkloadSpec,
@@ -92,7 +93,7 @@ def _bucket(parent: pulumi.Resource, name: str, cfg: StorageArgs, purpose: Bucke
         [
             gcp.storage.BucketLifecycleRuleArgs(
                 action=gcp.storage.BucketLifecycleRuleActionArgs(type="Delete"),
-                condition=gcp.storage.BucketLifecycleRuleConditionArgs(age=cfg.storage.log_retention_days),
+                condition=gcp.storage.BucketLifecycleRuleConditionArgs(age=cfg.storage.logs_bucket_expiry_days),
             ),
             # With versioning on (prod), an expired log leaves a noncurrent version: drop it a week later.
             gcp.storage.BucketLifecycleRuleArgs(
@@ -114,7 +115,7 @@ def _bucket(parent: pulumi.Resource, name: str, cfg: StorageArgs, purpose: Bucke
         labels={"mlplatform-purpose": purpose.value},
         opts=stateful(cfg, parent),
     )
-    return Bucket(purpose, bucket.name, bucket.url)
+    return Bucket(purpose, bucket.name, bucket.url, ObjectStore.GCS, cfg.region)
 
 
 def _identity(

@@ -345,7 +345,15 @@ class ClusterConfig(Strict):
 class StorageConfig(Strict):
     force_destroy: bool
     versioning: bool
+    # how long Loki keeps logs (its compactor deletes them) and the control plane's log group keeps its own
     log_retention_days: Annotated[int, Field(ge=1, le=3650)]
+
+    @property
+    def logs_bucket_expiry_days(self) -> int:
+        """The logs bucket's lifecycle rule: a backstop a week after Loki's own retention. Loki's retention
+        docs ask for a lifecycle longer than the retention period, or the index outlives its chunks
+        (https://grafana.com/docs/loki/latest/operations/storage/retention/)."""
+        return self.log_retention_days + 7
 
 
 class PostgresConfig(Strict):
@@ -520,6 +528,14 @@ class PrometheusConfig(ServiceConfig):
         return self
 
 
+class LokiConfig(ServiceConfig):
+    """Monolithic Loki: `replicas` of the single binary (prod 3, one per zone, replication factor 3). How
+    long logs are kept is storage.logRetentionDays."""
+
+    # each replica's volume: the write-ahead log and the compactor's working files (chunks go to the bucket)
+    storage_gb: Annotated[int, Field(ge=5, le=1000)] = 10
+
+
 class ServicesConfig(Strict):
     mlflow: ServiceConfig
     feast: ServiceConfig
@@ -528,7 +544,7 @@ class ServicesConfig(Strict):
     kserve: KServeConfig
     prometheus: PrometheusConfig
     grafana: ServiceConfig
-    loki: ServiceConfig
+    loki: LokiConfig
     evidently: ServiceConfig
 
     @field_validator("*")

@@ -69,6 +69,7 @@ def _services(prod: bool) -> dict[str, Any]:
         if prod
         else {"retention": "7d", "retentionSizeGb": 15, "storageGb": 20}
     )
+    services["loki"] |= {"storageGb": 50 if prod else 10}
     return services
 
 
