@@ -7,7 +7,7 @@ database's endpoint and credentials: each is produced once, by the layer that ow
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import TypeVar
@@ -90,6 +90,19 @@ class NodePoolContract:
 
     def tolerations(self) -> list[dict[str, str]]:
         return [t.toleration() for t in self.taints]
+
+
+def gpu_node_placement(gpu_pools: Sequence[NodePoolContract]) -> dict[str, object]:
+    """Affinity and tolerations for a per-GPU-node agent (device plugin, DCGM exporter): every node the GPU
+    pool contracts label as carrying a GPU, tolerating each pool's taints."""
+    tolerations = {tuple(t.items()): t for p in gpu_pools for t in p.tolerations()}
+    required = {"matchExpressions": [{"key": GPU_PRESENT_LABEL, "operator": "In", "values": ["true"]}]}
+    return {
+        "affinity": {
+            "nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [required]}}
+        },
+        "tolerations": list(tolerations.values()),
+    }
 
 
 DEVICE_PLUGIN_CONFIG_LABEL = "nvidia.com/device-plugin.config"  # the device plugin's per-node config selector
@@ -333,6 +346,9 @@ class ClusterOutputs:
     load_balancer: LoadBalancerProfile
     # the StorageClass persistent volumes of the platform's services use (EKS: gp3; GKE: pd-balanced)
     block_storage_class: str
+    # the cloud collects GPU metrics itself (GKE's managed DCGM package, into Cloud Monitoring): the
+    # observability layer installs the DCGM exporter only where this is False
+    managed_gpu_metrics: bool
     # Cloud-specific facts the same cloud's storage and data adapters need (network, OIDC issuer, workload
     # pool). In-cluster layers never read them; adapters read them through facts().
     cloud_facts: CloudFacts

@@ -230,3 +230,28 @@ def test_alloy_ships_every_pods_logs_to_loki_from_the_agents_namespace(plan, sta
     assert namespace in API_ONLY_CLIENTS
     rbac = values["rbac"]["rules"] + values["rbac"]["clusterRules"]
     assert not any("secrets" in r["resources"] or "configmaps" in r["resources"] for r in rbac)
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_gpu_metrics_come_from_every_gpu_pool(plan, stack: str) -> None:
+    """EKS: the DCGM exporter on every GPU node, placed by the pool contracts' label and taints. GKE: the
+    cluster's managed DCGM package (the exporter chart cannot load GKE's driver on COS)."""
+    from components.contracts import GPU_PRESENT_LABEL
+
+    doc, cfg = plan(stack), config(stack)
+    charts = [c for c in doc.by_type("kubernetes:helm.sh/v4:Chart") if c.name.endswith("-dcgm-exporter")]
+    assert cfg.cluster.gpu_pools
+    if stack.startswith("gcp"):
+        assert not charts
+        monitoring = doc.one("gcp:container/cluster:Cluster").inputs["monitoringConfig"]
+        assert "DCGM" in monitoring["enableComponents"] and monitoring["managedPrometheus"]["enabled"] is True
+        return
+    [chart] = charts
+    assert POD_SECURITY[Namespace(chart.inputs["namespace"])] == "privileged"
+    values = chart.inputs["values"]
+    [term] = values["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]["nodeSelectorTerms"]
+    assert term["matchExpressions"] == [{"key": GPU_PRESENT_LABEL, "operator": "In", "values": ["true"]}]
+    # every GPU pool's taint is tolerated: the same tolerations the device plugin gets from the contracts
+    plugin = next(c for c in doc.resources if c.name.endswith("nvidia-device-plugin") and "values" in c.inputs)
+    assert values["tolerations"] == plugin.inputs["values"]["tolerations"] and values["tolerations"]
+    assert values["serviceMonitor"]["enabled"] is False  # scraped by the declared `dcgm` target instead

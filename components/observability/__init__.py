@@ -14,11 +14,12 @@ from components import workloads
 from components.contracts import BucketPurpose, ClusterOutputs, Namespace, PlatformNamespaces, StorageOutputs
 from components.lifecycle.placement import Placement
 from components.observability.alloy import Alloy, AlloyArgs
+from components.observability.gpu_metrics import DcgmExporter, DcgmExporterArgs
 from components.observability.loki import Loki, LokiArgs
 from components.observability.prometheus import Prometheus, PrometheusArgs
 from mlplatform.chartkeys import selected_pin
 from mlplatform.config import ServicesConfig
-from mlplatform.pins import ALLOY, KUBE_PROMETHEUS_STACK, LOKI
+from mlplatform.pins import ALLOY, DCGM_EXPORTER, KUBE_PROMETHEUS_STACK, LOKI
 
 
 @dataclass(frozen=True)
@@ -68,6 +69,14 @@ class Observability(pulumi.ComponentResource):
             AlloyArgs(args.namespaces[Namespace.MONITORING_AGENTS], ALLOY, loki.outputs.push_url, provider),
             opts=pulumi.ResourceOptions(parent=self, depends_on=[loki]),
         )
+        if args.cluster.gpu_pools and not args.cluster.managed_gpu_metrics:
+            DcgmExporter(
+                f"{name}-dcgm-exporter",
+                DcgmExporterArgs(
+                    args.namespaces[Namespace.MONITORING_AGENTS], DCGM_EXPORTER, args.cluster.gpu_pools, provider
+                ),
+                opts=pulumi.ResourceOptions(parent=self),
+            )
         sa = loki.outputs.service_account
         cfg = args.services.prometheus
         prometheus = None

@@ -70,6 +70,7 @@ def build(parent: pulumi.ComponentResource, name: str, cfg: ClusterArgs) -> Clus
         network=EKS_NETWORK,
         load_balancer=load_balancers.profile,
         block_storage_class=storage.class_name,
+        managed_gpu_metrics=False,  # the DCGM exporter chart runs on the GPU nodes
         gpu_pools=pools.gpu,
         cloud_facts=AwsClusterFacts(
             cluster_name=eks.cluster.name,

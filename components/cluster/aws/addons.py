@@ -20,7 +20,7 @@ import yaml
 
 from components.cluster.aws.eks import ControlPlane
 from components.cluster.aws.iam import irsa_role
-from components.contracts import GPU_PRESENT_LABEL, GPU_RESOURCE, NodePoolContract
+from components.contracts import GPU_RESOURCE, NodePoolContract, gpu_node_placement
 from components.environment import ClusterArgs
 from components.kube import pinned_release
 from mlplatform.pins import (
@@ -233,18 +233,8 @@ def device_plugin_config(gpu_pools: Sequence[NodePoolContract]) -> dict[str, obj
 
 def device_plugin_values(gpu_pools: Sequence[NodePoolContract]) -> dict:
     """Schedules the plugin on GPU nodes only (by the contract's label), tolerating the contract's taints."""
-    tolerations = {tuple(t.items()): t for p in gpu_pools for t in p.tolerations()}
     return {
-        "affinity": {
-            "nodeAffinity": {
-                "requiredDuringSchedulingIgnoredDuringExecution": {
-                    "nodeSelectorTerms": [
-                        {"matchExpressions": [{"key": GPU_PRESENT_LABEL, "operator": "In", "values": ["true"]}]}
-                    ]
-                }
-            }
-        },
-        "tolerations": list(tolerations.values()),
+        **gpu_node_placement(gpu_pools),
         "priorityClassName": "system-node-critical",
         **device_plugin_config(gpu_pools),
         # every container of the chart (plugin, MPS daemon and its init) takes these: a gRPC server that

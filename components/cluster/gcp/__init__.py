@@ -19,7 +19,7 @@ from components.contracts import (
     NodePoolContract,
 )
 from components.environment import ClusterArgs
-from mlplatform.config import HaProfile, MaintenanceWindowConfig, NodePoolConfig, Profile
+from mlplatform.config import ClusterConfig, HaProfile, MaintenanceWindowConfig, NodePoolConfig, Profile
 
 RBAC_GROUP = "rbac.authorization.k8s.io"
 NODE_CIDR, POD_CIDR, SERVICE_CIDR, MASTER_CIDR = "10.10.0.0/20", "10.16.0.0/14", "10.20.0.0/20", "172.16.0.32/28"
@@ -114,6 +114,7 @@ def build(parent: pulumi.ComponentResource, name: str, cfg: ClusterArgs) -> Clus
         release_channel=gcp.container.ClusterReleaseChannelArgs(channel=cfg.cluster.release_channel),
         # Dataplane V2 (ADVANCED_DATAPATH above) enforces NetworkPolicies; no separate Calico add-on.
         maintenance_policy=maintenance_policy(cfg.cluster.maintenance_window),
+        monitoring_config=monitoring_config(cfg.cluster),
         # The program's Kubernetes provider (and kubectl) reach the API through the DNS-based endpoint:
         # authorised by IAM, not by source IP, so a private-endpoint cluster is deployable from anywhere.
         # https://cloud.google.com/kubernetes-engine/docs/concepts/network-isolation#dns-based_endpoint
@@ -211,6 +212,7 @@ def build(parent: pulumi.ComponentResource, name: str, cfg: ClusterArgs) -> Clus
         load_balancer=GKE_LOAD_BALANCER,
         # GKE's built-in pd-balanced class (Persistent Disk CSI driver, zonal, binds on first consumer)
         block_storage_class="standard-rwo",
+        managed_gpu_metrics=bool(cfg.cluster.gpu_pools),
         network=ClusterNetwork(
             metadata_endpoints=GKE_METADATA,
             blocked_cidrs=(),
@@ -235,6 +237,21 @@ def gpu_sharing(pool: NodePoolConfig) -> dict[str, object]:
             gpu_sharing_strategy="TIME_SHARING", max_shared_clients_per_gpu=sharing.replicas
         )
     }
+
+
+def monitoring_config(cluster: ClusterConfig) -> gcp.container.ClusterMonitoringConfigArgs:
+    """GKE's managed DCGM package on clusters with GPU pools: GKE runs and upgrades the exporter on the GPU
+    nodes and sends DCGM_FI_* metrics to Cloud Monitoring (its GPU dashboards and PromQL), which needs
+    Managed Service for Prometheus (managed collection). Chosen over NVIDIA's dcgm-exporter chart, whose
+    embedded DCGM cannot load the driver GKE installs on Container-Optimized OS (dcgm-exporter#448, #484):
+    Google's self-managed recipe needs a separate nv-hostengine DaemonSet on host ports instead.
+    https://cloud.google.com/kubernetes-engine/docs/how-to/dcgm-metrics (GKE 1.30.1-gke.1204000 or later;
+    every minor the platform supports is newer)."""
+    components = ["SYSTEM_COMPONENTS", *(["DCGM"] if cluster.gpu_pools else [])]
+    return gcp.container.ClusterMonitoringConfigArgs(
+        enable_components=components,
+        managed_prometheus=gcp.container.ClusterMonitoringConfigManagedPrometheusArgs(enabled=True),
+    )
 
 
 def maintenance_policy(window: MaintenanceWindowConfig | None) -> gcp.container.ClusterMaintenancePolicyArgs | None:
