@@ -147,7 +147,7 @@ ALLOY_PODS = {NAME_LABEL: "alloy", "app.kubernetes.io/instance": "alloy"}
 DCGM_PORT = 9400
 DCGM_PODS = {NAME_LABEL: "dcgm-exporter", "app.kubernetes.io/instance": "dcgm-exporter"}
 PUSHGATEWAY_PORT = 9091
-PUSHGATEWAY_PODS = {NAME_LABEL: "prometheus-pushgateway", "app.kubernetes.io/instance": "pushgateway"}
+PUSHGATEWAY_PODS = {NAME_LABEL: "prometheus-pushgateway", "app.kubernetes.io/instance": "prometheus-pushgateway"}
 
 
 # Read in each chart's rendered pods (`python -m mlplatform render`) or, for pods an operator makes, in its

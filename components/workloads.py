@@ -38,4 +38,7 @@ TRAINING = WorkloadSpec(
     (BucketGrant(BucketPurpose.ARTIFACTS, _RW), BucketGrant(BucketPurpose.DATASETS, _RO)),
 )
 
-ALL: tuple[WorkloadSpec, ...] = (MLFLOW, FEAST, AIRFLOW, LOKI, KSERVE, RAY, TRAINING)
+# The drift job reads the reference and recent inference samples, nothing else.
+DRIFT = WorkloadSpec("drift", Namespace.MONITORING, "drift", (BucketGrant(BucketPurpose.DATASETS, _RO),))
+
+ALL: tuple[WorkloadSpec, ...] = (MLFLOW, FEAST, AIRFLOW, LOKI, KSERVE, RAY, TRAINING, DRIFT)

@@ -29,6 +29,10 @@ Tree = dict[str, Any] | None
 # default keys would wrongly reject others). Path -> why it is free-form.
 FREE_FORM: dict[str, dict[str, str]] = {
     "cluster-autoscaler": {"extraArgs": "every key becomes a --flag of the autoscaler binary"},
+    "prometheus-pushgateway": {
+        "securityContext": "templates/_helpers.tpl writes it as the pod's securityContext, verbatim",
+        "containerSecurityContext": "templates/_helpers.tpl writes it as the container's securityContext, verbatim",
+    },
 }
 
 

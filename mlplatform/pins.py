@@ -118,6 +118,10 @@ ALL_CHARTS: tuple[ChartPin, ...] = (
 # Evidently ships no Helm chart: the platform runs its UI image directly, pinned by image tag.
 EVIDENTLY_IMAGE = "evidently/evidently-service"
 EVIDENTLY_VERSION = "0.7.23"
+# The drift job's fetch step runs in the Airflow image the platform already pulls: it ships boto3 and
+# google-cloud-storage (Airflow's amazon and google providers), which the Evidently image lacks.
+AIRFLOW_IMAGE = f"docker.io/apache/airflow:{AIRFLOW.app_version}"
+AIRFLOW_IMAGE_UID = 50000  # the image's `airflow` user
 
 # The services whose `services.<name>.version` selects a chart version (the rest pin an image tag).
 SERVICE_CHARTS: dict[str, ChartPin] = {

@@ -16,6 +16,7 @@ from mlplatform.config import AlertReceiverConfig, AlertThresholds
 from tests.support.tools import required_tool
 
 T = AlertThresholds()
+DRIFT_JOB = {"job": "mlplatform-drift", "dataset": "inference", "instance": ""}
 REV = {"k8s_namespace_name": "model-serving", "kn_configuration_name": "churn-predictor"}
 
 
@@ -69,6 +70,9 @@ def cases() -> list[dict[str, Any]]:
     idle = f"gpu-node-1 runs its GPUs below {T.gpu_idle_percent}% for {T.gpu_idle_minutes} minutes: scale the pool down"
     idle_series, idle_at = f"x{T.gpu_idle_minutes + 20}", f"{T.gpu_idle_minutes + 10}m"
     samples = "prometheus_tsdb_head_samples_appended_total"
+    drifted = f"inference: at least {T.drift_share:.0%} of the compared features drifted"
+    last_success, stale_after = "mlplatform_drift_last_success_timestamp_seconds", T.drift_stale_hours * 60 + 10
+    stale = f"no successful drift run for {T.drift_stale_hours} hours: the job fails or its samples are missing"
     return [
         # canary error rate: the new revision fails half its requests, the stable one none
         case(
@@ -131,6 +135,38 @@ def cases() -> list[dict[str, Any]]:
             fires("no Alertmanager is up: alerts are not delivered", "critical"),
         ),
         case([series("up", "1x20", job="alertmanager-operated")], "10m", "AlertmanagerDown", []),
+        case(
+            [series("up", "0x20", job="monitoring/loki")],
+            "10m",
+            "LokiDown",
+            fires("no Loki replica is up: the cluster's logs are not stored", "critical"),
+        ),
+        case([series("up", "1x20", job="monitoring/loki")], "10m", "LokiDown", []),
+        case(
+            [series("loki_distributor_lines_received_total", "500x40", tenant="fake")],
+            "35m",
+            "LokiNotIngesting",
+            fires("Loki has received no log lines for 15 minutes: Alloy is not shipping", "warning"),
+        ),
+        case(
+            [series("loki_distributor_lines_received_total", "0+500x40", tenant="fake")], "35m", "LokiNotIngesting", []
+        ),
+        # the drift job's pushes, as the Pushgateway exposes them (honor_labels keeps job and dataset)
+        case(
+            [series("mlplatform_drift_share", "0.67x10", **DRIFT_JOB)],
+            "5m",
+            "DriftShareHigh",
+            fires(drifted, "warning", dataset="inference"),
+        ),
+        case([series("mlplatform_drift_share", "0.2x10", **DRIFT_JOB)], "5m", "DriftShareHigh", []),
+        # the last success stops moving at minute 1; healthy, it moves with every (here: minutely) run
+        case(
+            [series(last_success, f"60x{stale_after * 2}", **DRIFT_JOB)],
+            f"{stale_after * 2}m",
+            "DriftStale",
+            fires(stale, "warning", dataset="inference"),
+        ),
+        case([series(last_success, f"0+60x{stale_after * 2}", **DRIFT_JOB)], f"{stale_after * 2}m", "DriftStale", []),
     ]
 
 

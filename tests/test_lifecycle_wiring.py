@@ -158,7 +158,9 @@ def test_charts_run_as_the_identity_bound_service_accounts(plan, stack: str) -> 
     spec = ray_spec(doc)
     for group in [spec["headGroupSpec"], *spec["workerGroupSpecs"]]:
         bound(group["template"]["spec"]["serviceAccountName"], workloads.RAY)
-    cron = doc.one("kubernetes:batch/v1:CronJob").inputs["spec"]["jobTemplate"]["spec"]["template"]["spec"]
+    cron = doc.one("kubernetes:batch/v1:CronJob", "mlplatform-feast-materialize").inputs["spec"]["jobTemplate"]["spec"][
+        "template"
+    ]["spec"]
     bound(cron["serviceAccountName"], workloads.FEAST)
     assert airflow["env"] and {"name": "AIRFLOW_VAR_TRAINING_SERVICE_ACCOUNT", "value": "training"} in airflow["env"]
     bound("training", workloads.TRAINING)

@@ -255,3 +255,49 @@ def test_gpu_metrics_come_from_every_gpu_pool(plan, stack: str) -> None:
     plugin = next(c for c in doc.resources if c.name.endswith("nvidia-device-plugin") and "values" in c.inputs)
     assert values["tolerations"] == plugin.inputs["values"]["tolerations"] and values["tolerations"]
     assert values["serviceMonitor"]["enabled"] is False  # scraped by the declared `dcgm` target instead
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_drift_job_reads_the_datasets_bucket_and_pushes_where_prometheus_scrapes(plan, stack: str) -> None:
+    from components import workloads
+    from components.guardrails import PUSHGATEWAY_PODS, PUSHGATEWAY_PORT, SCRAPES
+
+    doc, cfg = plan(stack), config(stack)
+    drift = cfg.services.evidently.drift
+    job = doc.one("kubernetes:batch/v1:CronJob", "mlplatform-drift-job").inputs
+    assert job["metadata"]["namespace"] == Namespace.MONITORING.value and job["spec"]["schedule"] == drift.schedule
+    pod = job["spec"]["jobTemplate"]["spec"]["template"]["spec"]
+    # its own identity: the service account bound to a cloud principal that may read the datasets bucket
+    assert pod["serviceAccountName"] == workloads.DRIFT.service_account
+    [account] = [
+        sa.inputs["metadata"]
+        for sa in doc.by_type("kubernetes:core/v1:ServiceAccount")
+        if sa.inputs["metadata"]["name"] == workloads.DRIFT.service_account
+    ]
+    assert account["namespace"] == Namespace.MONITORING.value and account.get("annotations")
+    assert [(g.purpose.value, g.access.value) for g in workloads.DRIFT.grants] == [("datasets", "read")]
+    # the fetch step copies exactly the configured samples from that bucket
+    [fetch] = pod["initContainers"]
+    scheme, bucket = doc.outputs["buckets"]["datasets"].split("://")
+    args = fetch["args"]
+    assert args[args.index("--store") + 1] == {"s3": "s3", "gs": "gcs"}[scheme]
+    assert args[args.index("--bucket") + 1] == bucket
+    assert {a.split("=", 1)[1] for a in args if "=" in a} == {drift.reference, drift.current}
+    # the drift step pushes to the Pushgateway's Service, with the alert's own threshold
+    [compute] = pod["containers"]
+    args = compute["args"]
+    release = next(
+        c for c in doc.by_type("kubernetes:helm.sh/v4:Chart") if c.inputs.get("name") == "prometheus-pushgateway"
+    )
+    url = f"http://{release.inputs['name']}.{release.inputs['namespace']}.svc:{PUSHGATEWAY_PORT}"
+    assert args[args.index("--pushgateway") + 1] == url
+    assert float(args[args.index("--drift-share") + 1]) == cfg.services.prometheus.alerts.drift_share
+    assert compute["image"].endswith(f"evidently-service:{cfg.services.evidently.version}")
+    [scrape] = [t for t in SCRAPES if t.name == "pushgateway"]
+    assert scrape.honor_labels and dict(scrape.selector) == PUSHGATEWAY_PODS
+    monitor = doc.one("kubernetes:monitoring.coreos.com/v1:PodMonitor", "mlplatform-prometheus-scrape-pushgateway")
+    assert monitor.inputs["spec"]["podMetricsEndpoints"][0]["honorLabels"] is True
+    # the code that runs is the code tests/test_drift_job.py runs
+    code = doc.one("kubernetes:core/v1:ConfigMap", "mlplatform-drift-code").inputs["data"]
+    for script in ("fetch_inputs.py", "compute_drift.py"):
+        assert code[script] == (ROOT / "jobs" / "drift" / script).read_text()

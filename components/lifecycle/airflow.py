@@ -58,7 +58,7 @@ from components.lifecycle.feast import FeastClient, encoded, kafka_env
 from components.lifecycle.placement import Placement
 from components.lifecycle.training import launcher_rbac
 from mlplatform.config import AirflowConfig
-from mlplatform.pins import ChartPin
+from mlplatform.pins import AIRFLOW_IMAGE_UID, ChartPin
 
 RELEASE = "airflow"
 POD_LABELS = {"tier": "airflow", "release": RELEASE}  # on every pod the chart makes
@@ -66,7 +66,7 @@ DAGS_FOLDER = "/opt/airflow/dags"  # the chart's default core.dags_folder
 PLATFORM_DAGS_MOUNT = f"{DAGS_FOLDER}/platform"
 PGBOUNCER_PORT = 6543  # the chart's ports.pgbouncer
 PGBOUNCER_DB = f"{RELEASE}-metadata"  # the alias the chart's pods connect to
-UID = 50000  # the airflow image's user
+UID = AIRFLOW_IMAGE_UID  # the airflow image's user
 LOGS_PREFIX = "airflow"
 
 

@@ -14,12 +14,13 @@ from components import workloads
 from components.contracts import BucketPurpose, ClusterOutputs, Namespace, PlatformNamespaces, StorageOutputs
 from components.lifecycle.placement import Placement
 from components.observability.alloy import Alloy, AlloyArgs
+from components.observability.drift import DriftMonitor, DriftMonitorArgs
 from components.observability.gpu_metrics import DcgmExporter, DcgmExporterArgs
 from components.observability.loki import Loki, LokiArgs
 from components.observability.prometheus import Prometheus, PrometheusArgs
 from mlplatform.chartkeys import selected_pin
 from mlplatform.config import ServicesConfig
-from mlplatform.pins import ALLOY, DCGM_EXPORTER, KUBE_PROMETHEUS_STACK, LOKI
+from mlplatform.pins import ALLOY, DCGM_EXPORTER, KUBE_PROMETHEUS_STACK, LOKI, PUSHGATEWAY
 
 
 @dataclass(frozen=True)
@@ -74,6 +75,21 @@ class Observability(pulumi.ComponentResource):
                 f"{name}-dcgm-exporter",
                 DcgmExporterArgs(
                     args.namespaces[Namespace.MONITORING_AGENTS], DCGM_EXPORTER, args.cluster.gpu_pools, provider
+                ),
+                opts=pulumi.ResourceOptions(parent=self),
+            )
+        if args.services.evidently.enabled:
+            DriftMonitor(
+                f"{name}-drift",
+                DriftMonitorArgs(
+                    namespace=ns,
+                    identity=args.storage.identity(workloads.DRIFT),
+                    bucket=args.storage.buckets[BucketPurpose.DATASETS],
+                    config=args.services.evidently,
+                    thresholds=args.services.prometheus.alerts,
+                    pushgateway=PUSHGATEWAY,
+                    placement=placement,
+                    provider=provider,
                 ),
                 opts=pulumi.ResourceOptions(parent=self),
             )

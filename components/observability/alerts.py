@@ -87,6 +87,24 @@ def rule_groups(t: AlertThresholds) -> list[dict[str, Any]]:
             f"{t.gpu_idle_percent}% for {t.gpu_idle_minutes} minutes: scale the pool down",
         ),
     ]
+    drift = [
+        # the drift job's latest push per dataset (the Pushgateway keeps it until the next run replaces it)
+        _alert(
+            "DriftShareHigh",
+            f"max by (dataset) (mlplatform_drift_share) >= {t.drift_share}",
+            1,
+            "warning",
+            f"{{{{ $labels.dataset }}}}: at least {t.drift_share:.0%} of the compared features drifted",
+        ),
+        _alert(
+            "DriftStale",
+            f"(time() - max by (dataset) (mlplatform_drift_last_success_timestamp_seconds)) > "
+            f"{t.drift_stale_hours * 3600} or absent(mlplatform_drift_last_success_timestamp_seconds)",
+            t.drift_stale_hours * 60,
+            "warning",
+            f"no successful drift run for {t.drift_stale_hours} hours: the job fails or its samples are missing",
+        ),
+    ]
     monitoring = [
         _alert(
             "PrometheusNotIngesting",
@@ -94,6 +112,20 @@ def rule_groups(t: AlertThresholds) -> list[dict[str, Any]]:
             10,
             "critical",
             "Prometheus appends no samples",
+        ),
+        _alert(
+            "LokiDown",
+            'absent(up{job=~".*loki.*"} == 1)',
+            5,
+            "critical",
+            "no Loki replica is up: the cluster's logs are not stored",
+        ),
+        _alert(
+            "LokiNotIngesting",
+            "sum(rate(loki_distributor_lines_received_total[10m])) == 0",
+            15,
+            "warning",
+            "Loki has received no log lines for 15 minutes: Alloy is not shipping",
         ),
         _alert(
             "AlertmanagerDown",
@@ -107,6 +139,7 @@ def rule_groups(t: AlertThresholds) -> list[dict[str, Any]]:
         {"name": "mlplatform.serving", "rules": serving},
         {"name": "mlplatform.features", "rules": features},
         {"name": "mlplatform.platform", "rules": platform},
+        {"name": "mlplatform.drift", "rules": drift},
         {"name": "mlplatform.monitoring", "rules": monitoring},
     ]
 

@@ -496,6 +496,10 @@ class AlertThresholds(Strict):
     airflow_heartbeat_minutes: Annotated[int, Field(ge=1, le=60)] = 5
     gpu_idle_percent: Annotated[float, Field(ge=0, le=100)] = 5.0
     gpu_idle_minutes: Annotated[int, Field(ge=5, le=1440)] = 60
+    # share of compared columns that drifted (the drift job's dataset-drift flag uses the same share)
+    drift_share: Annotated[float, Field(gt=0, le=1)] = 0.5
+    # no successful drift run for this long (or none at all): the job is failing or its inputs are missing
+    drift_stale_hours: Annotated[int, Field(ge=1, le=168)] = 6
 
 
 class AlertReceiverConfig(Strict):
@@ -528,6 +532,35 @@ class PrometheusConfig(ServiceConfig):
         return self
 
 
+OBJECT_KEY = r"^[\w!\-.*'()/]+\.(csv|jsonl|ndjson)$"
+
+
+class DriftConfig(Strict):
+    """The drift job (jobs/drift/): the reference sample and the recent inference sample, as objects in the
+    datasets bucket (CSV or JSON lines), compared on a schedule; alert thresholds are in
+    services.prometheus.alerts (driftShare, driftStaleHours)."""
+
+    dataset: Annotated[str, Field(pattern=DNS_LABEL)] = "inference"  # the `dataset` label of its series
+    reference: Annotated[str, Field(pattern=OBJECT_KEY)] = "drift/reference.csv"
+    current: Annotated[str, Field(pattern=OBJECT_KEY)] = "drift/current.csv"
+    # the columns compared (default: all of them; name them when the inference log has ids or timestamps)
+    columns: list[Annotated[str, Field(pattern=r"^[\w.-]+$")]] = []
+    # cron, in UTC
+    schedule: Annotated[str, Field(pattern=r"^\S+ \S+ \S+ \S+ \S+$")] = "15 * * * *"
+
+    @model_validator(mode="after")
+    def _distinct_samples(self) -> Self:
+        if self.reference == self.current:
+            raise ValueError(f"reference and current are the same object ({self.reference})")
+        return self
+
+
+class EvidentlyConfig(ServiceConfig):
+    """Drift monitoring with Evidently: `version` is the evidently-service image's (the job runs in it)."""
+
+    drift: DriftConfig = DriftConfig()
+
+
 class LokiConfig(ServiceConfig):
     """Monolithic Loki: `replicas` of the single binary (prod 3, one per zone, replication factor 3). How
     long logs are kept is storage.logRetentionDays."""
@@ -545,7 +578,7 @@ class ServicesConfig(Strict):
     prometheus: PrometheusConfig
     grafana: ServiceConfig
     loki: LokiConfig
-    evidently: ServiceConfig
+    evidently: EvidentlyConfig
 
     @field_validator("*")
     @classmethod
