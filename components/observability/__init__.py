@@ -106,6 +106,7 @@ class Observability(pulumi.ComponentResource):
                     storage_class=args.cluster.block_storage_class,
                     placement=placement,
                     provider=provider,
+                    loki_url=loki.outputs.url,
                 ),
                 opts=pulumi.ResourceOptions(parent=self),
             )

@@ -12,21 +12,24 @@ release's own, so each service's monitor can live next to the service.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components.contracts import Namespace
+from components.contracts import POOL_LABEL, Namespace
 from components.data.credentials import generated_secret
 from components.guardrails import SCRAPES, ScrapeTarget
 from components.kube import PART_OF, opaque_secret, pinned_release, spread_affinity
 from components.lifecycle.placement import Placement
 from components.observability.alerts import alertmanager_config, rule_groups
+from components.observability.dashboards import DASHBOARDS, LOKI_UID
 from mlplatform.config import PrometheusConfig
 from mlplatform.pins import ChartPin
 
 RELEASE = "kube-prometheus-stack"
+DASHBOARD_LABEL = ("grafana_dashboard", "1")  # what Grafana's dashboard sidecar loads
 GRAFANA_USER = "admin"
 
 
@@ -38,6 +41,7 @@ class PrometheusArgs:
     storage_class: str
     placement: Placement
     provider: k8s.Provider
+    loki_url: str  # Grafana's Loki data source
 
 
 @dataclass(frozen=True)
@@ -117,13 +121,26 @@ def stack_values(args: PrometheusArgs, admin_secret: pulumi.Input[str]) -> dict[
             # generate one into its own Secret)
             "admin": {"existingSecret": admin_secret, "userKey": "admin-user", "passwordKey": "admin-password"},
             "resources": placement.resources("100m", "256Mi", "512Mi"),
-            # the dashboard and data source sidecars watch ConfigMaps: a few tens of MiB
-            "sidecar": {"resources": placement.resources("10m", "64Mi", "256Mi")},
+            # the dashboard and data source sidecars watch ConfigMaps: a few tens of MiB. Dashboards are the
+            # ConfigMaps labelled like the platform's own (components/observability/dashboards.py).
+            "sidecar": {
+                "resources": placement.resources("10m", "64Mi", "256Mi"),
+                "dashboards": {"label": DASHBOARD_LABEL[0], "labelValue": DASHBOARD_LABEL[1]},
+            },
+            # Prometheus (uid prometheus) and Alertmanager (uid alertmanager) come from the chart; Loki here
+            "additionalDataSources": [
+                {"name": "Loki", "type": "loki", "uid": LOKI_UID, "url": args.loki_url, "access": "proxy"}
+            ],
             # the chart's `helm test` pod runs as root without a seccomp profile; tests are not run here
             "testFramework": {"enabled": False},
             "affinity": spread_affinity("grafana") if placement.spread else {},
         },
-        "kube-state-metrics": {**where, "resources": placement.resources("50m", "128Mi", "512Mi")},
+        "kube-state-metrics": {
+            **where,
+            "resources": placement.resources("50m", "128Mi", "512Mi"),
+            # kube_node_labels carries the pool label, so dashboards can group GPU metrics per pool
+            "metricLabelsAllowlist": [f"nodes=[{POOL_LABEL}]"],
+        },
         "prometheus-node-exporter": {
             "namespaceOverride": Namespace.MONITORING_AGENTS.value,
             # on every node, GPU nodes included
@@ -205,6 +222,17 @@ class Prometheus(pulumi.ComponentResource):
                 metadata=k8s.meta.v1.ObjectMetaArgs(name=target.name, namespace=ns.metadata.name, labels=PART_OF),
                 spec=spec,
                 opts=pulumi.ResourceOptions(parent=self, depends_on=[release]),
+            )
+        for dashboard in DASHBOARDS:
+            k8s.core.v1.ConfigMap(
+                f"{name}-dashboard-{dashboard.uid}",
+                metadata=k8s.meta.v1.ObjectMetaArgs(
+                    name=f"dashboard-{dashboard.uid}",
+                    namespace=ns.metadata.name,
+                    labels={**PART_OF, DASHBOARD_LABEL[0]: DASHBOARD_LABEL[1]},
+                ),
+                data={f"{dashboard.uid}.json": json.dumps(dashboard.model(), indent=1)},
+                opts=pulumi.ResourceOptions(parent=self),
             )
         namespace = Namespace.MONITORING.value
         self.outputs = PrometheusOutputs(
