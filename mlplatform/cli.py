@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import argparse
 import sys
+from datetime import date
 from pathlib import Path
 
 from mlplatform.chartkeys import build_snapshot, upstream_mismatch, write_snapshot
 from mlplatform.config import ConfigError
+from mlplatform.estimate.report import report
 from mlplatform.manifests import render_plan
 from mlplatform.pins import ALL_CHARTS
 from mlplatform.plan.diff import diff_plans, render_diff
@@ -99,6 +101,7 @@ def main(argv: list[str] | None = None) -> int:
             out = args.out or args.project_dir / "plans" / f"{args.stack}.json"
             doc.write(out)
             print(render(doc, summary_only=args.summary))
+            print("\n" + report(doc, date.today()))
             print(f"\nplan written to {out}")
         elif args.command == "chart-keys":
             return chart_keys(args.upstream)

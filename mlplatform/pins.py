@@ -180,10 +180,23 @@ EKS_ADDON_VERSIONS: dict[str, dict[str, str]] = {
         "coredns": "v1.12.4-eksbuild.1",
         "aws-ebs-csi-driver": "v1.54.0-eksbuild.1",
     },
+    # as deployed on EKS 1.35 clusters (confirm: aws eks describe-addon-versions --kubernetes-version 1.35)
+    "1.35": {
+        "vpc-cni": "v1.21.1-eksbuild.3",
+        "kube-proxy": "v1.35.0-eksbuild.2",
+        "eks-pod-identity-agent": "v1.3.10-eksbuild.3",
+        "coredns": "v1.13.2-eksbuild.1",
+        "aws-ebs-csi-driver": "v1.57.1-eksbuild.1",
+    },
 }
 # Cluster autoscaler image per Kubernetes minor (newest patch release of each cluster-autoscaler-1.<minor>).
 CLUSTER_AUTOSCALER_IMAGE = "registry.k8s.io/autoscaling/cluster-autoscaler"
-CLUSTER_AUTOSCALER_TAGS: dict[str, str] = {"1.32": "v1.32.7", "1.33": "v1.33.6", "1.34": "v1.34.5"}
+CLUSTER_AUTOSCALER_TAGS: dict[str, str] = {
+    "1.32": "v1.32.7",
+    "1.33": "v1.33.6",
+    "1.34": "v1.34.5",
+    "1.35": f"v{CLUSTER_AUTOSCALER.app_version}",  # the chart's own appVersion
+}
 
 # -- images run directly (no chart) -------------------------------------------------------------------
 # Ray for the platform's RayCluster: the version KubeRay 1.7.0's own ray-cluster chart defaults to.

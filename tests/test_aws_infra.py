@@ -157,11 +157,11 @@ def test_version_pins_follow_the_kubernetes_minor(dev: PlanDocument) -> None:
 
 
 def test_kubernetes_minor_without_pins_is_a_config_error() -> None:
-    config = read_stack_file(Path("."), "dev") | {"mlplatform:cluster": {"kubernetesVersion": "1.35"}}
+    config = read_stack_file(Path("."), "dev") | {"mlplatform:cluster": {"kubernetesVersion": "1.31"}}
     with pytest.raises(ConfigError) as err:
-        synthesize("dev-k8s-135", config_map=config)
+        synthesize("dev-k8s-131", config_map=config)
     [problem] = err.value.problems
-    assert problem.path == "mlplatform:cluster.kubernetesVersion" and "1.32, 1.33, 1.34" in problem.message
+    assert problem.path == "mlplatform:cluster.kubernetesVersion" and "1.32, 1.33, 1.34, 1.35" in problem.message
 
 
 def test_admin_principals_get_access_entries_with_cluster_admin() -> None:

@@ -48,6 +48,7 @@ _MACHINES: dict[tuple[Profile, Cloud], dict[str, str]] = {
     },
 }
 
+DEFAULT_KUBERNETES_MINOR = "1.35"
 _DEFAULT_REGION = {Cloud.AWS: "us-east-1", Cloud.GCP: "us-central1"}
 
 
@@ -111,7 +112,9 @@ def profile_defaults(profile: Profile, cloud: Cloud, region: str | None = None) 
         "zones": default_zones(cloud, region, 3 if prod else 2),
         "ha": "multi-zone" if prod else "single-zone",
         "cluster": {
-            "kubernetesVersion": "1.33",
+            # the newest minor with add-on pins and standard support on both clouds (mlplatform/estimate/
+            # support.py; tests/test_estimates.py keeps it there for 90 days past the table's date)
+            "kubernetesVersion": DEFAULT_KUBERNETES_MINOR,
             "systemPool": {
                 "name": "system",
                 "machineType": m["system"],
