@@ -140,9 +140,17 @@ def test_autoscaler_scales_only_its_own_groups(dev: PlanDocument) -> None:
 
 
 def test_data_services_reachable_only_from_cluster_nodes(dev: PlanDocument) -> None:
-    sg = dev.one("aws:ec2/securityGroup:SecurityGroup", "mlplatform-data").inputs
-    for rule in sg["ingress"]:
-        assert "cidrBlocks" not in rule and rule["securityGroups"]
+    """The data group admits the data ports from the EKS cluster's security group only, through separate
+    rules (so the group, and the services in it, need not wait for the cluster)."""
+    sg = dev.one("aws:ec2/securityGroup:SecurityGroup", "mlplatform-data")
+    assert not sg.inputs.get("ingress") and "mlplatform-eks" not in {d.split("::")[-1] for d in sg.dependencies}
+    rules = dev.by_type("aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule")
+    assert sorted(int(r.inputs["fromPort"]) for r in rules) == [5432, 6379, 9098]
+    cluster_sg = dev.one("aws:eks/cluster:Cluster")
+    for rule in rules:
+        assert rule.inputs["fromPort"] == rule.inputs["toPort"] and rule.inputs["ipProtocol"] == "tcp"
+        assert not {"cidrIpv4", "cidrIpv6", "prefixListId"} & set(rule.inputs)
+        assert rule.inputs["referencedSecurityGroupId"] and cluster_sg.urn in rule.dependencies
 
 
 def test_version_pins_follow_the_kubernetes_minor(dev: PlanDocument) -> None:

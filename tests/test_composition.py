@@ -102,7 +102,12 @@ def test_database_secrets_carry_the_data_layer_endpoint(dev: PlanDocument) -> No
 
 # Resources whose inputs carry the infra layers' endpoints (hosts, bucket URIs, Kafka auth, Redis TLS), so they
 # differ per cloud by design; tests/test_lifecycle_wiring.py checks them against each stack's own endpoints.
-ENDPOINT_CARRIERS = ("kubernetes:helm.sh/", "kubernetes:batch/v1:CronJob::", "kubernetes:ray.io/v1:RayCluster::")
+ENDPOINT_CARRIERS = (
+    "kubernetes:helm.sh/",
+    "kubernetes:batch/v1:CronJob::",
+    "kubernetes:ray.io/v1:RayCluster::",
+    "kubernetes:core/v1:ConfigMap::mlplatform-airflow-kafka-client",  # the brokers' addresses
+)
 REDIS_CAS = (  # for Feast in mlplatform and for Ray in training
     "$kubernetes:core/v1:ConfigMap::mlplatform-feast-redis-ca",
     "$kubernetes:core/v1:ConfigMap::mlplatform-kuberay-feast-redis-ca",

@@ -57,3 +57,71 @@ def test_plan_reports_the_stacks_version_support(plan, stack: str) -> None:
     assert status.describe() in report(doc, TABLE_DATE)
     # the same plan a year on warns
     assert "WARNING" in report(doc, date(2027, 11, 1))
+
+
+def reg(urn: str, type_: str, parent: str = "stack", deps: tuple[str, ...] = (), custom: bool = True, **inputs):
+    from mlplatform.plan.mocks import Registration
+
+    return Registration(urn, type_, urn, parent, "", custom, list(deps), False, False, False, [], dict(inputs))
+
+
+def test_a_dependency_on_a_component_waits_for_everything_inside_it() -> None:
+    from mlplatform.estimate.timing import estimate_up
+    from mlplatform.plan.document import PlanDocument
+
+    resources = [
+        reg("net", "aws:ec2/vpc:Vpc"),
+        reg("component", "mlplatform:data:Data", custom=False),
+        reg("kafka", "aws:msk/cluster:Cluster", parent="component", deps=("net",)),
+        reg("topics", "kubernetes:core/v1:ConfigMap", parent="component"),
+        reg("user", "kubernetes:helm.sh/v3:Release", deps=("component",), chart="mlflow"),
+    ]
+    estimate = estimate_up(PlanDocument("p", "s", resources, {}, 0.0))
+    assert [s.resource.urn for s in estimate.path] == ["net", "kafka", "user"]
+    assert estimate.minutes == pytest.approx(0.3 + 28 + 2)
+    assert estimate.slowest.resource.urn == "kafka"
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_up_takes_at_most_3_minutes_more_than_the_slowest_resource(plan, stack: str) -> None:
+    from mlplatform.estimate.timing import TARGET_OVER_SLOWEST, DependencyGraph, estimate_up
+
+    doc = plan(stack)
+    estimate = estimate_up(doc)
+    assert estimate.over_slowest <= TARGET_OVER_SLOWEST, estimate.describe()
+    # the path is a real chain of prerequisites, ending when the plan does
+    graph = DependencyGraph(doc)
+    for before, after in zip(estimate.path, estimate.path[1:], strict=False):
+        assert before.resource.urn in graph.prerequisites(after.resource.urn)
+    assert estimate.path[-1].finishes_at == pytest.approx(estimate.minutes)
+    assert estimate.describe() in report(doc, TABLE_DATE)
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_data_services_start_beside_the_cluster_not_after_it(plan, stack: str) -> None:
+    """Nothing in the data layer's managed services waits for the Kubernetes cluster: they only need the
+    network, so they are created from the start, in parallel with it."""
+    from mlplatform.estimate.timing import DependencyGraph
+
+    doc = plan(stack)
+    graph = DependencyGraph(doc)
+    cluster = next(r for r in doc.resources if r.type in ("aws:eks/cluster:Cluster", "gcp:container/cluster:Cluster"))
+    services = (
+        "aws:rds/instance:Instance",
+        "aws:elasticache/replicationGroup:ReplicationGroup",
+        "aws:msk/cluster:Cluster",
+        "gcp:sql/databaseInstance:DatabaseInstance",
+        "gcp:redis/instance:Instance",
+        "gcp:managedkafka/cluster:Cluster",
+    )
+    checked = 0
+    for service in (r for r in doc.resources if r.type in services):
+        seen, todo = set(), [service.urn]
+        while todo:
+            urn = todo.pop()
+            for p in graph.prerequisites(urn) - seen:
+                assert p != cluster.urn, f"{service.name} waits for the cluster"
+                seen.add(p)
+                todo.append(p)
+        checked += 1
+    assert checked >= 3

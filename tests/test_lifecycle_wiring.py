@@ -36,6 +36,18 @@ def release(doc: PlanDocument, name: str) -> Registration:
     return next(r for r in doc.resources if r.type.startswith("kubernetes:helm.sh/") and r.name == f"mlplatform-{name}")
 
 
+def transitively_depends(doc: PlanDocument, later: Registration, earlier: Registration) -> bool:
+    index, seen, todo = {r.urn: r for r in doc.resources}, set(), list(later.dependencies)
+    while todo:
+        urn = todo.pop()
+        if urn == earlier.urn:
+            return True
+        if urn not in seen and urn in index:
+            seen.add(urn)
+            todo += index[urn].dependencies
+    return False
+
+
 def ray_spec(doc: PlanDocument) -> dict[str, Any]:
     return doc.one("kubernetes:ray.io/v1:RayCluster", "mlplatform-kuberay-cluster").inputs["spec"]
 
@@ -338,13 +350,27 @@ def test_airflow_is_wired_to_the_platform(plan, stack: str) -> None:
     ]
     assert any(m["name"] == volume["name"] and m["readOnly"] for m in values["volumeMounts"])
     assert values["migrateDatabaseJob"]["useHelmHooks"] is False  # a waiting install would deadlock on the hook
-    env = {e["name"]: e["value"] for e in values["env"]}
+    env = {e["name"]: e.get("value") for e in values["env"]}
     assert env["AIRFLOW_VAR_MLFLOW_TRACKING_URI"] == doc.outputs["mlflowTrackingUri"]
     assert env["AIRFLOW_VAR_RAY_ADDRESS"] == doc.outputs["rayDashboardUrl"]
     assert json.loads(env["AIRFLOW_CONN_KUBERNETES_DEFAULT"])["extra"]["namespace"] == "training"
     expected_schedulers = 2 if "prod" in stack else 1
     assert values["scheduler"]["replicas"] == expected_schedulers
     assert bool(values["scheduler"]["topologySpreadConstraints"]) == ("prod" in stack)
+    # the brokers reach task pods through an optional ConfigMap made once Kafka exists, so the release does
+    # not wait the 25-30 minutes Kafka takes to create; `extraEnv`, since the chart's `env` renders only values
+    assert all("value" in e for e in values["env"])
+    [brokers] = [e for e in yaml.safe_load(values["extraEnv"]) if e["name"] == "KAFKA_BOOTSTRAP_SERVERS"]
+    ref = brokers["valueFrom"]["configMapKeyRef"]
+    assert ref["optional"] is True
+    [kafka_map] = [
+        c for c in doc.by_type("kubernetes:core/v1:ConfigMap") if c.inputs["metadata"].get("name") == ref["name"]
+    ]
+    assert kafka_map.inputs["metadata"]["namespace"] == "mlplatform"
+    assert kafka_map.inputs["data"][ref["key"]] == doc.outputs["kafkaBootstrapServers"]
+    kafka = next(r for r in doc.resources if r.type in ("aws:msk/cluster:Cluster", "gcp:managedkafka/cluster:Cluster"))
+    assert kafka.urn in kafka_map.dependencies
+    assert not transitively_depends(doc, release(doc, "airflow"), kafka)
 
 
 @pytest.mark.parametrize("stack", STACKS)

@@ -32,22 +32,26 @@ def build(
 ) -> DataOutputs:
     facts = cluster.facts(AwsClusterFacts)
     child = pulumi.ResourceOptions(parent=parent)
+    # The group has no inline rules: its ingress rules reference the EKS cluster's security group, which
+    # exists only once the cluster does (~10 min). As separate rule resources, the group and the databases
+    # it guards (MSK alone takes ~25-30 min) are created at once, beside the cluster.
     sg = aws.ec2.SecurityGroup(
         f"{name}-data",
         description="PostgreSQL, Redis and Kafka: reachable from cluster nodes only",
         vpc_id=facts.vpc_id,
-        ingress=[
-            aws.ec2.SecurityGroupIngressArgs(
-                protocol="tcp",
-                from_port=port,
-                to_port=port,
-                security_groups=[facts.cluster_security_group_id],
-                description=what,
-            )
-            for port, what in ((POSTGRES_PORT, "postgres"), (REDIS_PORT, "redis"), (KAFKA_IAM_PORT, "kafka-iam"))
-        ],
         opts=child,
     )
+    for port, what in ((POSTGRES_PORT, "postgres"), (REDIS_PORT, "redis"), (KAFKA_IAM_PORT, "kafka-iam")):
+        aws.vpc.SecurityGroupIngressRule(
+            f"{name}-data-from-nodes-{what}",
+            security_group_id=sg.id,
+            referenced_security_group_id=facts.cluster_security_group_id,
+            ip_protocol="tcp",
+            from_port=port,
+            to_port=port,
+            description=f"{what} from the cluster's nodes",
+            opts=pulumi.ResourceOptions(parent=sg),
+        )
     postgres = _postgres(parent, name, cfg, cluster, data_namespace, sg)
     redis = _redis(parent, name, cfg, facts, sg)
     kafka = _kafka(parent, name, cfg, facts, sg) if cfg.data.kafka.enabled else None

@@ -22,13 +22,14 @@ runAsUser, so each gets the restricted shape here. `python -m mlplatform render`
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import pulumi
 import pulumi_kubernetes as k8s
 import pulumi_random as random
+import yaml
 
 from components.contracts import (
     Bucket,
@@ -54,7 +55,13 @@ from components.kube import (
     zone_spread,
 )
 from components.lifecycle.feast import ENDPOINT as FEATURE_SERVER
-from components.lifecycle.feast import FeastClient, encoded, kafka_env
+from components.lifecycle.feast import (
+    KAFKA_BOOTSTRAP_KEY,
+    KAFKA_CLIENT_CONFIG_MAP,
+    FeastClient,
+    encoded,
+    late_kafka_env,
+)
 from components.lifecycle.placement import Placement
 from components.lifecycle.training import launcher_rbac
 from mlplatform.config import AirflowConfig
@@ -214,6 +221,7 @@ def airflow_values(
     secret_env: list[dict[str, object]],
     volumes: tuple[list[dict[str, object]], list[dict[str, object]]],
     placement: Placement,
+    env_from_refs: Sequence[Mapping[str, object]] = (),
 ) -> dict[str, object]:
     replicas = cfg.replicas
     sa = {"create": False, "name": service_account}
@@ -310,6 +318,10 @@ def airflow_values(
             },
         },
         "env": env,
+        # variables read from a ConfigMap: the chart's `env` renders only `value` (templates/_helpers.yaml
+        # custom_airflow_environment), while `extraEnv` is copied as written into every Airflow container
+        # and the KubernetesExecutor's pod template
+        **({"extraEnv": yaml.safe_dump(list(env_from_refs), sort_keys=False)} if env_from_refs else {}),
         "secret": secret_env,
         "volumes": volumes[0],
         "volumeMounts": volumes[1],
@@ -375,7 +387,17 @@ class Airflow(pulumi.ComponentResource):
         )
         # DAG tasks use Feast (point-in-time features) with the platform's YAML, and Kafka with their grant
         env += [{"name": "FEATURE_STORE_YAML_BASE64", "value": encoded(store.store_yaml)}]
-        env += kafka_env(args.kafka)
+        # the release does not wait for Kafka (its task pods, started later, read the brokers from here)
+        late_env = late_kafka_env(args.kafka)
+        env += [e for e in late_env if "value" in e]
+        if args.kafka is not None:
+            config_map(
+                self,
+                f"{name}-kafka-client",
+                KAFKA_CLIENT_CONFIG_MAP,
+                ns,
+                {KAFKA_BOOTSTRAP_KEY: args.kafka.bootstrap_servers},
+            )
         ca_volumes, ca_mounts = store.volumes()
         dag_vols, dag_mounts = dag_volumes(dags[0].metadata.name if dags else None)
         pinned_release(
@@ -393,6 +415,7 @@ class Airflow(pulumi.ComponentResource):
                 secret_env=store.secrets.airflow_secret_env(),
                 volumes=(ca_volumes + dag_vols, ca_mounts + dag_mounts),
                 placement=args.placement,
+                env_from_refs=[e for e in late_env if "valueFrom" in e],
             ),
             args.provider,
             release_name=RELEASE,

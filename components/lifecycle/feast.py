@@ -125,6 +125,23 @@ def kafka_env(kafka: KafkaEndpoint | None) -> list[dict[str, object]]:
     return env
 
 
+KAFKA_CLIENT_CONFIG_MAP, KAFKA_BOOTSTRAP_KEY = "kafka-client", "bootstrap-servers"
+
+
+def late_kafka_env(kafka: KafkaEndpoint | None) -> list[dict[str, object]]:
+    """kafka_env for long-lived releases that must not wait for the brokers (MSK and Managed Kafka take
+    25-30 minutes to create): the broker list comes from the `kafka-client` ConfigMap, which is made once
+    Kafka exists, and is optional, so the release's pods start without it. Pods started after it exists,
+    such as Airflow's task pods, get the brokers."""
+    if kafka is None:
+        return []
+    ref = {"name": KAFKA_CLIENT_CONFIG_MAP, "key": KAFKA_BOOTSTRAP_KEY, "optional": True}
+    return [
+        {"name": "KAFKA_BOOTSTRAP_SERVERS", "valueFrom": {"configMapKeyRef": ref}},
+        *(e for e in kafka_env(kafka) if e["name"] != "KAFKA_BOOTSTRAP_SERVERS"),
+    ]
+
+
 def feast_env(secrets: FeastSecrets, kafka: KafkaEndpoint | None) -> list[dict[str, object]]:
     """Everything a Feast client container needs besides the YAML's base64 (the chart sets that itself)."""
     return [*secrets.env(), *kafka_env(kafka), {"name": "HOME", "value": "/tmp"}]

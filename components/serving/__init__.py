@@ -1,5 +1,8 @@
-"""Serving layer: cert-manager -> Istio (ingress gateway) -> Knative Serving -> KServe, each waiting for
-the one before, and the model-pull identity InferenceServices run as.
+"""Serving layer: cert-manager, Istio (ingress gateway), Knative Serving and KServe, and the model-pull
+identity InferenceServices run as. Each install waits only for what it uses, so independent ones run side
+by side: cert-manager, Istio, the Knative operator and KServe's CRDs start together; the KnativeServing
+waits for Istio (net-istio configures its gateways); the KServe controller for cert-manager (its webhook
+certificate), Knative Serving and its CRDs; the runtimes for the controller (its webhook validates them).
 
 Consumes only typed outputs of the infra layers and the namespaces; the one cloud-specific input, how a
 LoadBalancer Service becomes a cloud load balancer, arrives typed in ClusterOutputs.load_balancer.
@@ -93,7 +96,7 @@ class Serving(pulumi.ComponentResource):
                 IstioArgs(
                     namespace=ns[Namespace.ISTIO], pins=IstioPins(ISTIO_BASE, ISTIOD, ISTIO_GATEWAY),
                     load_balancer=args.cluster.load_balancer, internal=cfg.ingress == "internal", replicas=ha,
-                    gateway_replicas=max(3, args.zones) if args.multi_zone else 1, after=(certs.release,), **common,
+                    gateway_replicas=max(3, args.zones) if args.multi_zone else 1, **common,
                 ),
                 opts=child,
             )  # fmt: skip

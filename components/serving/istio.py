@@ -38,7 +38,6 @@ class IstioArgs:
     gateway_replicas: int
     placement: Placement
     provider: k8s.Provider
-    after: tuple[pulumi.Resource, ...] = ()  # cert-manager
 
 
 @dataclass(frozen=True)
@@ -93,7 +92,7 @@ class Istio(pulumi.ComponentResource):
         ns = args.namespace.metadata.name
         base = pinned_release(
             self, f"{name}-base", args.pins.base, ns, {}, args.provider, release_name="istio-base",
-            timeout_seconds=300, depends_on=args.after,
+            timeout_seconds=300,
         )  # fmt: skip
         istiod = pinned_release(
             self,

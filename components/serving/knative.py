@@ -36,7 +36,8 @@ class KnativeArgs:
     replicas: int  # activator, autoscaler, controller and webhook: 2 in prod (Knative's HA mode)
     placement: Placement
     provider: k8s.Provider
-    after: tuple[pulumi.Resource, ...] = ()  # Istio (net-istio configures its gateways)
+    # what the KnativeServing waits for: Istio (net-istio configures its gateways)
+    after: tuple[pulumi.Resource, ...] = ()
 
 
 def operator_values(placement: Placement) -> dict[str, object]:
@@ -104,9 +105,9 @@ class Knative(pulumi.ComponentResource):
             operator_values(args.placement),
             args.provider,
             release_name="knative-operator",
-            # two small Deployments on the CPU pool, which may be at zero nodes
+            # two small Deployments on the CPU pool, which may be at zero nodes. The operator itself needs
+            # nothing from Istio, so it installs beside it; only the KnativeServing below waits for Istio.
             timeout_seconds=600,
-            depends_on=args.after,
         )
         self.serving = k8s.apiextensions.CustomResource(
             f"{name}-serving",
@@ -121,6 +122,6 @@ class Knative(pulumi.ComponentResource):
                 annotations={"pulumi.com/waitFor": "condition=Ready", "pulumi.com/timeoutSeconds": "1200"},
             ),
             spec=knative_serving_spec(args),
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[operator]),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[operator, *args.after]),
         )
         self.register_outputs({"servingVersion": KNATIVE_SERVING_VERSIONS[args.kubernetes_version]})

@@ -196,9 +196,10 @@ class KServe(pulumi.ComponentResource):
         runtimes: dict[str, str] = {}
         if args.config.enabled:
             ns = args.namespace.metadata.name
+            # CRDs only: they need nothing else, so they install at once; the controller waits for the rest
             crd = pinned_release(
                 self, f"{name}-crd", args.pins.crd, ns, {}, args.provider, release_name="kserve-crd",
-                timeout_seconds=300, depends_on=args.after,
+                timeout_seconds=300,
             )  # fmt: skip
             controller = pinned_release(
                 self,
