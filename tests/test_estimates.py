@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import date, timedelta
+from pathlib import Path
 
 import pytest
 
@@ -12,6 +13,7 @@ from mlplatform.estimate.support import TABLE_DATE, WINDOWS, Phase, support_stat
 from mlplatform.pins import EKS_ADDON_VERSIONS, KNATIVE_SERVING_VERSIONS, SERVING_MIN_KUBERNETES
 
 STACKS = ["dev", "prod", "gcp-dev", "gcp-prod"]
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def _minor(v: str) -> tuple[int, int]:
@@ -125,3 +127,69 @@ def test_data_services_start_beside_the_cluster_not_after_it(plan, stack: str) -
                 todo.append(p)
         checked += 1
     assert checked >= 3
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_every_stack_is_priced_in_full(plan, stack: str) -> None:
+    from mlplatform.estimate.cost import estimate_cost
+
+    doc = plan(stack)
+    cost = estimate_cost(doc, TABLE_DATE)
+    assert cost.missing == []
+    assert cost.minimum == pytest.approx(sum(cost.by("layer").values()))
+    assert cost.with_pods >= cost.minimum > 0
+    items = " ".join(line.item for line in cost.lines)
+    for expected in ("control plane" if not stack.startswith("gcp") else "GKE cluster", "Kafka", "load balancer"):
+        assert expected.lower() in items.lower(), expected
+    assert cost.describe() in report(doc, TABLE_DATE)
+
+
+def test_pods_placed_on_a_pool_at_zero_count_its_nodes(plan) -> None:
+    """dev's CPU pool has a minimum of 0, yet the platform's services select it: the second figure counts
+    the nodes they need, from their requests in the plan."""
+    from mlplatform.estimate.cost import estimate_cost, pod_requests
+
+    doc = plan("dev")
+    cost = estimate_cost(doc, TABLE_DATE)
+    [cpu] = [p for p in cost.pools if p.pool == "cpu"]
+    requested = sum(r.cpu * r.replicas for r in pod_requests(doc) if r.pool == "cpu" and not r.per_node)
+    assert cpu.minimum == 0 and cpu.needed >= 1 and cpu.cpu == pytest.approx(requested)
+    assert cost.with_pods - cost.minimum == pytest.approx(sum(line.monthly for line in cost.placed_extra))
+    assert all("for the platform's pods" in line.item for line in cost.placed_extra)
+
+
+def test_extended_support_shows_in_the_bill(plan) -> None:
+    from mlplatform.estimate.cost import estimate_cost
+
+    doc = plan("dev")
+    late = WINDOWS[DEFAULT_KUBERNETES_MINOR]["aws"].standard_end + timedelta(days=1)
+    extra = estimate_cost(doc, late).minimum - estimate_cost(doc, TABLE_DATE).minimum
+    assert extra == pytest.approx((0.60 - 0.10) * 730)
+
+
+def test_a_region_without_prices_is_reported_not_guessed() -> None:
+    from mlplatform.config import read_stack_file
+    from mlplatform.estimate.cost import estimate_cost
+    from mlplatform.plan.synth import synthesize
+
+    config = read_stack_file(ROOT, "dev") | {"mlplatform:region": "eu-west-1"}
+    cost = estimate_cost(synthesize("dev-eu", config_map=config), TABLE_DATE)
+    assert any("no price for t3.large in eu-west-1" in m for m in cost.missing)
+    assert "not priced:" in cost.describe()
+
+
+def test_default_machine_types_have_prices() -> None:
+    from mlplatform.config.models import Cloud, Profile
+    from mlplatform.config.profiles import _DEFAULT_REGION, _MACHINES
+    from mlplatform.estimate import prices
+
+    for (profile, cloud), machines in _MACHINES.items():
+        region = _DEFAULT_REGION[cloud]
+        for role, kind in machines.items():
+            if role == "gpuAccelerator" or (cloud is Cloud.GCP and role in ("postgres", "redis", "kafka")):
+                continue
+            if role in ("postgres", "redis", "kafka"):
+                assert prices.instance_class(region, kind) > 0, (profile, role)
+            else:
+                assert prices.machine(region, kind).hourly > 0, (profile, role)
+    assert Profile.DEV in {p for p, _ in _MACHINES}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import date
 
+from mlplatform.estimate.cost import estimate_cost
 from mlplatform.estimate.support import SupportStatus, support_status
 from mlplatform.estimate.timing import estimate_up
 from mlplatform.plan.document import PlanDocument
@@ -29,5 +30,6 @@ def report(doc: PlanDocument, today: date) -> str:
     status = version_support(doc, today)
     if status is not None:
         lines.append(status.describe())
+    lines.append(estimate_cost(doc, today).describe())
     lines.append(estimate_up(doc).describe())
     return "\n".join(lines)

@@ -1,0 +1,391 @@
+"""What a stack costs per month while idle, priced from its plan with the dated list prices in prices.py.
+
+Two figures:
+- **minimum**: what runs with nothing deployed on it: control plane, NAT, every node pool at its minimum
+  (spot where spot), node and volume disks, databases with their standbys and replicas, caches, brokers,
+  load balancers, keys;
+- **with the platform's pods placed**: the CPU and memory requests of the platform's own pods (read from the
+  plan's Helm values and pod specs) placed on the pools their node selectors name, so a pool whose minimum
+  is zero still counts the nodes the platform's services really need.
+
+Data transfer, request charges and storage that grows with use (buckets, logs, backups) are not idle
+costs and are left out. Every line says what it prices; a type the table does not know is reported.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections import defaultdict
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Any
+
+from mlplatform.estimate import prices
+from mlplatform.estimate.prices import HOURS_PER_MONTH, SPOT_SHARE, NoPrice
+from mlplatform.estimate.support import Phase, support_status
+from mlplatform.plan.document import PlanDocument
+from mlplatform.plan.mocks import Registration
+
+POOL_LABEL = "mlplatform.io/pool"
+
+
+@dataclass(frozen=True)
+class CostLine:
+    layer: str
+    service: str
+    item: str
+    monthly: float
+
+
+@dataclass(frozen=True)
+class PoolUse:
+    pool: str
+    machine_type: str
+    minimum: int
+    needed: int  # nodes the placed pods need (at least the minimum)
+    cpu: float
+    memory_gib: float
+
+
+@dataclass
+class CostReport:
+    region: str
+    lines: list[CostLine] = field(default_factory=list)
+    missing: list[str] = field(default_factory=list)
+    pools: list[PoolUse] = field(default_factory=list)
+    placed_extra: list[CostLine] = field(default_factory=list)  # nodes added by placing the pods
+
+    @property
+    def minimum(self) -> float:
+        return sum(line.monthly for line in self.lines)
+
+    @property
+    def with_pods(self) -> float:
+        return self.minimum + sum(line.monthly for line in self.placed_extra)
+
+    def by(self, key: str, lines: list[CostLine] | None = None) -> dict[str, float]:
+        totals: dict[str, float] = defaultdict(float)
+        for line in self.lines if lines is None else lines:
+            totals[getattr(line, key)] += line.monthly
+        return dict(sorted(totals.items(), key=lambda kv: -kv[1]))
+
+    def describe(self) -> str:
+        out = [
+            f"Idle cost per month ({self.region}, list prices of {prices.PRICE_DATE}, 730 h): "
+            f"${self.minimum:,.0f} minimum, ${self.with_pods:,.0f} with the platform's pods placed"
+        ]
+        for layer, total in self.by("layer", self.lines + self.placed_extra).items():
+            services = self.by("service", [x for x in self.lines + self.placed_extra if x.layer == layer])
+            top = ", ".join(f"{s} ${v:,.0f}" for s, v in list(services.items())[:6])
+            out.append(f"  {layer:<14} ${total:>8,.0f}   {top}")
+        for pool in self.pools:
+            out.append(
+                f"  pool {pool.pool}: {pool.minimum} node(s) minimum, {pool.needed} with the platform's pods "
+                f"({pool.cpu:.1f} vCPU, {pool.memory_gib:.1f} GiB requested; {pool.machine_type})"
+            )
+        out += [f"  not priced: {m}" for m in self.missing]
+        return "\n".join(out)
+
+
+def _layer_and_service(doc: PlanDocument, r: Registration, index: Mapping[str, Registration]) -> tuple[str, str]:
+    chain = [r]
+    while chain[-1].parent in index and chain[-1].parent != doc.stack_urn:
+        chain.append(index[chain[-1].parent])
+    layer = chain[-1]
+    layer_name = layer.type.split(":")[1] if layer.type.startswith("mlplatform:") else "stack"
+    service = chain[-2] if len(chain) > 1 else r
+    name = service.type.split(":")[-1] if service.type.startswith("mlplatform:") else service.name
+    return layer_name, name
+
+
+def _monthly(hourly: float) -> float:
+    return hourly * HOURS_PER_MONTH
+
+
+def _num(value: Any, default: float = 0) -> float:
+    return float(value) if value is not None else default
+
+
+class _Pricer:
+    def __init__(self, doc: PlanDocument, region: str, on: date) -> None:
+        self.doc, self.region, self.on = doc, region, on
+        self.index = {r.urn: r for r in doc.resources}
+        self.by_name = {r.name: r for r in doc.resources}
+
+    def lines(self, r: Registration) -> Iterator[tuple[str, float]]:
+        region, t, i = self.region, r.type, r.inputs
+        if t == "aws:eks/cluster:Cluster":
+            phase = support_status("aws", str(i["version"]), self.on).phase
+            key = "eks-cluster-hour" if phase is Phase.STANDARD else "eks-cluster-extended-hour"
+            yield f"EKS control plane ({phase} support)", _monthly(prices.rate(region, key))
+        elif t == "gcp:container/cluster:Cluster":
+            phase = support_status("gcp", str(i["minMasterVersion"]), self.on).phase
+            key = "gke-cluster-hour" if phase is Phase.STANDARD else "gke-cluster-extended-hour"
+            yield f"GKE cluster management ({phase} support)", _monthly(prices.rate(region, key))
+        elif t == "aws:ec2/natGateway:NatGateway":
+            yield "NAT gateway", _monthly(prices.rate(region, "nat-gateway-hour"))
+        elif t == "aws:ec2/vpcEndpoint:VpcEndpoint" and i.get("vpcEndpointType") == "Interface":
+            azs = len(i.get("subnetIds") or [])
+            yield f"interface endpoint x {azs} AZ", azs * _monthly(prices.rate(region, "interface-endpoint-az-hour"))
+        elif t == "aws:eks/nodeGroup:NodeGroup":
+            nodes = int(_num(i["scalingConfig"]["minSize"]))
+            yield from self._nodes("aws", i["instanceTypes"][0], nodes, i.get("capacityType") == "SPOT")
+            yield (
+                f"{nodes} x {int(_num(i.get('diskSize'), 20))} GB gp2 root",
+                nodes * _num(i.get("diskSize"), 20) * prices.rate(region, "ebs-gp2-gb-month"),
+            )
+        elif t == "gcp:container/nodePool:NodePool":
+            node = i["nodeConfig"]
+            nodes = int(_num(i["autoscaling"].get("totalMinNodeCount")))
+            yield from self._nodes("gcp", node["machineType"], nodes, bool(node.get("spot")))
+            disk = _num(node.get("diskSizeGb"), 100)
+            yield f"{nodes} x {disk:g} GB pd-balanced boot", nodes * disk * prices.rate(region, "pd-balanced-gb-month")
+        elif t == "aws:rds/instance:Instance":
+            source = self.by_name.get(str(i.get("replicateSourceDb") or ""))
+            storage = _num(i.get("allocatedStorage") or (source.inputs.get("allocatedStorage") if source else 0))
+            copies = 2 if i.get("multiAz") else 1
+            what = "replica" if source else ("Multi-AZ" if copies == 2 else "single-AZ")
+            yield (
+                f"RDS {i['instanceClass']} {what}",
+                copies * _monthly(prices.instance_class(region, i["instanceClass"])),
+            )
+            yield f"RDS {storage:g} GB storage", copies * storage * prices.rate(region, "rds-gp2-gb-month")
+        elif t == "aws:elasticache/replicationGroup:ReplicationGroup":
+            nodes = int(_num(i.get("numNodeGroups"), 1) * (1 + _num(i.get("replicasPerNodeGroup"))))
+            yield (
+                f"ElastiCache {nodes} x {i['nodeType']}",
+                nodes * _monthly(prices.instance_class(region, i["nodeType"])),
+            )
+        elif t == "aws:msk/cluster:Cluster":
+            info, brokers = i["brokerNodeGroupInfo"], int(_num(i["numberOfBrokerNodes"]))
+            yield (
+                f"MSK {brokers} x {info['instanceType']}",
+                brokers * _monthly(prices.instance_class(region, info["instanceType"])),
+            )
+            gb = _num(info.get("storageInfo", {}).get("ebsStorageInfo", {}).get("volumeSize"), 1000)
+            yield f"MSK {brokers} x {gb:g} GB storage", brokers * gb * prices.rate(region, "msk-storage-gb-month")
+        elif t == "aws:kms/key:Key":
+            yield "KMS key", prices.rate(region, "kms-key-month")
+        elif t == "gcp:sql/databaseInstance:DatabaseInstance":
+            s = i["settings"]
+            match = re.fullmatch(r"db-custom-(\d+)-(\d+)", str(s.get("tier")))
+            if not match:
+                raise NoPrice(f"no price for Cloud SQL tier {s.get('tier')} in {region}")
+            vcpu, mem_gib = int(match[1]), int(match[2]) / 1024
+            master = self.by_name.get(str(i.get("masterInstanceName") or ""))
+            copies = 2 if s.get("availabilityType") == "REGIONAL" else 1
+            hourly = vcpu * prices.rate(region, "cloudsql-vcpu-hour") + mem_gib * prices.rate(
+                region, "cloudsql-memory-gib-hour"
+            )
+            yield f"Cloud SQL {s['tier']} {'replica' if master else 'x' + str(copies)}", copies * _monthly(hourly)
+            disk = _num(s.get("diskSize") or (master.inputs["settings"].get("diskSize") if master else 10))
+            yield f"Cloud SQL {disk:g} GB SSD", copies * disk * prices.rate(region, "cloudsql-ssd-gb-month")
+        elif t == "gcp:redis/instance:Instance":
+            standard = i.get("tier") == "STANDARD_HA"
+            gb = _num(i["memorySizeGb"])
+            # Standard tier prices the primary and its failover replica together; read replicas beyond it
+            # are billed like one more node each
+            nodes = max(1, int(_num(i.get("replicaCount")))) if standard else 1
+            key = "memorystore-standard-gb-hour" if standard else "memorystore-basic-gb-hour"
+            yield f"Memorystore {i.get('tier')} {gb:g} GB x {nodes}", nodes * gb * _monthly(prices.rate(region, key))
+        elif t == "gcp:managedkafka/cluster:Cluster":
+            cap = i["capacityConfig"]
+            vcpu, mem = _num(cap["vcpuCount"]), _num(cap["memoryBytes"]) / 2**30
+            hourly = vcpu * prices.rate(region, "managed-kafka-vcpu-hour") + mem * prices.rate(
+                region, "managed-kafka-memory-gib-hour"
+            )
+            yield f"Managed Kafka {vcpu:g} vCPU {mem:g} GiB", _monthly(hourly)
+        elif t == "gcp:compute/routerNat:RouterNat":
+            yield (
+                "Cloud NAT (per VM, at the minimum node count)",
+                self._gke_min_nodes() * _monthly(prices.rate(region, "cloud-nat-vm-hour")),
+            )
+        elif t == "kubernetes:helm.sh/v3:Release" and i.get("name") == "istio-ingressgateway":
+            if self.doc.outputs.get("cloud") == "gcp":
+                yield "L4 load balancer (forwarding rule)", _monthly(prices.rate(region, "forwarding-rule-hour"))
+            else:
+                yield "Network Load Balancer", _monthly(prices.rate(region, "nlb-hour"))
+        if t.startswith("kubernetes:helm.sh/"):
+            for what, gb in _volumes(i):
+                key = "pd-balanced-gb-month" if self.doc.outputs.get("cloud") == "gcp" else "ebs-gp3-gb-month"
+                yield f"{what} volumes {gb:g} GB", gb * prices.rate(region, key)
+
+    def _nodes(self, cloud: str, kind: str, nodes: int, spot: bool) -> Iterator[tuple[str, float]]:
+        hourly = prices.machine(self.region, kind).hourly * (SPOT_SHARE[cloud] if spot else 1)
+        label = f"{nodes} x {kind}{' (spot, estimated)' if spot else ''}"
+        yield label, nodes * _monthly(hourly)
+
+    def _gke_min_nodes(self) -> int:
+        pools = self.doc.by_type("gcp:container/nodePool:NodePool")
+        return min(32, sum(int(_num(p.inputs["autoscaling"].get("totalMinNodeCount"))) for p in pools))
+
+
+def _gib(quantity: Any) -> float:
+    text = str(quantity)
+    units = {"Ki": 2**-20, "Mi": 2**-10, "Gi": 1, "Ti": 1024, "G": 1e9 / 2**30, "M": 1e6 / 2**30}
+    for suffix, factor in units.items():
+        if text.endswith(suffix):
+            return float(text[: -len(suffix)]) * factor
+    return float(text) / 2**30
+
+
+def _cpu(quantity: Any) -> float:
+    text = str(quantity)
+    return float(text[:-1]) / 1000 if text.endswith("m") else float(text)
+
+
+def _volumes(inputs: Mapping[str, Any]) -> Iterator[tuple[str, float]]:
+    """The persistent volumes a release's values ask for (volumeClaimTemplates and `persistence` sizes)."""
+    values = inputs.get("values") or {}
+    chart = inputs.get("name") or inputs.get("chart")
+
+    def walk(node: Any, replicas: float) -> Iterator[float]:
+        if isinstance(node, dict):
+            replicas = (
+                _num(node.get("replicas"), replicas) if isinstance(node.get("replicas"), int | float) else replicas
+            )
+            claim = node.get("volumeClaimTemplate", {}).get("spec", {}).get("resources", {}).get("requests", {})
+            if "storage" in claim:
+                yield _gib(claim["storage"]) * replicas
+            persistence = node.get("persistence")
+            if isinstance(persistence, dict) and persistence.get("size") and persistence.get("enabled", True):
+                yield _gib(persistence["size"]) * replicas
+            for key, child in node.items():
+                if key not in ("volumeClaimTemplate", "persistence"):
+                    yield from walk(child, replicas)
+
+    total = sum(walk(values, 1))
+    if total:
+        yield str(chart), total
+
+
+# -- placing the platform's pods ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PodRequest:
+    pool: str | None  # None: no selector (the scheduler may use any pool; counted on the system pool)
+    cpu: float
+    memory_gib: float
+    replicas: float
+    per_node: bool  # a DaemonSet-like agent (tolerates everything): one on every node, not placed
+
+
+def pod_requests(doc: PlanDocument) -> Iterator[PodRequest]:
+    """Requests in the plan's Helm values (each `resources.requests` with the nearest replicas and node
+    selector around it) and in its long-running pod specs (RayCluster groups)."""
+
+    def walk(node: Any, pool: str | None, replicas: float, per_node: bool) -> Iterator[PodRequest]:
+        if isinstance(node, list):
+            for item in node:
+                yield from walk(item, pool, replicas, per_node)
+            return
+        if not isinstance(node, dict):
+            return
+        selector = node.get("nodeSelector")
+        if isinstance(selector, dict) and POOL_LABEL in selector:
+            pool = str(selector[POOL_LABEL])
+        for key in ("replicas", "replicaCount", "minReplicas"):
+            if isinstance(node.get(key), int | float) and not isinstance(node.get(key), bool):
+                replicas = float(node[key])
+                break
+        if node.get("tolerations") == [{"operator": "Exists"}]:
+            per_node = True
+        requests = (node.get("resources") or {}).get("requests") if isinstance(node.get("resources"), dict) else None
+        if isinstance(requests, dict) and ("cpu" in requests or "memory" in requests):
+            yield PodRequest(
+                pool,
+                _cpu(requests.get("cpu", 0)),
+                _gib(requests.get("memory", 0)),
+                replicas,
+                per_node,
+            )
+        for key, child in node.items():
+            if key != "resources":
+                yield from walk(child, pool, replicas, per_node)
+
+    for r in doc.resources:
+        if r.type.startswith("kubernetes:helm.sh/") and r.inputs.get("values"):
+            yield from walk(r.inputs["values"], None, 1, False)
+        elif r.type == "kubernetes:ray.io/v1:RayCluster":
+            spec = r.inputs["spec"]
+            yield from walk(spec["headGroupSpec"]["template"]["spec"], None, 1, False)
+            for group in spec.get("workerGroupSpecs", []):
+                count = _num(group.get("minReplicas"))
+                yield from walk(group["template"]["spec"], None, count, False)
+
+
+def _allocatable(m: prices.Machine) -> tuple[float, float]:
+    """What a node offers pods after the kubelet, system reservations and eviction threshold (about 10 %
+    of CPU less 0.1 vCPU, and 20 % of memory on these sizes: the EKS and GKE reservation tables)."""
+    return m.vcpu * 0.9 - 0.1, m.memory_gib * 0.8
+
+
+def place_pods(doc: PlanDocument, region: str, pools: Mapping[str, tuple[str, int]], system: str) -> list[PoolUse]:
+    """Nodes per pool once the platform's pods are placed: the larger of its minimum and what the pods'
+    CPU and memory need (bin-packing by totals, so a lower bound), plus the per-node agents on each node."""
+    cpu: dict[str, float] = defaultdict(float)
+    mem: dict[str, float] = defaultdict(float)
+    agent_cpu = agent_mem = 0.0
+    for req in pod_requests(doc):
+        if req.per_node:
+            agent_cpu, agent_mem = agent_cpu + req.cpu, agent_mem + req.memory_gib
+            continue
+        pool = req.pool if req.pool in pools else system
+        cpu[pool] += req.cpu * req.replicas
+        mem[pool] += req.memory_gib * req.replicas
+    uses = []
+    for pool, (kind, minimum) in pools.items():
+        alloc_cpu, alloc_mem = _allocatable(prices.machine(region, kind))
+        need = 0
+        if cpu[pool] or mem[pool]:
+            need = math.ceil(max(cpu[pool] / (alloc_cpu - agent_cpu), mem[pool] / (alloc_mem - agent_mem)))
+        uses.append(PoolUse(pool, kind, minimum, max(minimum, need), cpu[pool], mem[pool]))
+    return uses
+
+
+def _pools(doc: PlanDocument) -> tuple[dict[str, tuple[str, int, bool, Registration]], str]:
+    pools: dict[str, tuple[str, int, bool, Registration]] = {}
+    for r in doc.by_type("aws:eks/nodeGroup:NodeGroup"):
+        minimum = int(_num(r.inputs["scalingConfig"]["minSize"]))
+        spot = r.inputs.get("capacityType") == "SPOT"
+        pools[r.inputs["labels"][POOL_LABEL]] = (r.inputs["instanceTypes"][0], minimum, spot, r)
+    for r in doc.by_type("gcp:container/nodePool:NodePool"):
+        node = r.inputs["nodeConfig"]
+        minimum = int(_num(r.inputs["autoscaling"]["totalMinNodeCount"]))
+        pools[node["labels"][POOL_LABEL]] = (node["machineType"], minimum, bool(node.get("spot")), r)
+    return pools, "system"
+
+
+def estimate_cost(doc: PlanDocument, on: date) -> CostReport:
+    region = str(doc.outputs.get("region"))
+    cloud = str(doc.outputs.get("cloud"))
+    report = CostReport(region)
+    pricer = _Pricer(doc, region, on)
+    for r in doc.resources:
+        if not r.custom:
+            continue
+        layer, service = _layer_and_service(doc, r, pricer.index)
+        try:
+            for item, monthly in pricer.lines(r):
+                if monthly:
+                    report.lines.append(CostLine(layer, service, item, monthly))
+        except NoPrice as e:
+            report.missing.append(f"{r.name}: {e}")
+    pools, system = _pools(doc)
+    try:
+        report.pools = place_pods(doc, region, {p: (k, n) for p, (k, n, _, _) in pools.items()}, system)
+    except NoPrice as e:
+        report.missing.append(f"pod placement: {e}")
+        return report
+    for use in report.pools:
+        kind, _, spot, r = pools[use.pool]
+        extra = use.needed - use.minimum
+        if extra:
+            layer, service = _layer_and_service(doc, r, pricer.index)
+            hourly = prices.machine(region, kind).hourly * (SPOT_SHARE[cloud] if spot else 1)
+            label = f"{extra} x {kind} for the platform's pods{' (spot, estimated)' if spot else ''}"
+            report.placed_extra.append(CostLine(layer, service, label, extra * _monthly(hourly)))
+    return report
