@@ -10,6 +10,7 @@ import pytest
 
 from mlplatform.config import Cloud, ConfigError, HaProfile, Profile, load_config
 from mlplatform.config.loader import deep_merge
+from mlplatform.config.profiles import profile_defaults
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -49,7 +50,8 @@ def test_profiles_supply_defaults() -> None:
 def test_stack_overrides_merge_over_profile() -> None:
     cfg = load_config({"profile": "dev", "data": {"postgres": {"version": "17"}}}, "dev")
     assert cfg.data.postgres.version == "17"
-    assert cfg.data.postgres.machine_type == "db.t4g.medium"  # untouched sibling keeps the profile default
+    # the untouched sibling keeps the profile default
+    assert cfg.data.postgres.machine_type == profile_defaults(Profile.DEV, Cloud.AWS)["data"]["postgres"]["machineType"]
 
 
 def test_lists_replace_rather_than_merge() -> None:

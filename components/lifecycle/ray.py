@@ -148,7 +148,14 @@ def ray_cluster_spec(
     return {
         "rayVersion": RAY_VERSION,
         "enableInTreeAutoscaling": True,
-        "autoscalerOptions": {"upscalingMode": "Default", "idleTimeoutSeconds": 300},
+        "autoscalerOptions": {
+            "upscalingMode": "Default",
+            "idleTimeoutSeconds": 300,
+            # KubeRay's default for the autoscaler sidecar is 500m CPU and 512Mi requested (the operator's
+            # DefaultAutoscalerContainerResources): a loop that polls the GCS every few seconds uses a
+            # fraction of that, and the head's CPU pool node pays for every request
+            "resources": {"requests": {"cpu": "100m", "memory": "256Mi"}, "limits": {"memory": "512Mi"}},
+        },
         "headGroupSpec": head_group,
         "workerGroupSpecs": workers,
     }

@@ -19,7 +19,8 @@ _MACHINES: dict[tuple[Profile, Cloud], dict[str, str]] = {
         "cpu": "m6i.xlarge",
         "gpu": "g5.xlarge",
         "gpuAccelerator": "nvidia-a10g",
-        "postgres": "db.t4g.medium",
+        # dev's three small databases (MLflow, Feast registry, Airflow behind PgBouncer) fit 2 GiB
+        "postgres": "db.t4g.small",
         "redis": "cache.t4g.small",
         "kafka": "kafka.t3.small",
     },
@@ -33,11 +34,12 @@ _MACHINES: dict[tuple[Profile, Cloud], dict[str, str]] = {
         "kafka": "kafka.m7g.large",
     },
     (Profile.DEV, Cloud.GCP): {
-        "system": "e2-standard-4",
+        # GKE's own system pods and the platform's few system-pool pods request about 1.5 vCPU
+        "system": "e2-standard-2",
         "cpu": "n2-standard-4",
         "gpu": "g2-standard-8",
         "gpuAccelerator": "nvidia-l4",
-        "postgres": "db-custom-2-7680",
+        "postgres": "db-custom-1-3840",
     },
     (Profile.PROD, Cloud.GCP): {
         "system": "n2-standard-4",

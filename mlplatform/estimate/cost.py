@@ -311,7 +311,13 @@ def pod_requests(doc: PlanDocument) -> Iterator[PodRequest]:
             yield from walk(r.inputs["values"], None, 1, False)
         elif r.type == "kubernetes:ray.io/v1:RayCluster":
             spec = r.inputs["spec"]
-            yield from walk(spec["headGroupSpec"]["template"]["spec"], None, 1, False)
+            head = spec["headGroupSpec"]["template"]["spec"]
+            yield from walk(head, None, 1, False)
+            if spec.get("enableInTreeAutoscaling"):
+                # the autoscaler sidecar KubeRay adds to the head pod (its default: 500m CPU, 512Mi)
+                default = {"requests": {"cpu": "500m", "memory": "512Mi"}}
+                sidecar = (spec.get("autoscalerOptions") or {}).get("resources") or default
+                yield from walk({"nodeSelector": head.get("nodeSelector"), "resources": sidecar}, None, 1, False)
             for group in spec.get("workerGroupSpecs", []):
                 count = _num(group.get("minReplicas"))
                 yield from walk(group["template"]["spec"], None, count, False)

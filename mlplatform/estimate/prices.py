@@ -48,6 +48,7 @@ MACHINES: dict[str, dict[str, Machine]] = {
         "g6e.xlarge": Machine(4, 32, 1.861),
     },
     "us-central1": {
+        "e2-standard-2": Machine(2, 8, 0.067),
         "e2-standard-4": Machine(4, 16, 0.134),
         "n2-standard-4": Machine(4, 16, 0.1942),
         "n2-standard-8": Machine(8, 32, 0.3885),
@@ -60,6 +61,7 @@ MACHINES: dict[str, dict[str, Machine]] = {
 # managed database, cache and broker instance classes, per hour (single node, single AZ)
 INSTANCE_CLASSES: dict[str, dict[str, float]] = {
     "us-east-1": {
+        "db.t4g.small": 0.032,
         "db.t4g.medium": 0.065,
         "db.r6g.large": 0.225,
         "cache.t4g.small": 0.032,
