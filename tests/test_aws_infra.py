@@ -208,3 +208,23 @@ def test_kafka_clients_get_iam_scoped_to_the_cluster(prod: PlanDocument) -> None
         spec = next(w for w in workloads.ALL if w.key == key)
         assert writes == (spec.kafka is Access.READ_WRITE), key
         assert all(s["Resource"] != "*" for s in policy["Statement"])
+
+
+def test_node_root_volumes_are_encrypted_gp3_of_the_pools_size(dev: PlanDocument) -> None:
+    """gp3 instead of the gp2 a node group's disk_size gives (20 % cheaper per GB), through a launch
+    template per pool; IMDSv2 required."""
+    from mlplatform.config import load_config, namespace_values, read_stack_file
+
+    cfg = load_config(namespace_values(read_stack_file(Path("."), "dev")), "dev")
+    sizes = {p.name: p.disk_size_gb for p in [cfg.cluster.system_pool, cfg.cluster.cpu_pool, *cfg.cluster.gpu_pools]}
+    for group in dev.by_type("aws:eks/nodeGroup:NodeGroup"):
+        assert "diskSize" not in group.inputs  # EKS refuses disk_size beside a launch template
+        [template] = [
+            dev.by_urn(d) for d in group.dependencies if dev.by_urn(d).type == "aws:ec2/launchTemplate:LaunchTemplate"
+        ]
+        assert group.inputs["launchTemplate"]["id"] == f"{template.name}-id"
+        [mapping] = template.inputs["blockDeviceMappings"]
+        assert mapping["deviceName"] == "/dev/xvda"
+        assert mapping["ebs"]["volumeType"] == "gp3" and mapping["ebs"]["encrypted"] == "true"
+        assert mapping["ebs"]["volumeSize"] == sizes[group.inputs["labels"]["mlplatform.io/pool"]]
+        assert template.inputs["metadataOptions"]["httpTokens"] == "required"

@@ -155,7 +155,8 @@ def test_pods_placed_on_a_pool_at_zero_count_its_nodes(plan) -> None:
     requested = sum(r.cpu * r.replicas for r in pod_requests(doc) if r.pool == "cpu" and not r.per_node)
     assert cpu.minimum == 0 and cpu.needed >= 1 and cpu.cpu == pytest.approx(requested)
     assert cost.with_pods - cost.minimum == pytest.approx(sum(line.monthly for line in cost.placed_extra))
-    assert all("for the platform's pods" in line.item for line in cost.placed_extra)
+    assert any(f"{cpu.needed} x m6i.xlarge for the platform's pods" in line.item for line in cost.placed_extra)
+    assert any("GB node disk" in line.item for line in cost.placed_extra)
 
 
 def test_extended_support_shows_in_the_bill(plan) -> None:

@@ -132,10 +132,8 @@ class _Pricer:
         elif t == "aws:eks/nodeGroup:NodeGroup":
             nodes = int(_num(i["scalingConfig"]["minSize"]))
             yield from self._nodes("aws", i["instanceTypes"][0], nodes, i.get("capacityType") == "SPOT")
-            yield (
-                f"{nodes} x {int(_num(i.get('diskSize'), 20))} GB gp2 root",
-                nodes * _num(i.get("diskSize"), 20) * prices.rate(region, "ebs-gp2-gb-month"),
-            )
+            gb, kind = self._root_volume(r)
+            yield f"{nodes} x {gb:g} GB {kind} root", nodes * gb * prices.rate(region, f"ebs-{kind}-gb-month")
         elif t == "gcp:container/nodePool:NodePool":
             node = i["nodeConfig"]
             nodes = int(_num(i["autoscaling"].get("totalMinNodeCount")))
@@ -211,6 +209,16 @@ class _Pricer:
             for what, gb in _volumes(i):
                 key = "pd-balanced-gb-month" if self.doc.outputs.get("cloud") == "gcp" else "ebs-gp3-gb-month"
                 yield f"{what} volumes {gb:g} GB", gb * prices.rate(region, key)
+
+    def _root_volume(self, group: Registration) -> tuple[float, str]:
+        """A node group's root volume: its launch template's (EBS mapping), else disk_size on gp2 (20 GB if
+        unset, EKS's default)."""
+        for dep in group.dependencies:
+            template = self.index.get(dep)
+            if template is not None and template.type == "aws:ec2/launchTemplate:LaunchTemplate":
+                ebs = template.inputs["blockDeviceMappings"][0]["ebs"]
+                return _num(ebs.get("volumeSize"), 20), str(ebs.get("volumeType", "gp2"))
+        return _num(group.inputs.get("diskSize"), 20), "gp2"
 
     def _nodes(self, cloud: str, kind: str, nodes: int, spot: bool) -> Iterator[tuple[str, float]]:
         hourly = prices.machine(self.region, kind).hourly * (SPOT_SHARE[cloud] if spot else 1)
@@ -394,4 +402,11 @@ def estimate_cost(doc: PlanDocument, on: date) -> CostReport:
             hourly = prices.machine(region, kind).hourly * (SPOT_SHARE[cloud] if spot else 1)
             label = f"{extra} x {kind} for the platform's pods{' (spot, estimated)' if spot else ''}"
             report.placed_extra.append(CostLine(layer, service, label, extra * _monthly(hourly)))
+            if cloud == "gcp":
+                gb, disk_rate = _num(r.inputs["nodeConfig"].get("diskSizeGb"), 100), "pd-balanced-gb-month"
+            else:
+                gb, kind_of_disk = pricer._root_volume(r)
+                disk_rate = f"ebs-{kind_of_disk}-gb-month"
+            disks = extra * gb * prices.rate(region, disk_rate)
+            report.placed_extra.append(CostLine(layer, service, f"{extra} x {gb:g} GB node disk", disks))
     return report

@@ -103,6 +103,8 @@ _COMPUTED: dict[str, Callable[[str, dict[str, Any], str, str], Outputs]] = {
         "serverCaCerts": [{"cert": "-----BEGIN CERTIFICATE-----\nmock\n-----END CERTIFICATE-----\n"}],
     },
     "gcp:managedkafka/cluster:Cluster": lambda n, i, r, p: {"clusterId": i.get("clusterId", n)},
+    # a new launch template's first version
+    "aws:ec2/launchTemplate:LaunchTemplate": lambda n, i, r, p: {"latestVersion": 1, "defaultVersion": 1},
     # a LoadBalancer Service as the cloud reports it once provisioned (the Istio gateway's, read by the program)
     "kubernetes:core/v1:Service": lambda n, i, r, p: {
         "status": {
