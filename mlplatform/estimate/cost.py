@@ -74,7 +74,8 @@ class CostReport:
     def describe(self) -> str:
         out = [
             f"Idle cost per month ({self.region}, list prices of {prices.PRICE_DATE}, 730 h): "
-            f"${self.minimum:,.0f} minimum, ${self.with_pods:,.0f} with the platform's pods placed"
+            f"${self.minimum:,.0f} minimum, ${self.with_pods:,.0f} with the platform's pods placed; per layer "
+            "and service, pods placed:"
         ]
         for layer, total in self.by("layer", self.lines + self.placed_extra).items():
             services = self.by("service", [x for x in self.lines + self.placed_extra if x.layer == layer])
