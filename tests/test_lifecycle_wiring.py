@@ -20,6 +20,7 @@ from components.guardrails import FLOWS, NAME_LABEL
 from mlplatform.plan.document import PlanDocument
 from mlplatform.plan.mocks import REDACTED, Registration, mock_password
 from tests.support.crds import plain, spec_schema
+from tests.support.graph import depends
 
 STACKS = ("dev", "prod", "gcp-dev", "gcp-prod")
 IDENTITY_ANNOTATIONS = {"eks.amazonaws.com/role-arn", "iam.gke.io/gcp-service-account"}
@@ -34,18 +35,6 @@ def chart(doc: PlanDocument, name: str) -> dict[str, Any]:
 
 def release(doc: PlanDocument, name: str) -> Registration:
     return next(r for r in doc.resources if r.type.startswith("kubernetes:helm.sh/") and r.name == f"mlplatform-{name}")
-
-
-def transitively_depends(doc: PlanDocument, later: Registration, earlier: Registration) -> bool:
-    index, seen, todo = {r.urn: r for r in doc.resources}, set(), list(later.dependencies)
-    while todo:
-        urn = todo.pop()
-        if urn == earlier.urn:
-            return True
-        if urn not in seen and urn in index:
-            seen.add(urn)
-            todo += index[urn].dependencies
-    return False
 
 
 def ray_spec(doc: PlanDocument) -> dict[str, Any]:
@@ -370,7 +359,7 @@ def test_airflow_is_wired_to_the_platform(plan, stack: str) -> None:
     assert kafka_map.inputs["data"][ref["key"]] == doc.outputs["kafkaBootstrapServers"]
     kafka = next(r for r in doc.resources if r.type in ("aws:msk/cluster:Cluster", "gcp:managedkafka/cluster:Cluster"))
     assert kafka.urn in kafka_map.dependencies
-    assert not transitively_depends(doc, release(doc, "airflow"), kafka)
+    assert not depends(doc, release(doc, "airflow"), kafka)
 
 
 @pytest.mark.parametrize("stack", STACKS)

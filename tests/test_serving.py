@@ -13,6 +13,7 @@ from mlplatform.pins import KNATIVE_SERVING_VERSIONS
 from mlplatform.plan.document import PlanDocument
 from mlplatform.plan.mocks import Registration
 from tests.support.crds import plain, spec_schema
+from tests.support.graph import depends
 
 STACKS = ["dev", "prod", "gcp-dev", "gcp-prod"]
 RELEASE = "kubernetes:helm.sh/v3:Release"
@@ -21,19 +22,6 @@ RELEASE = "kubernetes:helm.sh/v3:Release"
 def release(doc: PlanDocument, name: str) -> Registration:
     [found] = [r for r in doc.by_type(RELEASE) if r.inputs.get("name", r.name) == name]
     return found
-
-
-def depends(doc: PlanDocument, later: Registration, earlier: Registration) -> bool:
-    """Whether `later` waits for `earlier`, directly or through what it waits for."""
-    index, seen, todo = {r.urn: r for r in doc.resources}, set(), list(later.dependencies)
-    while todo:
-        urn = todo.pop()
-        if urn == earlier.urn:
-            return True
-        if urn not in seen and urn in index:
-            seen.add(urn)
-            todo += index[urn].dependencies
-    return False
 
 
 @pytest.mark.parametrize("stack", STACKS)

@@ -33,6 +33,7 @@ from components.kube import (
     database_secret,
     identity_service_account,
     opaque_secret,
+    periodic_job_spec,
     spread_affinity,
 )
 from components.lifecycle.placement import Placement, replicated_chart
@@ -230,19 +231,8 @@ def materialization(
     return k8s.batch.v1.CronJob(
         f"{name}-materialize",
         metadata={"name": "feast-materialize", "namespace": namespace, "labels": PART_OF},
-        spec={
-            "schedule": "0 * * * *",
-            "concurrencyPolicy": "Forbid",
-            "successfulJobsHistoryLimit": 3,
-            "failedJobsHistoryLimit": 3,
-            "jobTemplate": {
-                "spec": {
-                    "backoffLimit": 2,
-                    "activeDeadlineSeconds": 3300,
-                    "template": {"metadata": {"labels": {"app.kubernetes.io/name": "feast-materialize"}}, "spec": pod},
-                }
-            },
-        },
+        # hourly; a run that has not finished within 55 minutes is stopped before the next one
+        spec=periodic_job_spec("0 * * * *", "feast-materialize", pod, deadline_seconds=3300),
         opts=pulumi.ResourceOptions(parent=parent, depends_on=depends_on),
     )
 

@@ -27,7 +27,14 @@ import pulumi_kubernetes as k8s
 
 from components.contracts import Bucket, Namespace, WorkloadIdentity
 from components.guardrails import PUSHGATEWAY_PODS, PUSHGATEWAY_PORT
-from components.kube import PART_OF, RESTRICTED_CONTAINER, RESTRICTED_POD, identity_service_account, pinned_chart
+from components.kube import (
+    PART_OF,
+    RESTRICTED_CONTAINER,
+    RESTRICTED_POD,
+    identity_service_account,
+    periodic_job_spec,
+    pinned_chart,
+)
 from components.lifecycle.placement import Placement
 from mlplatform.config import AlertThresholds, EvidentlyConfig
 from mlplatform.pins import AIRFLOW_IMAGE, AIRFLOW_IMAGE_UID, EVIDENTLY_IMAGE, ChartPin
@@ -164,23 +171,12 @@ class DriftMonitor(pulumi.ComponentResource):
         k8s.batch.v1.CronJob(
             f"{name}-job",
             metadata=k8s.meta.v1.ObjectMetaArgs(name="drift", namespace=ns, labels=PART_OF),
-            spec={
-                "schedule": args.config.drift.schedule,
-                "timeZone": "Etc/UTC",
-                "concurrencyPolicy": "Forbid",
-                "successfulJobsHistoryLimit": 3,
-                "failedJobsHistoryLimit": 3,
-                "jobTemplate": {
-                    "spec": {
-                        "backoffLimit": 2,
-                        "activeDeadlineSeconds": 1800,
-                        "template": {
-                            "metadata": {"labels": {"app.kubernetes.io/name": "drift"}},
-                            "spec": job_pod(args, account.metadata.name, code.metadata.name),
-                        },
-                    }
-                },
-            },
+            spec=periodic_job_spec(
+                args.config.drift.schedule,
+                "drift",
+                job_pod(args, account.metadata.name, code.metadata.name),
+                deadline_seconds=1800,
+            ),
             opts=pulumi.ResourceOptions(parent=self, depends_on=[pushgateway]),
         )
         self.outputs = DriftMonitorOutputs(PUSHGATEWAY_URL)

@@ -1,0 +1,19 @@
+"""Questions about a plan's dependency graph that several tests ask."""
+
+from __future__ import annotations
+
+from mlplatform.plan.document import PlanDocument
+from mlplatform.plan.mocks import Registration
+
+
+def depends(doc: PlanDocument, later: Registration, earlier: Registration) -> bool:
+    """Whether `later` waits for `earlier`, directly or through what it waits for."""
+    index, seen, todo = {r.urn: r for r in doc.resources}, set(), list(later.dependencies)
+    while todo:
+        urn = todo.pop()
+        if urn == earlier.urn:
+            return True
+        if urn not in seen and urn in index:
+            seen.add(urn)
+            todo += index[urn].dependencies
+    return False
