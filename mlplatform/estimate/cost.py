@@ -18,17 +18,16 @@ import math
 import re
 from collections import defaultdict
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date
 from typing import Any
 
+from components.contracts import POOL_LABEL
 from mlplatform.estimate import prices
 from mlplatform.estimate.prices import HOURS_PER_MONTH, SPOT_SHARE, NoPrice
 from mlplatform.estimate.support import Phase, support_status
 from mlplatform.plan.document import PlanDocument
 from mlplatform.plan.mocks import Registration
-
-POOL_LABEL = "mlplatform.io/pool"
 
 
 @dataclass(frozen=True)
@@ -109,11 +108,48 @@ def _num(value: Any, default: float = 0) -> float:
     return float(value) if value is not None else default
 
 
+@dataclass(frozen=True)
+class NodePool:
+    """A node pool as the plan declares it, on either cloud."""
+
+    name: str  # the pool label's value
+    machine_type: str
+    minimum: int
+    spot: bool
+    disk_gb: float
+    disk: str  # the price table's disk kind: gp2, gp3 or pd-balanced
+    resource: Registration
+
+
+def node_pools(doc: PlanDocument) -> dict[str, NodePool]:
+    """EKS node groups (root volume from their launch template, else disk_size on gp2, EKS's 20 GB when
+    unset) and GKE node pools (pd-balanced boot disks), by pool name."""
+    index = {r.urn: r for r in doc.resources}
+    pools: list[NodePool] = []
+    for r in doc.by_type("aws:eks/nodeGroup:NodeGroup"):
+        i = r.inputs
+        templates = [index[d] for d in r.dependencies if index[d].type == "aws:ec2/launchTemplate:LaunchTemplate"]
+        ebs = templates[0].inputs["blockDeviceMappings"][0]["ebs"] if templates else {}
+        gb = _num(ebs.get("volumeSize") or i.get("diskSize"), 20)
+        minimum = int(_num(i["scalingConfig"]["minSize"]))
+        spot = i.get("capacityType") == "SPOT"
+        kind = str(ebs.get("volumeType", "gp2"))
+        pools.append(NodePool(i["labels"][POOL_LABEL], i["instanceTypes"][0], minimum, spot, gb, kind, r))
+    for r in doc.by_type("gcp:container/nodePool:NodePool"):
+        node = r.inputs["nodeConfig"]
+        minimum = int(_num(r.inputs["autoscaling"].get("totalMinNodeCount")))
+        gb = _num(node.get("diskSizeGb"), 100)
+        name = node["labels"][POOL_LABEL]
+        pools.append(NodePool(name, node["machineType"], minimum, bool(node.get("spot")), gb, "pd-balanced", r))
+    return {p.name: p for p in pools}
+
+
 class _Pricer:
     def __init__(self, doc: PlanDocument, region: str, on: date) -> None:
         self.doc, self.region, self.on = doc, region, on
         self.index = {r.urn: r for r in doc.resources}
         self.by_name = {r.name: r for r in doc.resources}
+        self.pools = {p.resource.urn: p for p in node_pools(doc).values()}
 
     def lines(self, r: Registration) -> Iterator[tuple[str, float]]:
         region, t, i = self.region, r.type, r.inputs
@@ -130,17 +166,9 @@ class _Pricer:
         elif t == "aws:ec2/vpcEndpoint:VpcEndpoint" and i.get("vpcEndpointType") == "Interface":
             azs = len(i.get("subnetIds") or [])
             yield f"interface endpoint x {azs} AZ", azs * _monthly(prices.rate(region, "interface-endpoint-az-hour"))
-        elif t == "aws:eks/nodeGroup:NodeGroup":
-            nodes = int(_num(i["scalingConfig"]["minSize"]))
-            yield from self._nodes("aws", i["instanceTypes"][0], nodes, i.get("capacityType") == "SPOT")
-            gb, kind = self._root_volume(r)
-            yield f"{nodes} x {gb:g} GB {kind} root", nodes * gb * prices.rate(region, f"ebs-{kind}-gb-month")
-        elif t == "gcp:container/nodePool:NodePool":
-            node = i["nodeConfig"]
-            nodes = int(_num(i["autoscaling"].get("totalMinNodeCount")))
-            yield from self._nodes("gcp", node["machineType"], nodes, bool(node.get("spot")))
-            disk = _num(node.get("diskSizeGb"), 100)
-            yield f"{nodes} x {disk:g} GB pd-balanced boot", nodes * disk * prices.rate(region, "pd-balanced-gb-month")
+        elif r.urn in self.pools:
+            pool = self.pools[r.urn]
+            yield from self.nodes(pool, pool.minimum)
         elif t == "aws:rds/instance:Instance":
             source = self.by_name.get(str(i.get("replicateSourceDb") or ""))
             storage = _num(i.get("allocatedStorage") or (source.inputs.get("allocatedStorage") if source else 0))
@@ -211,24 +239,17 @@ class _Pricer:
                 key = "pd-balanced-gb-month" if self.doc.outputs.get("cloud") == "gcp" else "ebs-gp3-gb-month"
                 yield f"{what} volumes {gb:g} GB", gb * prices.rate(region, key)
 
-    def _root_volume(self, group: Registration) -> tuple[float, str]:
-        """A node group's root volume: its launch template's (EBS mapping), else disk_size on gp2 (20 GB if
-        unset, EKS's default)."""
-        for dep in group.dependencies:
-            template = self.index.get(dep)
-            if template is not None and template.type == "aws:ec2/launchTemplate:LaunchTemplate":
-                ebs = template.inputs["blockDeviceMappings"][0]["ebs"]
-                return _num(ebs.get("volumeSize"), 20), str(ebs.get("volumeType", "gp2"))
-        return _num(group.inputs.get("diskSize"), 20), "gp2"
-
-    def _nodes(self, cloud: str, kind: str, nodes: int, spot: bool) -> Iterator[tuple[str, float]]:
-        hourly = prices.machine(self.region, kind).hourly * (SPOT_SHARE[cloud] if spot else 1)
-        label = f"{nodes} x {kind}{' (spot, estimated)' if spot else ''}"
-        yield label, nodes * _monthly(hourly)
+    def nodes(self, pool: NodePool, count: int, purpose: str = "") -> Iterator[tuple[str, float]]:
+        """`count` of the pool's nodes: the machines (spot where spot, an estimated share) and their disks."""
+        cloud = "aws" if pool.resource.type.startswith("aws:") else "gcp"
+        hourly = prices.machine(self.region, pool.machine_type).hourly * (SPOT_SHARE[cloud] if pool.spot else 1)
+        spot = " (spot, estimated)" if pool.spot else ""
+        yield f"{count} x {pool.machine_type}{purpose}{spot}", count * _monthly(hourly)
+        disk_rate = prices.rate(self.region, f"{'ebs-' if cloud == 'aws' else ''}{pool.disk}-gb-month")
+        yield f"{count} x {pool.disk_gb:g} GB node disk ({pool.disk})", count * pool.disk_gb * disk_rate
 
     def _gke_min_nodes(self) -> int:
-        pools = self.doc.by_type("gcp:container/nodePool:NodePool")
-        return min(32, sum(int(_num(p.inputs["autoscaling"].get("totalMinNodeCount"))) for p in pools))
+        return min(32, sum(p.minimum for p in self.pools.values()))
 
 
 def _gib(quantity: Any) -> float:
@@ -245,29 +266,50 @@ def _cpu(quantity: Any) -> float:
     return float(text[:-1]) / 1000 if text.endswith("m") else float(text)
 
 
+@dataclass(frozen=True)
+class Where:
+    """What is in force at a place in a values document or pod spec: the nearest node selector's pool,
+    the nearest replica count, and whether a parent tolerates every taint (a per-node agent)."""
+
+    pool: str | None = None  # None: no selector (any pool; counted on the system pool)
+    replicas: float = 1
+    per_node: bool = False
+
+
+def mappings(node: Any, where: Where = Where()) -> Iterator[tuple[Mapping[str, Any], Where]]:
+    """Every mapping in `node`, with what is in force there."""
+    if isinstance(node, list):
+        for item in node:
+            yield from mappings(item, where)
+        return
+    if not isinstance(node, dict):
+        return
+    selector = node.get("nodeSelector")
+    if isinstance(selector, dict) and POOL_LABEL in selector:
+        where = replace(where, pool=str(selector[POOL_LABEL]))
+    for key in ("replicas", "replicaCount", "minReplicas"):
+        if isinstance(node.get(key), int | float) and not isinstance(node.get(key), bool):
+            where = replace(where, replicas=float(node[key]))
+            break
+    if node.get("tolerations") == [{"operator": "Exists"}]:
+        where = replace(where, per_node=True)
+    yield node, where
+    for child in node.values():
+        yield from mappings(child, where)
+
+
 def _volumes(inputs: Mapping[str, Any]) -> Iterator[tuple[str, float]]:
     """The persistent volumes a release's values ask for (volumeClaimTemplates and `persistence` sizes)."""
-    values = inputs.get("values") or {}
-    chart = inputs.get("name") or inputs.get("chart")
-
-    def walk(node: Any, replicas: float) -> Iterator[float]:
-        if isinstance(node, dict):
-            replicas = (
-                _num(node.get("replicas"), replicas) if isinstance(node.get("replicas"), int | float) else replicas
-            )
-            claim = node.get("volumeClaimTemplate", {}).get("spec", {}).get("resources", {}).get("requests", {})
-            if "storage" in claim:
-                yield _gib(claim["storage"]) * replicas
-            persistence = node.get("persistence")
-            if isinstance(persistence, dict) and persistence.get("size") and persistence.get("enabled", True):
-                yield _gib(persistence["size"]) * replicas
-            for key, child in node.items():
-                if key not in ("volumeClaimTemplate", "persistence"):
-                    yield from walk(child, replicas)
-
-    total = sum(walk(values, 1))
+    total = 0.0
+    for node, where in mappings(inputs.get("values") or {}):
+        claim = node.get("volumeClaimTemplate", {}).get("spec", {}).get("resources", {}).get("requests", {})
+        if "storage" in claim:
+            total += _gib(claim["storage"]) * where.replicas
+        persistence = node.get("persistence")
+        if isinstance(persistence, dict) and persistence.get("size") and persistence.get("enabled", True):
+            total += _gib(persistence["size"]) * where.replicas
     if total:
-        yield str(chart), total
+        yield str(inputs.get("name") or inputs.get("chart")), total
 
 
 # -- placing the platform's pods ----------------------------------------------------------------------
@@ -286,50 +328,28 @@ def pod_requests(doc: PlanDocument) -> Iterator[PodRequest]:
     """Requests in the plan's Helm values (each `resources.requests` with the nearest replicas and node
     selector around it) and in its long-running pod specs (RayCluster groups)."""
 
-    def walk(node: Any, pool: str | None, replicas: float, per_node: bool) -> Iterator[PodRequest]:
-        if isinstance(node, list):
-            for item in node:
-                yield from walk(item, pool, replicas, per_node)
-            return
-        if not isinstance(node, dict):
-            return
-        selector = node.get("nodeSelector")
-        if isinstance(selector, dict) and POOL_LABEL in selector:
-            pool = str(selector[POOL_LABEL])
-        for key in ("replicas", "replicaCount", "minReplicas"):
-            if isinstance(node.get(key), int | float) and not isinstance(node.get(key), bool):
-                replicas = float(node[key])
-                break
-        if node.get("tolerations") == [{"operator": "Exists"}]:
-            per_node = True
-        requests = (node.get("resources") or {}).get("requests") if isinstance(node.get("resources"), dict) else None
-        if isinstance(requests, dict) and ("cpu" in requests or "memory" in requests):
-            yield PodRequest(
-                pool,
-                _cpu(requests.get("cpu", 0)),
-                _gib(requests.get("memory", 0)),
-                replicas,
-                per_node,
-            )
-        for key, child in node.items():
-            if key != "resources":
-                yield from walk(child, pool, replicas, per_node)
+    def walk(spec: Any, where: Where = Where()) -> Iterator[PodRequest]:
+        for node, here in mappings(spec, where):
+            resources = node.get("resources")
+            requests = resources.get("requests") if isinstance(resources, dict) else None
+            if isinstance(requests, dict) and ("cpu" in requests or "memory" in requests):
+                cpu, memory = _cpu(requests.get("cpu", 0)), _gib(requests.get("memory", 0))
+                yield PodRequest(here.pool, cpu, memory, here.replicas, here.per_node)
 
     for r in doc.resources:
         if r.type.startswith("kubernetes:helm.sh/") and r.inputs.get("values"):
-            yield from walk(r.inputs["values"], None, 1, False)
+            yield from walk(r.inputs["values"])
         elif r.type == "kubernetes:ray.io/v1:RayCluster":
             spec = r.inputs["spec"]
             head = spec["headGroupSpec"]["template"]["spec"]
-            yield from walk(head, None, 1, False)
+            yield from walk(head)
             if spec.get("enableInTreeAutoscaling"):
                 # the autoscaler sidecar KubeRay adds to the head pod (its default: 500m CPU, 512Mi)
                 default = {"requests": {"cpu": "500m", "memory": "512Mi"}}
                 sidecar = (spec.get("autoscalerOptions") or {}).get("resources") or default
-                yield from walk({"nodeSelector": head.get("nodeSelector"), "resources": sidecar}, None, 1, False)
+                yield from walk({"nodeSelector": head.get("nodeSelector"), "resources": sidecar})
             for group in spec.get("workerGroupSpecs", []):
-                count = _num(group.get("minReplicas"))
-                yield from walk(group["template"]["spec"], None, count, False)
+                yield from walk(group["template"]["spec"], Where(replicas=_num(group.get("minReplicas"))))
 
 
 def _allocatable(m: prices.Machine) -> tuple[float, float]:
@@ -361,22 +381,8 @@ def place_pods(doc: PlanDocument, region: str, pools: Mapping[str, tuple[str, in
     return uses
 
 
-def _pools(doc: PlanDocument) -> tuple[dict[str, tuple[str, int, bool, Registration]], str]:
-    pools: dict[str, tuple[str, int, bool, Registration]] = {}
-    for r in doc.by_type("aws:eks/nodeGroup:NodeGroup"):
-        minimum = int(_num(r.inputs["scalingConfig"]["minSize"]))
-        spot = r.inputs.get("capacityType") == "SPOT"
-        pools[r.inputs["labels"][POOL_LABEL]] = (r.inputs["instanceTypes"][0], minimum, spot, r)
-    for r in doc.by_type("gcp:container/nodePool:NodePool"):
-        node = r.inputs["nodeConfig"]
-        minimum = int(_num(r.inputs["autoscaling"]["totalMinNodeCount"]))
-        pools[node["labels"][POOL_LABEL]] = (node["machineType"], minimum, bool(node.get("spot")), r)
-    return pools, "system"
-
-
 def estimate_cost(doc: PlanDocument, on: date) -> CostReport:
     region = str(doc.outputs.get("region"))
-    cloud = str(doc.outputs.get("cloud"))
     report = CostReport(region)
     pricer = _Pricer(doc, region, on)
     for r in doc.resources:
@@ -389,25 +395,17 @@ def estimate_cost(doc: PlanDocument, on: date) -> CostReport:
                     report.lines.append(CostLine(layer, service, item, monthly))
         except NoPrice as e:
             report.missing.append(f"{r.name}: {e}")
-    pools, system = _pools(doc)
+    pools = node_pools(doc)
     try:
-        report.pools = place_pods(doc, region, {p: (k, n) for p, (k, n, _, _) in pools.items()}, system)
+        report.pools = place_pods(doc, region, {p.name: (p.machine_type, p.minimum) for p in pools.values()}, "system")
     except NoPrice as e:
         report.missing.append(f"pod placement: {e}")
         return report
     for use in report.pools:
-        kind, _, spot, r = pools[use.pool]
         extra = use.needed - use.minimum
         if extra:
-            layer, service = _layer_and_service(doc, r, pricer.index)
-            hourly = prices.machine(region, kind).hourly * (SPOT_SHARE[cloud] if spot else 1)
-            label = f"{extra} x {kind} for the platform's pods{' (spot, estimated)' if spot else ''}"
-            report.placed_extra.append(CostLine(layer, service, label, extra * _monthly(hourly)))
-            if cloud == "gcp":
-                gb, disk_rate = _num(r.inputs["nodeConfig"].get("diskSizeGb"), 100), "pd-balanced-gb-month"
-            else:
-                gb, kind_of_disk = pricer._root_volume(r)
-                disk_rate = f"ebs-{kind_of_disk}-gb-month"
-            disks = extra * gb * prices.rate(region, disk_rate)
-            report.placed_extra.append(CostLine(layer, service, f"{extra} x {gb:g} GB node disk", disks))
+            pool = pools[use.pool]
+            layer, service = _layer_and_service(doc, pool.resource, pricer.index)
+            for item, monthly in pricer.nodes(pool, extra, " for the platform's pods"):
+                report.placed_extra.append(CostLine(layer, service, item, monthly))
     return report
