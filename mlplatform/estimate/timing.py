@@ -170,7 +170,7 @@ def estimate_up(doc: PlanDocument) -> UpEstimate:
         finish[urn] = float("nan")  # a cycle would show as NaN instead of recursing forever
         prereqs = graph.prerequisites(urn)
         start, first = 0.0, None
-        for p in prereqs:
+        for p in sorted(prereqs):  # ties broken by URN, so the printed path is the same every run
             t = visit(p)
             if first is None or t > start:
                 start, first = t, p
