@@ -22,7 +22,7 @@ runAsUser, so each gets the restricted shape here. `python -m mlplatform render`
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -221,10 +221,14 @@ def airflow_values(
     secret_env: list[dict[str, object]],
     volumes: tuple[list[dict[str, object]], list[dict[str, object]]],
     placement: Placement,
-    env_from_refs: Sequence[Mapping[str, object]] = (),
 ) -> dict[str, object]:
     replicas = cfg.replicas
     sa = {"create": False, "name": service_account}
+    # The chart's `env` renders only `value` (templates/_helpers.yaml custom_airflow_environment); variables
+    # read from a ConfigMap or Secret go to `extraEnv`, copied as written into every Airflow container and
+    # the KubernetesExecutor's pod template
+    plain_env = [e for e in env if "valueFrom" not in e]
+    referenced_env = [e for e in env if "valueFrom" in e]
     # the groomer sidecar is a shell loop that deletes old local log files every 15 minutes
     groomer = {"logGroomerSidecar": {"resources": placement.resources("10m", "32Mi", "128Mi")}}
 
@@ -317,11 +321,8 @@ def airflow_values(
                 "delete_local_logs": "True",
             },
         },
-        "env": env,
-        # variables read from a ConfigMap: the chart's `env` renders only `value` (templates/_helpers.yaml
-        # custom_airflow_environment), while `extraEnv` is copied as written into every Airflow container
-        # and the KubernetesExecutor's pod template
-        **({"extraEnv": yaml.safe_dump(list(env_from_refs), sort_keys=False)} if env_from_refs else {}),
+        "env": plain_env,
+        **({"extraEnv": yaml.safe_dump(referenced_env, sort_keys=False)} if referenced_env else {}),
         "secret": secret_env,
         "volumes": volumes[0],
         "volumeMounts": volumes[1],
@@ -388,8 +389,7 @@ class Airflow(pulumi.ComponentResource):
         # DAG tasks use Feast (point-in-time features) with the platform's YAML, and Kafka with their grant
         env += [{"name": "FEATURE_STORE_YAML_BASE64", "value": encoded(store.store_yaml)}]
         # the release does not wait for Kafka (its task pods, started later, read the brokers from here)
-        late_env = late_kafka_env(args.kafka)
-        env += [e for e in late_env if "value" in e]
+        env += late_kafka_env(args.kafka)
         if args.kafka is not None:
             config_map(
                 self,
@@ -415,7 +415,6 @@ class Airflow(pulumi.ComponentResource):
                 secret_env=store.secrets.airflow_secret_env(),
                 volumes=(ca_volumes + dag_vols, ca_mounts + dag_mounts),
                 placement=args.placement,
-                env_from_refs=[e for e in late_env if "valueFrom" in e],
             ),
             args.provider,
             release_name=RELEASE,
