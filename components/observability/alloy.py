@@ -16,10 +16,11 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_kubernetes as k8s
 
+from components.guardrails import ALLOY_PODS
 from components.kube import pinned_chart
 from mlplatform.pins import ChartPin
 
-RELEASE = "alloy"
+RELEASE = ALLOY_PODS["app.kubernetes.io/instance"]  # the chart labels its pods with the release name
 # the labels every log stream carries (Grafana's dashboards and the README's LogQL examples use them)
 STREAM_LABELS = ("namespace", "pod", "container", "node")
 
