@@ -15,14 +15,14 @@ import yaml
 from components.contracts import POOL_LABEL, Namespace
 from components.observability.dashboards import DASHBOARDS, LOKI_UID, POOL, PROMETHEUS_UID
 from mlplatform.plan.document import PlanDocument
+from tests.support.graph import helm_release
 from tests.support.tools import required_tool
 
 STACKS = ["dev", "prod", "gcp-dev", "gcp-prod"]
 
 
 def grafana_values(doc: PlanDocument) -> dict:
-    [kps] = [r for r in doc.by_type("kubernetes:helm.sh/v3:Release") if r.inputs.get("name") == "kube-prometheus-stack"]
-    return kps.inputs["values"]
+    return helm_release(doc, "kube-prometheus-stack").inputs["values"]
 
 
 def test_every_dashboard_query_is_valid_promql(tmp_path: Path) -> None:
@@ -77,7 +77,7 @@ def test_dashboards_and_data_sources_reach_grafana(plan, stack: str) -> None:
         "enabled", True
     )
     [loki] = [d for d in grafana["additionalDataSources"] if d["type"] == "loki"]
-    [release] = [r for r in doc.by_type("kubernetes:helm.sh/v3:Release") if r.inputs.get("name") == "loki"]
+    release = helm_release(doc, "loki")
     assert loki["uid"] == LOKI_UID
     assert loki["url"].startswith(f"http://{release.inputs['name']}.{release.inputs['namespace']}.svc")
     assert f"nodes=[{POOL_LABEL}]" in grafana_values(doc)["kube-state-metrics"]["metricLabelsAllowlist"]

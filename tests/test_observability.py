@@ -15,6 +15,7 @@ from components.observability.alerts import rule_groups
 from mlplatform.config import load_config, namespace_values, read_stack_file
 from mlplatform.plan.document import PlanDocument
 from tests.support.crds import spec_schema
+from tests.support.graph import helm_release
 
 STACKS = ["dev", "prod", "gcp-dev", "gcp-prod"]
 ROOT = Path(__file__).resolve().parents[1]
@@ -25,10 +26,7 @@ def config(stack: str):
 
 
 def kps(doc: PlanDocument):
-    [release] = [
-        r for r in doc.by_type("kubernetes:helm.sh/v3:Release") if r.inputs.get("name") == "kube-prometheus-stack"
-    ]
-    return release
+    return helm_release(doc, "kube-prometheus-stack")
 
 
 def stack_values(doc: PlanDocument) -> dict:
@@ -150,8 +148,7 @@ def test_alerts_go_nowhere_unless_a_receiver_secret_is_configured(plan) -> None:
 
 def loki(doc: PlanDocument) -> dict:
     """The Loki release's inputs (name, namespace, values)."""
-    [release] = [r for r in doc.by_type("kubernetes:helm.sh/v3:Release") if r.inputs.get("name") == "loki"]
-    return release.inputs
+    return helm_release(doc, "loki").inputs
 
 
 @pytest.mark.parametrize("stack", STACKS)
@@ -286,9 +283,7 @@ def test_drift_job_reads_the_datasets_bucket_and_pushes_where_prometheus_scrapes
     # the drift step pushes to the Pushgateway's Service, with the alert's own threshold
     [compute] = pod["containers"]
     args = compute["args"]
-    release = next(
-        c for c in doc.by_type("kubernetes:helm.sh/v4:Chart") if c.inputs.get("name") == "prometheus-pushgateway"
-    )
+    release = helm_release(doc, "prometheus-pushgateway")
     url = f"http://{release.inputs['name']}.{release.inputs['namespace']}.svc:{PUSHGATEWAY_PORT}"
     assert args[args.index("--pushgateway") + 1] == url
     assert float(args[args.index("--drift-share") + 1]) == cfg.services.prometheus.alerts.drift_share

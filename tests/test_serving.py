@@ -11,40 +11,36 @@ import yaml
 
 from mlplatform.pins import KNATIVE_SERVING_VERSIONS
 from mlplatform.plan.document import PlanDocument
-from mlplatform.plan.mocks import Registration
 from tests.support.crds import plain, spec_schema
-from tests.support.graph import depends
+from tests.support.graph import depends, helm_release
 
 STACKS = ["dev", "prod", "gcp-dev", "gcp-prod"]
 RELEASE = "kubernetes:helm.sh/v3:Release"
-
-
-def release(doc: PlanDocument, name: str) -> Registration:
-    [found] = [r for r in doc.by_type(RELEASE) if r.inputs.get("name", r.name) == name]
-    return found
 
 
 @pytest.mark.parametrize("stack", STACKS)
 def test_install_order_each_waits_for_what_it_uses_and_nothing_else(plan, stack: str) -> None:
     doc = plan(stack)
     for earlier, later in itertools.pairwise(["istio-base", "istiod", "istio-ingressgateway"]):
-        assert depends(doc, release(doc, later), release(doc, earlier)), (later, earlier)
+        assert depends(doc, helm_release(doc, later), helm_release(doc, earlier)), (later, earlier)
     serving = doc.one("kubernetes:operator.knative.dev/v1beta1:KnativeServing")
-    assert depends(doc, serving, release(doc, "knative-operator"))
+    assert depends(doc, serving, helm_release(doc, "knative-operator"))
     for istio in ("istio-base", "istiod", "istio-ingressgateway"):  # net-istio configures Istio's gateways
-        assert depends(doc, serving, release(doc, istio)), istio
+        assert depends(doc, serving, helm_release(doc, istio)), istio
     assert serving.inputs["metadata"]["annotations"]["pulumi.com/waitFor"] == "condition=Ready"
-    crd, controller, runtimes = (release(doc, n) for n in ("kserve-crd", "kserve", "kserve-runtime-configs"))
+    crd, controller, runtimes = (helm_release(doc, n) for n in ("kserve-crd", "kserve", "kserve-runtime-configs"))
     assert depends(doc, controller, crd) and depends(doc, controller, serving) and depends(doc, runtimes, controller)
-    assert depends(doc, controller, release(doc, "cert-manager"))  # its webhook certificate
+    assert depends(doc, controller, helm_release(doc, "cert-manager"))  # its webhook certificate
     for runtime in doc.by_type("kubernetes:serving.kserve.io/v1alpha1:ServingRuntime"):
         assert depends(doc, runtime, controller)  # KServe's webhook admits it
     if not stack.startswith("gcp"):  # the NLB comes from the Load Balancer Controller
-        assert depends(doc, release(doc, "istio-ingressgateway"), release(doc, "mlplatform-load-balancer-controller"))
+        assert depends(
+            doc, helm_release(doc, "istio-ingressgateway"), helm_release(doc, "mlplatform-load-balancer-controller")
+        )
     # and nothing waits for what it does not use: these start side by side, saving minutes of `up`
     independent = ["cert-manager", "istio-base", "knative-operator", "kserve-crd"]
     for a, b in itertools.permutations(independent, 2):
-        assert not depends(doc, release(doc, a), release(doc, b)), (a, b)
+        assert not depends(doc, helm_release(doc, a), helm_release(doc, b)), (a, b)
 
 
 @pytest.mark.parametrize("stack", STACKS)
@@ -62,7 +58,7 @@ def test_knative_serving_fits_the_cluster_and_kserve(plan, stack: str) -> None:
     assert int(spec["high-availability"]["replicas"]) == (2 if "prod" in stack else 1)
     domain = doc.outputs["servingDomain"]
     assert spec["config"]["domain"] == {domain: ""}
-    assert release(doc, "kserve").inputs["values"]["kserve"]["controller"]["gateway"]["domain"] == domain
+    assert helm_release(doc, "kserve").inputs["values"]["kserve"]["controller"]["gateway"]["domain"] == domain
 
 
 def test_knative_serving_validates_against_its_crd(plan) -> None:
@@ -125,7 +121,7 @@ def test_serving_identity_reads_the_artifacts_bucket_only(plan, stack: str) -> N
 
 @pytest.mark.parametrize("stack", STACKS)
 def test_gateway_is_internal_unless_config_says_otherwise(plan, stack: str) -> None:
-    values = release(plan(stack), "istio-ingressgateway").inputs["values"]
+    values = helm_release(plan(stack), "istio-ingressgateway").inputs["values"]
     annotations = values["service"]["annotations"]
     internal = {"networking.gke.io/load-balancer-type": "Internal"} if stack.startswith("gcp") else {
         "service.beta.kubernetes.io/aws-load-balancer-scheme": "internal"

@@ -17,3 +17,14 @@ def depends(doc: PlanDocument, later: Registration, earlier: Registration) -> bo
             seen.add(urn)
             todo += index[urn].dependencies
     return False
+
+
+def helm_release(doc: PlanDocument, name: str) -> Registration:
+    """The one chart installed under release name `name`, as a helm.v3.Release or a helm.v4.Chart."""
+    [found] = [
+        r
+        for r in doc.resources
+        if r.type in ("kubernetes:helm.sh/v3:Release", "kubernetes:helm.sh/v4:Chart")
+        and r.inputs.get("name", r.name) == name
+    ]
+    return found
