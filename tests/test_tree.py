@@ -130,3 +130,23 @@ def test_config_and_pins_never_import_components_and_modules_form_no_cycle() -> 
     for module in graph:
         if module not in state:
             visit(module, [])
+
+
+IN_CLUSTER_LAYERS = ("lifecycle", "serving", "observability")
+LAYER_PACKAGES = ("cluster", "storage", "data", *IN_CLUSTER_LAYERS)
+
+
+def test_in_cluster_layers_import_only_their_own_modules_and_the_shared_ones() -> None:
+    """A helper one layer needs from another belongs beside kube.py: an in-cluster layer that imports an
+    infra layer's (or a sibling layer's) module would move with it, and so would its plan."""
+    for layer in IN_CLUSTER_LAYERS:
+        for path in (ROOT / "components" / layer).rglob("*.py"):
+            foreign = {
+                i
+                for i in _imports(path)
+                if i.split(".")[:2][0] == "components"
+                and len(i.split(".")) > 1
+                and i.split(".")[1] in LAYER_PACKAGES
+                and i.split(".")[1] != layer
+            }
+            assert not foreign, f"{path.relative_to(ROOT)} imports {sorted(foreign)}"

@@ -21,11 +21,3 @@ def service_credentials(
         )
         out[service] = DatabaseCredentials(database=service, username=service, password=password.result)
     return out
-
-
-def generated_secret(parent: pulumi.Resource, name: str, length: int = 32) -> pulumi.Output[str]:
-    """A random secret without special characters (safe in URLs, Redis AUTH tokens and env vars)."""
-    password = random.RandomPassword(name, length=length, special=False, opts=pulumi.ResourceOptions(parent=parent))
-    # the provider marks `result` secret; said here too, so the offline plan (whose mocks know no schema)
-    # treats it as `pulumi up` does
-    return pulumi.Output.secret(password.result)

@@ -15,9 +15,10 @@ from components.contracts import (
     RedisEndpoint,
 )
 from components.data.bootstrap import POSTGRES_ADMIN, PostgresBootstrap
-from components.data.credentials import SERVICE_DATABASES, generated_secret, service_credentials
+from components.data.credentials import SERVICE_DATABASES, service_credentials
 from components.environment import DataArgs
 from components.protection import stateful
+from components.secrets import generated_secret
 from mlplatform.config import Profile
 
 GIB = 1024**3

@@ -23,9 +23,9 @@ from components.contracts import (
 from components.lifecycle.airflow import Airflow, AirflowArgs
 from components.lifecycle.feast import Feast, FeastArgs
 from components.lifecycle.mlflow import MLflow, MLflowArgs
-from components.lifecycle.placement import Placement
 from components.lifecycle.ray import KubeRay, KubeRayArgs
 from components.lifecycle.training import Training, TrainingArgs
+from components.placement import Placement
 from mlplatform.chartkeys import selected_pin
 from mlplatform.config import ServicesConfig
 from mlplatform.pins import SERVICE_CHARTS, ChartPin

@@ -42,7 +42,6 @@ from components.contracts import (
     WorkloadIdentity,
     WorkloadSpec,
 )
-from components.data.credentials import generated_secret
 from components.guardrails import git_ssh_egress
 from components.kube import (
     RESTRICTED_CONTAINER,
@@ -62,8 +61,9 @@ from components.lifecycle.feast import (
     encoded,
     late_kafka_env,
 )
-from components.lifecycle.placement import Placement
 from components.lifecycle.training import launcher_rbac
+from components.placement import Placement
+from components.secrets import generated_secret
 from mlplatform.config import AirflowConfig
 from mlplatform.pins import AIRFLOW_IMAGE_UID, ChartPin
 

@@ -36,7 +36,7 @@ from components.kube import (
     periodic_job_spec,
     spread_affinity,
 )
-from components.lifecycle.placement import Placement, replicated_chart
+from components.placement import Placement, replicated_chart
 from mlplatform.config import ServiceConfig
 from mlplatform.pins import ChartPin
 

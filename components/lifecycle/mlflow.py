@@ -20,10 +20,10 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from components.contracts import Bucket, Namespace, PostgresEndpoint, ServiceEndpoint, WorkloadIdentity
-from components.data.credentials import generated_secret
 from components.guardrails import flow
 from components.kube import RESTRICTED_POD, database_secret, identity_service_account, spread_affinity
-from components.lifecycle.placement import Placement, replicated_chart
+from components.placement import Placement, replicated_chart
+from components.secrets import generated_secret
 from mlplatform.config import ServiceConfig
 from mlplatform.pins import ChartPin
 

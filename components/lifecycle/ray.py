@@ -28,7 +28,7 @@ from components.contracts import (
 from components.guardrails import flow
 from components.kube import PART_OF, identity_service_account, pinned_release
 from components.lifecycle.feast import FeatureStoreSource, feast_client
-from components.lifecycle.placement import Placement
+from components.placement import Placement
 from mlplatform.config import ServiceConfig
 from mlplatform.pins import RAY_GPU_IMAGE, RAY_IMAGE, RAY_VERSION, ChartPin
 

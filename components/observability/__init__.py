@@ -12,12 +12,12 @@ import pulumi_kubernetes as k8s
 
 from components import workloads
 from components.contracts import BucketPurpose, ClusterOutputs, Namespace, PlatformNamespaces, StorageOutputs
-from components.lifecycle.placement import Placement
 from components.observability.alloy import Alloy, AlloyArgs
 from components.observability.drift import DriftMonitor, DriftMonitorArgs
 from components.observability.gpu_metrics import DcgmExporter, DcgmExporterArgs
 from components.observability.loki import Loki, LokiArgs
 from components.observability.prometheus import Prometheus, PrometheusArgs
+from components.placement import Placement
 from mlplatform.chartkeys import selected_pin
 from mlplatform.config import ServicesConfig
 from mlplatform.pins import ALLOY, DCGM_EXPORTER, KUBE_PROMETHEUS_STACK, LOKI, PUSHGATEWAY

@@ -35,7 +35,7 @@ from components.kube import (
     periodic_job_spec,
     pinned_chart,
 )
-from components.lifecycle.placement import Placement
+from components.placement import Placement
 from mlplatform.config import AlertThresholds, EvidentlyConfig
 from mlplatform.pins import AIRFLOW_IMAGE, AIRFLOW_IMAGE_UID, EVIDENTLY_IMAGE, ChartPin
 

@@ -21,7 +21,7 @@ import pulumi_kubernetes as k8s
 from components.contracts import Bucket, Namespace, ObjectStore, WorkloadIdentity
 from components.guardrails import LOKI_HTTP_PORT, LOKI_PODS
 from components.kube import identity_service_account, pinned_release, zone_spread
-from components.lifecycle.placement import Placement
+from components.placement import Placement
 from mlplatform.config import LokiConfig
 from mlplatform.pins import ChartPin
 

@@ -19,12 +19,12 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from components.contracts import POOL_LABEL, Namespace
-from components.data.credentials import generated_secret
 from components.guardrails import SCRAPES, ScrapeTarget
 from components.kube import PART_OF, opaque_secret, pinned_release, spread_affinity
-from components.lifecycle.placement import Placement
 from components.observability.alerts import alertmanager_config, rule_groups
 from components.observability.dashboards import DASHBOARDS, LOKI_UID
+from components.placement import Placement
+from components.secrets import generated_secret
 from mlplatform.config import PrometheusConfig
 from mlplatform.pins import ChartPin
 

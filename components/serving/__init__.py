@@ -17,7 +17,7 @@ import pulumi_kubernetes as k8s
 
 from components import workloads
 from components.contracts import ClusterOutputs, Namespace, PlatformNamespaces, StorageOutputs
-from components.lifecycle.placement import Placement
+from components.placement import Placement
 from components.serving.cert_manager import CertManager, CertManagerArgs
 from components.serving.istio import Istio, IstioArgs, IstioPins
 from components.serving.knative import Knative, KnativeArgs

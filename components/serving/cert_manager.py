@@ -14,7 +14,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from components.kube import pinned_release
-from components.lifecycle.placement import Placement
+from components.placement import Placement
 from mlplatform.pins import ChartPin
 
 

@@ -17,7 +17,7 @@ import pulumi_kubernetes as k8s
 from components.contracts import LoadBalancerProfile
 from components.guardrails import INGRESS_GATEWAY_APP
 from components.kube import RESTRICTED_POD, pinned_release, zone_spread
-from components.lifecycle.placement import Placement
+from components.placement import Placement
 from mlplatform.pins import ChartPin
 
 

@@ -17,7 +17,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from components.kube import PART_OF, RESTRICTED_POD, pinned_release
-from components.lifecycle.placement import Placement
+from components.placement import Placement
 from mlplatform.pins import KNATIVE_SERVING_VERSIONS, ChartPin
 
 # The control-plane Deployments the operator makes (serving-core and net-istio manifests).

@@ -22,7 +22,7 @@ import pulumi_kubernetes as k8s
 
 from components.contracts import GPU_RESOURCE, NodePoolContract, WorkloadIdentity
 from components.kube import PART_OF, RESTRICTED_CONTAINER, identity_service_account, pinned_release, zone_spread
-from components.lifecycle.placement import Placement
+from components.placement import Placement
 from mlplatform.config import KServeConfig
 from mlplatform.pins import MLFLOW_IMAGE_UID, MLFLOW_SERVING_IMAGE, MLSERVER_TAG, TRITON_IMAGE, ChartPin
 
