@@ -8,6 +8,7 @@ with Feast (FEATURE_STORE_YAML_BASE64 is set for task pods) and logs with mlflow
 
 from __future__ import annotations
 
+import os
 from datetime import datetime
 
 from airflow.providers.cncf.kubernetes.operators.pod import KubernetesPodOperator
@@ -15,6 +16,11 @@ from airflow.providers.http.sensors.http import HttpSensor
 from airflow.sdk import dag
 
 TRAIN_IMAGE = "docker.io/rayproject/ray:2.52.0-py311"  # the platform's Ray version; use your training image
+# `service_account_name` is not a templated field of KubernetesPodOperator (cncf-kubernetes 10.12.3
+# operators/pod.py template_fields), so a `{{ var.value... }}` there would reach Kubernetes literally. The
+# platform sets this variable as an environment variable of every Airflow container, so it is read here,
+# at parse time, without a database call.
+TRAINING_SERVICE_ACCOUNT = os.environ["AIRFLOW_VAR_TRAINING_SERVICE_ACCOUNT"]
 
 
 @dag(schedule="@daily", start_date=datetime(2026, 1, 1), catchup=False, tags=["mlplatform", "reference"])
@@ -26,7 +32,7 @@ def training_flow() -> None:
         task_id="train_on_ray",
         kubernetes_conn_id="kubernetes_default",
         namespace="{{ var.value.training_namespace }}",
-        service_account_name="{{ var.value.training_service_account }}",
+        service_account_name=TRAINING_SERVICE_ACCOUNT,
         image=TRAIN_IMAGE,
         cmds=["ray", "job", "submit", "--address", "{{ var.value.ray_address }}", "--"],
         arguments=["python", "-m", "train", "--run-date", "{{ ds }}"],

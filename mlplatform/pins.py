@@ -81,7 +81,11 @@ AWS_LOAD_BALANCER_CONTROLLER = ChartPin(
 MLSERVER_TAG = "1.7.1"
 # MLflow 3 models: the stock kserve-mlserver runtime bundles MLflow 2.20 (MLServer 1.7.1's lock file), so
 # the platform serves MLflow models with the tracking server's own image at the same MLflow version.
-MLFLOW_SERVING_IMAGE = f"docker.io/burakince/mlflow:{MLFLOW.app_version}"
+# the mlflow chart's default image (burakince/mlflow: MLflow with psycopg2, boto3 and the GCS client), also
+# run by the program's own migration Job
+MLFLOW_REPOSITORY = "docker.io/burakince/mlflow"
+MLFLOW_IMAGE = f"{MLFLOW_REPOSITORY}:{MLFLOW.app_version}"
+MLFLOW_SERVING_IMAGE = MLFLOW_IMAGE
 MLFLOW_IMAGE_UID = 1001  # the image's non-root user (the mlflow chart's default runAsUser)
 TRITON_IMAGE = "nvcr.io/nvidia/tritonserver:23.05-py3"
 

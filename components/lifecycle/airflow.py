@@ -196,9 +196,20 @@ def dags_values(cfg: AirflowConfig, placement: Placement) -> dict[str, object]:
 PLATFORM_DAGS_DIR = Path(__file__).resolve().parents[2] / "dags"
 
 
+# The kubelet mounts a ConfigMap as `..data` -> `..<timestamp>/` with each key a link through `..data`
+# (kubernetes pkg/volume/util/atomic_writer.go). Airflow 3.1.7 walks the DAGs folder following links and
+# stops the DAG processor with "Detected recursive loop when walking DAG directory" when it reaches the
+# same directory twice (airflow/utils/file.py _find_path_from_directory), which those two are. This
+# .airflowignore (glob syntax, Airflow 3's default `core.dag_ignore_file_syntax`) keeps the walk out of
+# both; the DAG files themselves are reached through their links in the mount's top directory.
+KUBELET_DIRS_IGNORE = "# the kubelet's ConfigMap volume internals (..data and ..<timestamp>)\n..*\n"
+
+
 def platform_dag_files() -> dict[str, str]:
-    """The reference DAGs shipped with the program (dags/*.py), as ConfigMap data."""
-    return {p.name: p.read_text() for p in sorted(PLATFORM_DAGS_DIR.glob("*.py"))}
+    """The reference DAGs shipped with the program (dags/*.py) and the ignore file their mount needs, as
+    ConfigMap data."""
+    files = {p.name: p.read_text() for p in sorted(PLATFORM_DAGS_DIR.glob("*.py"))}
+    return files | {".airflowignore": KUBELET_DIRS_IGNORE}
 
 
 def dag_volumes(config_map: pulumi.Input[str] | None) -> tuple[list[dict[str, object]], list[dict[str, object]]]:

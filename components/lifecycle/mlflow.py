@@ -1,15 +1,17 @@
 """MLflow tracking server and model registry: backend on the platform PostgreSQL, artifacts proxied to the
 artifacts bucket through the `mlflow` workload identity (no static keys anywhere).
 
-helm.v4.Chart, deliberately: the community chart ships no CRDs and its migrations run as an init
-container, so Pulumi can render it and a pull request's preview shows each object's diff. Its one hook,
-templates/flask_secret.yaml (`pre-install,pre-upgrade`), makes the Flask session key Secret with a fresh
-random key at every render unless `lookup` finds the Secret in the cluster, which a client-side render
-never does: under helm.v4.Chart (hooks become ordinary objects) that is a new key at every `up`. The
-program therefore passes `flaskServerSecretKey`, a value it generates once and keeps as a Pulumi secret,
-so every render yields the same Secret object. The chart has no existing-Secret option for this key; the
-value stays a Pulumi secret in the values and in the rendered Secret (a v4 Chart keeps no Helm release
-Secret holding values in the cluster).
+helm.v4.Chart, deliberately: the community chart ships no CRDs, so Pulumi can render it and a pull
+request's preview shows each object's diff. A v4 Chart applies no Helm hooks (pulumi-kubernetes
+provider/pkg/provider/helm/v4/chart.go renders with hooks disabled; pulumi/pulumi-kubernetes#3284), so
+nothing the chart makes only as a hook may be needed by its pods:
+- templates/flask_secret.yaml makes `<fullname>-flask-server-secret-key`, which both the migration init
+  container and the server load with a non-optional `envFrom`, only as a `pre-install,pre-upgrade` hook.
+  The program makes that Secret itself (same name and key) from a key it generates once and keeps as a
+  Pulumi secret; the key never passes through Helm values.
+- The schema migration is a Job of the program's (`mlflow-db-upgrade`), run to completion before the
+  chart: the chart's init container would run once per replica, and two replicas starting on a fresh
+  database race to create the same tables; it also gets only the chart's env ConfigMap, not `PGSSLMODE`.
 """
 
 from __future__ import annotations
@@ -21,27 +23,56 @@ import pulumi_kubernetes as k8s
 
 from components.contracts import Bucket, Namespace, PostgresEndpoint, ServiceEndpoint, WorkloadIdentity
 from components.guardrails import flow
-from components.kube import RESTRICTED_POD, database_secret, identity_service_account, spread_affinity
+from components.kube import (
+    PART_OF,
+    RESTRICTED_CONTAINER,
+    RESTRICTED_POD,
+    database_secret,
+    identity_service_account,
+    opaque_secret,
+    spread_affinity,
+)
 from components.placement import Placement, replicated_chart
 from components.secrets import generated_secret
 from mlplatform.config import ServiceConfig
-from mlplatform.pins import ChartPin
+from mlplatform.pins import MLFLOW_IMAGE_UID, MLFLOW_REPOSITORY, ChartPin
 
 FLOW = flow("mlflow")
 ENDPOINT = ServiceEndpoint("mlflow", Namespace.PLATFORM, 80)
 ARTIFACTS_PREFIX = "mlflow"  # runs and registered models live under <artifacts bucket>/mlflow/
+# the Secret the chart's Deployment loads with a non-optional envFrom (templates/deployment.yaml) and makes
+# only as a hook (templates/flask_secret.yaml): `<fullname>-flask-server-secret-key`
+FLASK_SECRET = f"{ENDPOINT.name}-flask-server-secret-key"
+FLASK_SECRET_KEY = "MLFLOW_FLASK_SERVER_SECRET_KEY"
+# what the chart's migration init container runs (templates/configmap.yaml `migrations.py`): create the
+# tables of a fresh database, then Alembic's upgrade to the installed MLflow's head; idempotent. libpq
+# takes the server, database and TLS mode from the PG* variables.
+MIGRATE = (
+    "from mlflow.store.db import utils; "
+    'utils._initialize_tables(utils.create_sqlalchemy_engine_with_retry("postgresql://"))'
+)
+
+
+# What MLflow itself allows when MLFLOW_SERVER_ALLOWED_HOSTS is unset (mlflow/server/security_utils.py
+# get_default_allowed_hosts at 3.15.1): loopback (what `kubectl port-forward` sends) and the private address
+# ranges (Prometheus scrapes a pod by its IP, so the Host header is `<pod IP>:5000`). A DNS-rebinding
+# attack sends the attacker's own domain as Host, which none of these match, so the guard stays on.
+LOOPBACK_HOSTS = ("localhost", "127.0.0.1", "[[]::1]")
+PRIVATE_ADDRESS_HOSTS = ("10.*", "192.168.*", *(f"172.{i}.*" for i in range(16, 32)), "fc00:*", "fd00:*")
+WORKERS = 2  # uvicorn workers: MLflow's default of 4 does not fit the memory limit below (measured)
 
 
 def allowed_hosts(endpoint: ServiceEndpoint) -> list[str]:
-    """MLflow 3 rejects requests whose Host header it does not know (DNS-rebinding guard); these are every
-    in-cluster spelling of the Service, with and without a port."""
+    """The Host headers MLflow 3 accepts: `serverAllowedHosts` replaces MLflow's defaults, so they are listed
+    again beside every in-cluster spelling of the Service, each with and without a port."""
     names = [
         endpoint.name,
         f"{endpoint.name}.{endpoint.namespace.value}",
         f"{endpoint.name}.{endpoint.namespace.value}.svc",
         endpoint.host,
+        *LOOPBACK_HOSTS,
     ]
-    return [h for n in names for h in (n, f"{n}:*")]
+    return [h for n in names for h in (n, f"{n}:*")] + list(PRIVATE_ADDRESS_HOSTS)
 
 
 def mlflow_values(
@@ -52,7 +83,6 @@ def mlflow_values(
     database_secret: str,
     artifacts: Bucket,
     service_account: pulumi.Input[str],
-    flask_secret_key: pulumi.Output[str],
     placement: Placement,
 ) -> dict[str, object]:
     database = postgres.databases["mlflow"].database
@@ -65,13 +95,12 @@ def mlflow_values(
         "serviceAccount": {"create": False, "name": service_account},
         "service": {"port": ENDPOINT.port, "containerPort": FLOW.port},
         "podSecurityContext": RESTRICTED_POD,
-        "flaskServerSecretKey": flask_secret_key,
         "backendStore": {
             # No dbchecker init container: the chart gives it no resources (templates/deployment.yaml), and
-            # the release already waits for the database (PostgresEndpoint.ready); `mlflow db upgrade`
-            # runs before the server starts (idempotent) and retries through the pod's restart.
+            # the chart waits for the migration Job, which waits for the database (PostgresEndpoint.ready).
+            # No migration init container either: the program's Job has migrated before any pod starts.
             "databaseConnectionCheck": False,
-            "databaseMigration": True,
+            "databaseMigration": False,
             "postgres": {"enabled": True, "host": postgres.host, "port": postgres.port, "database": database},
             "existingDatabaseSecret": {"name": database_secret, "usernameKey": "username", "passwordKey": "password"},
         },
@@ -86,11 +115,51 @@ def mlflow_values(
         "serverAllowedHosts": allowed_hosts(ENDPOINT),
         # `--expose-prometheus <dir>`: /metrics on the server port; gunicorn's workers share the directory
         # (the chart mounts an emptyDir on /tmp)
-        "extraArgs": {"exposePrometheus": "/tmp/mlflow-metrics"},
+        "extraArgs": {"exposePrometheus": "/tmp/mlflow-metrics", "workers": str(WORKERS)},
         "resources": placement.resources("500m", "1Gi", "2Gi"),
         "nodeSelector": placement.node_selector,
         "tolerations": placement.tolerations,
         "affinity": spread_affinity(FLOW.app) if placement.spread else {},
+    }
+
+
+def migration_job_spec(pin: ChartPin, database_secret: pulumi.Input[str], placement: Placement) -> dict[str, object]:
+    """One run of MLflow's schema migration with the server's image, database user and TLS mode (every PG*
+    variable from the `mlflow-postgres` Secret)."""
+    env = [
+        {"name": var, "valueFrom": {"secretKeyRef": {"name": database_secret, "key": key}}}
+        for var, key in (
+            ("PGHOST", "host"),
+            ("PGPORT", "port"),
+            ("PGDATABASE", "database"),
+            ("PGUSER", "username"),
+            ("PGPASSWORD", "password"),
+            ("PGSSLMODE", "sslmode"),
+        )
+    ]
+    return {
+        "backoffLimit": 6,
+        "activeDeadlineSeconds": 900,
+        "template": {
+            "metadata": {"labels": {**PART_OF, "app.kubernetes.io/name": "mlflow-db-upgrade"}},
+            "spec": {
+                "restartPolicy": "Never",
+                "automountServiceAccountToken": False,
+                "nodeSelector": placement.node_selector,
+                "tolerations": placement.tolerations,
+                "securityContext": {**RESTRICTED_POD, "runAsUser": MLFLOW_IMAGE_UID},
+                "containers": [
+                    {
+                        "name": "migrate",
+                        "image": f"{MLFLOW_REPOSITORY}:{pin.app_version}",  # the server's own image
+                        "command": ["python", "-c", MIGRATE],
+                        "env": [*env, {"name": "HOME", "value": "/tmp"}],
+                        "resources": placement.resources("100m", "256Mi", "1Gi"),
+                        "securityContext": RESTRICTED_CONTAINER,
+                    }
+                ],
+            },
+        },
     }
 
 
@@ -125,6 +194,20 @@ class MLflow(pulumi.ComponentResource):
         account = identity_service_account(self, f"{name}-service-account", args.identity, ns)
         db = database_secret(self, f"{name}-db-secret", ns, pg, "mlflow")
         if args.config.enabled:
+            flask = opaque_secret(
+                self,
+                f"{name}-flask-secret",
+                FLASK_SECRET,
+                ns,
+                {FLASK_SECRET_KEY: generated_secret(self, f"{name}-flask-key", length=64)},
+            )
+            migration = k8s.batch.v1.Job(
+                f"{name}-db-upgrade",
+                metadata=k8s.meta.v1.ObjectMetaArgs(namespace=ns.metadata.name, labels=PART_OF),
+                spec=migration_job_spec(args.pin, db.metadata.name, args.placement),
+                # the Job runs to completion before Pulumi moves on (and a new MLflow version is a new Job)
+                opts=pulumi.ResourceOptions(parent=self, depends_on=[*pg.ready, db]),
+            )
             replicated_chart(
                 self,
                 name,
@@ -138,13 +221,12 @@ class MLflow(pulumi.ComponentResource):
                     database_secret=db.metadata.name,
                     artifacts=args.artifacts,
                     service_account=account.metadata.name,
-                    flask_secret_key=generated_secret(self, f"{name}-flask-key", length=64),
                     placement=args.placement,
                 ),
                 replicas=args.config.replicas,
                 namespace=ns.metadata.name,
                 provider=args.provider,
-                depends_on=[*pg.ready, db, account],
+                depends_on=[*pg.ready, db, account, flask, migration],
             )
         self.outputs = MLflowOutputs(ENDPOINT, account, db)
         self.register_outputs({"trackingUri": ENDPOINT.url})

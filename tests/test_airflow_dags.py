@@ -1,0 +1,137 @@
+"""Airflow's DAG processor as it would run: the platform's DAG ConfigMap laid out the way the kubelet mounts
+a ConfigMap volume (`..data` -> a timestamped directory, each key a link through `..data`), under the DAGs
+folder, with the environment the chart gives every Airflow container; then Airflow 3.1.7's own
+`airflow dag-processor` (its own venv, .venv-airflow) parses it, and the parsed DAGs' tasks are rendered
+with the platform's variables.
+
+The layout matters: Airflow 3.1.7 follows links while walking the DAGs folder and stops with "Detected
+recursive loop when walking DAG directory" when one directory is reached twice (airflow/utils/file.py
+`_find_path_from_directory`), which `..data` and its target are.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from components.lifecycle.airflow import DAGS_FOLDER, PLATFORM_DAGS_MOUNT
+from mlplatform.pins import AIRFLOW
+from tests.support.graph import helm_release
+from tests.support.tools import venv_python
+
+ROOT = Path(__file__).resolve().parents[1]
+REQUIREMENTS = "tests/venvs/airflow.txt"
+KUBELET_STAMP = "..2026_12_02_10_00_00.123456789"  # the kubelet's atomic-writer directory name
+
+pytestmark = pytest.mark.slow
+
+
+def test_the_test_venv_runs_the_pinned_airflow() -> None:
+    pins = dict(line.split("==") for line in (ROOT / REQUIREMENTS).read_text().splitlines() if "==" in line)
+    assert pins["apache-airflow"] == AIRFLOW.app_version
+
+
+def dag_config_map(doc) -> dict[str, str]:
+    [cm] = [
+        r
+        for r in doc.resources
+        if r.type == "kubernetes:core/v1:ConfigMap" and r.inputs["metadata"].get("name") == "airflow-platform-dags"
+    ]
+    return cm.inputs["data"]
+
+
+def mount_like_kubelet(target: Path, files: dict[str, str]) -> None:
+    """A ConfigMap volume as kubernetes' AtomicWriter lays it out (pkg/volume/util/atomic_writer.go)."""
+    stamped = target / KUBELET_STAMP
+    stamped.mkdir(parents=True)
+    for name, text in files.items():
+        (stamped / name).write_text(text)
+    (target / "..data").symlink_to(KUBELET_STAMP)
+    for name in files:
+        (target / name).symlink_to(f"..data/{name}")
+
+
+def airflow_env(doc, home: Path, dags: Path) -> dict[str, str]:
+    """The plain env the chart gives every Airflow container (the platform's connections and variables),
+    with the metadata database on SQLite and the DAGs folder at `dags` instead of the image's."""
+    values = helm_release(doc, "airflow").inputs["values"]
+    env = {e["name"]: str(e["value"]) for e in values.get("env", []) if "value" in e}
+    for section, options in (values.get("config") or {}).items():
+        if section == "logging":
+            continue  # remote logging needs the cloud provider packages and a bucket; not what is tested here
+        env |= {f"AIRFLOW__{section.upper()}__{key.upper()}": str(v) for key, v in options.items()}
+    return env | {
+        "PATH": os.environ["PATH"],
+        "AIRFLOW_HOME": str(home),
+        "AIRFLOW__CORE__DAGS_FOLDER": str(dags),
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home}/airflow.db",
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+    }
+
+
+@pytest.fixture(scope="module")
+def parsed(dev, tmp_path_factory: pytest.TempPathFactory) -> tuple[str, dict[str, str], Path]:
+    python = venv_python(".venv-airflow", REQUIREMENTS)
+    home = tmp_path_factory.mktemp("airflow")
+    dags = home / "dags"
+    mount_like_kubelet(dags / Path(PLATFORM_DAGS_MOUNT).relative_to(DAGS_FOLDER), dag_config_map(dev))
+    env = airflow_env(dev, home, dags)
+    airflow = str(Path(python).parent / "airflow")
+    subprocess.run([airflow, "db", "migrate"], env=env, check=True, capture_output=True, timeout=300)
+    run = subprocess.run(
+        [airflow, "dag-processor", "--num-runs", "1"], env=env, capture_output=True, text=True, timeout=300
+    )
+    assert run.returncode == 0, (run.stdout + run.stderr)[-4000:]
+    assert "Detected recursive loop" not in run.stdout + run.stderr
+    return python, env, dags
+
+
+def test_the_dag_processor_parses_every_platform_dag(dev, parsed) -> None:
+    python, env, _ = parsed
+    script = textwrap.dedent(
+        """
+        import json
+        from airflow.models.dag import DagModel
+        from airflow.models.errors import ParseImportError
+        from airflow.utils.session import create_session
+        with create_session() as s:
+            print(json.dumps({
+                "dags": sorted(d.dag_id for d in s.query(DagModel).filter(DagModel.is_stale.is_(False))),
+                "errors": {e.filename: e.stacktrace[-500:] for e in s.query(ParseImportError)},
+            }))
+        """
+    )
+    out = subprocess.run([python, "-c", script], env=env, capture_output=True, text=True, timeout=120, check=True)
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    assert not result["errors"], result["errors"]
+    shipped = {name.removesuffix(".py") for name in dag_config_map(dev) if name.endswith(".py")}
+    assert shipped <= set(result["dags"]), result
+
+
+def test_every_templated_value_is_in_a_templated_field(parsed) -> None:
+    """A Jinja string in an operator argument that is not one of its template_fields reaches Kubernetes
+    literally (e.g. a service account named `{{ var.value.training_service_account }}`)."""
+    python, env, _ = parsed
+    script = textwrap.dedent(
+        """
+        import json
+        from airflow.models.dagbag import DagBag
+        bag = DagBag(include_examples=False)  # the DAGs folder of AIRFLOW__CORE__DAGS_FOLDER
+        found = []
+        for dag in bag.dags.values():
+            for task in dag.tasks:
+                for attr, value in vars(task).items():
+                    if attr.startswith("_") or attr in task.template_fields:
+                        continue
+                    if isinstance(value, str) and "{{" in value:
+                        found.append(f"{dag.dag_id}.{task.task_id}.{attr} = {value}")
+        print(json.dumps(found))
+        """
+    )
+    out = subprocess.run([python, "-c", script], env=env, capture_output=True, text=True, timeout=120, check=True)
+    assert json.loads(out.stdout.strip().splitlines()[-1]) == []

@@ -1,0 +1,240 @@
+"""MLflow as it would run: the pinned chart rendered with the plan's values, then the pinned MLflow server
+started with exactly the Deployment's arguments and environment (its ConfigMap, its env and the Secrets it
+loads) against a real PostgreSQL that, like RDS, requires TLS, after the program's migration Job has run.
+
+What this sees that the plan cannot: a Secret the pods need that only a skipped Helm hook would make, a
+migration that does not reach the database, Host headers the server rejects (Prometheus scrapes by pod IP,
+`kubectl port-forward` sends localhost) and a worker count that does not fit the memory limit.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import re
+import signal
+import subprocess
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from components.lifecycle.mlflow import ENDPOINT, FLASK_SECRET, FLASK_SECRET_KEY
+from mlplatform.pins import MLFLOW
+from tests.support.graph import helm_release
+from tests.support.postgres import ADMIN, ADMIN_PASSWORD, local_postgres, server_bin
+from tests.support.tools import required_tool, venv_python
+
+ROOT = Path(__file__).resolve().parents[1]
+CHART = ROOT.parent / "shared" / "charts" / f"mlflow-{MLFLOW.version}.tgz"
+REQUIREMENTS = "tests/venvs/mlflow.txt"
+HOOK = "helm.sh/hook"
+POD_IP_HOST = "10.16.3.7:5000"  # how Prometheus addresses a pod (GKE's pod range; EKS pods sit in 10.0.0.0/16)
+
+pytestmark = pytest.mark.slow
+
+
+def test_the_test_venv_runs_the_pinned_mlflow() -> None:
+    pins = dict(line.split("==") for line in (ROOT / REQUIREMENTS).read_text().splitlines() if "==" in line)
+    assert pins["mlflow"] == MLFLOW.app_version
+
+
+@pytest.fixture(scope="module")
+def rendered(dev) -> list[dict[str, Any]]:
+    if not CHART.is_file():
+        pytest.skip(f"{CHART} absent (../shared/charts holds the pinned chart packages)")
+    import helm_python
+
+    reg = helm_release(dev, ENDPOINT.name)
+    files = helm_python.Chart.load(str(CHART)).render(
+        reg.inputs.get("values") or {}, name=ENDPOINT.name, namespace="mlplatform", is_install=True
+    )
+    return [
+        doc
+        for path, text in sorted(files.items())
+        if path.endswith((".yaml", ".yml"))
+        for doc in yaml.safe_load_all(text)
+        if isinstance(doc, dict) and doc.get("kind")
+    ]
+
+
+def applied(objects: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """What a helm.v4.Chart applies: every rendered object but the hooks (pulumi-kubernetes
+    provider/pkg/provider/helm/v4/chart.go renders with hooks disabled; pulumi/pulumi-kubernetes#3284)."""
+    return [o for o in objects if HOOK not in ((o.get("metadata") or {}).get("annotations") or {})]
+
+
+def deployment(objects: list[dict[str, Any]]) -> dict[str, Any]:
+    [found] = [o for o in objects if o["kind"] == "Deployment"]
+    return found
+
+
+def test_every_secret_and_config_map_the_pods_load_is_applied(dev, rendered) -> None:
+    """A non-optional envFrom or secretKeyRef to an object only a hook makes leaves the pod in
+    CreateContainerConfigError: each must be applied by the chart or declared by the program."""
+    program = {
+        (r.type.rsplit(":", 1)[-1], (r.inputs.get("metadata") or {}).get("name"))
+        for r in dev.resources
+        if r.type in ("kubernetes:core/v1:Secret", "kubernetes:core/v1:ConfigMap")
+    }
+    chart = {(o["kind"], o["metadata"]["name"]) for o in applied(rendered)}
+    spec = deployment(rendered)["spec"]["template"]["spec"]
+    missing = []
+    for container in spec.get("initContainers", []) + spec["containers"]:
+        for source in container.get("envFrom", []):
+            for kind, key in (("Secret", "secretRef"), ("ConfigMap", "configMapRef")):
+                ref = source.get(key)
+                if ref and not ref.get("optional") and (kind, ref["name"]) not in program | chart:
+                    missing.append(f"{container['name']}: {kind} {ref['name']}")
+        for env in container.get("env", []):
+            ref = (env.get("valueFrom") or {}).get("secretKeyRef")
+            if ref and not ref.get("optional") and ("Secret", ref["name"]) not in program | chart:
+                missing.append(f"{container['name']}: Secret {ref['name']} ({env['name']})")
+    assert not missing, f"loaded by the pods but never applied (a skipped hook?): {missing}"
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_healthy(url: str, process: subprocess.Popen[bytes], log: Path) -> None:
+    deadline = time.monotonic() + 90
+    while True:
+        try:
+            with urllib.request.urlopen(f"{url}/health", timeout=2):
+                return
+        except OSError:
+            if process.poll() is not None or time.monotonic() > deadline:
+                pytest.fail(f"mlflow server did not become healthy:\n{log.read_text()[-3000:]}")
+            time.sleep(0.5)
+
+
+def status(url: str, path: str, host: str) -> int:
+    request = urllib.request.Request(f"{url}{path}", headers={"Host": host})
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status
+    except urllib.error.HTTPError as e:
+        return e.code
+
+
+def tree_rss_bytes(pid: int) -> int:
+    """Resident memory of a process and all its descendants (what the container's cgroup is charged)."""
+    total, todo = 0, [pid]
+    while todo:
+        current = todo.pop()
+        try:
+            fields = Path(f"/proc/{current}/statm").read_text().split()
+            total += int(fields[1]) * os.sysconf("SC_PAGE_SIZE")
+            children = Path(f"/proc/{current}/task/{current}/children").read_text().split()
+        except FileNotFoundError:
+            continue
+        todo += [int(c) for c in children]
+    return total
+
+
+def memory_bytes(quantity: str) -> int:
+    number, unit = re.fullmatch(r"(\d+)([KMG]i)?", quantity).groups()
+    return int(number) * {None: 1, "Ki": 1 << 10, "Mi": 1 << 20, "Gi": 1 << 30}[unit]
+
+
+@pytest.fixture(scope="module")
+def server(dev, rendered, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    """The migration Job's command, then the Deployment's server, each with the environment the kubelet
+    would give it; only addresses (database, listen port, artifact store) point at this machine."""
+    python = venv_python(".venv-mlflow", REQUIREMENTS)
+    required_tool("psql", "postgresql")
+    if server_bin() is None:
+        pytest.skip("no PostgreSQL server binaries (apt-get install postgresql)")
+    work = tmp_path_factory.mktemp("mlflow")
+    # a directory the postgres OS user can reach (pytest's base temp directory is private to root)
+    with local_postgres(Path(tempfile.mkdtemp(prefix="mlplatform-mlflow-pg-", dir="/tmp"))) as pg:
+        role = "CREATE ROLE mlflow LOGIN PASSWORD 'mlflow-Pw-1'"
+        for sql in (role, f"GRANT mlflow TO {ADMIN}", "CREATE DATABASE mlflow OWNER mlflow"):
+            assert pg.psql(sql, user=ADMIN, password=ADMIN_PASSWORD).returncode == 0
+        database = pg.env("mlflow", "mlflow-Pw-1", "mlflow")  # every key the mlflow-postgres Secret holds
+
+        [job] = [r for r in dev.resources if r.type == "kubernetes:batch/v1:Job" and "mlflow" in r.name]
+        [migrate] = job.inputs["spec"]["template"]["spec"]["containers"]
+        job_env = {e["name"]: database[e["name"]] for e in migrate["env"] if "valueFrom" in e}
+        job_env |= {e["name"]: e["value"] for e in migrate["env"] if "value" in e}
+        assert job_env["PGSSLMODE"] == "require"
+        command = [python if migrate["command"][0] == "python" else migrate["command"][0], *migrate["command"][1:]]
+        done = subprocess.run(command, env={**job_env, "PATH": os.environ["PATH"]}, capture_output=True, timeout=180)
+        assert done.returncode == 0, done.stderr.decode()[-3000:]
+
+        objects = {(o["kind"], o["metadata"]["name"]): o for o in applied(rendered)}
+        [container] = deployment(rendered)["spec"]["template"]["spec"]["containers"]
+        env: dict[str, str] = {"PATH": f"{Path(python).parent}:{os.environ['PATH']}", "HOME": str(work)}
+        for source in container.get("envFrom", []):
+            if "configMapRef" in source:
+                env |= objects[("ConfigMap", source["configMapRef"]["name"])]["data"]
+            elif source["secretRef"]["name"] == FLASK_SECRET:
+                env[FLASK_SECRET_KEY] = base64.b64encode(os.urandom(32)).decode()  # the program's Secret
+            else:
+                secret = objects[("Secret", source["secretRef"]["name"])]
+                env |= {k: base64.b64decode(v).decode() for k, v in (secret.get("data") or {}).items()}
+        for e in container.get("env", []):
+            ref = (e.get("valueFrom") or {}).get("secretKeyRef")
+            env[e["name"]] = database[e["name"]] if ref else str(e.get("value", ""))
+        env |= {k: database[k] for k in ("PGHOST", "PGPORT", "PGDATABASE")}  # the local server, not RDS
+        port = free_port()
+        args = []
+        for arg in container["args"]:
+            arg = re.sub(r"^--port=\d+$", f"--port={port}", arg)
+            arg = re.sub(r"^--host=.*$", "--host=127.0.0.1", arg)
+            arg = re.sub(r"^--artifacts-destination=.*$", f"--artifacts-destination={work / 'artifacts'}", arg)
+            args.append(arg)
+        for mount in container.get("volumeMounts", []):
+            if mount["mountPath"] == "/tmp":
+                env["TMPDIR"] = str(work)
+        args = [a.replace("/tmp/", f"{work}/") for a in args]
+        log = work / "server.log"
+        process = subprocess.Popen(
+            [str(Path(python).parent / container["command"][0]), *args],
+            env=env,
+            stdout=log.open("w"),
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        url = f"http://127.0.0.1:{port}"
+        try:
+            wait_healthy(url, process, log)
+            yield url, process
+        finally:
+            os.killpg(process.pid, signal.SIGTERM)
+            process.wait(timeout=30)
+
+
+def test_scrapes_port_forwards_and_in_cluster_clients_are_served(server) -> None:
+    url, _ = server
+    api = "/api/2.0/mlflow/experiments/search?max_results=1"
+    assert status(url, "/metrics", POD_IP_HOST) == 200, "Prometheus scrapes the pod by its IP"
+    assert status(url, api, f"localhost:{ENDPOINT.port}") == 200, "kubectl port-forward"
+    assert status(url, api, ENDPOINT.host) == 200, "in-cluster clients by the Service's name"
+    assert status(url, api, f"{ENDPOINT.host}:{ENDPOINT.port}") == 200
+
+
+def test_dns_rebinding_protection_stays_on(server) -> None:
+    url, _ = server
+    assert status(url, "/api/2.0/mlflow/experiments/search?max_results=1", "mlflow.attacker.example") == 403
+
+
+def test_the_server_fits_its_memory_limit(server, rendered) -> None:
+    _, process = server
+    time.sleep(3)  # every worker has imported MLflow
+    [container] = deployment(rendered)["spec"]["template"]["spec"]["containers"]
+    limit = memory_bytes(container["resources"]["limits"]["memory"])
+    used = tree_rss_bytes(process.pid)
+    # half the limit left for requests, uploads proxied through the server and the Prometheus registry
+    assert used < limit / 2, f"server and workers use {used >> 20} MiB idle, limit {limit >> 20} MiB"
