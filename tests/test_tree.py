@@ -59,8 +59,16 @@ def test_each_service_component_owns_its_objects(dev: PlanDocument, prod: PlanDo
         return _children(doc, component.urn)
 
     secret, sa = "kubernetes:core/v1:Secret", "kubernetes:core/v1:ServiceAccount"
+    # the flask session key (which the chart makes only as a hook) beside the database Secret, and the
+    # schema migration as one Job before the chart
     assert owned(dev, "mlplatform:lifecycle:MLflow") == Counter(
-        {sa: 1, secret: 1, "kubernetes:helm.sh/v4:Chart": 1, "random:index/randomPassword:RandomPassword": 1}
+        {
+            sa: 1,
+            secret: 2,
+            "kubernetes:helm.sh/v4:Chart": 1,
+            "kubernetes:batch/v1:Job": 1,
+            "random:index/randomPassword:RandomPassword": 1,
+        }
     )
     assert owned(prod, "mlplatform:lifecycle:MLflow")["kubernetes:policy/v1:PodDisruptionBudget"] == 1  # 2 replicas
     assert owned(dev, "mlplatform:lifecycle:Feast") == Counter(
