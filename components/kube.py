@@ -7,6 +7,7 @@ from collections.abc import Mapping, Sequence
 
 import pulumi
 import pulumi_kubernetes as k8s
+import yaml
 
 from components.contracts import PostgresEndpoint, WorkloadIdentity
 from components.guardrails import NAME_LABEL
@@ -93,14 +94,45 @@ def database_secret(
 def _chart_inputs(
     pin: ChartPin, namespace: pulumi.Input[str], values: Mapping[str, object], release_name: str | None
 ) -> dict[str, object]:
-    """What a release and a chart both take: the pinned chart and version, the release name and values."""
-    return {
+    """What a release and a chart both take: the pinned chart and version, the release name and values.
+
+    A None in `values` means "delete this chart default" (Helm deletes a key its user values set to null).
+    A null inside `values` need not reach Helm: helm.v4.Chart is built by the provider with the Go SDK,
+    which drops null map entries (pulumi/pulumi sdk/go/pulumi/rpc.go `marshalInputOptions`), the other
+    SDKs drop them before the engine (pulumi/pulumi#12178 and siblings), and providers before 4.30 did
+    too. So every None moves into a YAML values file: the provider reads `valueYamlFiles` as YAML, keeps
+    its nulls and merges `values` over them with Helm's own merge (pulumi-kubernetes #4306 documents this
+    as the way to delete a default; provider/pkg/helm/values.go, helm_release.go `decodeRelease`)."""
+    kept, removed = split_nulls(values)
+    inputs: dict[str, object] = {
         "name": release_name,
         "chart": pin.chart,
         "version": pin.version,
         "namespace": namespace,
-        "values": dict(values),
+        "values": kept,
     }
+    if removed:
+        inputs["value_yaml_files"] = [pulumi.StringAsset(yaml.safe_dump(removed, sort_keys=True))]
+    return inputs
+
+
+def split_nulls(values: Mapping[str, object]) -> tuple[dict[str, object], dict[str, object]]:
+    """`values` without its None entries, and those entries as a tree of nulls (for a values file).
+
+    Walks plain mappings only: a None inside a list, or inside an Output's value, cannot be expressed as a
+    deletion (Helm replaces lists whole) and stays where it is."""
+    kept: dict[str, object] = {}
+    removed: dict[str, object] = {}
+    for key, value in values.items():
+        if value is None:
+            removed[key] = None
+        elif isinstance(value, Mapping):
+            kept[key], below = split_nulls(value)
+            if below:
+                removed[key] = below
+        else:
+            kept[key] = value
+    return kept, removed
 
 
 def pinned_release(

@@ -43,7 +43,10 @@ def _parser() -> argparse.ArgumentParser:
     )
     rend.add_argument("--stack", default="dev", help="stack name (default: dev)")
     rend.add_argument(
-        "--charts", type=Path, help="directory of chart sources (<chart>-<version>/ or <chart>/); default: pull"
+        "--charts",
+        type=Path,
+        help="directory of chart sources (<chart>-<version>.tgz, <chart>-<version>/ or <chart>/); "
+        "default: ../shared/charts beside the project when it exists, else pull from the pinned repositories",
     )
     rend.add_argument("--out", type=Path, help="where to write the manifests (default: rendered/<stack>/)")
     rend.add_argument("--project-dir", type=Path, default=PROJECT_DIR, help=argparse.SUPPRESS)
@@ -71,11 +74,17 @@ def chart_keys(upstream: Path) -> int:
     return 0
 
 
+def default_charts(project_dir: Path) -> Path | None:
+    """The pinned Helm packages shared beside the project (`../shared/charts`), if present."""
+    shared = project_dir.parent / "shared" / "charts"
+    return shared if shared.is_dir() else None
+
+
 def render_stack(stack: str, charts: Path | None, out: Path | None, project_dir: Path) -> int:
     """Exit 1 when a chart is missing or any rendered pod breaks a check, 0 when all pass."""
     doc = synthesize(stack, project_dir)
     out = out or project_dir / "rendered" / stack
-    report = render_plan(doc, charts, out)
+    report = render_plan(doc, charts or default_charts(project_dir), out)
     for r in report.releases:
         print(f"rendered {r.release} ({r.chart} {r.version}) in {r.namespace}: {len(r.objects)} objects")
     for m in report.missing:

@@ -5,13 +5,22 @@ Values keys are checked elsewhere (mlplatform/chart_keys); this looks at what a 
 containers exist, which security context and requests each one really ends up with, and whether the pods a
 NetworkPolicy flow admits carry the labels and ports the flow names. Rendering is offline (helm-python-sdk,
 no cluster; `lookup` returns nothing). Chart sources come from a local directory (`--charts DIR`, holding
-`<chart>-<version>/` or `<chart>/` with a matching Chart.yaml) or, when online, are pulled from the pinned
-repository into a cache directory.
+the Helm packages `<chart>-<version>.tgz`, or `<chart>-<version>/` or `<chart>/` with a matching
+Chart.yaml) or, when online, are pulled from the pinned repository into a cache directory.
+
+The values a release is rendered with are the ones Helm receives (`helm_values`): the plan's recorded inputs
+(the RegisterResource request, i.e. after the SDK's serialization), `valueYamlFiles` merged first and
+`values` over them, as the Kubernetes provider does, and a null inside `values` treated as never arriving.
 """
 
 from __future__ import annotations
 
+import copy
+import functools
+import json
+import pickle
 import re
+import tarfile
 import tempfile
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -30,6 +39,9 @@ HELM_TYPES = ("kubernetes:helm.sh/v3:Release", "kubernetes:helm.sh/v4:Chart")
 # how Helm splits a rendered template into documents (releaseutil.SplitManifests): a `---` at a line start
 # ends a document even when text follows it on the same line
 HELM_SEPARATOR = re.compile(r"(?:^|\s*\n)---\s*")
+# libyaml's safe loader when PyYAML has it (the wheels do): the CRD-heavy charts (kserve-crd, istio base,
+# cert-manager) are megabytes of YAML, most of a stack's render time with the pure-Python loader
+SAFE_LOADER: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 @dataclass
@@ -44,6 +56,9 @@ class RenderedRelease:
     def manifest(self) -> str:
         return yaml.safe_dump_all(self.objects, sort_keys=False)
 
+    def objects_of(self, kind: str) -> list[dict[str, Any]]:
+        return [o for o in self.objects if o.get("kind") == kind]
+
 
 class ChartNotFound(LookupError):
     pass
@@ -55,7 +70,14 @@ def release_name(reg: Registration) -> str:
 
 
 def find_chart(charts_dir: Path, chart: str, version: str) -> Path:
-    """`<chart>-<version>/` or `<chart>/` under charts_dir whose Chart.yaml has the pinned version."""
+    """The pinned chart's source under charts_dir: the Helm package `<chart>-<version>.tgz` (as `helm
+    package` names it), else `<chart>-<version>/` or `<chart>/` whose Chart.yaml has the pinned version."""
+    package = charts_dir / f"{chart}-{version}.tgz"
+    if package.is_file():
+        found = str(_package_metadata(package, chart).get("version"))
+        if found.lstrip("v") == version.lstrip("v"):
+            return package
+        raise ChartNotFound(f"{package} holds {chart} {found}, the plan pins {version}")
     for candidate in (charts_dir / f"{chart}-{version}", charts_dir / chart):
         meta = candidate / "Chart.yaml"
         if meta.is_file():
@@ -63,7 +85,32 @@ def find_chart(charts_dir: Path, chart: str, version: str) -> Path:
             if found.lstrip("v") == version.lstrip("v"):
                 return candidate
             raise ChartNotFound(f"{candidate} holds {chart} {found}, the plan pins {version}")
-    raise ChartNotFound(f"no source of {chart} {version} in {charts_dir} (expected {chart}-{version}/ or {chart}/)")
+    raise ChartNotFound(
+        f"no source of {chart} {version} in {charts_dir} (expected {chart}-{version}.tgz, {chart}-{version}/ "
+        f"or {chart}/)"
+    )
+
+
+def _package_metadata(package: Path, chart: str) -> dict[str, Any]:
+    """Chart.yaml of a Helm package (a gzipped tar with `<chart>/` at the top), read without unpacking."""
+    with tarfile.open(package, "r:gz") as archive:
+        member = archive.extractfile(f"{chart}/Chart.yaml")
+        if member is None:
+            raise ChartNotFound(f"{package} has no {chart}/Chart.yaml")
+        return dict(yaml.safe_load(member.read()) or {})
+
+
+@functools.cache
+def _load_chart(source: Path, mtime_ns: int) -> Any:
+    """One parsed chart per source and modification time: the four stacks share most charts, and Helm
+    parses a package's templates on every load (helm_python.Chart objects are immutable and thread-safe)."""
+    import helm_python
+
+    return helm_python.Chart.load(str(source))
+
+
+def load_chart(source: Path) -> Any:
+    return _load_chart(source, source.stat().st_mtime_ns)
 
 
 def pull_chart(chart: str, version: str, repo: str, cache: Path) -> Path:
@@ -82,37 +129,110 @@ def pull_chart(chart: str, version: str, repo: str, cache: Path) -> Path:
 
 
 def render_release(reg: Registration, chart_dir: Path) -> RenderedRelease:
-    import helm_python
-
-    values = reg.inputs.get("values") or {}
     namespace = str(reg.inputs.get("namespace") or "default")
     name = release_name(reg)
-    rendered = helm_python.Chart.load(str(chart_dir)).render(values, name=name, namespace=namespace, is_install=True)
+    values = json.dumps(helm_values(reg.inputs), sort_keys=True)
+    objects = pickle.loads(_render(chart_dir, chart_dir.stat().st_mtime_ns, values, name, namespace))
+    return RenderedRelease(reg.name, name, str(reg.inputs["chart"]), str(reg.inputs["version"]), namespace, objects)
+
+
+@functools.cache
+def _render(source: Path, mtime_ns: int, values: str, name: str, namespace: str) -> bytes:
+    """The objects of one chart rendered with one set of values (JSON), parsed, pickled: the stacks install
+    several releases with identical values (the CRD charts, megabytes of YAML that dominate the parse
+    time), so each is rendered and parsed once per process; every caller gets its own copy."""
+    rendered = load_chart(source).render(json.loads(values), name=name, namespace=namespace, is_install=True)
     objects = [
         doc
         for path, text in sorted(rendered.items())
         if path.endswith((".yaml", ".yml"))
         for part in HELM_SEPARATOR.split(text)
-        for doc in [yaml.safe_load(part)]
+        for doc in [yaml.load(part, Loader=SAFE_LOADER)]
         if isinstance(doc, dict) and doc.get("kind")
     ]
     for obj in objects:
         obj.setdefault("metadata", {}).setdefault("namespace", namespace)
-    return RenderedRelease(reg.name, name, str(reg.inputs["chart"]), str(reg.inputs["version"]), namespace, objects)
+    return pickle.dumps(objects)
+
+
+def helm_values(inputs: Mapping[str, Any]) -> dict[str, Any]:
+    """The user-supplied values Helm gets from a Release's or Chart's recorded inputs.
+
+    The provider reads each `valueYamlFiles` asset as YAML and merges them in order, then merges `values`
+    over the result, both with Helm's CLI merge (`merge_maps`): pulumi-kubernetes
+    provider/pkg/provider/helm_release.go `decodeRelease` (helm.v3.Release) and provider/pkg/helm/values.go
+    `ValueOpts.MergeValues` (helm.v4.Chart). A `null` in a file is kept, so Helm's coalescing then deletes
+    that chart default (`helm_merge`).
+
+    A null inside `values` is dropped here. Where it arrives depends on the path: the Python SDK 3.272 does
+    send a nested None as a protobuf null (pulumi/runtime/rpc.py `serialize_property`; only top-level None
+    inputs are skipped), and the provider keeps nulls since 4.30 (CHANGELOG, #2997), but helm.v4.Chart is
+    a component the provider builds with the Go SDK, whose map marshalling drops null entries
+    (pulumi/pulumi sdk/go/pulumi/rpc.go `marshalInputOptions`), and the other SDKs strip them before the
+    engine (pulumi/pulumi#12178 and siblings, listed in pulumi/pulumi-kubernetes#4306, which documents
+    `valueYamlFiles` as the way to delete a default). So the program never relies on it
+    (components/kube.py moves every None into a values file), and render shows what happens if it did.
+    """
+    merged: dict[str, Any] = {}
+    for asset in inputs.get("valueYamlFiles") or []:
+        merged = merge_maps(merged, _asset_yaml(asset))
+    return merge_maps(merged, drop_nulls(inputs.get("values") or {}))
+
+
+def _asset_yaml(asset: Any) -> dict[str, Any]:
+    """A recorded asset (`{<sig>: ..., "text"|"path": ...}`, as the SDK serializes pulumi.StringAsset or
+    FileAsset) read as a YAML mapping."""
+    if isinstance(asset, Mapping) and isinstance(asset.get("text"), str):
+        text = asset["text"]
+    elif isinstance(asset, Mapping) and isinstance(asset.get("path"), str):
+        text = Path(asset["path"]).read_text()
+    else:
+        raise ValueError(f"valueYamlFiles entry render cannot read (only text and file assets): {asset!r}")
+    loaded = yaml.safe_load(text)
+    return dict(loaded) if isinstance(loaded, Mapping) else {}
+
+
+def drop_nulls(value: Any) -> Any:
+    """`value` without null map entries, at any depth (lists keep their items: the SDKs drop map entries)."""
+    if isinstance(value, Mapping):
+        return {k: drop_nulls(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list):
+        return [drop_nulls(v) for v in value]
+    return value
+
+
+def merge_maps(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
+    """Helm's CLI merge of values sources (helm/helm pkg/cli/values/options.go `mergeMaps`, vendored by the
+    provider as provider/pkg/helm/upstream.go `MergeMaps`): maps merge key by key; anything else, a null
+    included, replaces. Nulls are kept for `helm_merge` to act on."""
+    out = dict(base)
+    for key, value in override.items():
+        if isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
+            out[key] = merge_maps(out[key], value)
+        else:
+            out[key] = value
+    return out
 
 
 def helm_merge(defaults: Mapping[str, Any], overrides: Mapping[str, Any]) -> dict[str, Any]:
-    """Helm's values coalescing: maps merge key by key, anything else replaces, and a key set to null in
-    the overrides is deleted from the chart's defaults."""
-    merged = dict(defaults)
-    for key, value in overrides.items():
-        if value is None:
-            merged.pop(key, None)
-        elif isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
-            merged[key] = helm_merge(merged[key], value)
-        else:
-            merged[key] = value
-    return merged
+    """Helm's coalescing of user values over a chart's defaults (helm/helm pkg/chartutil/coalesce.go,
+    `coalesceValues` at the top level, `coalesceTablesFullKey` below it): the user's values win; maps
+    merge key by key; a null deletes the key (below the top level every null is deleted, at the top level
+    only one that shadows a default); a table and a non-table never merge, the user's value stays."""
+    return _coalesce(copy.deepcopy(dict(overrides)), copy.deepcopy(dict(defaults)), top=True)
+
+
+def _coalesce(dst: dict[str, Any], src: Mapping[str, Any], *, top: bool) -> dict[str, Any]:
+    nulls = [k for k, v in dst.items() if v is None]
+    for key, default in src.items():
+        if key not in dst:
+            dst[key] = default
+        elif isinstance(dst[key], dict) and isinstance(default, Mapping):
+            dst[key] = _coalesce(dst[key], default, top=False)
+    for key in nulls:
+        if not top or key in src:
+            del dst[key]
+    return dst
 
 
 def level_of(namespace: str) -> str | None:
@@ -213,6 +333,11 @@ class RenderReport:
     violations: list[Violation]
     missing: list[str]  # charts that could not be found
     accepted: list[tuple[Violation, str]] = field(default_factory=list)
+
+    def release(self, name: str) -> RenderedRelease:
+        """The one release installed under Helm release name `name`."""
+        [found] = [r for r in self.releases if r.release == name]
+        return found
 
 
 def render_plan(

@@ -7,8 +7,10 @@ from typing import Any
 
 import pytest
 
+from mlplatform.cli import default_charts
+from mlplatform.manifests import RenderReport, render_plan
 from mlplatform.plan.document import PlanDocument
-from mlplatform.plan.synth import synthesize
+from mlplatform.plan.synth import PROJECT_DIR, synthesize
 
 _cache: dict[str, PlanDocument] = {}
 
@@ -43,3 +45,24 @@ def gcp_dev() -> PlanDocument:
 @pytest.fixture(scope="session")
 def gcp_prod() -> PlanDocument:
     return _plan("gcp-prod")
+
+
+_rendered: dict[str, RenderReport] = {}
+
+
+@pytest.fixture(scope="session")
+def rendered() -> Callable[[str], RenderReport]:
+    """rendered("dev"): every Helm release of the stack's plan rendered from the pinned chart packages
+    (`../shared/charts`, as `python -m mlplatform render` does) with the values Helm receives, and checked;
+    once per session. Read-only: tests share the report. Skips when the packages are absent."""
+    charts = default_charts(PROJECT_DIR)
+    if charts is None:
+        pytest.skip(f"no pinned chart packages in {PROJECT_DIR.parent / 'shared' / 'charts'}")
+    pytest.importorskip("helm_python")
+
+    def render(stack: str) -> RenderReport:
+        if stack not in _rendered:
+            _rendered[stack] = render_plan(_plan(stack), charts, None)
+        return _rendered[stack]
+
+    return render

@@ -289,13 +289,13 @@ def test_kuberay_operator_has_no_cpu_limit_after_helm_merges_the_chart_defaults(
 
     import yaml
 
-    from mlplatform.manifests import helm_merge
+    from mlplatform.manifests import helm_merge, helm_values
 
     defaults_file = Path(__file__).resolve().parents[2] / "shared/upstream/charts/kuberay-operator/values.yaml"
     if not defaults_file.exists():
         pytest.skip("no upstream copy of the kuberay-operator values")
     merged = helm_merge(
-        yaml.safe_load(defaults_file.read_text()), _release(plan("dev"), "mlplatform-kuberay-operator")["values"]
+        yaml.safe_load(defaults_file.read_text()), helm_values(_release(plan("dev"), "mlplatform-kuberay-operator"))
     )
     assert "cpu" not in merged["resources"]["limits"] and merged["resources"]["requests"]["cpu"]
 

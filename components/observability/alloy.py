@@ -23,6 +23,13 @@ from mlplatform.pins import ChartPin
 RELEASE = ALLOY_PODS["app.kubernetes.io/instance"]  # the chart labels its pods with the release name
 # the labels every log stream carries (Grafana's dashboards and the README's LogQL examples use them)
 STREAM_LABELS = ("namespace", "pod", "container", "node")
+# Alloy's data directory on the node. loki.source.file keeps how far it read each file in
+# <storage.path>/loki.source.file.<name>/positions.yml (grafana/alloy
+# internal/component/loki/source/file/file.go); at the chart's default, /tmp/alloy in the container, a
+# restarted pod starts without them and pushes every log on the node again. One agent per node, so one
+# directory per node; created by the kubelet (DirectoryOrCreate), written as root like the log reads.
+STORAGE_PATH = "/var/lib/alloy"
+STORAGE_VOLUME = "alloy-storage"
 
 
 @dataclass(frozen=True)
@@ -90,7 +97,8 @@ def alloy_values(args: AlloyArgs) -> dict[str, object]:
         "crds": {"create": False},
         "alloy": {
             "configMap": {"content": pipeline(args.loki_push_url)},
-            "mounts": {"varlog": True},
+            "storagePath": STORAGE_PATH,
+            "mounts": {"varlog": True, "extra": [{"name": STORAGE_VOLUME, "mountPath": STORAGE_PATH}]},
             "enableReporting": False,
             "resources": {"requests": {"cpu": "50m", "memory": "128Mi"}, "limits": {"memory": "512Mi"}},
         },
@@ -98,6 +106,9 @@ def alloy_values(args: AlloyArgs) -> dict[str, object]:
             "type": "daemonset",
             # every node, GPU nodes included: their pods log too
             "tolerations": [{"operator": "Exists"}],
+            "volumes": {
+                "extra": [{"name": STORAGE_VOLUME, "hostPath": {"path": STORAGE_PATH, "type": "DirectoryOrCreate"}}]
+            },
         },
         # only what discovery reads: pods and namespaces, cluster-wide (the chart's default also grants every
         # Secret and ConfigMap in the cluster). templates/rbac.yaml concatenates the two lists into one

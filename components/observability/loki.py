@@ -56,16 +56,25 @@ def _storage(bucket: Bucket) -> dict[str, object]:
     return {"type": store, "bucketNames": {"chunks": bucket.name, "ruler": bucket.name}, **backend}
 
 
+def evictable(replication_factor: int) -> int:
+    """How many Loki pods a drain may evict at once. Each stream is written to `replication_factor`
+    ingesters and a push needs a quorum of them, replication_factor/2 + 1 (grafana/dskit
+    ring/replication_strategy.go, `minSuccess`), so (rf - 1) // 2 may go. At least one: with rf 2 a budget
+    of 0 would block every node drain, which is worse than a moment without write quorum."""
+    return max(1, (replication_factor - 1) // 2)
+
+
 def loki_values(args: LokiArgs, service_account: pulumi.Input[str]) -> dict[str, object]:
     cfg, placement = args.config, args.placement
     replicas = cfg.replicas
+    factor = min(replicas, 3)
     store = args.bucket.store.value
     return {
         "deploymentMode": "Monolithic",
         "loki": {
             # one tenant: the platform's own cluster
             "auth_enabled": False,
-            "commonConfig": {"replication_factor": min(replicas, 3)},
+            "commonConfig": {"replication_factor": factor},
             "storage": _storage(args.bucket),
             "schemaConfig": {
                 "configs": [
@@ -94,6 +103,9 @@ def loki_values(args: LokiArgs, service_account: pulumi.Input[str]) -> dict[str,
             # write-ahead log and compactor working files; chunks live in the bucket
             "persistence": {"size": f"{cfg.storage_gb}Gi", "storageClass": args.storage_class},
             "sidecar": False,
+            # the chart renders the budget only when replicas > 1 and a bound is set (both are null by
+            # default: templates/_pdb.tpl, monolithic/pdb.yaml)
+            "podDisruptionBudget": {"maxUnavailable": evictable(factor)},
         },
         # the chart's defaults are for SimpleScalable (3 each); templates/validate.yaml refuses a monolithic
         # release while any of them has replicas

@@ -66,8 +66,11 @@ def controller_values(cfg: KServeConfig, placement: Placement) -> dict[str, obje
                 "gateway": {"domain": cfg.domain},
                 "nodeSelector": placement.node_selector,
                 "tolerations": placement.tolerations,
-                # the chart's default CPU limit (100m) throttles reconciles: requests only, memory bounded
-                "resources": {"requests": {"cpu": "100m", "memory": "300Mi"}, "limits": {"cpu": None, "memory": "1Gi"}},
+                # the chart's default CPU limit (100m) throttles reconciles. It cannot be removed: the chart
+                # deep-merges these values into a manifest that hard-codes `limits.cpu: 100m`
+                # (kserve-resources v0.20.0 files/kserve/resources.yaml, templates/_utils.tpl deepMerge, which
+                # never sees a null: Helm's coalescing drops it first), so the limit is raised instead
+                "resources": {"requests": {"cpu": "100m", "memory": "300Mi"}, "limits": {"cpu": "1", "memory": "1Gi"}},
                 "topologySpreadConstraints": zone_spread(CONTROLLER_LABELS) if placement.spread else [],
             },
             # prometheus.io annotations on model pods, pointing at queue-proxy's metrics
