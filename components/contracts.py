@@ -32,6 +32,10 @@ class Namespace(StrEnum):
     CERT_MANAGER = "cert-manager"
     ISTIO = "istio-system"
     KNATIVE = "knative-serving"
+    # the Knative operator, apart from the Serving it installs: both own config-logging and
+    # config-observability in their namespace, so sharing one lets an operator upgrade reset Serving's
+    # (knative/operator#2014)
+    KNATIVE_OPERATOR = "knative-operator"
     KSERVE = "kserve"
 
 
@@ -263,6 +267,21 @@ class NodeLocalEndpoint:
 
 
 @dataclass(frozen=True)
+class PodPeer:
+    """Pods outside the platform's namespaces a policy must name by selector (never by address: under GKE
+    Dataplane V2 an ipBlock matches no pod)."""
+
+    namespace: str
+    labels: Mapping[str, str]
+
+
+# Where admission webhooks listen in the platform's charts (kube-prometheus-stack's operator 10250,
+# cert-manager 10250, KServe 9443, Knative and its operator 8443, istiod 15017, plain 443); the API server is
+# the only caller admitted.
+WEBHOOK_PORTS = (443, 8443, 9443, 10250, 15017)
+
+
+@dataclass(frozen=True)
 class ClusterNetwork:
     """What the platform's NetworkPolicies must know about the cloud under the cluster. The one declared,
     typed difference between the in-cluster layers on AWS and on GCP."""
@@ -283,6 +302,12 @@ class ClusterNetwork:
     data_service_cidrs: tuple[pulumi.Input[str], ...] = ()
     # the nodes' addresses (host-network scrape targets: kubelet, node-exporter)
     node_cidrs: tuple[str, ...] = ()
+    # pods the API server's webhook calls come out of (GKE: the konnectivity agents in kube-system); they
+    # are admitted on the webhook ports beside control_plane_cidrs
+    webhook_proxies: tuple[PodPeer, ...] = ()
+    # the port the cluster DNS (kube-system, k8s-app=kube-dns) serves Prometheus metrics on: EKS's CoreDNS
+    # 9153; None on GKE, whose kube-dns serves none there (so nothing scrapes it)
+    dns_metrics_port: int | None = None
 
 
 # -- per-cloud facts the same cloud's infra adapters share -------------------------------------------
@@ -304,7 +329,10 @@ class AwsClusterFacts:
 class GcpClusterFacts:
     """What the GCP storage and data adapters need: the Workload Identity pool and the VPC."""
 
-    workload_pool: str  # <project>.svc.id.goog
+    # <project>.svc.id.goog, read from the cluster: the pool exists only once the project's first GKE cluster
+    # with Workload Identity does, and a binding naming it before then fails ("Identity Pool does not exist";
+    # terraform-google-modules/terraform-google-kubernetes-engine#916)
+    workload_pool: pulumi.Output[str]
     network_id: pulumi.Output[str]
     subnet_id: pulumi.Output[str]
     psa_range_name: pulumi.Output[str]  # the private service access range Cloud SQL and Memorystore peer into

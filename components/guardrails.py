@@ -8,12 +8,12 @@ receiving namespace's ingress rule and each sender's egress rule, so the two sid
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components.contracts import GPU_RESOURCE, ClusterNetwork, Namespace, NodePoolContract
+from components.contracts import GPU_RESOURCE, WEBHOOK_PORTS, ClusterNetwork, Namespace, NodePoolContract
 
 NAME_LABEL = "app.kubernetes.io/name"
 NS_LABEL = "kubernetes.io/metadata.name"  # set by the API server on every namespace
@@ -36,6 +36,7 @@ POD_SECURITY: Mapping[Namespace, str] = {
     Namespace.CERT_MANAGER: "restricted",
     Namespace.ISTIO: "restricted",
     Namespace.KNATIVE: "restricted",
+    Namespace.KNATIVE_OPERATOR: "restricted",
     Namespace.KSERVE: "restricted",
 }
 
@@ -69,6 +70,10 @@ INGRESS_GATEWAY_APP = "istio-ingressgateway"  # the gateway release's name and i
 GATEWAY_HTTP_PORT, GATEWAY_HTTPS_PORT, GATEWAY_STATUS_PORT, LOCAL_GATEWAY_PORT = 80, 443, 15021, 8081
 # Knative's queue-proxy (and the activator): HTTP/1, h2c, and the autoscaler's statistics endpoint
 QUEUE_HTTP_PORT, QUEUE_H2C_PORT, QUEUE_AUTOSCALING_PORT = 8012, 8013, 9090
+RAW_MODEL_PORT = 8080  # the model container's port in Standard mode (KServe's default container port)
+# where the model servers serve Prometheus metrics (their runtimes' prometheus.kserve.io/port): MLServer's
+# metrics_port default (mlserver/settings.py) and Triton's --metrics-port (components/serving/kserve.py)
+MLSERVER_METRICS_PORT, TRITON_METRICS_PORT = 8082, 8002
 
 FLOWS: tuple[Flow, ...] = (
     # everything that trains, orchestrates or serves logs to / loads from MLflow tracking and the registry
@@ -87,11 +92,17 @@ FLOWS: tuple[Flow, ...] = (
     Flow("ray-jobs", Namespace.TRAINING, "kuberay", RAY_DASHBOARD_PORT, (Namespace.PLATFORM,)),
     Flow("ray-client", Namespace.TRAINING, "kuberay", RAY_CLIENT_PORT, (Namespace.PLATFORM,)),
     # inference requests enter through the Istio ingress gateway (its pods listen on 80/443 themselves;
-    # 15021 answers the load balancer's health checks)
+    # 15021 answers the load balancer's health checks). By address: the load balancer keeps the client's
+    # (externalTrafficPolicy Local on GKE) or connects from its own VPC addresses (EKS NLB, IP targets).
     *(
         Flow(f"gateway-{port}", Namespace.ISTIO, INGRESS_GATEWAY_APP, port, (), from_anywhere=True)
         for port in (GATEWAY_HTTP_PORT, GATEWAY_HTTPS_PORT, GATEWAY_STATUS_PORT)
     ),
+    # net-istio's controller probes every gateway pod on the target port of the Service port its Gateway
+    # serves (knative-ingress-gateway: HTTP 80 -> 80) before it marks a route Ready
+    # (knative-extensions/net-istio pkg/reconciler/ingress/lister.go, listGatewayTargets). An in-cluster
+    # peer, so by selector: under Dataplane V2 the ipBlock of the rule above never matches a pod.
+    Flow("gateway-probe", Namespace.ISTIO, INGRESS_GATEWAY_APP, GATEWAY_HTTP_PORT, (Namespace.KNATIVE,)),
     # cluster-local calls to InferenceServices go through Knative's local gateway (the same pods, port 8081)
     Flow(
         "local-gateway",
@@ -113,6 +124,9 @@ FLOWS: tuple[Flow, ...] = (
     ),
     # Knative's autoscaler reads every revision's queue-proxy statistics
     Flow("model-autoscaling", Namespace.SERVING, None, QUEUE_AUTOSCALING_PORT, (Namespace.KNATIVE,)),
+    # Standard (raw) deployment mode: the gateway serves the InferenceService's Ingress straight to the
+    # predictor Service, whose target is the model container's port (KServe's default 8080; no queue-proxy)
+    Flow("model-raw", Namespace.SERVING, None, RAW_MODEL_PORT, (Namespace.ISTIO,)),
 )
 
 
@@ -136,6 +150,12 @@ class ScrapeTarget:
     authenticated: bool = False
     # keep the job/instance labels the target reports (the Pushgateway: the pushing job's, not its own)
     honor_labels: bool = False
+    # the pods name the port only in KServe's `prometheus.kserve.io/port` annotation (a Knative revision's
+    # container may declare one port, its serving port): the PodMonitor keeps the pods annotated with
+    # `number` and points the scrape at the pod's address on it (`port` is then unused)
+    annotated: bool = False
+    # pod labels copied onto every series of the target, as target labels (pod label key -> label name)
+    pod_target_labels: Mapping[str, str] = field(default_factory=dict)
 
 
 # Loki, its log agents and the Pushgateway: the monitoring stack's own pods (pod labels as their charts set
@@ -148,6 +168,19 @@ DCGM_PORT = 9400
 DCGM_PODS = {NAME_LABEL: "dcgm-exporter", "app.kubernetes.io/instance": "dcgm-exporter"}
 PUSHGATEWAY_PORT = 9091
 PUSHGATEWAY_PODS = {NAME_LABEL: "prometheus-pushgateway", "app.kubernetes.io/instance": "prometheus-pushgateway"}
+
+
+# Knative's queue-proxy exports its request metrics with the revision only as OpenTelemetry resource
+# attributes (knative/serving pkg/queue/sharedmain/otel.go), which the Prometheus exporter puts on
+# `target_info` alone; the revision pods carry the same names as labels (pkg/reconciler/revision/resources/
+# meta.go makeLabels, pkg/reconciler/configuration/resources/revision.go updateRevisionLabels). The scrape
+# copies them onto every series, under the resource attributes' Prometheus names, so a query per revision
+# needs no join (components/observability/alerts.py).
+KNATIVE_REVISION_LABELS: Mapping[str, str] = {
+    "serving.knative.dev/service": "kn_service_name",
+    "serving.knative.dev/configuration": "kn_configuration_name",
+    "serving.knative.dev/revision": "kn_revision_name",
+}
 
 
 # Read in each chart's rendered pods (`python -m mlplatform render`) or, for pods an operator makes, in its
@@ -174,7 +207,13 @@ SCRAPES: tuple[ScrapeTarget, ...] = (
     ScrapeTarget("kuberay-operator", Namespace.TRAINING, {NAME_LABEL: "kuberay-operator"}, "http", 8080),
     ScrapeTarget("ray", Namespace.TRAINING, {"ray.io/cluster": "ray"}, "metrics", 8080),
     ScrapeTarget("knative", Namespace.KNATIVE, {NAME_LABEL: "knative-serving"}, "metrics", 9090),
-    ScrapeTarget("model-requests", Namespace.SERVING, {}, "http-usermetric", 9091),
+    ScrapeTarget(
+        "model-requests", Namespace.SERVING, {}, "http-usermetric", 9091, pod_target_labels=KNATIVE_REVISION_LABELS
+    ),
+    # the model servers' own metrics (inference counts and latencies per model), on the port each runtime
+    # annotates
+    ScrapeTarget("mlserver", Namespace.SERVING, {}, "", MLSERVER_METRICS_PORT, annotated=True),
+    ScrapeTarget("triton", Namespace.SERVING, {}, "", TRITON_METRICS_PORT, annotated=True),
     ScrapeTarget(
         "istio-gateway", Namespace.ISTIO, {"app": INGRESS_GATEWAY_APP}, "http-envoy-prom", 15090, "/stats/prometheus"
     ),
@@ -247,13 +286,12 @@ DATA_PORTS = (5432, 6378, 6379, 9092, 9098)
 DATA_CLIENTS = frozenset({Namespace.PLATFORM, Namespace.TRAINING, Namespace.DATA})
 # Namespaces whose pods talk to the Kubernetes API but nothing else over HTTPS: Alloy discovers its node's
 # pods. Allowed to the control plane's addresses only (the `kubernetes` Service's endpoints).
-API_ONLY_CLIENTS = frozenset({Namespace.MONITORING_AGENTS})
-# Where admission webhooks listen in the platform's charts (kube-prometheus-stack's operator 10250,
-# cert-manager 10250, KServe 9443, Knative 8443, istiod 15017, plain 443); the API server is the only caller
-# admitted.
-WEBHOOK_PORTS = (443, 8443, 9443, 10250, 15017)
+# The Knative operator reconciles Serving through the API only (its manifests ship in its image).
+API_ONLY_CLIENTS = frozenset({Namespace.MONITORING_AGENTS, Namespace.KNATIVE_OPERATOR})
 # git over SSH, for a DAG repository given as ssh:// or git@ (services.airflow.dags.repo)
 GIT_SSH_PORT = 22
+KUBE_SYSTEM = "kube-system"
+CLUSTER_DNS_PODS = {"k8s-app": "kube-dns"}  # CoreDNS on EKS and kube-dns on GKE both carry it
 
 
 def _peer_ns(ns: Namespace) -> k8s.networking.v1.NetworkPolicyPeerArgs:
@@ -305,8 +343,8 @@ def baseline_egress(ns: Namespace, network: ClusterNetwork) -> list[k8s.networki
         k8s.networking.v1.NetworkPolicyEgressRuleArgs(
             to=[
                 k8s.networking.v1.NetworkPolicyPeerArgs(
-                    namespace_selector=k8s.meta.v1.LabelSelectorArgs(match_labels={NS_LABEL: "kube-system"}),
-                    pod_selector=k8s.meta.v1.LabelSelectorArgs(match_labels={"k8s-app": "kube-dns"}),
+                    namespace_selector=k8s.meta.v1.LabelSelectorArgs(match_labels={NS_LABEL: KUBE_SYSTEM}),
+                    pod_selector=k8s.meta.v1.LabelSelectorArgs(match_labels=CLUSTER_DNS_PODS),
                 )
             ],
             ports=[k8s.networking.v1.NetworkPolicyPortArgs(protocol="UDP", port=53), _tcp(53)],
@@ -338,11 +376,21 @@ def baseline_egress(ns: Namespace, network: ClusterNetwork) -> list[k8s.networki
 
 
 def baseline_ingress(ns: Namespace, network: ClusterNetwork) -> list[k8s.networking.v1.NetworkPolicyIngressRuleArgs]:
-    """Same-namespace traffic and the API server calling webhooks (Prometheus' scrapes are flows)."""
+    """Same-namespace traffic and the API server calling webhooks (Prometheus' scrapes are flows): from the
+    control plane's addresses, and from the pods that carry its calls (GKE's konnectivity agents) by
+    selector, since an ipBlock never matches a pod under Dataplane V2."""
+    proxies = [
+        k8s.networking.v1.NetworkPolicyPeerArgs(
+            namespace_selector=k8s.meta.v1.LabelSelectorArgs(match_labels={NS_LABEL: p.namespace}),
+            pod_selector=k8s.meta.v1.LabelSelectorArgs(match_labels=dict(p.labels)),
+        )
+        for p in network.webhook_proxies
+    ]
     return [
         k8s.networking.v1.NetworkPolicyIngressRuleArgs(from_=[_peer_ns(ns)]),
         k8s.networking.v1.NetworkPolicyIngressRuleArgs(
-            from_=[_cidr_peer(c) for c in network.control_plane_cidrs], ports=[_tcp(p) for p in WEBHOOK_PORTS]
+            from_=[_cidr_peer(c) for c in network.control_plane_cidrs] + proxies,
+            ports=[_tcp(p) for p in WEBHOOK_PORTS],
         ),
     ]
 
@@ -404,6 +452,27 @@ def network_policies(
                     ],
                 )
             )
+    if ns is Namespace.MONITORING and network.dns_metrics_port is not None:
+        # kube-prometheus-stack's coreDns ServiceMonitor (the cluster DNS pods in kube-system)
+        policies.append(
+            _policy(
+                parent,
+                prefix,
+                namespace,
+                "allow-dns-metrics-out",
+                egress=[
+                    k8s.networking.v1.NetworkPolicyEgressRuleArgs(
+                        to=[
+                            k8s.networking.v1.NetworkPolicyPeerArgs(
+                                namespace_selector=k8s.meta.v1.LabelSelectorArgs(match_labels={NS_LABEL: KUBE_SYSTEM}),
+                                pod_selector=k8s.meta.v1.LabelSelectorArgs(match_labels=CLUSTER_DNS_PODS),
+                            )
+                        ],
+                        ports=[_tcp(network.dns_metrics_port)],
+                    )
+                ],
+            )
+        )
     if ns is Namespace.MONITORING:
         policies.append(
             _policy(

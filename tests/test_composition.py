@@ -7,6 +7,7 @@ import json
 import pytest
 
 from components import workloads
+from components.cluster.gcp import KONNECTIVITY_AGENTS
 from components.contracts import GPU_TAINT, POOL_LABEL, pool_contract
 from mlplatform.plan.diff import resource_key
 from mlplatform.plan.document import PlanDocument
@@ -108,6 +109,7 @@ ENDPOINT_CARRIERS = (
     "kubernetes:ray.io/v1:RayCluster::",
     "kubernetes:core/v1:ConfigMap::mlplatform-airflow-kafka-client",  # the brokers' addresses
 )
+NAMESPACES, DNS_METRICS = "mlplatform:platform:Namespaces", "mlplatform-monitoring-allow-dns-metrics-out"
 REDIS_CAS = (  # for Feast in mlplatform and for Ray in training
     "$kubernetes:core/v1:ConfigMap::mlplatform-feast-redis-ca",
     "$kubernetes:core/v1:ConfigMap::mlplatform-kuberay-feast-redis-ca",
@@ -125,6 +127,10 @@ def test_in_cluster_layers_are_identical_on_aws_and_gcp(plan, aws_stack: str, gc
     assert len(cas) == len(REDIS_CAS)
     for ca in cas:
         gcp_side.pop(ca)
+    # the cluster DNS's metrics are scraped where it serves them (ClusterNetwork.dns_metrics_port: EKS's
+    # CoreDNS, not GKE's kube-dns): the egress policy and the chart's coreDns monitor follow that fact
+    assert aws_side.pop(f"{NAMESPACES}$kubernetes:networking.k8s.io/v1:NetworkPolicy::{DNS_METRICS}")
+    assert f"{NAMESPACES}$kubernetes:networking.k8s.io/v1:NetworkPolicy::{DNS_METRICS}" not in gcp_side
     # one GPU runtime per GPU pool, named after the pool (each stack's own pools; test_serving.py checks them)
     for side in (aws_side, gcp_side):
         for key in [k for k in side if "ServingRuntime::" in k]:
@@ -138,8 +144,12 @@ def test_in_cluster_layers_are_identical_on_aws_and_gcp(plan, aws_stack: str, gc
             continue
         if "NetworkPolicy::" in key:
             # the declared per-cloud difference: address blocks from each cloud's ClusterNetwork and the data
-            # layer's ranges (tests/test_network_policies.py checks them); everything else must be equal
+            # layer's ranges, and the pods that carry GKE's webhook calls (tests/test_connections.py checks
+            # them); everything else must be equal
             inputs, other = _without_ip_blocks(inputs), _without_ip_blocks(other)
+        if key.endswith("Release::mlplatform-prometheus"):
+            assert inputs["values"].pop("coreDns") == {"enabled": True}
+            assert other["values"].pop("coreDns") == {"enabled": False}
         if key.endswith("ServiceAccount::" + key.rsplit("::", 1)[-1]) and "annotations" in inputs["metadata"]:
             assert set(inputs["metadata"]["annotations"]) == {"eks.amazonaws.com/role-arn"}
             assert set(other["metadata"]["annotations"]) == {"iam.gke.io/gcp-service-account"}
@@ -148,14 +158,19 @@ def test_in_cluster_layers_are_identical_on_aws_and_gcp(plan, aws_stack: str, gc
         assert inputs == other, key
 
 
+def _cloud_peer(peer: dict) -> bool:
+    """A peer from the cloud's ClusterNetwork: an address block, or the webhook proxies (GKE's konnectivity)."""
+    return "ipBlock" in peer or peer.get("podSelector", {}).get("matchLabels") == KONNECTIVITY_AGENTS.labels
+
+
 def _without_ip_blocks(inputs: dict) -> dict:
     spec = dict(inputs["spec"])
     for direction, peers in (("ingress", "from"), ("egress", "to")):
         if direction in spec:
             spec[direction] = [
-                {**rule, peers: [p for p in rule.get(peers, []) if "ipBlock" not in p]}
+                {**rule, peers: [p for p in rule.get(peers, []) if not _cloud_peer(p)]}
                 for rule in spec[direction]
-                if not rule.get(peers) or any("ipBlock" not in p for p in rule[peers])
+                if not rule.get(peers) or any(not _cloud_peer(p) for p in rule[peers])
             ]
     return {**inputs, "spec": spec}
 

@@ -229,3 +229,15 @@ def test_serving_runtimes_validate_against_the_kserve_crd(plan) -> None:
     spec["containers"][0]["resource"] = {}  # misspelt: the API server would drop it silently
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.validate(spec, schema)
+
+
+def test_knative_operator_does_not_share_servings_namespace(plan) -> None:
+    """The operator and Serving both own config-logging and config-observability in their namespace
+    (knative/operator#2014): sharing one lets an operator upgrade reset Serving's observability config."""
+    for stack in ("dev", "gcp-prod"):
+        doc = plan(stack)
+        [operator] = [
+            r for r in doc.by_type("kubernetes:helm.sh/v3:Release") if r.inputs["chart"] == "knative-operator"
+        ]
+        [serving] = [r for r in doc.resources if r.inputs.get("kind") == "KnativeServing"]
+        assert operator.inputs["namespace"] != serving.inputs["metadata"]["namespace"]

@@ -107,6 +107,7 @@ class Observability(pulumi.ComponentResource):
                     placement=placement,
                     provider=provider,
                     loki_url=loki.outputs.url,
+                    dns_metrics_port=args.cluster.network.dns_metrics_port,
                 ),
                 opts=pulumi.ResourceOptions(parent=self),
             )

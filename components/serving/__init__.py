@@ -103,7 +103,8 @@ class Serving(pulumi.ComponentResource):
             knative = Knative(
                 f"{name}-knative",
                 KnativeArgs(
-                    namespace=ns[Namespace.KNATIVE], pin=KNATIVE_OPERATOR,
+                    namespace=ns[Namespace.KNATIVE], operator_namespace=ns[Namespace.KNATIVE_OPERATOR],
+                    pin=KNATIVE_OPERATOR,
                     kubernetes_version=args.cluster.kubernetes_version, domain=cfg.domain, replicas=ha,
                     after=istio.outputs.ready, **common,
                 ),

@@ -68,7 +68,15 @@ def gateway_values(args: IstioArgs) -> dict[str, object]:
     return {
         "replicaCount": replicas,
         "autoscaling": {"enabled": False},
-        "service": {"type": "LoadBalancer", "annotations": args.load_balancer.annotations(internal=args.internal)},
+        # externalTrafficPolicy Local: the load balancer sends only to nodes running a gateway pod, which
+        # sees the client's own address. With Cluster, GKE's passthrough LB lands on any node, which forwards
+        # SNATed to its own address, and under Dataplane V2 no ipBlock matches a node, so the gateway's
+        # policy would drop it. EKS is unaffected either way (the NLB targets pod IPs directly).
+        "service": {
+            "type": "LoadBalancer",
+            "annotations": args.load_balancer.annotations(internal=args.internal),
+            "externalTrafficPolicy": "Local",
+        },
         "podDisruptionBudget": {"maxUnavailable": 1} if replicas > 1 else {},
         # restricted: the chart's only pod setting is the unprivileged-port sysctl (so Envoy binds 80/443
         # as UID 1337), allowed at every Pod Security level; the seccomp profile is added here

@@ -29,7 +29,11 @@ SKIP_TAG_RESOLUTION = "nvcr.io,index.docker.io,docker.io"
 
 @dataclass(frozen=True)
 class KnativeArgs:
-    namespace: k8s.core.v1.Namespace
+    namespace: k8s.core.v1.Namespace  # Serving's (the KnativeServing resource and everything it installs)
+    # the operator's own: both it and Serving own config-logging/config-observability in their namespace, so
+    # a shared one lets an operator upgrade reset Serving's (knative/operator#2014); Knative's Helm install
+    # puts the operator in `knative-operator`
+    operator_namespace: k8s.core.v1.Namespace
     pin: ChartPin
     kubernetes_version: str
     domain: str
@@ -101,7 +105,7 @@ class Knative(pulumi.ComponentResource):
             self,
             f"{name}-operator",
             args.pin,
-            ns,
+            args.operator_namespace.metadata.name,
             operator_values(args.placement),
             args.provider,
             release_name="knative-operator",

@@ -22,13 +22,15 @@ from components.environment import ClusterArgs
 
 # Pods get AWS credentials through IRSA (STS over HTTPS), never from the instance metadata service, whose
 # node-role credentials every pod could otherwise borrow. The control plane calls webhooks from its ENIs in
-# the VPC's subnets.
+# the VPC's subnets (the VPC CNI's policy agent matches them by address). The EKS CoreDNS add-on's Corefile
+# serves Prometheus metrics on 9153 (`prometheus :9153`).
 EKS_NETWORK = ClusterNetwork(
     metadata_endpoints=(),
     blocked_cidrs=("169.254.169.254/32",),
     control_plane_cidrs=(str(VPC_CIDR),),
     data_service_cidrs=(str(VPC_CIDR),),
     node_cidrs=(str(VPC_CIDR),),
+    dns_metrics_port=9153,
 )
 
 

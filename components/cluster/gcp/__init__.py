@@ -11,12 +11,14 @@ import pulumi_kubernetes as k8s
 from components.cluster.kubeconfig import exec_kubeconfig
 from components.cluster.pools import configured_pools
 from components.contracts import (
+    WEBHOOK_PORTS,
     ClusterNetwork,
     ClusterOutputs,
     GcpClusterFacts,
     LoadBalancerProfile,
     NodeLocalEndpoint,
     NodePoolContract,
+    PodPeer,
 )
 from components.environment import ClusterArgs
 from mlplatform.config import ClusterConfig, HaProfile, MaintenanceWindowConfig, NodePoolConfig, Profile
@@ -46,6 +48,16 @@ GKE_LOAD_BALANCER = LoadBalancerProfile(
     internal_annotations={"networking.gke.io/load-balancer-type": "Internal"},
     external_annotations={"cloud.google.com/l4-rbs": "enabled"},
 )
+# How the API server reaches admission webhooks on GKE. Through the konnectivity agents in kube-system
+# (tigera/operator#5212: "On AKS and GKE the API server reaches in-cluster webhooks through konnectivity agent
+# pods ... GKE uses `k8s-app`"): admitted by selector, since under Dataplane V2 an ipBlock never matches a
+# pod. Where the control plane calls directly, from MASTER_CIDR through the VPC firewall, which GKE opens
+# for it on 443 and 10250 only ("Adding firewall rules for specific use cases",
+# https://cloud.google.com/kubernetes-engine/docs/how-to/private-clusters#add_firewall_rules; Istio's
+# private-cluster guide opens 15017 the same way): the other webhook ports get a rule of their own.
+KONNECTIVITY_AGENTS = PodPeer("kube-system", {"k8s-app": "konnectivity-agent"})
+GKE_CONTROL_PLANE_PORTS = (443, 10250)
+WEBHOOK_FIREWALL_PORTS = tuple(p for p in WEBHOOK_PORTS if p not in GKE_CONTROL_PLANE_PORTS)
 WINDOW_ANCHOR = datetime(2024, 1, 6)  # a Saturday; the recurrence, not the date, picks the days
 
 
@@ -126,6 +138,17 @@ def build(parent: pulumi.ComponentResource, name: str, cfg: ClusterArgs) -> Clus
         opts=child,
     )
     node_sa, node_grants = node_service_account(parent, name, cfg)
+    gcp.compute.Firewall(
+        f"{name}-webhooks",
+        network=vpc.id,
+        direction="INGRESS",
+        source_ranges=[MASTER_CIDR],
+        # the nodes (and the pod ranges aliased on them) by their service account
+        target_service_accounts=[node_sa.email],
+        allows=[gcp.compute.FirewallAllowArgs(protocol="tcp", ports=[str(p) for p in WEBHOOK_FIREWALL_PORTS])],
+        description="GKE control plane to admission webhooks (istiod, Knative, KServe)",
+        opts=child,
+    )
     created: list[pulumi.Resource] = []
 
     def node_pool(pool: NodePoolConfig, contract: NodePoolContract) -> None:
@@ -219,9 +242,14 @@ def build(parent: pulumi.ComponentResource, name: str, cfg: ClusterArgs) -> Clus
             control_plane_cidrs=(MASTER_CIDR,),
             data_service_cidrs=(pulumi.Output.concat(psa_range.address, f"/{PSA_PREFIX}"), NODE_CIDR),
             node_cidrs=(NODE_CIDR,),
+            webhook_proxies=(KONNECTIVITY_AGENTS,),
+            # GKE runs kube-dns (kubedns, dnsmasq, sidecar), which serves no metrics on CoreDNS's 9153
+            dns_metrics_port=None,
         ),
         gpu_pools=tuple(gpus),
-        cloud_facts=GcpClusterFacts(workload_pool, vpc.id, subnet.id, psa_range.name),
+        cloud_facts=GcpClusterFacts(
+            cluster.workload_identity_config.apply(lambda c: c.workload_pool), vpc.id, subnet.id, psa_range.name
+        ),
     )
 
 

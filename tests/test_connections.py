@@ -1,0 +1,165 @@
+"""Connections as upstream makes them: every connection a pinned component makes (mlplatform/connections.py,
+each with its upstream source) decided against the stack's NetworkPolicies with its CNI's semantics
+(mlplatform/netpol.py), on all four stacks."""
+
+from __future__ import annotations
+
+import pytest
+
+from mlplatform.connections import GKE_CONTROL_PLANE_PORTS, Connection, connections
+from mlplatform.netpol import Cni, Node, Outside, Pod, PolicySet, firewall_allows
+from mlplatform.plan.document import PlanDocument
+from mlplatform.plan.mocks import Registration
+
+STACKS = ("dev", "prod", "gcp-dev", "gcp-prod")
+# Under Cilium an ipBlock never selects a node, and NetworkPolicy v1 has no other peer for a host-network
+# target: Prometheus' scrapes of the kubelet and node-exporter on GKE need a Cilium-specific policy (or
+# policy-cidr-match-mode: nodes, which GKE does not expose). Known and reported, not fixed here.
+KNOWN_OPEN = {("gcp", "scrape kubelet:10250"), ("gcp", "scrape node-exporter:9100")}
+
+
+def _verdict(doc: PlanDocument, policies: PolicySet, c: Connection) -> str | None:
+    """None when the connection works, else why not."""
+    if not c.listener:
+        return "nothing listens on the port (the scrape target is always down)"
+    crosses = c.vpc_firewall and isinstance(c.source, Outside)
+    if crosses and not firewall_allows(doc, c.source.ip, c.port, GKE_CONTROL_PLANE_PORTS):
+        return "the VPC firewall drops it (GKE opens 443 and 10250 to the control plane only)"
+    verdict = policies.decide(c.source, c.to, c.port)
+    return None if verdict.allowed else verdict.why
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_every_upstream_connection_passes_the_policies(plan, stack: str) -> None:
+    doc = plan(stack)
+    addrs, found = connections(doc)
+    policies = PolicySet(doc, addrs.cni)
+    cloud = "gcp" if addrs.cni is Cni.CILIUM else "aws"
+    assert len(found) > 30
+    failures, still_open = [], []
+    for c in found:
+        why = _verdict(doc, policies, c)
+        if (cloud, c.name) in KNOWN_OPEN:
+            still_open.append(why is not None)
+        elif why is not None:
+            failures.append(f"{c.name} [{c.upstream}]: {why}")
+    assert failures == []
+    assert all(still_open)  # a known-open one that now works leaves KNOWN_OPEN
+
+
+# -- the evaluator's semantics, on policies written here ---------------------------------------------
+
+
+def _doc(*policies: dict) -> PlanDocument:
+    regs = [
+        Registration(
+            urn=f"urn:{i}", type="kubernetes:networking.k8s.io/v1:NetworkPolicy", name=f"p{i}", parent="",
+            provider="", custom=True, dependencies=[], protect=False, retain_on_delete=False,
+            delete_before_replace=False, ignore_changes=[], inputs=p,
+        )
+        for i, p in enumerate(policies)
+    ]  # fmt: skip
+    return PlanDocument("p", "s", regs, {})
+
+
+def _ingress(ns: str, peers: list[dict], port: int) -> dict:
+    return {
+        "metadata": {"namespace": ns},
+        "spec": {
+            "podSelector": {},
+            "policyTypes": ["Ingress"],
+            "ingress": [{"from": peers, "ports": [{"port": port}]}],
+        },
+    }
+
+
+def test_ip_blocks_match_pods_on_the_vpc_cni_but_never_under_cilium() -> None:
+    doc = _doc(_ingress("b", [{"ipBlock": {"cidr": "0.0.0.0/0"}}], 80))
+    client, pod = Pod("a", {"x": "y"}, "10.0.1.5"), Pod("b", {}, "10.0.1.6")
+    assert PolicySet(doc, Cni.VPC_CNI).decide(client, pod, 80).allowed
+    assert not PolicySet(doc, Cni.CILIUM).decide(client, pod, 80).allowed
+    assert not PolicySet(doc, Cni.CILIUM).decide(Node("10.10.0.9", local=False), pod, 80).allowed
+    assert PolicySet(doc, Cni.CILIUM).decide(Outside("203.0.113.7", "client"), pod, 80).allowed
+    assert PolicySet(doc, Cni.CILIUM).decide(Node("10.10.0.9", local=True), pod, 81).allowed  # kubelet
+    assert not PolicySet(doc, Cni.VPC_CNI).decide(client, pod, 81).allowed
+
+
+def test_a_connection_needs_the_sources_egress_too() -> None:
+    selector = {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "a"}}}
+    deny_out = {"metadata": {"namespace": "a"}, "spec": {"podSelector": {}, "policyTypes": ["Egress"], "egress": []}}
+    client, pod = Pod("a", {}, "10.0.1.5"), Pod("b", {}, "10.0.1.6")
+    assert PolicySet(_doc(_ingress("b", [selector], 80)), Cni.CILIUM).decide(client, pod, 80).allowed
+    assert not PolicySet(_doc(_ingress("b", [selector], 80), deny_out), Cni.CILIUM).decide(client, pod, 80).allowed
+
+
+# -- the model servers' metrics are scraped: KServe's predictor pods through the plan's PodMonitors -------
+
+
+def _targets(monitor: dict, pod: dict) -> list[str]:
+    """The addresses Prometheus scrapes for `pod` under one PodMonitor: Kubernetes pod discovery (one target
+    per declared container port), the operator's port filter, then the endpoint's relabelings."""
+    import re
+
+    spec = monitor["spec"]
+    if pod["namespace"] not in spec.get("namespaceSelector", {}).get("matchNames", [pod["namespace"]]):
+        return []
+    if any(pod["labels"].get(k) != v for k, v in spec["selector"].get("matchLabels", {}).items()):
+        return []
+    found = []
+    for endpoint in spec["podMetricsEndpoints"]:
+        for container, ports in pod["containers"].items():
+            for port_name, number in ports.items():
+                meta = {
+                    "__address__": f"{pod['ip']}:{number}",
+                    "__meta_kubernetes_pod_ip": pod["ip"],
+                    "__meta_kubernetes_pod_container_name": container,
+                    "__meta_kubernetes_pod_container_port_name": port_name,
+                    **{
+                        "__meta_kubernetes_pod_annotation_" + re.sub(r"[^a-zA-Z0-9_]", "_", k): v
+                        for k, v in pod["annotations"].items()
+                    },
+                }
+                if endpoint.get("port") and endpoint["port"] != port_name:
+                    continue
+                for rule in endpoint.get("relabelings", []):
+                    value = ";".join(meta.get(s, "") for s in rule.get("sourceLabels", []))
+                    match = re.fullmatch(rule.get("regex", "(.*)"), value)
+                    if rule.get("action", "replace") == "keep":
+                        if not match:
+                            break
+                    elif match:
+                        meta[rule["targetLabel"]] = match.expand(rule.get("replacement", "$1").replace("$", "\\"))
+                else:
+                    found.append(meta["__address__"])
+    return found
+
+
+@pytest.mark.parametrize("stack", ["dev", "gcp-prod"])
+def test_every_annotated_model_server_port_is_scraped(plan, stack: str) -> None:
+    """Each ServingRuntime's `prometheus.kserve.io/port` reaches the predictor pod's annotations (KServe's
+    metrics_aggregate_injector reads it there) while the pod declares only the model container's port (a
+    Knative revision allows one) and queue-proxy's: some PodMonitor must still produce that target."""
+    doc = plan(stack)
+    monitors = [r.inputs for r in doc.resources if r.inputs.get("kind") == "PodMonitor"]
+    runtimes = doc.by_type("kubernetes:serving.kserve.io/v1alpha1:ServingRuntime")
+    annotated = [r for r in runtimes if (r.inputs["spec"].get("annotations") or {}).get("prometheus.kserve.io/port")]
+    assert annotated
+    for runtime in annotated:
+        annotations = runtime.inputs["spec"]["annotations"]
+        pod = {
+            "namespace": runtime.inputs["metadata"]["namespace"],
+            "labels": {"component": "predictor", "serving.kserve.io/inferenceservice": "m"},
+            "annotations": annotations,
+            "ip": "10.16.1.44",
+            "containers": {
+                "kserve-container": {"user-port": 8080},
+                "queue-proxy": {
+                    "http-queueadm": 8022,
+                    "http-autometric": 9090,
+                    "http-usermetric": 9091,
+                    "queue-port": 8012,
+                },
+            },
+        }
+        addresses = [a for m in monitors for a in _targets(m, pod)]
+        assert f"10.16.1.44:{annotations['prometheus.kserve.io/port']}" in addresses, runtime.name
