@@ -17,6 +17,7 @@ from components.observability.dashboards import DASHBOARDS, LOKI_UID, POOL, PROM
 from mlplatform.plan.document import PlanDocument
 from tests.support.graph import helm_release
 from tests.support.tools import required_tool
+from tests.test_alerts import CANARY, FEAST, FEAST_BOUNDS, FEATURE_SERVER, KN, KN_BOUNDS, ONLINE, STABLE, requests
 
 STACKS = ["dev", "prod", "gcp-dev", "gcp-prod"]
 
@@ -39,6 +40,51 @@ def test_every_dashboard_query_is_valid_promql(tmp_path: Path) -> None:
     # and promtool does reject a broken one
     path.write_text(yaml.safe_dump({"groups": [{"name": "x", "rules": [{"record": "x:y", "expr": "sum by (a (b)"}]}]}))
     assert subprocess.run([promtool, "check", "rules", str(path)], capture_output=True).returncode != 0
+
+
+def test_per_revision_and_per_endpoint_panels_see_each_one_on_real_series(tmp_path: Path) -> None:
+    """On series shaped as the cluster stores them (tests/test_alerts.py: a stable revision and a canary of
+    the same Knative Service, scraped by the platform's PodMonitor; Feast behind its ServiceMonitor), every
+    Model serving panel shows one line per revision, not one for all, and the feature server's panels one
+    per endpoint."""
+    promtool = required_tool("promtool", "prometheus")
+    model_serving = next(d for d in DASHBOARDS if d.uid == "mlplatform-model-serving")
+    feature_server = next(d for d in DASHBOARDS if d.uid == "mlplatform-feature-server")
+    inputs = (
+        requests(STABLE, 6000, 6)
+        + requests(CANARY, 60, 3)
+        + STABLE.histogram(KN, KN_BOUNDS, {0.05: 6000.0}, http_response_status_code="200")
+        + CANARY.histogram(KN, KN_BOUNDS, {0.5: 60.0}, http_response_status_code="200")
+        + [
+            FEATURE_SERVER.series(f"{FEAST}_total", "0+60x30", endpoint=e, status="success")
+            for e in ("/push", "/get-online-features")
+        ]
+        + FEATURE_SERVER.histogram(f"{FEAST}_latency_seconds", FEAST_BOUNDS, {0.01: 60.0}, **ONLINE)
+        + FEATURE_SERVER.histogram(f"{FEAST}_latency_seconds", FEAST_BOUNDS, {3.0: 6.0}, endpoint="/push")
+    )
+    expected = [(q, 2) for q in model_serving.prometheus_queries()]
+    expected += [(q, 2) for q in feature_server.prometheus_queries() if FEAST in q]
+    # every label a panel groups by is on those series (a missing one silently groups as empty) ...
+    stored_labels = {name for series in inputs for name in re.findall(r'(\w+)="', series["series"])}
+    for query, _ in expected:
+        for grouping in re.findall(r"by \(([^)]*)\)", query):
+            assert {g.strip() for g in grouping.split(",")} <= stored_labels, query
+    # ... and each shows one line per revision / endpoint
+    tests = [
+        {
+            "interval": "1m",
+            "input_series": inputs,
+            "promql_expr_test": [
+                {"expr": f"count({q})", "eval_time": "20m", "exp_samples": [{"labels": "{}", "value": n}]}
+                for q, n in expected
+            ],
+        }
+    ]
+    (tmp_path / "empty.rules.yaml").write_text(yaml.safe_dump({"groups": []}))
+    unit = tmp_path / "tests.yaml"
+    unit.write_text(yaml.safe_dump({"rule_files": ["empty.rules.yaml"], "evaluation_interval": "1m", "tests": tests}))
+    result = subprocess.run([promtool, "test", "rules", str(unit)], capture_output=True, text=True, cwd=tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
 
 
 def test_dashboards_cover_the_design_and_are_well_formed() -> None:

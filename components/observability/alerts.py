@@ -1,83 +1,116 @@
 """The platform's alert rules, generated from config thresholds. One source for the PrometheusRule the
 program declares and for `promtool check rules` / `promtool test rules` in tests/test_alerts.py, which
-prove each alert fires on a synthetic bad series and stays silent on a healthy one.
+prove each alert fires on a bad series and stays silent on a healthy one, with series shaped as the pinned
+exporters and the platform's scrapes really label them.
 
-Metric names are those the components export today (serving-observability-facts.md §5):
-Knative ≥ 1.19 queue-proxy `kn_serving_invocation_duration_seconds_*` labelled by `kn_revision_name` and
-`http_response_status_code`; the Feast feature server's `feast_feature_server_request_*`; Airflow's
-StatsD `airflow_scheduler_heartbeat` counter; DCGM's `DCGM_FI_DEV_GPU_UTIL`.
+Labels, per exporter (each read in its source at the pinned version):
+- Knative 1.21/1.22 queue-proxy (request-metrics-protocol prometheus): `kn_serving_invocation_duration_
+  seconds_*` with only `http_response_status_code` (pkg/queue/request_metric.go); the revision, its
+  configuration and namespace are OpenTelemetry resource attributes, which the Prometheus exporter puts on
+  `target_info` only. The `model-requests` PodMonitor copies the revision pod's Knative labels onto every
+  series instead (components/guardrails.py KNATIVE_REVISION_LABELS), and the operator adds `namespace`.
+  Chosen over a `target_info` join (every query would need `* on (job, instance) group_left (...)`, and
+  target_info's own kn_* labels collide with nothing here but would have to be kept in step) and over OTLP
+  push with promoted resource attributes (a second ingestion path and Prometheus-side config for one
+  exporter, while the pull scrape and its NetworkPolicy flow already exist).
+- Feast 0.66 feature server (sdk/python/feast/metrics.py): `feast_feature_server_request_total{endpoint,
+  status}` with status `success` or `error`, and `..._request_latency_seconds{endpoint, ...}` over every
+  endpoint (online reads, /push, /materialize...). Scraped through its Service, whose ServiceMonitor sets
+  the target label `endpoint` (the port name), so Prometheus stores Feast's as `exported_endpoint`
+  (prometheus/prometheus scrape/scrape.go, mutateSampleLabels).
+- Airflow's StatsD exporter: `airflow_scheduler_heartbeat{type="counter"}` (airflow chart 1.19.0
+  files/statsd-mappings.yml). DCGM: `Hostname` is the node's name (NODE_NAME). The drift job's Pushgateway
+  series keep the job's `job` and `dataset` (honor_labels).
+
+Waits: where the README promises "no X for N minutes", the window inside the expression and `for:` add up
+to N, so the alert fires N minutes after the last X, not 2N.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from components.guardrails import KNATIVE_REVISION_LABELS
 from mlplatform.config import AlertReceiverConfig, AlertThresholds
 
 CANARY = "kn_serving_invocation_duration_seconds"
 FEAST = "feast_feature_server_request"
+# per revision: the operator's namespace label and the revision pod's Knative labels (as relabelled)
+CONFIGURATION = KNATIVE_REVISION_LABELS["serving.knative.dev/configuration"]
+REVISION = KNATIVE_REVISION_LABELS["serving.knative.dev/revision"]
+BY_REVISION = f"namespace, {CONFIGURATION}, {REVISION}"
+# Feast's endpoint label, as stored behind the ServiceMonitor's own `endpoint`; the online reads
+FEAST_ENDPOINT = "exported_endpoint"
+ONLINE_READS = "/get-online-features"
 
 
 def _alert(name: str, expr: str, minutes: int, severity: str, summary: str) -> dict[str, Any]:
-    return {
-        "alert": name,
-        "expr": expr,
-        "for": f"{minutes}m",
-        "labels": {"severity": severity},
-        "annotations": {"summary": summary},
-    }
+    """An alert rule; `minutes` is its `for:` (none when 0: the wait is already inside the expression)."""
+    rule: dict[str, Any] = {"alert": name, "expr": expr}
+    if minutes:
+        rule["for"] = f"{minutes}m"
+    return rule | {"labels": {"severity": severity}, "annotations": {"summary": summary}}
 
 
 def rule_groups(t: AlertThresholds) -> list[dict[str, Any]]:
     """Prometheus rule groups (the PrometheusRule's spec.groups and a promtool rule file's groups)."""
-    by_revision = "sum by (k8s_namespace_name, kn_configuration_name, kn_revision_name)"
+    by_revision = f"sum by ({BY_REVISION})"
+    requests = f"{by_revision} (rate({CANARY}_count[5m]))"
     serving = [
         # the deployment flow's canary signal: a revision's share of 5xx answers, once it has real traffic
         _alert(
             "InferenceRevisionErrorRate",
-            f'({by_revision} (rate({CANARY}_count{{http_response_status_code=~"5.."}}[5m])) '
-            f"/ {by_revision} (rate({CANARY}_count[5m]))) > {t.canary_error_rate} "
-            f"and {by_revision} (rate({CANARY}_count[5m])) > 0.1",
+            f'({by_revision} (rate({CANARY}_count{{http_response_status_code=~"5.."}}[5m])) / {requests}) '
+            f"> {t.canary_error_rate} and {requests} > 0.1",
             5,
             "critical",
-            f"{{{{ $labels.kn_revision_name }}}} answers more than {t.canary_error_rate:.0%} of requests with 5xx",
+            f"{{{{ $labels.{REVISION} }}}} answers more than {t.canary_error_rate:.0%} of requests with 5xx",
         ),
         _alert(
             "InferenceRevisionLatencyP99",
-            f"histogram_quantile(0.99, sum by (le, k8s_namespace_name, kn_revision_name) "
-            f"(rate({CANARY}_bucket[5m]))) > {t.canary_p99_seconds}",
+            f"histogram_quantile(0.99, sum by (le, {BY_REVISION}) (rate({CANARY}_bucket[5m]))) "
+            f"> {t.canary_p99_seconds}",
             10,
             "warning",
-            f"{{{{ $labels.kn_revision_name }}}} p99 latency above {t.canary_p99_seconds}s",
+            f"{{{{ $labels.{REVISION} }}}} p99 latency above {t.canary_p99_seconds}s",
         ),
     ]
+    by_endpoint = f"sum by ({FEAST_ENDPOINT})"
     features = [
+        # per endpoint: a failing /push (the stream's ingestion) or /materialize is as real as failing reads
         _alert(
             "FeatureServerErrorRate",
-            f'sum(rate({FEAST}_total{{status=~"5.."}}[5m])) / sum(rate({FEAST}_total[5m])) '
+            f'{by_endpoint} (rate({FEAST}_total{{status="error"}}[5m])) / {by_endpoint} (rate({FEAST}_total[5m])) '
             f"> {t.feature_server_error_rate}",
             5,
             "critical",
-            f"the feature server answers more than {t.feature_server_error_rate:.0%} of requests with 5xx",
+            f"{{{{ $labels.{FEAST_ENDPOINT} }}}}: more than {t.feature_server_error_rate:.0%} of feature server "
+            "requests fail",
         ),
+        # online reads only: /push and /materialize take seconds by design
         _alert(
             "FeatureServerLatencyP99",
-            f"histogram_quantile(0.99, sum by (le) (rate({FEAST}_latency_seconds_bucket[5m]))) "
+            f"histogram_quantile(0.99, sum by (le) "
+            f'(rate({FEAST}_latency_seconds_bucket{{{FEAST_ENDPOINT}="{ONLINE_READS}"}}[5m]))) '
             f"> {t.feature_server_p99_seconds}",
             10,
             "warning",
             f"online feature lookups p99 above {t.feature_server_p99_seconds}s",
         ),
     ]
+    heartbeat, beat_wait = "airflow_scheduler_heartbeat", t.airflow_heartbeat_minutes
+    missing_beat = f"no Airflow scheduler heartbeat for {beat_wait} minutes"
     platform = [
+        # the counter stopped: true once the window holds no increase, i.e. beat_wait minutes after the last
         _alert(
             "AirflowSchedulerHeartbeatMissing",
-            f"sum(increase(airflow_scheduler_heartbeat[{t.airflow_heartbeat_minutes}m])) == 0 "
-            "or absent(airflow_scheduler_heartbeat)",
-            t.airflow_heartbeat_minutes,
+            f"sum(increase({heartbeat}[{beat_wait}m])) == 0",
+            0,
             "critical",
-            f"no Airflow scheduler heartbeat for {t.airflow_heartbeat_minutes} minutes",
+            missing_beat,
         ),
+        # never beat (no scheduler, or no series at all), for as long
+        _alert("AirflowSchedulerHeartbeatMissing", f"absent({heartbeat})", beat_wait, "critical", missing_beat),
         _alert(
             "GpuNodeIdle",
             f"avg by (Hostname) (DCGM_FI_DEV_GPU_UTIL) < {t.gpu_idle_percent}",
@@ -87,6 +120,8 @@ def rule_groups(t: AlertThresholds) -> list[dict[str, Any]]:
             f"{t.gpu_idle_percent}% for {t.gpu_idle_minutes} minutes: scale the pool down",
         ),
     ]
+    last_success = "mlplatform_drift_last_success_timestamp_seconds"
+    stale = f"no successful drift run for {t.drift_stale_hours} hours: the job fails or its samples are missing"
     drift = [
         # the drift job's latest push per dataset (the Pushgateway keeps it until the next run replaces it)
         _alert(
@@ -96,20 +131,23 @@ def rule_groups(t: AlertThresholds) -> list[dict[str, Any]]:
             "warning",
             f"{{{{ $labels.dataset }}}}: at least {t.drift_share:.0%} of the compared features drifted",
         ),
+        # the timestamp is the wait itself: no `for:` on top of it
         _alert(
             "DriftStale",
-            f"(time() - max by (dataset) (mlplatform_drift_last_success_timestamp_seconds)) > "
-            f"{t.drift_stale_hours * 3600} or absent(mlplatform_drift_last_success_timestamp_seconds)",
-            t.drift_stale_hours * 60,
+            f"(time() - max by (dataset) ({last_success})) > {t.drift_stale_hours * 3600}",
+            0,
             "warning",
-            f"no successful drift run for {t.drift_stale_hours} hours: the job fails or its samples are missing",
+            stale,
         ),
+        # never a successful run (or the Pushgateway lost it), for as long
+        _alert("DriftStale", f"absent({last_success})", t.drift_stale_hours * 60, "warning", stale),
     ]
     monitoring = [
+        # 5 m of no appends in the window, held 5 m: "no samples appended for 10 minutes"
         _alert(
             "PrometheusNotIngesting",
             "sum(rate(prometheus_tsdb_head_samples_appended_total[5m])) == 0",
-            10,
+            5,
             "critical",
             "Prometheus appends no samples",
         ),
@@ -120,10 +158,11 @@ def rule_groups(t: AlertThresholds) -> list[dict[str, Any]]:
             "critical",
             "no Loki replica is up: the cluster's logs are not stored",
         ),
+        # 10 m window, held 5 m: "no log lines for 15 minutes"
         _alert(
             "LokiNotIngesting",
             "sum(rate(loki_distributor_lines_received_total[10m])) == 0",
-            15,
+            5,
             "warning",
             "Loki has received no log lines for 15 minutes: Alloy is not shipping",
         ),

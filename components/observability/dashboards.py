@@ -4,6 +4,10 @@ scrapes produce, shipped as a ConfigMap Grafana's dashboard sidecar loads, and e
 
 Sources of the metric names: serving-observability-facts.md §5 (Knative >= 1.19 queue-proxy, Feast >= 0.61,
 Airflow's StatsD exporter, DCGM, Ray), jobs/drift/compute_drift.py (drift), Loki and Prometheus themselves.
+The labels are those the stored series carry, as for the alerts (components/observability/alerts.py says
+why): per revision by the namespace and the Knative labels the `model-requests` PodMonitor copies from the
+revision pods; Feast's endpoint as `exported_endpoint`. tests/test_dashboards.py runs the panels on series
+shaped that way.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from components.contracts import POOL_LABEL, Namespace
+from components.observability.alerts import BY_REVISION, FEAST_ENDPOINT, REVISION
 
 PROMETHEUS_UID, LOKI_UID = "prometheus", "loki"  # the provisioned data sources' uids
 # kube-state-metrics exposes the pool label (allow-listed in its values) as label_<sanitised name>
@@ -19,7 +24,8 @@ POOL = "label_" + "".join(c if c.isalnum() else "_" for c in POOL_LABEL)
 POOL_LEGEND = "{{" + POOL + "}}"
 KN = "kn_serving_invocation_duration_seconds"
 FEAST = "feast_feature_server_request"
-BY_REVISION = "k8s_namespace_name, kn_revision_name"
+REVISION_LEGEND = "{{" + REVISION + "}}"
+ENDPOINT_LEGEND = "{{" + FEAST_ENDPOINT + "}}"
 PLATFORM_NAMESPACES = "|".join(ns.value for ns in (Namespace.PLATFORM, Namespace.SERVING, Namespace.TRAINING))
 
 
@@ -98,7 +104,7 @@ MODEL_SERVING = Dashboard(
     (
         Panel(
             "Requests per second",
-            (_q(f"sum by ({BY_REVISION}) (rate({KN}_count[5m]))", "{{kn_revision_name}}"),),
+            (_q(f"sum by ({BY_REVISION}) (rate({KN}_count[5m]))", REVISION_LEGEND),),
             "reqps",
         ),
         Panel(
@@ -107,7 +113,7 @@ MODEL_SERVING = Dashboard(
                 _q(
                     f'sum by ({BY_REVISION}) (rate({KN}_count{{http_response_status_code=~"5.."}}[5m])) '
                     f"/ sum by ({BY_REVISION}) (rate({KN}_count[5m]))",
-                    "{{kn_revision_name}}",
+                    REVISION_LEGEND,
                 ),
             ),
             "percentunit",
@@ -117,7 +123,7 @@ MODEL_SERVING = Dashboard(
             (
                 _q(
                     f"histogram_quantile(0.5, sum by (le, {BY_REVISION}) (rate({KN}_bucket[5m])))",
-                    "{{kn_revision_name}}",
+                    REVISION_LEGEND,
                 ),
             ),
             "s",
@@ -127,7 +133,7 @@ MODEL_SERVING = Dashboard(
             (
                 _q(
                     f"histogram_quantile(0.99, sum by (le, {BY_REVISION}) (rate({KN}_bucket[5m])))",
-                    "{{kn_revision_name}}",
+                    REVISION_LEGEND,
                 ),
             ),
             "s",
@@ -142,15 +148,16 @@ FEATURE_SERVER = Dashboard(
     (
         Panel(
             "Requests per second",
-            (_q(f"sum by (endpoint, status) (rate({FEAST}_total[5m]))", "{{endpoint}} {{status}}"),),
+            (_q(f"sum by ({FEAST_ENDPOINT}, status) (rate({FEAST}_total[5m]))", ENDPOINT_LEGEND + " {{status}}"),),
             "reqps",
         ),
         Panel(
             "Latency p99",
             (
                 _q(
-                    f"histogram_quantile(0.99, sum by (le, endpoint) (rate({FEAST}_latency_seconds_bucket[5m])))",
-                    "{{endpoint}}",
+                    f"histogram_quantile(0.99, sum by (le, {FEAST_ENDPOINT}) "
+                    f"(rate({FEAST}_latency_seconds_bucket[5m])))",
+                    ENDPOINT_LEGEND,
                 ),
             ),
             "s",

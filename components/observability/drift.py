@@ -3,7 +3,7 @@ inference sample with the reference sample using Evidently and pushes the scores
 Pushgateway (chart 3.8.0), which Prometheus scrapes with honor_labels; the DriftShareHigh and DriftStale
 alerts read them.
 
-A CronJob in `monitoring`, not an Airflow DAG: Evidently's dependencies (pandas 2, its own scipy and
+A CronJob in `monitoring`, not an Airflow DAG: Evidently's dependencies (pandas 3.0, its own scipy and
 scikit-learn pins) are not Airflow's, the job runs as its own identity with read access to the datasets
 bucket only, and drift alerts keep working while Airflow itself is down. The job's code is in
 jobs/drift/ (tested against a real Pushgateway) and reaches the pods as a ConfigMap:

@@ -13,6 +13,8 @@ release's own, so each service's monitor can live next to the service.
 from __future__ import annotations
 
 import json
+import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import pulumi
@@ -29,6 +31,8 @@ from mlplatform.config import PrometheusConfig
 from mlplatform.pins import ChartPin
 
 RELEASE = "kube-prometheus-stack"
+COREDNS_METRICS_PORT = 9153  # the chart's coreDns.service.port (values.yaml)
+MODEL_CONTAINER = "kserve-container"  # the model server's container in every KServe predictor pod
 DASHBOARD_LABEL = ("grafana_dashboard", "1")  # what Grafana's dashboard sidecar loads
 GRAFANA_USER = "admin"
 
@@ -42,6 +46,9 @@ class PrometheusArgs:
     placement: Placement
     provider: k8s.Provider
     loki_url: str  # Grafana's Loki data source
+    # the cluster DNS's metrics port (ClusterNetwork.dns_metrics_port): the chart's coreDns monitor only
+    # where the DNS serves one (EKS's CoreDNS 9153; GKE's kube-dns serves none, the target would be down)
+    dns_metrics_port: int | None = None
 
 
 @dataclass(frozen=True)
@@ -77,6 +84,8 @@ def stack_values(args: PrometheusArgs, admin_secret: pulumi.Input[str]) -> dict[
         "kubeControllerManager": {"enabled": False},
         "kubeScheduler": {"enabled": False},
         "kubeProxy": {"enabled": False},
+        # the chart's CoreDNS monitor scrapes k8s-app=kube-dns in kube-system on 9153
+        "coreDns": {"enabled": args.dns_metrics_port == COREDNS_METRICS_PORT},
         "prometheusOperator": {
             **where,
             "resources": placement.resources("100m", "128Mi", "512Mi"),
@@ -150,11 +159,49 @@ def stack_values(args: PrometheusArgs, admin_secret: pulumi.Input[str]) -> dict[
     }
 
 
+def pod_label_relabelings(labels: Mapping[str, str]) -> list[dict[str, object]]:
+    """Relabelings copying pod labels (key -> target label name) from Kubernetes SD's
+    `__meta_kubernetes_pod_label_<key with non-alphanumerics as _>` onto the target."""
+    return [
+        {
+            "sourceLabels": ["__meta_kubernetes_pod_label_" + re.sub(r"[^a-zA-Z0-9_]", "_", key)],
+            "targetLabel": name,
+            "action": "replace",
+        }
+        for key, name in labels.items()
+    ]
+
+
 def monitor(target: ScrapeTarget) -> tuple[str, dict[str, object]]:
     """A scrape target of the flow table as a PodMonitor (or a ServiceMonitor when only a Service declares
     the port): the same namespace, labels and port the NetworkPolicy admits (components/guardrails.py
     SCRAPES), so the scrape and its permission agree."""
     endpoint: dict[str, object] = {"port": target.port, "path": target.path, "interval": "30s"}
+    if target.annotated:
+        # no port filter: one target per declared container port; keep the model container's (its one
+        # declared port) on pods annotated with this metrics port, and scrape the pod's address on it (the
+        # PodMonitor CRD's own advice for an undeclared port: relabel __address__)
+        annotation = "__meta_kubernetes_pod_annotation_prometheus_kserve_io_port"
+        endpoint = {
+            "path": target.path,
+            "interval": "30s",
+            "relabelings": [
+                {"sourceLabels": ["__meta_kubernetes_pod_container_name"], "regex": MODEL_CONTAINER, "action": "keep"},
+                {"sourceLabels": [annotation], "regex": str(target.number), "action": "keep"},
+                {
+                    "sourceLabels": ["__meta_kubernetes_pod_ip"],
+                    "regex": "(.+)",
+                    "replacement": f"$1:{target.number}",
+                    "targetLabel": "__address__",
+                },
+            ],
+        }
+    if target.pod_target_labels:
+        # the pod's labels onto every series of the target (prometheus-operator adds an endpoint's
+        # relabelings after its own namespace/pod/container/job/endpoint ones: promcfg.go)
+        relabelings = endpoint.get("relabelings", [])
+        assert isinstance(relabelings, list)
+        endpoint["relabelings"] = relabelings + pod_label_relabelings(target.pod_target_labels)
     if target.honor_labels:
         endpoint["honorLabels"] = True
     if target.authenticated:

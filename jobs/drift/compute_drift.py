@@ -1,7 +1,7 @@
 """Data drift of recent inference inputs against the reference (training) data, pushed to the Prometheus
 Pushgateway for the platform's alerts and dashboards.
 
-Runs in the `evidently/evidently-service` image (Evidently 0.7, pandas 2) as the drift CronJob's main
+Runs in the `evidently/evidently-service` image (Evidently 0.7, pandas 3.0) as the drift CronJob's main
 container, after fetch_inputs.py has copied both files from the datasets bucket. Standard library plus
 Evidently and pandas only: Evidently has no Prometheus exporter, so the numbers are written in the text
 exposition format and PUT to the Pushgateway (replacing the dataset's previous push).
