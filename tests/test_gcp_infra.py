@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -142,6 +143,60 @@ def test_managed_kafka_and_client_acls(gcp_prod: PlanDocument) -> None:
     assert all("clusters/mlplatform-kafka" in b.inputs["condition"]["expression"] for b in bindings)
 
 
+def cel_admits(expression: str, resource_name: str) -> bool:
+    """The two CEL forms the condition may use (`resource.name == "x"`, `resource.name.startsWith("x")`),
+    joined with `||`, evaluated as IAM would on one resource name."""
+    verdicts = []
+    for term in expression.split("||"):
+        term = term.strip()
+        if m := re.fullmatch(r'resource\.name == "([^"]*)"', term):
+            verdicts.append(resource_name == m.group(1))
+        elif m := re.fullmatch(r'resource\.name\.startsWith\("([^"]*)"\)', term):
+            verdicts.append(resource_name.startswith(m.group(1)))
+        else:
+            raise AssertionError(f"unexpected CEL term {term!r}")
+    return any(verdicts)
+
+
+def test_kafka_condition_names_the_cluster_as_iam_does(gcp_prod: PlanDocument) -> None:
+    """IAM Conditions see Managed Kafka resources as projects/<project NUMBER>/locations/<region>/clusters/<id>
+    (Google's "Resource attributes for IAM Conditions"): the condition must admit this cluster, its topics
+    and consumer groups by that name, and nothing of another cluster whose ID shares the prefix."""
+    from mlplatform.plan.mocks import MOCK_PROJECT_NUMBER
+
+    kafka = gcp_prod.one("gcp:managedkafka/cluster:Cluster").inputs
+    cluster = f"projects/{MOCK_PROJECT_NUMBER}/locations/{kafka['location']}/clusters/{kafka['clusterId']}"
+    project_id = read_stack_file(Path(__file__).resolve().parents[1], "gcp-prod")["mlplatform:gcpProject"]
+    bindings = [b for b in gcp_prod.by_type("gcp:projects/iAMMember:IAMMember") if "managedkafka" in b.inputs["role"]]
+    assert bindings
+    for b in bindings:
+        expression = b.inputs["condition"]["expression"]
+        for admitted in (cluster, f"{cluster}/topics/features", f"{cluster}/consumerGroups/feast"):
+            assert cel_admits(expression, admitted), (expression, admitted)
+        for refused in (
+            f"{cluster}-2",
+            f"{cluster}-2/topics/features",
+            cluster.replace(MOCK_PROJECT_NUMBER, project_id),
+        ):
+            assert not cel_admits(expression, refused), (expression, refused)
+
+
+@pytest.mark.parametrize("stack", ["gcp-dev", "gcp-prod"])
+def test_workload_identity_bindings_wait_for_the_cluster(plan, stack: str) -> None:
+    """The workload pool exists only once the project's first GKE cluster does: every binding that names it
+    must depend on the cluster (terraform-google-modules/terraform-google-kubernetes-engine#916)."""
+    doc = plan(stack)
+    gke = doc.one(GKE).urn
+    bindings = [
+        b
+        for b in doc.by_type("gcp:serviceaccount/iAMMember:IAMMember")
+        if b.inputs["role"] == "roles/iam.workloadIdentityUser"
+    ]
+    assert bindings
+    for b in bindings:
+        assert gke in b.dependencies, b.name
+
+
 def test_identities_get_bucket_scoped_roles_only(gcp_dev: PlanDocument) -> None:
     grants = gcp_dev.by_type("gcp:storage/bucketIAMMember:BucketIAMMember")
     assert len(grants) == sum(len(w.grants) for w in workloads.ALL)
@@ -166,3 +221,18 @@ def test_admin_principals_bound_to_cluster_admin_by_rbac() -> None:
     assert binding.provider.startswith(doc.one("pulumi:providers:kubernetes").urn)
     # no project-wide role for the admins: RBAC on this cluster only
     assert not any(b.inputs["member"] in admins for b in doc.by_type("gcp:projects/iAMMember:IAMMember"))
+
+
+def test_control_plane_firewall_opens_exactly_the_webhook_ports_gke_does_not(gcp_prod: PlanDocument) -> None:
+    """Google opens 443 and 10250 from the control plane itself (private-clusters#add_firewall_rules); the
+    platform's rule adds exactly the other ports its webhooks listen on (from mlplatform/connections.py, read
+    in the charts), to the nodes only, from the control-plane range only."""
+    from mlplatform.connections import GKE_CONTROL_PLANE_PORTS, connections
+
+    _, found = connections(gcp_prod)
+    needed = {c.port for c in found if c.vpc_firewall} - set(GKE_CONTROL_PLANE_PORTS)
+    [rule] = gcp_prod.by_type("gcp:compute/firewall:Firewall")
+    master = gcp_prod.one(GKE).inputs["privateClusterConfig"]["masterIpv4CidrBlock"]
+    assert rule.inputs["sourceRanges"] == [master] and rule.inputs["targetServiceAccounts"]
+    [allow] = rule.inputs["allows"]
+    assert allow["protocol"] == "tcp" and {int(p) for p in allow["ports"]} == needed == {8443, 9443, 15017}

@@ -203,11 +203,9 @@ def _kafka(parent: pulumi.Resource, name: str, cfg: DataArgs, facts: GcpClusterF
         ),
         opts=stateful(cfg, parent),
     )
-    bootstrap = cluster.cluster_id.apply(
-        lambda cid: f"bootstrap.{cid}.{cfg.region}.managedkafka.{cfg.gcp_project}.cloud.goog:9092"
-    )
     return KafkaEndpoint(
-        bootstrap_servers=bootstrap,
+        # as the provider reports it (SASL on 9092), not rebuilt from the cluster ID by hand
+        bootstrap_servers=cluster.bootstrap_address,
         security_protocol="SASL_SSL",
         sasl_mechanism="OAUTHBEARER",
         cluster_id=cluster.cluster_id,

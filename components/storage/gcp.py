@@ -54,8 +54,17 @@ def _kafka_access(
 ) -> None:
     """IAM lets a client connect to this cluster only (conditioned on its resource name); Kafka ACLs then
     decide what it may do. Once any ACL exists for a resource, Managed Kafka requires one for every client,
-    so consumers that must not write really cannot."""
-    cluster_path = kafka.cluster_id.apply(lambda c: f"projects/{cfg.gcp_project}/locations/{cfg.region}/clusters/{c}")
+    so consumers that must not write really cannot.
+
+    IAM Conditions see a Managed Kafka resource's name with the project NUMBER
+    (`projects/<number>/locations/<region>/clusters/<id>`, Google's "Resource attributes for IAM Conditions"
+    table), never the project ID, so the number is looked up. The condition matches the cluster itself and
+    what lies below it (`<cluster>/topics/...`, `<cluster>/consumerGroups/...`): a bare prefix would also match
+    a cluster whose ID merely starts with this one's (`mlplatform-kafka-2`)."""
+    project = gcp.organizations.get_project_output(project_id=cfg.gcp_project, opts=pulumi.InvokeOptions(parent=parent))
+    cluster_path = pulumi.Output.all(project.number, kafka.cluster_id).apply(
+        lambda a: f"projects/{a[0]}/locations/{cfg.region}/clusters/{a[1]}"
+    )
     for identity in clients:
         gcp.projects.IAMMember(
             f"{name}-{identity.spec.key}-kafka",
@@ -64,7 +73,7 @@ def _kafka_access(
             member=identity.principal.apply(lambda e: f"serviceAccount:{e}"),
             condition=gcp.projects.IAMMemberConditionArgs(
                 title=f"{name}-kafka-only",
-                expression=cluster_path.apply(lambda p: f'resource.name.startsWith("{p}")'),
+                expression=cluster_path.apply(kafka_condition),
             ),
             opts=pulumi.ResourceOptions(parent=parent),
         )
@@ -86,6 +95,11 @@ def _kafka_access(
             ],
             opts=pulumi.ResourceOptions(parent=parent),
         )
+
+
+def kafka_condition(cluster_path: str) -> str:
+    """The IAM Condition (CEL) that admits one Managed Kafka cluster and its topics and consumer groups."""
+    return f'resource.name == "{cluster_path}" || resource.name.startsWith("{cluster_path}/")'
 
 
 def _bucket(parent: pulumi.Resource, name: str, cfg: StorageArgs, purpose: BucketPurpose) -> Bucket:
@@ -145,7 +159,9 @@ def _identity(
         f"{name}-{spec.key}-workload-identity",
         service_account_id=account.name,
         role="roles/iam.workloadIdentityUser",
-        member=f"serviceAccount:{binding.workload_pool}[{spec.namespace.value}/{spec.service_account}]",
+        member=binding.workload_pool.apply(
+            lambda pool: f"serviceAccount:{pool}[{spec.namespace.value}/{spec.service_account}]"
+        ),
         opts=pulumi.ResourceOptions(parent=account),
     )
     annotations = account.email.apply(lambda e: {"iam.gke.io/gcp-service-account": e})

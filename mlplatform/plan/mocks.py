@@ -102,7 +102,11 @@ _COMPUTED: dict[str, Callable[[str, dict[str, Any], str, str], Outputs]] = {
         "authString": mock_password(f"{n}-auth", 32),
         "serverCaCerts": [{"cert": "-----BEGIN CERTIFICATE-----\nmock\n-----END CERTIFICATE-----\n"}],
     },
-    "gcp:managedkafka/cluster:Cluster": lambda n, i, r, p: {"clusterId": i.get("clusterId", n)},
+    # the SASL bootstrap address Managed Kafka reports (its documented form; port 9092 for SASL)
+    "gcp:managedkafka/cluster:Cluster": lambda n, i, r, p: {
+        "clusterId": i.get("clusterId", n),
+        "bootstrapAddress": f"bootstrap.{i.get('clusterId', n)}.{r}.managedkafka.{p}.cloud.goog:9092",
+    },
     # a new launch template's first version
     "aws:ec2/launchTemplate:LaunchTemplate": lambda n, i, r, p: {"latestVersion": 1, "defaultVersion": 1},
     # a LoadBalancer Service as the cloud reports it once provisioned (the Istio gateway's, read by the program)
@@ -127,7 +131,8 @@ _COMPUTED: dict[str, Callable[[str, dict[str, Any], str, str], Outputs]] = {
 }
 
 
-PSA_MOCK_RANGE = "10.30.0.0/20"  # the address the GlobalAddress mock returns, with the program's prefix
+PSA_MOCK_RANGE = "10.30.0.0/20"
+MOCK_PROJECT_NUMBER = "314159265358"  # the address the GlobalAddress mock returns, with the program's prefix
 
 
 def mock_password(name: str, length: int) -> str:
@@ -166,7 +171,10 @@ class PlatformMocks(Mocks):
         state.setdefault("name", args.name)
         return f"{args.name}-id", state
 
-    def call(self, args: MockCallArgs) -> tuple[dict[str, Any], None]:
+    def call(self, args: MockCallArgs) -> tuple[dict[str, Any], list[tuple[str, str]]]:
+        if args.token == "gcp:organizations/getProject:getProject":
+            # a project's number is not its ID: a 12-digit number the project was given at creation
+            return {"projectId": self.project, "number": MOCK_PROJECT_NUMBER, "name": self.project}, []
         raise NotImplementedError(
             f"the offline plan has no mock for invoke {args.token}; add one to mlplatform/plan/mocks.py"
         )
