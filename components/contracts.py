@@ -302,6 +302,13 @@ class ClusterNetwork:
     data_service_cidrs: tuple[pulumi.Input[str], ...] = ()
     # the nodes' addresses (host-network scrape targets: kubelet, node-exporter)
     node_cidrs: tuple[str, ...] = ()
+    # whether an ipBlock of node_cidrs matches a node as a peer. The VPC CNI matches by address; under GKE
+    # Dataplane V2 (Cilium) a node has the reserved `remote-node` identity and CIDR rules never select it
+    # (docs.cilium.io "Layer 3 Examples", CIDR-based: "CIDR rules do not apply to traffic where both sides
+    # of the connection are either managed by Cilium or use an IP belonging to a node in the cluster"), and
+    # GKE accepts no CiliumNetworkPolicy (toEntities: remote-node). Where False, the scrape of host-network
+    # targets is allowed by port alone.
+    nodes_match_ip_blocks: bool = True
     # pods the API server's webhook calls come out of (GKE: the konnectivity agents in kube-system); they
     # are admitted on the webhook ports beside control_plane_cidrs
     webhook_proxies: tuple[PodPeer, ...] = ()

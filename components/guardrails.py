@@ -482,7 +482,9 @@ def network_policies(
                 "allow-node-scrape-out",
                 egress=[
                     k8s.networking.v1.NetworkPolicyEgressRuleArgs(
-                        to=[_cidr_peer(c) for c in network.node_cidrs], ports=[_tcp(p) for p in NODE_SCRAPE_PORTS]
+                        # by port alone where no ipBlock can name a node (ClusterNetwork.nodes_match_ip_blocks)
+                        to=[_cidr_peer(c) for c in network.node_cidrs] if network.nodes_match_ip_blocks else None,
+                        ports=[_tcp(p) for p in NODE_SCRAPE_PORTS],
                     )
                 ],
             )

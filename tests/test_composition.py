@@ -110,6 +110,7 @@ ENDPOINT_CARRIERS = (
     "kubernetes:core/v1:ConfigMap::mlplatform-airflow-kafka-client",  # the brokers' addresses
 )
 NAMESPACES, DNS_METRICS = "mlplatform:platform:Namespaces", "mlplatform-monitoring-allow-dns-metrics-out"
+NODE_SCRAPE = "mlplatform-monitoring-allow-node-scrape-out"
 REDIS_CAS = (  # for Feast in mlplatform and for Ray in training
     "$kubernetes:core/v1:ConfigMap::mlplatform-feast-redis-ca",
     "$kubernetes:core/v1:ConfigMap::mlplatform-kuberay-feast-redis-ca",
@@ -131,6 +132,12 @@ def test_in_cluster_layers_are_identical_on_aws_and_gcp(plan, aws_stack: str, gc
     # CoreDNS, not GKE's kube-dns): the egress policy and the chart's coreDns monitor follow that fact
     assert aws_side.pop(f"{NAMESPACES}$kubernetes:networking.k8s.io/v1:NetworkPolicy::{DNS_METRICS}")
     assert f"{NAMESPACES}$kubernetes:networking.k8s.io/v1:NetworkPolicy::{DNS_METRICS}" not in gcp_side
+    # host-network scrapes: to the nodes' addresses where an ipBlock names a node (the VPC CNI), by port
+    # alone where none can (Cilium on GKE; ClusterNetwork.nodes_match_ip_blocks)
+    node_scrape = f"{NAMESPACES}$kubernetes:networking.k8s.io/v1:NetworkPolicy::{NODE_SCRAPE}"
+    [aws_rule], [gcp_rule] = aws_side.pop(node_scrape)["spec"]["egress"], gcp_side.pop(node_scrape)["spec"]["egress"]
+    assert all("ipBlock" in peer for peer in aws_rule["to"]) and "to" not in gcp_rule
+    assert aws_rule["ports"] == gcp_rule["ports"]
     # one GPU runtime per GPU pool, named after the pool (each stack's own pools; test_serving.py checks them)
     for side in (aws_side, gcp_side):
         for key in [k for k in side if "ServingRuntime::" in k]:

@@ -242,6 +242,7 @@ def build(parent: pulumi.ComponentResource, name: str, cfg: ClusterArgs) -> Clus
             control_plane_cidrs=(MASTER_CIDR,),
             data_service_cidrs=(pulumi.Output.concat(psa_range.address, f"/{PSA_PREFIX}"), NODE_CIDR),
             node_cidrs=(NODE_CIDR,),
+            nodes_match_ip_blocks=False,  # Dataplane V2: nodes are Cilium's remote-node identity
             webhook_proxies=(KONNECTIVITY_AGENTS,),
             # GKE runs kube-dns (kubedns, dnsmasq, sidecar), which serves no metrics on CoreDNS's 9153
             dns_metrics_port=None,
