@@ -85,6 +85,7 @@ def build_platform(cfg: PlatformConfig) -> Platform:
     if data.outputs.kafka is not None:
         pulumi.export("kafkaBootstrapServers", data.outputs.kafka.bootstrap_servers)
     pulumi.export("mlflowTrackingUri", lifecycle.outputs.mlflow.url)
+    pulumi.export("mlflowArtifactsDestination", lifecycle.outputs.mlflow_artifacts)
     pulumi.export("featureServerUrl", lifecycle.outputs.feature_server.url)
     pulumi.export("rayDashboardUrl", lifecycle.outputs.ray_dashboard.url)
     if cfg.services.kserve.enabled:

@@ -149,7 +149,9 @@ def memory_bytes(quantity: str) -> int:
 
 
 @pytest.fixture(scope="module")
-def server(dev, rendered, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+def server(
+    dev, rendered, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[str, subprocess.Popen[bytes], Path]]:
     """The migration Job's command, then the Deployment's server, each with the environment the kubelet
     would give it; only addresses (database, listen port, artifact store) point at this machine."""
     python = venv_python(".venv-mlflow", REQUIREMENTS)
@@ -191,6 +193,7 @@ def server(dev, rendered, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
         port = free_port()
         args = []
         for arg in container["args"]:
+            arg = arg.replace("/tmp/", f"{work}/")  # the chart's emptyDir on /tmp
             arg = re.sub(r"^--port=\d+$", f"--port={port}", arg)
             arg = re.sub(r"^--host=.*$", "--host=127.0.0.1", arg)
             arg = re.sub(r"^--artifacts-destination=.*$", f"--artifacts-destination={work / 'artifacts'}", arg)
@@ -198,7 +201,6 @@ def server(dev, rendered, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
         for mount in container.get("volumeMounts", []):
             if mount["mountPath"] == "/tmp":
                 env["TMPDIR"] = str(work)
-        args = [a.replace("/tmp/", f"{work}/") for a in args]
         log = work / "server.log"
         process = subprocess.Popen(
             [str(Path(python).parent / container["command"][0]), *args],
@@ -210,14 +212,14 @@ def server(dev, rendered, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
         url = f"http://127.0.0.1:{port}"
         try:
             wait_healthy(url, process, log)
-            yield url, process
+            yield url, process, work / "artifacts"
         finally:
             os.killpg(process.pid, signal.SIGTERM)
             process.wait(timeout=30)
 
 
 def test_scrapes_port_forwards_and_in_cluster_clients_are_served(server) -> None:
-    url, _ = server
+    url, *_ = server
     api = "/api/2.0/mlflow/experiments/search?max_results=1"
     assert status(url, "/metrics", POD_IP_HOST) == 200, "Prometheus scrapes the pod by its IP"
     assert status(url, api, f"localhost:{ENDPOINT.port}") == 200, "kubectl port-forward"
@@ -226,15 +228,66 @@ def test_scrapes_port_forwards_and_in_cluster_clients_are_served(server) -> None
 
 
 def test_dns_rebinding_protection_stays_on(server) -> None:
-    url, _ = server
+    url, *_ = server
     assert status(url, "/api/2.0/mlflow/experiments/search?max_results=1", "mlflow.attacker.example") == 403
 
 
 def test_the_server_fits_its_memory_limit(server, rendered) -> None:
-    _, process = server
+    _, process, _ = server
     time.sleep(3)  # every worker has imported MLflow
     [container] = deployment(rendered)["spec"]["template"]["spec"]["containers"]
     limit = memory_bytes(container["resources"]["limits"]["memory"])
     used = tree_rss_bytes(process.pid)
     # half the limit left for requests, uploads proxied through the server and the Prometheus registry
     assert used < limit / 2, f"server and workers use {used >> 20} MiB idle, limit {limit >> 20} MiB"
+
+
+# Logs a scikit-learn model the way the README tells users to (MLflow 3, through the tracking server's
+# artifact proxy), registers it, promotes it by alias, and resolves both the alias and the version with
+# the platform's client code, against the server's local artifacts destination and a bucket destination.
+REGISTER_AND_RESOLVE = """
+import json, sys
+import mlflow
+from mlflow import MlflowClient
+from sklearn.linear_model import LogisticRegression
+from mlplatform_client.models import storage_uri
+
+url, local_destination = sys.argv[1], sys.argv[2]
+mlflow.set_tracking_uri(url)
+mlflow.set_experiment("churn")
+with mlflow.start_run():
+    model = LogisticRegression().fit([[0.0], [1.0], [2.0], [3.0]], [0, 0, 1, 1])
+    info = mlflow.sklearn.log_model(model, name="model", registered_model_name="churn")
+client = MlflowClient(url)
+client.set_registered_model_alias("churn", "champion", info.registered_model_version)
+print(json.dumps({
+    "source": client.get_model_version("churn", str(info.registered_model_version)).source,
+    "by_alias": storage_uri(client, "churn", local_destination, alias="champion"),
+    "by_version": storage_uri(client, "churn", local_destination, version=str(info.registered_model_version)),
+    "in_bucket": storage_uri(client, "churn", "s3://mlplatform-dev-artifacts/mlflow", alias="champion"),
+}))
+"""
+
+
+def test_a_registered_version_resolves_to_the_files_kserve_loads(server) -> None:
+    """MLflow 3 registers `models:/m-<id>`, which no storage initializer reads: the client code turns the
+    alias or version into the bucket path where the model's MLmodel actually is."""
+    import json
+
+    url, _, destination = server
+    python = venv_python(".venv-mlflow", REQUIREMENTS)
+    done = subprocess.run(
+        [python, "-c", REGISTER_AND_RESOLVE, url, str(destination)],
+        env={**os.environ, "PYTHONPATH": str(ROOT), "MLFLOW_ENABLE_LOGGED_MODEL_SIGNATURE_WARNINGS": "false"},
+        capture_output=True,
+        timeout=180,
+    )
+    assert done.returncode == 0, done.stderr.decode()[-3000:]
+    found = json.loads(done.stdout.decode().strip().splitlines()[-1])
+    assert found["source"].startswith("models:/m-"), "MLflow 3 records the logged model, not a path"
+    assert found["by_alias"] == found["by_version"]
+    model_dir = Path(found["by_alias"])
+    assert (model_dir / "MLmodel").is_file(), f"no MLmodel where the storage URI points: {model_dir}"
+    assert "sklearn" in (model_dir / "MLmodel").read_text()
+    relative = model_dir.relative_to(destination).as_posix()
+    assert found["in_bucket"] == f"s3://mlplatform-dev-artifacts/mlflow/{relative}"

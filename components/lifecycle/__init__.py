@@ -44,6 +44,7 @@ class LifecycleArgs:
 @dataclass(frozen=True)
 class LifecycleOutputs:
     mlflow: ServiceEndpoint  # .url is the tracking URI
+    mlflow_artifacts: pulumi.Output[str]  # the server's artifacts destination (registered models' files)
     feature_server: ServiceEndpoint
     ray_dashboard: ServiceEndpoint
     feature_store_yaml: pulumi.Output[str]
@@ -107,6 +108,7 @@ class Lifecycle(pulumi.ComponentResource):
 
         self.outputs = LifecycleOutputs(
             mlflow=mlflow.outputs.endpoint,
+            mlflow_artifacts=mlflow.outputs.artifacts_destination,
             feature_server=feast.outputs.endpoint,
             ray_dashboard=ray.outputs.dashboard,
             feature_store_yaml=feast.outputs.source.store_yaml,

@@ -110,7 +110,7 @@ def mlflow_values(
             # --serve-artifacts: clients upload and download through MLflow, so only MLflow's identity
             # touches the bucket. s3://... or gs://... works as is with the pod's workload identity.
             "proxiedArtifactStorage": True,
-            "defaultArtifactsDestination": pulumi.Output.concat(artifacts.uri, f"/{ARTIFACTS_PREFIX}"),
+            "defaultArtifactsDestination": artifacts_destination(artifacts),
         },
         "serverAllowedHosts": allowed_hosts(ENDPOINT),
         # `--expose-prometheus <dir>`: /metrics on the server port; gunicorn's workers share the directory
@@ -163,6 +163,11 @@ def migration_job_spec(pin: ChartPin, database_secret: pulumi.Input[str], placem
     }
 
 
+def artifacts_destination(artifacts: Bucket) -> pulumi.Output[str]:
+    """The server's --artifacts-destination: the mlflow/ prefix of the artifacts bucket."""
+    return pulumi.Output.concat(artifacts.uri, f"/{ARTIFACTS_PREFIX}")
+
+
 @dataclass(frozen=True)
 class MLflowArgs:
     namespace: k8s.core.v1.Namespace
@@ -178,6 +183,9 @@ class MLflowArgs:
 @dataclass(frozen=True)
 class MLflowOutputs:
     endpoint: ServiceEndpoint  # .url is the tracking URI
+    # where the server stores what clients log (--artifacts-destination); a registered version's files are
+    # below it (mlplatform_client/models.py turns a version into the storageUri KServe reads)
+    artifacts_destination: pulumi.Output[str]
     service_account: k8s.core.v1.ServiceAccount
     database_secret: k8s.core.v1.Secret
 
@@ -228,5 +236,5 @@ class MLflow(pulumi.ComponentResource):
                 provider=args.provider,
                 depends_on=[*pg.ready, db, account, flask, migration],
             )
-        self.outputs = MLflowOutputs(ENDPOINT, account, db)
+        self.outputs = MLflowOutputs(ENDPOINT, artifacts_destination(args.artifacts), account, db)
         self.register_outputs({"trackingUri": ENDPOINT.url})
