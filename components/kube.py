@@ -215,6 +215,23 @@ def zone_spread(labels: Mapping[str, str]) -> list[dict[str, object]]:
     ]
 
 
+def libpq_env(database_secret: pulumi.Input[str]) -> list[dict[str, object]]:
+    """libpq's PG* variables from a service's database Secret (`database_secret`'s keys): a client that
+    connects with no parameters of its own (psql, psycopg2 with an empty DSN) uses exactly these, TLS mode
+    included."""
+    return [
+        {"name": var, "valueFrom": {"secretKeyRef": {"name": database_secret, "key": key}}}
+        for var, key in (
+            ("PGHOST", "host"),
+            ("PGPORT", "port"),
+            ("PGDATABASE", "database"),
+            ("PGUSER", "username"),
+            ("PGPASSWORD", "password"),
+            ("PGSSLMODE", "sslmode"),
+        )
+    ]
+
+
 # Pod Security "restricted" needs an explicit seccomp profile; charts default to none.
 RESTRICTED_POD = {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}}
 RESTRICTED_CONTAINER = {

@@ -31,6 +31,7 @@ import yaml
 
 from components.contracts import Namespace
 from components.guardrails import FLOWS, POD_SECURITY
+from mlplatform.helm_apply import applied, lingering_jobs, made_at_run_time, missing_references
 from mlplatform.plan.document import PlanDocument
 from mlplatform.plan.mocks import Registration
 from mlplatform.podsecurity import Violation, check_pod, missing_requests, pod_specs
@@ -345,6 +346,7 @@ def render_plan(
 ) -> RenderReport:
     """Renders and checks every Helm resource of the plan; writes <out_dir>/<release>.yaml when asked."""
     releases, violations, missing, known = [], [], [], []
+    kinds: dict[str, str] = {}
     for reg in sorted((r for t in HELM_TYPES for r in doc.by_type(t)), key=lambda r: r.name):
         chart, version = str(reg.inputs["chart"]), str(reg.inputs["version"])
         try:
@@ -357,15 +359,38 @@ def render_plan(
             missing.append(f"{reg.name}: {e}")
             continue
         rendered = render_release(reg, chart_dir)
+        # what the mechanism applies: no hooks for helm.v4.Chart (mlplatform/helm_apply.py)
+        rendered.objects = applied(reg.type, rendered.objects)
         releases.append(rendered)
-        where = f"release {rendered.release} ({chart} {version})"
-        for v in check_objects(where, rendered.objects) + check_flows(where, rendered.objects):
-            reason = accepted(chart, v)
+        kinds[rendered.release] = reg.type
+        if out_dir is not None:
+            out_dir.mkdir(parents=True, exist_ok=True)
+            (out_dir / f"{rendered.release}.yaml").write_text(rendered.manifest())
+    every = [o for r in releases for o in r.objects]
+    existing = program_objects(doc) | {_key(o) for o in every} | made_at_run_time(every)
+    for rendered in releases:
+        where = f"release {rendered.release} ({rendered.chart} {rendered.version})"
+        found = check_objects(where, rendered.objects) + check_flows(where, rendered.objects)
+        found += missing_references(where, rendered.objects, existing)
+        found += lingering_jobs(where, kinds[rendered.release], rendered.objects)
+        for v in found:
+            reason = accepted(rendered.chart, v)
             if reason is None:
                 violations.append(v)
             else:
                 known.append((v, reason))
-        if out_dir is not None:
-            out_dir.mkdir(parents=True, exist_ok=True)
-            (out_dir / f"{rendered.release}.yaml").write_text(rendered.manifest())
     return RenderReport(releases, violations, missing, known)
+
+
+def _key(obj: Mapping[str, Any]) -> tuple[str, str, str]:
+    meta = obj.get("metadata") or {}
+    return str(meta.get("namespace", "")), str(obj.get("kind")), str(meta.get("name"))
+
+
+def program_objects(doc: PlanDocument) -> set[tuple[str, str, str]]:
+    """(namespace, kind, name) of the Secrets and ConfigMaps the program declares itself."""
+    return {
+        _key({**r.inputs, "kind": r.type.rsplit(":", 1)[-1]})
+        for t in ("kubernetes:core/v1:Secret", "kubernetes:core/v1:ConfigMap")
+        for r in doc.by_type(t)
+    }

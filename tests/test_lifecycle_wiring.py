@@ -153,7 +153,7 @@ def test_charts_run_as_the_identity_bound_service_accounts(plan, stack: str) -> 
     assert chart(doc, "mlflow")["serviceAccount"]["create"] is False
     bound(chart(doc, "feast")["serviceAccount"]["name"], workloads.FEAST)
     airflow = chart(doc, "airflow")
-    for component in ("scheduler", "apiServer", "triggerer", "dagProcessor", "workers", "migrateDatabaseJob"):
+    for component in ("scheduler", "apiServer", "triggerer", "dagProcessor", "workers"):
         assert airflow[component]["serviceAccount"]["create"] is False, component
         bound(airflow[component]["serviceAccount"]["name"], workloads.AIRFLOW)
     spec = ray_spec(doc)
@@ -338,7 +338,12 @@ def test_airflow_is_wired_to_the_platform(plan, stack: str) -> None:
         if "configMap" in v and v["configMap"]["name"] == dag_map.inputs["metadata"]["name"]
     ]
     assert any(m["name"] == volume["name"] and m["readOnly"] for m in values["volumeMounts"])
-    assert values["migrateDatabaseJob"]["useHelmHooks"] is False  # a waiting install would deadlock on the hook
+    # the chart's migration would deadlock a waiting install as a hook and block upgrades as a Job: the
+    # program's own Job migrates, before the release
+    assert values["migrateDatabaseJob"] == {"enabled": False}
+    [migrate] = [r for r in doc.by_type("kubernetes:batch/v1:Job") if r.name.endswith("airflow-db-migrate")]
+    [airflow] = [r for r in doc.by_type("kubernetes:helm.sh/v3:Release") if r.inputs.get("name") == "airflow"]
+    assert migrate.urn in airflow.dependencies
     env = {e["name"]: e.get("value") for e in values["env"]}
     assert env["AIRFLOW_VAR_MLFLOW_TRACKING_URI"] == doc.outputs["mlflowTrackingUri"]
     assert env["AIRFLOW_VAR_RAY_ADDRESS"] == doc.outputs["rayDashboardUrl"]

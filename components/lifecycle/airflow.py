@@ -3,12 +3,15 @@ the platform's reference DAGs (or a configured git-sync repository), task logs i
 the `airflow` workload identity, and the platform's endpoints provided as Airflow connections and variables.
 
 helm.v3.Release, deliberately: Helm keeps the release history operators roll back with, and the chart's
-pre-install Secrets stay stable across upgrades. The database migration is NOT a hook here: the chart runs
-it as a `post-install,post-upgrade` hook by default, while the scheduler, API server, triggerer and DAG
-processor wait in an init container for the migrations, and a waiting install only runs post-install
-hooks after those pods are ready: a deadlock. `migrateDatabaseJob.useHelmHooks: false` (what the chart's
-docs prescribe for waiting installers) makes it an ordinary Job that runs beside them
-(templates/jobs/migrate-database-job.yaml adds the hook annotations only when useHelmHooks is true).
+pre-install Secrets stay stable across upgrades. The database migration is not the chart's: as a hook
+(`post-install,post-upgrade`, its default) it deadlocks a waiting install, since the scheduler, API server,
+triggerer and DAG processor wait in an init container for the migrations and Helm runs post-install hooks
+only after those pods are ready; as an ordinary Job (`useHelmHooks: false`) it is patched by the next
+upgrade while it still exists (its `ttlSecondsAfterFinished: 300`), and a Job's pod template is immutable,
+so any upgrade within 5 minutes that touches it fails (`render` reports such Jobs: mlplatform/helm_apply.py).
+The program runs `airflow db migrate` as its own Job before the release, straight to the database with the
+`airflow-postgres` Secret's libpq variables (PgBouncer is part of the release): Pulumi replaces the Job under
+a new name when its template changes, and the release's pods start on a migrated schema.
 Every credential the chart would otherwise template from values (metadata connection, PgBouncer's users,
 Fernet/API/JWT keys) is a Secret made here from Pulumi secrets and passed by name.
 
@@ -44,11 +47,13 @@ from components.contracts import (
 )
 from components.guardrails import git_ssh_egress
 from components.kube import (
+    PART_OF,
     RESTRICTED_CONTAINER,
     RESTRICTED_POD,
     config_map,
     database_secret,
     identity_service_account,
+    libpq_env,
     opaque_secret,
     pinned_release,
     zone_spread,
@@ -65,7 +70,7 @@ from components.lifecycle.training import launcher_rbac
 from components.placement import Placement
 from components.secrets import generated_secret
 from mlplatform.config import AirflowConfig
-from mlplatform.pins import AIRFLOW_IMAGE_UID, ChartPin
+from mlplatform.pins import AIRFLOW_IMAGE, AIRFLOW_IMAGE_UID, ChartPin
 
 RELEASE = "airflow"
 POD_LABELS = {"tier": "airflow", "release": RELEASE}  # on every pod the chart makes
@@ -221,6 +226,44 @@ def dag_volumes(config_map: pulumi.Input[str] | None) -> tuple[list[dict[str, ob
     return [volume], [{"name": "platform-dags", "mountPath": PLATFORM_DAGS_MOUNT, "readOnly": True}]
 
 
+# SQLAlchemy's psycopg2 URL with no host, user or database: libpq takes all of them (and the TLS mode) from
+# the PG* variables (libpq "Environment Variables"), so the connection string holds no secret
+LIBPQ_CONNECTION = "postgresql+psycopg2://"
+
+
+def migration_job_spec(database_secret: pulumi.Input[str], placement: Placement) -> dict[str, object]:
+    """One `airflow db migrate` in the pinned Airflow image (its entrypoint, as the chart's Job runs it),
+    straight to PostgreSQL over TLS with the `airflow-postgres` Secret's libpq variables."""
+    return {
+        "backoffLimit": 6,
+        "activeDeadlineSeconds": 900,
+        "template": {
+            "metadata": {"labels": {**PART_OF, "app.kubernetes.io/name": "airflow-db-migrate"}},
+            "spec": {
+                "restartPolicy": "Never",
+                "automountServiceAccountToken": False,
+                "nodeSelector": placement.node_selector,
+                "tolerations": placement.tolerations,
+                "securityContext": {**RESTRICTED_POD, "runAsUser": UID},
+                "containers": [
+                    {
+                        "name": "migrate",
+                        "image": AIRFLOW_IMAGE,
+                        "args": ["airflow", "db", "migrate"],
+                        "env": [
+                            *libpq_env(database_secret),
+                            {"name": "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", "value": LIBPQ_CONNECTION},
+                        ],
+                        # `airflow db migrate` imports Airflow and its providers: ~400 MiB resident
+                        "resources": placement.resources("250m", "512Mi", "1Gi"),
+                        "securityContext": RESTRICTED_CONTAINER,
+                    }
+                ],
+            },
+        },
+    }
+
+
 def airflow_values(
     *,
     pin: ChartPin,
@@ -298,13 +341,8 @@ def airflow_values(
         # the chart's default admin user has the password "admin" in values: never. Users come from the
         # auth manager (FAB) set up by the operator, not from Helm values.
         "createUserJob": {"enabled": False, "serviceAccount": {"create": False}},
-        "migrateDatabaseJob": {
-            "enabled": True,
-            "useHelmHooks": False,
-            "serviceAccount": sa,
-            # `airflow db migrate` imports Airflow and its providers: ~400 MiB resident
-            "resources": placement.resources("250m", "512Mi", "1Gi"),
-        },
+        # the program's Job migrates before the release (migration_job_spec)
+        "migrateDatabaseJob": {"enabled": False},
         # active/standby per the HA table: both schedulers run; row locks in PostgreSQL keep them apart
         "scheduler": component("scheduler", replicas, resources=placement.resources("500m", "1Gi", "2Gi"), **groomer),
         "apiServer": component("api-server", replicas, resources=placement.resources("250m", "1Gi", "2Gi")),
@@ -409,6 +447,13 @@ class Airflow(pulumi.ComponentResource):
                 ns,
                 {KAFKA_BOOTSTRAP_KEY: args.kafka.bootstrap_servers},
             )
+        migration = k8s.batch.v1.Job(
+            f"{name}-db-migrate",
+            metadata=k8s.meta.v1.ObjectMetaArgs(namespace=ns.metadata.name, labels=PART_OF),
+            spec=migration_job_spec(db.metadata.name, args.placement),
+            # Pulumi waits for the Job to complete; a new Airflow version or env is a new Job (auto-named)
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[*pg.ready, db]),
+        )
         ca_volumes, ca_mounts = store.volumes()
         dag_vols, dag_mounts = dag_volumes(dags[0].metadata.name if dags else None)
         pinned_release(
@@ -429,12 +474,11 @@ class Airflow(pulumi.ComponentResource):
             ),
             args.provider,
             release_name=RELEASE,
-            # Five Deployments plus the migration Job on the CPU pool, which may start at zero nodes: ~3 min
-            # for a node, ~2 min to pull the Airflow image (~1 GiB), the migration (~1 min on a new
-            # database), then the components' readiness; 15 min leaves room for a slow pull.
+            # Five Deployments on the CPU pool, which may start at zero nodes: ~3 min for a node, ~2 min to
+            # pull the Airflow image (~1 GiB), then the components' readiness; 15 min leaves room for a slow
+            # pull.
             timeout_seconds=900,
-            wait_for_jobs=True,
-            depends_on=[*pg.ready, *made.values(), *store.ready, *dags, account],
+            depends_on=[*pg.ready, *made.values(), *store.ready, *dags, account, migration],
         )
 
     def _secrets(self, name: str, ns: k8s.core.v1.Namespace, pg: PostgresEndpoint) -> dict[str, k8s.core.v1.Secret]:

@@ -29,6 +29,7 @@ from components.kube import (
     RESTRICTED_POD,
     database_secret,
     identity_service_account,
+    libpq_env,
     opaque_secret,
     spread_affinity,
 )
@@ -126,17 +127,7 @@ def mlflow_values(
 def migration_job_spec(pin: ChartPin, database_secret: pulumi.Input[str], placement: Placement) -> dict[str, object]:
     """One run of MLflow's schema migration with the server's image, database user and TLS mode (every PG*
     variable from the `mlflow-postgres` Secret)."""
-    env = [
-        {"name": var, "valueFrom": {"secretKeyRef": {"name": database_secret, "key": key}}}
-        for var, key in (
-            ("PGHOST", "host"),
-            ("PGPORT", "port"),
-            ("PGDATABASE", "database"),
-            ("PGUSER", "username"),
-            ("PGPASSWORD", "password"),
-            ("PGSSLMODE", "sslmode"),
-        )
-    ]
+    env = libpq_env(database_secret)
     return {
         "backoffLimit": 6,
         "activeDeadlineSeconds": 900,
