@@ -56,6 +56,8 @@ class Flow:
     # who opens the port when no chart declares it (a listener configured at run time); `render` then
     # cannot see it in the pods and says so instead of failing
     opened_by: str | None = None
+    # only these pods of the source namespaces may connect (by label), when not every pod there should
+    source_pods: Mapping[str, str] | None = None
 
     @property
     def pod_labels(self) -> dict[str, str]:
@@ -65,6 +67,9 @@ class Flow:
 
 
 MLFLOW_PORT, FEATURE_SERVER_PORT, RAY_DASHBOARD_PORT, RAY_CLIENT_PORT = 5000, 6566, 8265, 10001
+# every pod the Airflow chart makes (scheduler, API server, triggerer, DAG processor, KubernetesExecutor
+# workers) carries these (its templates' `tier: airflow` and `release: <release>`; the release is `airflow`)
+AIRFLOW_PODS = {"tier": "airflow", "release": "airflow"}
 FEATURE_SERVER_METRICS_PORT = 8000
 INGRESS_GATEWAY_APP = "istio-ingressgateway"  # the gateway release's name and its pods' name label
 GATEWAY_HTTP_PORT, GATEWAY_HTTPS_PORT, GATEWAY_STATUS_PORT, LOCAL_GATEWAY_PORT = 80, 443, 15021, 8081
@@ -89,8 +94,12 @@ FLOWS: tuple[Flow, ...] = (
         (Namespace.SERVING, Namespace.PLATFORM),
     ),
     # Airflow submits and watches Ray jobs on the head node
-    Flow("ray-jobs", Namespace.TRAINING, "kuberay", RAY_DASHBOARD_PORT, (Namespace.PLATFORM,)),
-    Flow("ray-client", Namespace.TRAINING, "kuberay", RAY_CLIENT_PORT, (Namespace.PLATFORM,)),
+    # Ray's job API and client port run whatever code they are sent, as the training identity: from
+    # Airflow's pods only, not from every service in `mlplatform` (MLflow, the feature server)
+    Flow(
+        "ray-jobs", Namespace.TRAINING, "kuberay", RAY_DASHBOARD_PORT, (Namespace.PLATFORM,), source_pods=AIRFLOW_PODS
+    ),
+    Flow("ray-client", Namespace.TRAINING, "kuberay", RAY_CLIENT_PORT, (Namespace.PLATFORM,), source_pods=AIRFLOW_PODS),
     # inference requests enter through the Istio ingress gateway (its pods listen on 80/443 themselves;
     # 15021 answers the load balancer's health checks). By address: the load balancer keeps the client's
     # (externalTrafficPolicy Local on GKE) or connects from its own VPC addresses (EKS NLB, IP targets).
@@ -294,9 +303,11 @@ KUBE_SYSTEM = "kube-system"
 CLUSTER_DNS_PODS = {"k8s-app": "kube-dns"}  # CoreDNS on EKS and kube-dns on GKE both carry it
 
 
-def _peer_ns(ns: Namespace) -> k8s.networking.v1.NetworkPolicyPeerArgs:
+def _peer_ns(ns: Namespace, pods: Mapping[str, str] | None = None) -> k8s.networking.v1.NetworkPolicyPeerArgs:
+    """The namespace's pods, or only those labelled `pods`."""
     return k8s.networking.v1.NetworkPolicyPeerArgs(
-        namespace_selector=k8s.meta.v1.LabelSelectorArgs(match_labels={NS_LABEL: ns.value})
+        namespace_selector=k8s.meta.v1.LabelSelectorArgs(match_labels={NS_LABEL: ns.value}),
+        pod_selector=k8s.meta.v1.LabelSelectorArgs(match_labels=dict(pods)) if pods is not None else None,
     )
 
 
@@ -425,7 +436,7 @@ def network_policies(
                     pod_labels=flow.pod_labels,
                     ingress=[
                         k8s.networking.v1.NetworkPolicyIngressRuleArgs(
-                            from_=[_peer_ns(s) for s in flow.sources]
+                            from_=[_peer_ns(s, flow.source_pods) for s in flow.sources]
                             + ([_cidr_peer("0.0.0.0/0")] if flow.from_anywhere else []),
                             ports=[_tcp(flow.port)],
                         )

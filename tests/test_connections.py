@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import pytest
 
+from components.guardrails import AIRFLOW_PODS, NAME_LABEL, RAY_CLIENT_PORT, RAY_DASHBOARD_PORT
 from mlplatform.connections import GKE_CONTROL_PLANE_PORTS, Connection, connections
 from mlplatform.netpol import Cni, Node, Outside, Pod, PolicySet, firewall_allows
 from mlplatform.plan.document import PlanDocument
@@ -152,3 +153,18 @@ def test_every_annotated_model_server_port_is_scraped(plan, stack: str) -> None:
         }
         addresses = [a for m in monitors for a in _targets(m, pod)]
         assert f"10.16.1.44:{annotations['prometheus.kserve.io/port']}" in addresses, runtime.name
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_only_airflow_reaches_the_ray_job_api(plan, stack: str) -> None:
+    """Ray's job API runs what it is sent as the training identity: Airflow's pods reach it, the other
+    services of `mlplatform` do not."""
+    doc = plan(stack)
+    addrs, _ = connections(doc)
+    policies = PolicySet(doc, addrs.cni)
+    head = Pod("training", {NAME_LABEL: "kuberay", "ray.io/node-type": "head"}, addrs.pod)
+    for port in (RAY_DASHBOARD_PORT, RAY_CLIENT_PORT):
+        assert policies.decide(
+            Pod("mlplatform", {**AIRFLOW_PODS, "component": "worker"}, addrs.pod), head, port
+        ).allowed
+        assert not policies.decide(Pod("mlplatform", {NAME_LABEL: "mlflow"}, addrs.pod), head, port).allowed

@@ -6,6 +6,7 @@ mode (unknown fields rejected), offline, via the kubernetes-validate package.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import kubernetes_validate
@@ -99,12 +100,20 @@ def test_every_platform_namespace_has_pod_security_and_default_deny(plan, stack:
         assert ns_urn in policy.dependencies, policy.name
 
 
-def _allows(doc: PlanDocument, src: Namespace, dst: Namespace, app: str | dict[str, str], port: int) -> bool:
-    """Whether both sides' policies allow src -> dst pods labelled app (or carrying these labels) on TCP port."""
+def _allows(
+    doc: PlanDocument,
+    src: Namespace,
+    dst: Namespace,
+    app: str | dict[str, str],
+    port: int,
+    src_labels: Mapping[str, str] | None = None,
+) -> bool:
+    """Whether both sides' policies allow src pods (any, or those carrying `src_labels`) -> dst pods labelled
+    app (or carrying these labels) on TCP port."""
     labels = app if isinstance(app, dict) else {"app.kubernetes.io/name": app}
     policies = doc.by_type("kubernetes:networking.k8s.io/v1:NetworkPolicy")
 
-    def peer_ok(peer: dict, ns: Namespace, labels: dict[str, str] | None) -> bool:
+    def peer_ok(peer: dict, ns: Namespace, labels: Mapping[str, str] | None) -> bool:
         ns_match = peer.get("namespaceSelector", {}).get("matchLabels", {})
         pod_match = peer.get("podSelector", {}).get("matchLabels", {})
         return ns_match == {"kubernetes.io/metadata.name": ns.value} and (
@@ -118,7 +127,7 @@ def _allows(doc: PlanDocument, src: Namespace, dst: Namespace, app: str | dict[s
         p.inputs["metadata"]["namespace"] == dst.value
         and p.inputs["spec"]["podSelector"].get("matchLabels", {}).items() <= labels.items()
         and any(
-            port_ok(rule) and any(peer_ok(peer, src, None) for peer in rule.get("from", []))
+            port_ok(rule) and any(peer_ok(peer, src, src_labels) for peer in rule.get("from", []))
             for rule in p.inputs["spec"].get("ingress") or []
         )
         for p in policies
@@ -138,7 +147,9 @@ def test_flows_follow_the_design_arrows_and_nothing_else(prod: PlanDocument) -> 
     policies = prod.by_type("kubernetes:networking.k8s.io/v1:NetworkPolicy")
     for flow in FLOWS:
         for src in flow.sources:
-            assert _allows(prod, src, flow.to, flow.pod_labels, flow.port), (flow.name, src)
+            assert _allows(prod, src, flow.to, flow.pod_labels, flow.port, flow.source_pods), (flow.name, src)
+            if flow.source_pods:  # the namespace's other pods are not admitted
+                assert not _allows(prod, src, flow.to, flow.pod_labels, flow.port), (flow.name, src)
         if flow.from_anywhere:  # a load balancer's clients: admitted by address, on the flow's port only
             [policy] = [p for p in policies if p.name.endswith(f"-allow-{flow.name}-in")]
             [rule] = policy.inputs["spec"]["ingress"]

@@ -396,3 +396,16 @@ def test_raycluster_validates_against_the_kuberay_crd(plan) -> None:
     spec["workerGroupSpecs"][-1]["maxReplica"] = 3  # misspelt: the API server would drop it silently
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.validate(spec, strict)
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_the_ray_autoscaler_owns_the_worker_counts(plan, stack: str) -> None:
+    """A replica count the program sends is re-applied (server-side apply, forced) on every update of the
+    RayCluster, scaling away the workers the autoscaler started: with in-tree autoscaling none is sent, and
+    the CRD's default starts each group at its minimum."""
+    spec = ray_spec(plan(stack))
+    assert spec["enableInTreeAutoscaling"] is True
+    crd = spec_schema("ray.io_rayclusters.yaml", "v1")["properties"]["workerGroupSpecs"]["items"]["properties"]
+    for group in spec["workerGroupSpecs"]:
+        assert "replicas" not in group, group["groupName"]
+        assert crd["replicas"]["default"] <= group["minReplicas"]

@@ -45,7 +45,7 @@ from components.contracts import (
     WorkloadIdentity,
     WorkloadSpec,
 )
-from components.guardrails import git_ssh_egress
+from components.guardrails import AIRFLOW_PODS, git_ssh_egress
 from components.kube import (
     PART_OF,
     RESTRICTED_CONTAINER,
@@ -73,7 +73,8 @@ from mlplatform.config import AirflowConfig
 from mlplatform.pins import AIRFLOW_IMAGE, AIRFLOW_IMAGE_UID, ChartPin
 
 RELEASE = "airflow"
-POD_LABELS = {"tier": "airflow", "release": RELEASE}  # on every pod the chart makes
+POD_LABELS = AIRFLOW_PODS  # on every pod the chart makes (the flow table names them)
+assert POD_LABELS["release"] == RELEASE
 DAGS_FOLDER = "/opt/airflow/dags"  # the chart's default core.dags_folder
 PLATFORM_DAGS_MOUNT = f"{DAGS_FOLDER}/platform"
 PGBOUNCER_PORT = 6543  # the chart's ports.pgbouncer

@@ -94,7 +94,7 @@ def gpu_worker_group(pool: NodePoolContract, service_account: str, env: list[dic
     }
     return {
         "groupName": pool.name,
-        "replicas": 0,
+        # no `replicas`: see ray_cluster_spec
         "minReplicas": 0,
         "maxReplicas": pool.max_nodes,
         "rayStartParams": {},
@@ -125,7 +125,10 @@ def ray_cluster_spec(
     )
     cpu_group = {
         "groupName": "cpu",
-        "replicas": 0,
+        # No `replicas` in any group: with in-tree autoscaling the Ray autoscaler writes it, and the
+        # Kubernetes provider's server-side apply forces the fields it sends, so a declared 0 would take the
+        # field back and scale running workers away on the next update of the RayCluster. Omitted, the
+        # CRD's default (0, ray.io_rayclusters.yaml) applies at creation and the autoscaler owns it after.
         "minReplicas": 0,
         "maxReplicas": CPU_WORKERS_MAX,
         "rayStartParams": {},
