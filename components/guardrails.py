@@ -25,7 +25,8 @@ NS_LABEL = "kubernetes.io/metadata.name"  # set by the API server on every names
 # serving system namespaces run only the charts' and operators' pods, which `render` checks at restricted:
 # cert-manager, istiod and the gateway (given a seccomp profile; its only sysctl, the unprivileged port
 # start, is allowed at every level), the Knative and KServe controllers. model-serving runs InferenceService
-# pods: Knative's secure-pod-defaults give their containers the restricted shape.
+# pods: Knative's secure-pod-defaults give their containers the restricted shape, and the storage-initializer
+# KServe injects gets it from the ClusterStorageContainer (components/serving/kserve.py).
 POD_SECURITY: Mapping[Namespace, str] = {
     Namespace.PLATFORM: "restricted",
     Namespace.SERVING: "restricted",
@@ -291,8 +292,12 @@ HTTPS_CLIENTS = frozenset(
 )
 # The managed data services' ports (PostgreSQL; Redis without and with TLS; Kafka over IAM / OAuth), allowed
 # only to the data layer's own address ranges and only from the namespaces whose pods use them.
-DATA_PORTS = (5432, 6378, 6379, 9092, 9098)
+POSTGRES_PORT = 5432
+DATA_PORTS = (POSTGRES_PORT, 6378, 6379, 9092, 9098)
 DATA_CLIENTS = frozenset({Namespace.PLATFORM, Namespace.TRAINING, Namespace.DATA})
+# ... and those that use PostgreSQL only: Grafana keeps its users, sessions and alerting state in its own
+# database (components/observability/prometheus.py), so monitoring reaches 5432 and no other data port
+POSTGRES_CLIENTS = DATA_CLIENTS | {Namespace.MONITORING}
 # Namespaces whose pods talk to the Kubernetes API but nothing else over HTTPS: Alloy discovers its node's
 # pods. Allowed to the control plane's addresses only (the `kubernetes` Service's endpoints).
 # The Knative operator reconciles Serving through the API only (its manifests ship in its image).
@@ -348,7 +353,8 @@ def _cidr_peer(cidr: pulumi.Input[str], blocked: tuple[str, ...] = ()) -> k8s.ne
 
 def baseline_egress(ns: Namespace, network: ClusterNetwork) -> list[k8s.networking.v1.NetworkPolicyEgressRuleArgs]:
     """DNS and same-namespace traffic everywhere; HTTPS, the data services and the node's metadata server
-    only where the namespace needs them (HTTPS_CLIENTS, DATA_CLIENTS, the cloud's ClusterNetwork)."""
+    only where the namespace needs them (HTTPS_CLIENTS, DATA_CLIENTS, POSTGRES_CLIENTS, the cloud's
+    ClusterNetwork)."""
     rules = [
         k8s.networking.v1.NetworkPolicyEgressRuleArgs(to=[_peer_ns(ns)]),
         k8s.networking.v1.NetworkPolicyEgressRuleArgs(
@@ -373,10 +379,11 @@ def baseline_egress(ns: Namespace, network: ClusterNetwork) -> list[k8s.networki
                 to=[_cidr_peer(c) for c in network.control_plane_cidrs], ports=[_tcp(HTTPS_PORT)]
             )
         )
-    if ns in DATA_CLIENTS:
+    data_ports = DATA_PORTS if ns in DATA_CLIENTS else (POSTGRES_PORT,) if ns in POSTGRES_CLIENTS else ()
+    if data_ports:
         rules.append(
             k8s.networking.v1.NetworkPolicyEgressRuleArgs(
-                to=[_cidr_peer(c) for c in network.data_service_cidrs], ports=[_tcp(p) for p in DATA_PORTS]
+                to=[_cidr_peer(c) for c in network.data_service_cidrs], ports=[_tcp(p) for p in data_ports]
             )
         )
     rules += [

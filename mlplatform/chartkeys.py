@@ -29,6 +29,15 @@ Tree = dict[str, Any] | None
 # default keys would wrongly reject others). Path -> why it is free-form.
 FREE_FORM: dict[str, dict[str, str]] = {
     "cluster-autoscaler": {"extraArgs": "every key becomes a --flag of the autoscaler binary"},
+    "grafana": {
+        "grafana.ini": "templates/_config.tpl ranges over every section and key into grafana.ini (any setting)"
+    },
+    "kserve-resources": {
+        "kserve.storage.containerSecurityContext": (
+            "files/common/storagecontainer-patch.yaml writes it as the ClusterStorageContainer's securityContext, "
+            "verbatim (toYaml)"
+        )
+    },
     "prometheus-pushgateway": {
         "securityContext": "templates/_helpers.tpl writes it as the pod's securityContext, verbatim",
         "containerSecurityContext": "templates/_helpers.tpl writes it as the container's securityContext, verbatim",
@@ -53,6 +62,9 @@ SUBCHARTS: dict[str, tuple[str, ...]] = {
 # Keys a chart's templates read that its values.yaml does not declare (found reading the templates at the
 # pinned version). Path -> where the template reads it; the key is then known, with anything below it.
 TEMPLATE_KEYS: dict[str, dict[str, str]] = {
+    "grafana": {
+        "rbac.useExistingRole": "templates/role.yaml (no Role made) and rolebinding.yaml (binds the named Role)",
+    },
     "knative-operator": {
         "knative_operator.knative_operator.securityContext": "templates/operator.yaml: the pod's securityContext",
         "knative_operator.operator_webhook.securityContext": "templates/operator.yaml: the pod's securityContext",

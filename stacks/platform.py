@@ -70,7 +70,13 @@ def build_platform(cfg: PlatformConfig) -> Platform:
     observability = Observability(
         NAME,
         ObservabilityArgs(
-            cluster.outputs, ns, storage.outputs, cfg.services, cfg.storage.log_retention_days, multi_zone
+            cluster.outputs,
+            ns,
+            storage.outputs,
+            data.outputs.postgres,
+            cfg.services,
+            cfg.storage.log_retention_days,
+            multi_zone,
         ),
         opts=in_cluster,
     )

@@ -297,3 +297,158 @@ def test_drift_job_reads_the_datasets_bucket_and_pushes_where_prometheus_scrapes
     code = doc.one("kubernetes:core/v1:ConfigMap", "mlplatform-drift-code").inputs["data"]
     for script in ("fetch_inputs.py", "compute_drift.py"):
         assert code[script] == (ROOT / "jobs" / "drift" / script).read_text()
+
+
+# --- Grafana as its chart renders it (kube-prometheus-stack 88.5.3, grafana-community subchart 12.11.1) -------
+
+KPS_PACKAGE = "kube-prometheus-stack-88.5.3.tgz"
+SECRET_KEY_REF = "secretKeyRef"
+
+
+def rendered_kps(doc: PlanDocument) -> list[dict]:
+    """kube-prometheus-stack rendered from the pinned package with exactly the plan's values."""
+    pytest.importorskip("helm_python")
+    from mlplatform.manifests import render_release
+
+    package = ROOT.parent / "shared" / "charts" / KPS_PACKAGE
+    if not package.exists():
+        pytest.skip(f"{package} is not present (../shared holds the pinned charts)")
+    return render_release(kps(doc), package).objects
+
+
+def grafana_deployment(objects: list[dict]) -> dict:
+    [deployment] = [o for o in objects if o["kind"] == "Deployment" and o["metadata"]["name"].endswith("-grafana")]
+    return deployment
+
+
+def grafana_ini(objects: list[dict]) -> dict[str, dict[str, str]]:
+    """The rendered grafana.ini (the chart's ConfigMap named like the Deployment), section -> key -> value."""
+    import configparser
+
+    name = grafana_deployment(objects)["metadata"]["name"]
+    [cm] = [o for o in objects if o["kind"] == "ConfigMap" and o["metadata"]["name"] == name]
+    ini = configparser.ConfigParser(interpolation=None)
+    ini.read_string(cm["data"]["grafana.ini"])
+    return {s: dict(ini[s]) for s in ini.sections()}
+
+
+def postgres_server(doc: PlanDocument) -> dict[str, str]:
+    """PGHOST and PGPORT of the bootstrap Job: the server in which it creates every service's database."""
+    job = doc.one("kubernetes:batch/v1:Job", "mlplatform-postgres-bootstrap")
+    env = job.inputs["spec"]["template"]["spec"]["containers"][0]["env"]
+    return {e["name"]: e["value"] for e in env if e["name"] in ("PGHOST", "PGPORT")}
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_a_replicated_grafana_shares_one_database(plan, stack: str) -> None:
+    """Each Grafana replica with its own SQLite file (grafana/grafana conf/defaults.ini: `[database] type =
+    sqlite3` under the data path, here an emptyDir) has its own users and sessions: a login made on one
+    pod is unknown to the other, so users are logged out at random. Every replica must use one server
+    database, here the platform's PostgreSQL, as the other services do."""
+    doc = plan(stack)
+    objects = rendered_kps(doc)
+    replicas = int(grafana_deployment(objects)["spec"].get("replicas", 1))
+    assert replicas == config(stack).services.prometheus.replicas
+    database = grafana_ini(objects).get("database", {})
+    if replicas > 1:
+        assert database.get("type", "sqlite3") in ("postgres", "mysql"), f"{replicas} replicas, one SQLite each"
+    # the platform's PostgreSQL (where the bootstrap Job makes the databases), over TLS as the other
+    # services connect, in Grafana's own database
+    pg = postgres_server(doc)
+    assert database["type"] == "postgres" and database["host"] == f"{pg['PGHOST']}:{pg['PGPORT']}"
+    assert database["ssl_mode"] == "require" and database["name"] == "grafana"
+    assert not {"user", "password", "url"} & database.keys(), "credentials never in grafana.ini"
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_grafana_connects_as_its_own_role_from_a_secret(plan, stack: str) -> None:
+    """User and password reach Grafana as GF_DATABASE_* variables from the `grafana-postgres` Secret (never a
+    literal in the values); the Secret holds Grafana's generated password; the bootstrap Job creates the
+    role and database, and the release waits for it."""
+    doc = plan(stack)
+    [grafana] = [c for c in grafana_deployment(rendered_kps(doc))["spec"]["template"]["spec"]["containers"]
+                 if c["name"] == "grafana"]  # fmt: skip
+    env = {e["name"]: e for e in grafana.get("env", [])}
+    refs = {name: env[name]["valueFrom"][SECRET_KEY_REF] for name in ("GF_DATABASE_USER", "GF_DATABASE_PASSWORD")}
+    assert {r["name"] for r in refs.values()} == {"grafana-postgres"}
+    assert (refs["GF_DATABASE_USER"]["key"], refs["GF_DATABASE_PASSWORD"]["key"]) == ("username", "password")
+    secret = doc.one("kubernetes:core/v1:Secret", "mlplatform-prometheus-grafana-db-secret")
+    meta = secret.inputs["metadata"]
+    assert (meta["name"], meta["namespace"]) == ("grafana-postgres", "monitoring")
+    password = doc.one("random:index/randomPassword:RandomPassword", "mlplatform-grafana-db")
+    assert password.urn in secret.dependencies
+    job = doc.one("kubernetes:batch/v1:Job", "mlplatform-postgres-bootstrap")
+    script = job.inputs["spec"]["template"]["spec"]["containers"][0]["command"][-1]
+    assert "-v svc=grafana " in script
+    assert job.urn in kps(doc).dependencies
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_grafana_reaches_postgresql_and_no_other_data_service(plan, stack: str) -> None:
+    """The flow table lets `monitoring` reach the data services' PostgreSQL port only, decided with the
+    stack's CNI semantics (mlplatform/netpol.py) for a Grafana pod as the chart labels it."""
+    import ipaddress
+
+    from components.cluster.aws.network import VPC_CIDR
+    from components.guardrails import DATA_PORTS
+    from mlplatform.connections import addresses
+    from mlplatform.netpol import Outside, Pod, PolicySet
+
+    doc = plan(stack)
+    addrs = addresses(doc)
+    labels = grafana_deployment(rendered_kps(doc))["spec"]["template"]["metadata"]["labels"]
+    grafana = Pod("monitoring", labels, addrs.pod)
+    host = doc.outputs["postgresHost"]
+    try:  # Cloud SQL's private address
+        ip = str(ipaddress.ip_address(host))
+    except ValueError:  # RDS: a name for an address in the VPC's private subnets
+        ip = str(ipaddress.ip_network(VPC_CIDR)[-100])
+    port = int(postgres_server(doc)["PGPORT"])
+    policies = PolicySet(doc, addrs.cni)
+    verdict = policies.decide(grafana, Outside(ip, "PostgreSQL"), port)
+    assert verdict.allowed, verdict.why
+    for other in set(DATA_PORTS) - {port}:
+        assert not policies.decide(grafana, Outside(ip, "a data service"), other).allowed, other
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_grafana_reads_only_configmaps_in_monitoring(plan, stack: str) -> None:
+    """The dashboard and data source sidecars list ConfigMaps in `monitoring` only, and Grafana's service
+    account is bound to nothing more: no ClusterRole binding (the chart's default grants ConfigMaps and
+    Secrets in every namespace), RoleBindings in `monitoring` only, to a Role without Secrets."""
+    doc = plan(stack)
+    objects = rendered_kps(doc)
+    pod = grafana_deployment(objects)["spec"]["template"]["spec"]
+    account = pod["serviceAccountName"]
+
+    def binds_grafana(o: dict) -> bool:
+        return any(s.get("kind") == "ServiceAccount" and s.get("name") == account for s in o.get("subjects") or [])
+
+    assert not [o["metadata"]["name"] for o in objects if o["kind"] == "ClusterRoleBinding" and binds_grafana(o)]
+    bindings = [o for o in objects if o["kind"] == "RoleBinding" and binds_grafana(o)]
+    assert bindings and {b["metadata"]["namespace"] for b in bindings} == {"monitoring"}
+    roles = {(o["metadata"]["namespace"], o["metadata"]["name"]): o.get("rules") or [] for o in objects
+             if o["kind"] == "Role"}  # fmt: skip
+    for role in doc.by_type("kubernetes:rbac.authorization.k8s.io/v1:Role"):
+        meta = role.inputs["metadata"]
+        roles[(meta["namespace"], meta["name"])] = role.inputs.get("rules") or []
+    for binding in bindings:
+        assert binding["roleRef"]["kind"] == "Role"
+        rules = roles[("monitoring", binding["roleRef"]["name"])]
+        granted = {r for rule in rules for r in rule.get("resources") or []}
+        assert granted and not granted & {"secrets", "*"}, granted
+    sidecars = [c for c in pod["containers"] if c["name"].startswith("grafana-sc-")]
+    assert {c["name"] for c in sidecars} >= {"grafana-sc-dashboard", "grafana-sc-datasources"}
+    for sidecar in sidecars:
+        env = {e["name"]: e.get("value") for e in sidecar.get("env", [])}
+        # k8s-sidecar: NAMESPACE unset is its own namespace; RESOURCE configmap lists no Secrets
+        assert env.get("NAMESPACE", "monitoring") == "monitoring" and env["RESOURCE"] == "configmap", sidecar["name"]
+    # nothing the sidecars should load lies elsewhere: the chart's and the platform's dashboards
+    dashboards = [o["metadata"]["namespace"] for o in objects if o["kind"] == "ConfigMap"
+                  and {"grafana_dashboard", "grafana_datasource"} & set(o["metadata"].get("labels") or {})]  # fmt: skip
+    dashboards += [
+        c.inputs["metadata"]["namespace"]
+        for c in doc.by_type("kubernetes:core/v1:ConfigMap")
+        if "grafana_dashboard" in (c.inputs["metadata"].get("labels") or {})
+    ]
+    assert dashboards and set(dashboards) == {"monitoring"}

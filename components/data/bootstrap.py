@@ -1,13 +1,13 @@
 """Per-service roles and databases inside the managed PostgreSQL, created from inside the cluster.
 
 The same Job on both clouds. RDS has no API for roles or databases. Cloud SQL has one, but every user it
-creates joins `cloudsqlsuperuser` and every database it creates is owned by that role, so mlflow, feast and
-airflow could read each other's data; roles made by SQL join nothing. The instance is reachable only from
-the cluster's nodes, so a
-Kubernetes Job in the `data` namespace runs idempotent SQL with psql (TLS required). The admin password and
-each service's password reach it only as Secret references. Pulumi waits for a Job to complete, so
-consumers that depend on `PostgresEndpoint.ready` start after their database exists. The pod template
-carries a checksum of the SQL and the passwords: rotating a password re-runs the Job (a replacement).
+creates joins `cloudsqlsuperuser` and every database it creates is owned by that role, so mlflow, feast,
+airflow and grafana could read each other's data; roles made by SQL join nothing. The instance is reachable
+only from the cluster's nodes, so a Kubernetes Job in the `data` namespace runs idempotent SQL with psql
+(TLS required). The admin password and each service's password reach it only as Secret references. Pulumi
+waits for a Job to complete, so consumers that depend on `PostgresEndpoint.ready` start after their database
+exists. The pod template carries a checksum of the SQL and the passwords: rotating a password re-runs the
+Job (a replacement).
 """
 
 from __future__ import annotations

@@ -7,8 +7,9 @@ import pulumi_random as random
 
 from components.contracts import DatabaseCredentials
 
-# The databases the platform's services own; each gets its own user and password.
-SERVICE_DATABASES = ("mlflow", "feast", "airflow")
+# The databases the platform's services own; each gets its own user and password. Grafana's holds its users,
+# sessions and alerting state, which its replicas must share (SQLite would give each its own).
+SERVICE_DATABASES = ("mlflow", "feast", "airflow", "grafana")
 
 
 def service_credentials(

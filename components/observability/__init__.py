@@ -11,7 +11,14 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from components import workloads
-from components.contracts import BucketPurpose, ClusterOutputs, Namespace, PlatformNamespaces, StorageOutputs
+from components.contracts import (
+    BucketPurpose,
+    ClusterOutputs,
+    Namespace,
+    PlatformNamespaces,
+    PostgresEndpoint,
+    StorageOutputs,
+)
 from components.observability.alloy import Alloy, AlloyArgs
 from components.observability.drift import DriftMonitor, DriftMonitorArgs
 from components.observability.gpu_metrics import DcgmExporter, DcgmExporterArgs
@@ -28,6 +35,7 @@ class ObservabilityArgs:
     cluster: ClusterOutputs
     namespaces: PlatformNamespaces
     storage: StorageOutputs
+    postgres: PostgresEndpoint  # Grafana's database
     services: ServicesConfig
     log_retention_days: int
     multi_zone: bool = False
@@ -107,6 +115,7 @@ class Observability(pulumi.ComponentResource):
                     placement=placement,
                     provider=provider,
                     loki_url=loki.outputs.url,
+                    postgres=args.postgres,
                     dns_metrics_port=args.cluster.network.dns_metrics_port,
                 ),
                 opts=pulumi.ResourceOptions(parent=self),

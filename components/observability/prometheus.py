@@ -20,9 +20,9 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components.contracts import POOL_LABEL, Namespace
+from components.contracts import POOL_LABEL, Namespace, PostgresEndpoint
 from components.guardrails import SCRAPES, ScrapeTarget
-from components.kube import PART_OF, opaque_secret, pinned_release, spread_affinity
+from components.kube import PART_OF, database_secret, opaque_secret, pinned_release, spread_affinity
 from components.observability.alerts import alertmanager_config, rule_groups
 from components.observability.dashboards import DASHBOARDS, LOKI_UID
 from components.placement import Placement
@@ -35,6 +35,9 @@ COREDNS_METRICS_PORT = 9153  # the chart's coreDns.service.port (values.yaml)
 MODEL_CONTAINER = "kserve-container"  # the model server's container in every KServe predictor pod
 DASHBOARD_LABEL = ("grafana_dashboard", "1")  # what Grafana's dashboard sidecar loads
 GRAFANA_USER = "admin"
+GRAFANA_DATABASE = "grafana"  # its role and database in the platform's PostgreSQL (components/data/credentials.py)
+# What Grafana's sidecars may read: ConfigMaps in `monitoring` only (the chart's own Role would add Secrets)
+GRAFANA_SIDECAR_ROLE = f"{RELEASE}-grafana-sidecar"
 
 
 @dataclass(frozen=True)
@@ -46,6 +49,7 @@ class PrometheusArgs:
     placement: Placement
     provider: k8s.Provider
     loki_url: str  # Grafana's Loki data source
+    postgres: PostgresEndpoint  # Grafana's database
     # the cluster DNS's metrics port (ClusterNetwork.dns_metrics_port): the chart's coreDns monitor only
     # where the DNS serves one (EKS's CoreDNS 9153; GKE's kube-dns serves none, the target would be down)
     dns_metrics_port: int | None = None
@@ -70,7 +74,55 @@ def _volume(storage_class: str, size_gb: int) -> dict[str, object]:
     }
 
 
-def stack_values(args: PrometheusArgs, admin_secret: pulumi.Input[str]) -> dict[str, object]:
+def grafana_database(postgres: PostgresEndpoint, secret: pulumi.Input[str]) -> dict[str, object]:
+    """Grafana on its own PostgreSQL database instead of the SQLite file each pod would keep in its own
+    emptyDir: users, sessions (a login is a row in user_auth_token), dashboards saved in the UI and alerting
+    state are then the same on every replica and survive restarts (grafana.com docs, "Set up Grafana for
+    high availability": every instance on one shared MySQL or PostgreSQL database). Where and how it
+    connects in grafana.ini, as MLflow's chart takes host and database; who it connects as from the
+    `grafana-postgres` Secret (components/kube.py database_secret) through GF_DATABASE_* variables, which
+    override grafana.ini (Grafana's configuration docs, "Override configuration with environment
+    variables"), so no password is in the values. TLS required, as the other services connect."""
+    cred = postgres.databases[GRAFANA_DATABASE]
+    host = pulumi.Output.concat(postgres.host, ":", postgres.port.apply(lambda p: str(int(p))))
+
+    def from_secret(key: str) -> dict[str, object]:
+        return {"secretKeyRef": {"name": secret, "key": key}}
+
+    return {
+        "grafana.ini": {
+            "database": {"type": "postgres", "host": host, "name": cred.database, "ssl_mode": postgres.ssl_mode}
+        },
+        "envValueFrom": {"GF_DATABASE_USER": from_secret("username"), "GF_DATABASE_PASSWORD": from_secret("password")},
+    }
+
+
+def grafana_sidecars(placement: Placement) -> dict[str, object]:
+    """The dashboard and data source sidecars read ConfigMaps in `monitoring` only, where every dashboard and
+    the data sources are (the platform's own and the chart's). The chart's default lists ConfigMaps and
+    Secrets in every namespace through a ClusterRole (kube-prometheus-stack sets searchNamespace: ALL; grafana
+    chart templates/clusterrole.yaml); with `rbac.namespaced` its binding is a RoleBinding in `monitoring`
+    (templates/rolebinding.yaml) to the platform's Role, which grants ConfigMaps only (the chart's Role,
+    templates/role.yaml, would grant Secrets too)."""
+    only_configmaps = {"resource": "configmap"}
+    return {
+        "rbac": {"namespaced": True, "useExistingRole": GRAFANA_SIDECAR_ROLE},
+        "sidecar": {
+            "resources": placement.resources("10m", "64Mi", "256Mi"),
+            "dashboards": {
+                "label": DASHBOARD_LABEL[0],
+                "labelValue": DASHBOARD_LABEL[1],
+                "searchNamespace": [Namespace.MONITORING.value],
+                **only_configmaps,
+            },
+            "datasources": only_configmaps,  # no searchNamespace: its own namespace
+        },
+    }
+
+
+def stack_values(
+    args: PrometheusArgs, admin_secret: pulumi.Input[str], db_secret: pulumi.Input[str]
+) -> dict[str, object]:
     cfg, placement = args.config, args.placement
     replicas = cfg.replicas
     where = {"nodeSelector": placement.node_selector, "tolerations": placement.tolerations}
@@ -130,12 +182,10 @@ def stack_values(args: PrometheusArgs, admin_secret: pulumi.Input[str]) -> dict[
             # generate one into its own Secret)
             "admin": {"existingSecret": admin_secret, "userKey": "admin-user", "passwordKey": "admin-password"},
             "resources": placement.resources("100m", "256Mi", "512Mi"),
+            **grafana_database(args.postgres, db_secret),
             # the dashboard and data source sidecars watch ConfigMaps: a few tens of MiB. Dashboards are the
             # ConfigMaps labelled like the platform's own (components/observability/dashboards.py).
-            "sidecar": {
-                "resources": placement.resources("10m", "64Mi", "256Mi"),
-                "dashboards": {"label": DASHBOARD_LABEL[0], "labelValue": DASHBOARD_LABEL[1]},
-            },
+            **grafana_sidecars(placement),
             # Prometheus (uid prometheus) and Alertmanager (uid alertmanager) come from the chart; Loki here
             "additionalDataSources": [
                 {"name": "Loki", "type": "loki", "uid": LOKI_UID, "url": args.loki_url, "access": "proxy"}
@@ -238,18 +288,28 @@ class Prometheus(pulumi.ComponentResource):
             ns,
             {"admin-user": GRAFANA_USER, "admin-password": generated_secret(self, f"{name}-grafana-password")},
         )
+        database = database_secret(self, f"{name}-grafana-db-secret", ns, args.postgres, GRAFANA_DATABASE)
+        sidecar_role = k8s.rbac.v1.Role(
+            f"{name}-grafana-sidecar-role",
+            metadata=k8s.meta.v1.ObjectMetaArgs(name=GRAFANA_SIDECAR_ROLE, namespace=ns.metadata.name, labels=PART_OF),
+            rules=[
+                k8s.rbac.v1.PolicyRuleArgs(api_groups=[""], resources=["configmaps"], verbs=["get", "list", "watch"])
+            ],
+            opts=pulumi.ResourceOptions(parent=self),
+        )
         release = pinned_release(
             self,
             name,
             args.pin,
             ns.metadata.name,
-            stack_values(args, admin.metadata.name),
+            stack_values(args, admin.metadata.name, database.metadata.name),
             args.provider,
             release_name=RELEASE,
             # several Deployments and two StatefulSets whose volumes bind on a CPU pool node that may not
             # exist yet (~3 min), plus the webhook patch Jobs
             timeout_seconds=900,
-            depends_on=[admin],
+            # Grafana migrates its database at start: after its role and database exist
+            depends_on=[admin, database, sidecar_role, *args.postgres.ready],
         )
         k8s.apiextensions.CustomResource(
             f"{name}-platform-alerts",

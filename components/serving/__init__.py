@@ -17,6 +17,7 @@ import pulumi_kubernetes as k8s
 
 from components import workloads
 from components.contracts import ClusterOutputs, Namespace, PlatformNamespaces, StorageOutputs
+from components.kube import ZONE_KEY
 from components.placement import Placement
 from components.serving.cert_manager import CertManager, CertManagerArgs
 from components.serving.istio import Istio, IstioArgs, IstioPins
@@ -47,19 +48,42 @@ class ServingArgs:
 
 
 PODS_PER_ZONE = 3  # the design's HA table: three predictor pods in every zone in prod
+# Labels on every predictor pod: KServe's on the Knative Service's template (kserve v0.20.0
+# pkg/controller/v1beta1/inferenceservice/components/predictor.go; pkg/constants InferenceServicePodLabelKey,
+# KServiceComponentLabel), which Knative carries to the revision's pods; the Deployment controller adds
+# pod-template-hash to each ReplicaSet's pods (one Deployment per revision in Knative mode, one per
+# InferenceService in Standard mode).
+ISVC_LABEL, COMPONENT_LABEL = "serving.kserve.io/inferenceservice", "component"
+TEMPLATE_HASH_LABEL = "pod-template-hash"
+
+
+def predictor_spread(topology_key: str) -> dict[str, object]:
+    """A soft spread of one InferenceService's predictor pods over `topology_key`.
+
+    A constraint counts the pods its labelSelector selects (without one it counts none and spreads
+    nothing), so the selector names the predictor pods, and matchLabelKeys narrows it to the incoming pod's
+    own InferenceService and pod template (Kubernetes KEP-3243, on by default since 1.27): another model's
+    pods, its transformer's, and the pods of a revision or rollout on their way out are not counted, as the
+    Kubernetes docs advise with pod-template-hash for rolling updates."""
+    return {
+        "maxSkew": 1,
+        "topologyKey": topology_key,
+        "whenUnsatisfiable": "ScheduleAnyway",
+        "labelSelector": {
+            "matchLabels": {COMPONENT_LABEL: "predictor"},
+            "matchExpressions": [{"key": ISVC_LABEL, "operator": "Exists"}],
+        },
+        "matchLabelKeys": [ISVC_LABEL, TEMPLATE_HASH_LABEL],
+    }
 
 
 def inference_defaults(zones: int, multi_zone: bool) -> dict[str, object]:
     """What an InferenceService's predictor should set on this stack: in prod 3 pods per zone, spread over
-    the zones (Knative honours the topology spread with kubernetes.podspec-affinity); in dev scale to zero."""
+    the zones (Knative admits the constraint with kubernetes.podspec-topologyspreadconstraints, enabled in
+    components/serving/knative.py); in dev scale to zero."""
     if not multi_zone:
         return {"minReplicas": 0}
-    spread = {
-        "maxSkew": 1,
-        "topologyKey": "topology.kubernetes.io/zone",
-        "whenUnsatisfiable": "ScheduleAnyway",
-    }
-    return {"minReplicas": PODS_PER_ZONE * zones, "topologySpreadConstraints": [spread]}
+    return {"minReplicas": PODS_PER_ZONE * zones, "topologySpreadConstraints": [predictor_spread(ZONE_KEY)]}
 
 
 @dataclass(frozen=True)

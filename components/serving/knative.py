@@ -78,6 +78,10 @@ def knative_serving_spec(args: KnativeArgs) -> dict[str, object]:
                 "kubernetes.podspec-nodeselector": "enabled",
                 "kubernetes.podspec-tolerations": "enabled",
                 "kubernetes.podspec-affinity": "enabled",
+                # the zone spread of prod's inferenceServiceDefaults (components/serving/__init__.py): with the
+                # flag off (its default, knative/serving pkg/apis/config/features.go) the webhook rejects a
+                # revision that sets topologySpreadConstraints (pkg/apis/serving/fieldmask.go PodSpecMask)
+                "kubernetes.podspec-topologyspreadconstraints": "enabled",
                 # model containers get the restricted shape (seccomp, no privilege escalation, no capabilities)
                 # that `model-serving`'s Pod Security level requires
                 "secure-pod-defaults": "enabled",

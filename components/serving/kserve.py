@@ -75,6 +75,23 @@ def controller_values(cfg: KServeConfig, placement: Placement) -> dict[str, obje
             },
             # prometheus.io annotations on model pods, pointing at queue-proxy's metrics
             "metricsaggregator": {"enablePrometheusScraping": "true"},
+            # The storage-initializer's context. KServe's pod mutator injects it at Pod admission, after
+            # Knative has defaulted the revision, so Knative's secure-pod-defaults never see it: it is the
+            # container of the `storageInitializer` config (name, image, args, resources only) with the
+            # `ClusterStorageContainer`'s container merged over it (kserve v0.20.0
+            # pkg/webhook/admission/pod/storage_initializer_injector.go CommonStorageInitialization,
+            # pkg/utils/storage.go CreateInitContainerWithConfig, pkg/utils/container_merge.go). The chart
+            # renders that ClusterStorageContainer (`default`) with this value as its securityContext
+            # (templates/common/clusterstoragecontainer.yaml, files/common/storagecontainer-patch.yaml), and
+            # its default has no seccomp profile, which Pod Security `restricted` in model-serving rejects
+            # (kserve/kserve#5373; the chart fix, kserve/kserve#5855, is not released). Helm merges this map
+            # into the default, so the chart's keys stay and the profile is added. Here rather than a
+            # pod-level profile in inferenceServiceDefaults: those are advice an InferenceService may not
+            # follow, this holds for every InferenceService. The agent (logger, batcher) needs nothing: its
+            # securityContext is a copy of the pod's first container's (agent_injector.go InjectAgent), the
+            # model container that Knative's secure-pod-defaults already made restricted; the
+            # inferenceservice-config's `agent` section carries only its image and resources.
+            "storage": {"containerSecurityContext": RESTRICTED_CONTAINER},
         }
     }
 
