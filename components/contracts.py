@@ -225,11 +225,28 @@ class RedisEndpoint:
 
 
 @dataclass(frozen=True)
+class KafkaClientAuth:
+    """How a Python Kafka client in the cluster authenticates, in the clients' own terms, so that in-cluster
+    layers hand it on without knowing the cloud. Both managed services take SASL/OAUTHBEARER over TLS from
+    non-Java clients: MSK's `AWS_MSK_IAM` is the Java library's mechanism (aws-msk-iam-auth), which
+    librdkafka (confluent-kafka) rejects; it sends an OAUTHBEARER token that a callback makes. The
+    callback is `token_provider` ("module:function", confluent-kafka's `oauth_cb`, in the platform's
+    mlplatform_client package that the consumers mount); librdkafka passes it `token_provider_config`
+    (its `sasl.oauthbearer.config`). `requirements` are the pip requirements of the client and of the
+    callback's imports: the platform's images carry none of the Kafka clients."""
+
+    security_protocol: str  # SASL_SSL
+    sasl_mechanism: str  # OAUTHBEARER, as librdkafka (sasl.mechanism) and kafka-python name it
+    token_provider: str  # e.g. mlplatform_client.kafka_auth:msk_iam_token
+    token_provider_config: str  # space-separated key=value pairs, e.g. "region=us-east-1"; may be ""
+    requirements: tuple[str, ...]
+
+
+@dataclass(frozen=True)
 class KafkaEndpoint:
     bootstrap_servers: pulumi.Output[str]
-    security_protocol: str  # SASL_SSL | SSL
-    sasl_mechanism: str | None  # AWS_MSK_IAM | OAUTHBEARER | SCRAM-SHA-512 | None
-    cluster_id: pulumi.Output[str]  # MSK cluster ARN, or the managed Kafka cluster's resource name on GCP
+    auth: KafkaClientAuth
+    cluster_id: pulumi.Output[str]  # MSK cluster ARN, or the managed Kafka cluster's ID on GCP
 
 
 # -- in-cluster services ---------------------------------------------------------------------------

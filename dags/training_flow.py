@@ -3,7 +3,8 @@ run and model to MLflow. Every address comes from the Airflow variables and conn
 (components/lifecycle/airflow.py); nothing here names a host.
 
 The training code is the job's entrypoint module in your image (`TRAIN_IMAGE` below); it reads features
-with Feast (FEATURE_STORE_YAML_BASE64 is set for task pods) and logs with mlflow (MLFLOW_TRACKING_URI).
+with Feast (FeatureStore() reads the YAML FEAST_FS_YAML_FILE_PATH names) and logs with mlflow
+(MLFLOW_TRACKING_URI).
 """
 
 from __future__ import annotations

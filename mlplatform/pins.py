@@ -210,3 +210,17 @@ RAY_GPU_IMAGE = f"docker.io/rayproject/ray:{RAY_VERSION}-py311-gpu"
 # psql for the database bootstrap Job. A newer client talks to every supported server major (15-18).
 POSTGRES_CLIENT_IMAGE = "docker.io/library/postgres:18.1-alpine"
 POSTGRES_CLIENT_UID = 70  # the image's `postgres` user (alpine variant)
+
+# -- Python libraries Kafka clients need (KafkaClientAuth.requirements; tests/venvs/kafka.txt) -----------------
+# No platform image carries a Kafka client: the Airflow image's extras leave out apache-kafka (its Dockerfile's
+# AIRFLOW_EXTRAS), the Ray image's base-deps bring boto3 and google-api-python-client only
+# (docker/base-deps/requirements.in). confluent-kafka (librdkafka) is the client Airflow's Kafka provider is
+# built on and the one AWS's signer README and Google's "Develop a Python producer application" use.
+CONFLUENT_KAFKA = "confluent-kafka==2.16.1"
+# MSK IAM for non-Java clients: a SigV4-presigned token for OAUTHBEARER (aws/aws-msk-iam-sasl-signer-python)
+MSK_IAM_SIGNER = "aws-msk-iam-sasl-signer-python==1.0.2"
+# Google's access token for Managed Kafka, from Application Default Credentials: on GKE google-auth finds the
+# metadata server only through its `requests` transport (google/auth/_default.py _get_gce_credentials returns
+# nothing when google.auth.transport.requests cannot be imported), hence the `requests` extra. The Airflow
+# and Ray images carry google-auth and requests already: a range keeps their versions.
+GOOGLE_AUTH = ("google-auth[requests]>=2,<3",)

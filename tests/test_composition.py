@@ -108,6 +108,9 @@ ENDPOINT_CARRIERS = (
     "kubernetes:batch/v1:CronJob::",
     "kubernetes:ray.io/v1:RayCluster::",
     "kubernetes:core/v1:ConfigMap::mlplatform-airflow-kafka-client",  # the brokers' addresses
+    "kubernetes:batch/v1:Job::mlplatform-feast-apply",  # the datasets bucket, the Kafka settings
+    "kubernetes:core/v1:ConfigMap::mlplatform-feast-store",  # feature_store.yaml, in mlplatform
+    "kubernetes:core/v1:ConfigMap::mlplatform-kuberay-feast-store",  # and in training
 )
 NAMESPACES, DNS_METRICS = "mlplatform:platform:Namespaces", "mlplatform-monitoring-allow-dns-metrics-out"
 NODE_SCRAPE = "mlplatform-monitoring-allow-node-scrape-out"

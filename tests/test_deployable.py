@@ -333,7 +333,11 @@ def test_ray_pods_get_the_feature_store_from_secrets_in_their_namespace(plan, st
     }
     for _, pod, _ in pod_specs({"kind": "RayCluster", "metadata": {"name": "ray"}, "spec": spec}):
         env = {e["name"]: e for e in pod["containers"][0]["env"]}
-        assert "FEATURE_STORE_YAML_BASE64" in env
+        # the mounted YAML FeatureStore() reads (it never reads FEATURE_STORE_YAML_BASE64, which only the
+        # `feast` CLI's create_feature_store does: feast-dev/feast v0.66.0 sdk/python/feast/repo_operations.py)
+        assert env["FEAST_FS_YAML_FILE_PATH"]["value"] == "/etc/feast/store/feature_store.yaml"
+        store_volumes = [v for v in pod["volumes"] if v.get("configMap", {}).get("name") == "feast-store"]
+        assert any(m["name"] == store_volumes[0]["name"] for m in pod["containers"][0]["volumeMounts"])
         refs = {e["valueFrom"]["secretKeyRef"]["name"] for e in env.values() if "valueFrom" in e}
         assert refs and refs <= training_secrets
 

@@ -117,7 +117,8 @@ def test_feast_stores_are_the_data_and_storage_layers(plan, stack: str) -> None:
     assert "ssl=true" in online["connection_string"].split(",")
     assert "password=${FEAST_REDIS_PASSWORD}" in online["connection_string"].split(",")
     assert online["redis_type"] == ("redis_cluster" if stack == "prod" else "redis")
-    assert store["offline_store"]["staging_location"].startswith(doc.outputs["buckets"]["datasets"] + "/")
+    # the Dask store, whose reads sign with the workload identity (components/lifecycle/feast.py)
+    assert store["offline_store"] == {"type": "file"}
     # every ${VAR} the YAML needs is set from a Secret in the feature server
     env = {e["name"]: e for e in chart(doc, "feast")["extraEnvs"]}
     for var in re.findall(r"\$\{(\w+)\}", yaml.safe_dump(store)):

@@ -71,8 +71,17 @@ def test_each_service_component_owns_its_objects(dev: PlanDocument, prod: PlanDo
         }
     )
     assert owned(prod, "mlplatform:lifecycle:MLflow")["kubernetes:policy/v1:PodDisruptionBudget"] == 1  # 2 replicas
+    # ConfigMaps: the Kafka token callbacks' package (Feast is granted Kafka), feature_store.yaml and the
+    # feature repository, which the apply Job reads
     assert owned(dev, "mlplatform:lifecycle:Feast") == Counter(
-        {sa: 1, secret: 2, "kubernetes:helm.sh/v4:Chart": 1, "kubernetes:batch/v1:CronJob": 1}
+        {
+            sa: 1,
+            secret: 2,
+            "kubernetes:core/v1:ConfigMap": 3,
+            "kubernetes:helm.sh/v4:Chart": 1,
+            "kubernetes:batch/v1:Job": 1,
+            "kubernetes:batch/v1:CronJob": 1,
+        }
     )
     airflow = owned(dev, "mlplatform:lifecycle:Airflow")
     assert airflow[secret] == 7 and airflow["kubernetes:helm.sh/v3:Release"] == 1

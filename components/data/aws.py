@@ -10,6 +10,7 @@ from components.contracts import (
     AwsClusterFacts,
     ClusterOutputs,
     DataOutputs,
+    KafkaClientAuth,
     KafkaEndpoint,
     PostgresEndpoint,
     RedisEndpoint,
@@ -20,6 +21,7 @@ from components.environment import DataArgs
 from components.protection import stateful
 from components.secrets import generated_secret
 from mlplatform.config import Profile
+from mlplatform.pins import CONFLUENT_KAFKA, MSK_IAM_SIGNER
 
 POSTGRES_PORT, REDIS_PORT, KAFKA_IAM_PORT = 5432, 6379, 9098
 
@@ -209,7 +211,22 @@ def _kafka(
     )
     return KafkaEndpoint(
         bootstrap_servers=msk.bootstrap_brokers_sasl_iam,
-        security_protocol="SASL_SSL",
-        sasl_mechanism="AWS_MSK_IAM",
+        auth=msk_iam_auth(cfg.region),
         cluster_id=msk.arn,
+    )
+
+
+def msk_iam_auth(region: str) -> KafkaClientAuth:
+    """MSK IAM for Python clients: SASL/OAUTHBEARER over TLS on the IAM listener (9098), the token a
+    SigV4-presigned kafka-cluster:Connect request for the cluster's region, made by AWS's
+    aws-msk-iam-sasl-signer-python from the pod's IRSA credentials (MSK Developer Guide, "IAM access
+    control": non-Java clients on Kafka 2.7.1 and later; the signer's README shows confluent-kafka's
+    oauth_cb). `AWS_MSK_IAM` is the Java library's mechanism (aws-msk-iam-auth); librdkafka rejects it
+    ("Unsupported SASL mechanism", tests/test_kafka_clients.py)."""
+    return KafkaClientAuth(
+        security_protocol="SASL_SSL",
+        sasl_mechanism="OAUTHBEARER",
+        token_provider="mlplatform_client.kafka_auth:msk_iam_token",
+        token_provider_config=f"region={region}",
+        requirements=(CONFLUENT_KAFKA, MSK_IAM_SIGNER),
     )

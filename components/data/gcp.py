@@ -10,6 +10,7 @@ from components.contracts import (
     ClusterOutputs,
     DataOutputs,
     GcpClusterFacts,
+    KafkaClientAuth,
     KafkaEndpoint,
     PostgresEndpoint,
     RedisEndpoint,
@@ -20,8 +21,19 @@ from components.environment import DataArgs
 from components.protection import stateful
 from components.secrets import generated_secret
 from mlplatform.config import Profile
+from mlplatform.pins import CONFLUENT_KAFKA, GOOGLE_AUTH
 
 GIB = 1024**3
+# Managed Kafka's SASL listener takes OAUTHBEARER over TLS with a Google access token wrapped as its Java and
+# Python auth handlers wrap it (googleapis/managedkafka), the principal being the pod's Google service account
+# (Google's "Authenticate to Managed Service for Apache Kafka" with OAUTHBEARER). Nothing is region-specific.
+MANAGED_KAFKA_AUTH = KafkaClientAuth(
+    security_protocol="SASL_SSL",
+    sasl_mechanism="OAUTHBEARER",
+    token_provider="mlplatform_client.kafka_auth:google_token",
+    token_provider_config="",
+    requirements=(CONFLUENT_KAFKA, *GOOGLE_AUTH),
+)
 
 
 def build(
@@ -206,7 +218,6 @@ def _kafka(parent: pulumi.Resource, name: str, cfg: DataArgs, facts: GcpClusterF
     return KafkaEndpoint(
         # as the provider reports it (SASL on 9092), not rebuilt from the cluster ID by hand
         bootstrap_servers=cluster.bootstrap_address,
-        security_protocol="SASL_SSL",
-        sasl_mechanism="OAUTHBEARER",
+        auth=MANAGED_KAFKA_AUTH,
         cluster_id=cluster.cluster_id,
     )

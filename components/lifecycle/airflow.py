@@ -59,13 +59,8 @@ from components.kube import (
     zone_spread,
 )
 from components.lifecycle.feast import ENDPOINT as FEATURE_SERVER
-from components.lifecycle.feast import (
-    KAFKA_BOOTSTRAP_KEY,
-    KAFKA_CLIENT_CONFIG_MAP,
-    FeastClient,
-    encoded,
-    late_kafka_env,
-)
+from components.lifecycle.feast import FeastClient, store_file_env
+from components.lifecycle.kafka import KAFKA_BOOTSTRAP_KEY, KAFKA_CLIENT_CONFIG_MAP, granted, late_kafka_env
 from components.lifecycle.training import launcher_rbac
 from components.placement import Placement
 from components.secrets import generated_secret
@@ -436,18 +431,16 @@ class Airflow(pulumi.ComponentResource):
             training_service_account=args.training_account.service_account,
             buckets={p.value: b.uri for p, b in args.buckets.items()},
         )
-        # DAG tasks use Feast (point-in-time features) with the platform's YAML, and Kafka with their grant
-        env += [{"name": "FEATURE_STORE_YAML_BASE64", "value": encoded(store.store_yaml)}]
-        # the release does not wait for Kafka (its task pods, started later, read the brokers from here)
-        env += late_kafka_env(args.kafka)
-        if args.kafka is not None:
-            config_map(
-                self,
-                f"{name}-kafka-client",
-                KAFKA_CLIENT_CONFIG_MAP,
-                ns,
-                {KAFKA_BOOTSTRAP_KEY: args.kafka.bootstrap_servers},
-            )
+        # DAG tasks use Feast (point-in-time features) with the platform's YAML, and Kafka with their grant:
+        # the YAML as the mounted file FeatureStore() reads (FEAST_FS_YAML_FILE_PATH; store.volumes() below)
+        env += [store_file_env()]
+        # the release does not wait for Kafka (its task pods, started later, read the brokers from here); the
+        # token callbacks' package is mounted from the feature store client's volumes (same namespace)
+        kafka = granted(args.identity.spec, args.kafka)
+        env += late_kafka_env(kafka)
+        if kafka is not None:
+            brokers = {KAFKA_BOOTSTRAP_KEY: kafka.bootstrap_servers}
+            config_map(self, f"{name}-kafka-client", KAFKA_CLIENT_CONFIG_MAP, ns, brokers)
         migration = k8s.batch.v1.Job(
             f"{name}-db-migrate",
             metadata=k8s.meta.v1.ObjectMetaArgs(namespace=ns.metadata.name, labels=PART_OF),

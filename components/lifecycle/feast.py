@@ -1,15 +1,34 @@
 """Feast: a feature_store.yaml generated from the data and storage layers' typed outputs, the online
-feature server (chart), and scheduled materialization into the online store.
+feature server (chart), the feature repository (feature_repo/) applied by a Job on every change, and
+scheduled materialization into the online store.
 
 Secrets never enter the YAML: Feast expands ${VAR} in feature_store.yaml from the environment, and those
 variables come from Secrets by reference. helm.v4.Chart, deliberately: the chart is one Deployment and
 one Service, with no hooks and no CRDs, so the preview can diff each object.
+
+Where Feast 0.66 reads its configuration (feast-dev/feast v0.66.0): FEATURE_STORE_YAML_BASE64 only in the
+CLI's create_feature_store (sdk/python/feast/repo_operations.py), which `feast serve` and `feast materialize*`
+use but `feast apply` does not; the library (FeatureStore(), what Ray and Airflow tasks call) reads
+<repo_path>/feature_store.yaml or FEAST_FS_YAML_FILE_PATH (utils.get_default_yaml_file_path). So every Feast
+client here gets the YAML as a mounted file (ConfigMap `feast-store`) named by FEAST_FS_YAML_FILE_PATH; the
+chart's own base64 value stays for `feast serve`.
+
+Offline store `file` (Feast's Dask store, infra/offline_stores/dask.py): it reads a FileSource with
+dd.read_parquet and no keys, so fsspec's s3fs (botocore's chain: IRSA's AWS_ROLE_ARN and
+AWS_WEB_IDENTITY_TOKEN_FILE) or gcsfs (google.auth.default: GKE's metadata server) signs with the pod's
+workload identity. DuckDB's store (offline_stores/duckdb.py, _read_data_source) passes S3 keys only from a
+source's static credentials and otherwise reads anonymously; DuckDB's httpfs does no web-identity exchange
+and reads gs:// only with HMAC keys. The feature-server image (feast[minimal]) has neither s3fs nor gcsfs
+(its lock, sdk/python/requirements/py3.12-minimal-requirements.txt): the `file` store's readers need an
+image that adds them (tests/venvs/feast.txt has the versions; README, "Feast").
 """
 
 from __future__ import annotations
 
 import base64
+import hashlib
 from dataclasses import dataclass
+from pathlib import Path
 
 import pulumi
 import pulumi_kubernetes as k8s
@@ -24,7 +43,7 @@ from components.contracts import (
     ServiceEndpoint,
     WorkloadIdentity,
 )
-from components.guardrails import flow
+from components.guardrails import NAME_LABEL, flow
 from components.kube import (
     PART_OF,
     RESTRICTED_CONTAINER,
@@ -36,6 +55,7 @@ from components.kube import (
     periodic_job_spec,
     spread_affinity,
 )
+from components.lifecycle.kafka import client_package, granted, kafka_env, package_volume
 from components.placement import Placement, replicated_chart
 from mlplatform.config import ServiceConfig
 from mlplatform.pins import ChartPin
@@ -46,7 +66,16 @@ if FLOW.port != ONLINE_PORT:
     raise AssertionError(f"flow {FLOW.name} admits port {FLOW.port}, the feature server listens on {ONLINE_PORT}")
 ENDPOINT = ServiceEndpoint(FLOW.app, Namespace.PLATFORM, 80)
 PROJECT = "mlplatform"
-STAGING_PREFIX = "feast/staging"  # offline retrieval results, under the datasets bucket
+FEATURE_REPO = Path(__file__).resolve().parents[2] / "feature_repo"
+# The feature repository's files are mounted under REPO_MOUNT/feature_repo (ConfigMap `items`), never at the
+# mount's root: the kubelet puts its `..data` link and timestamped `..<date>` directory there, and Feast's
+# parse_repo (repo_operations.py) globs `**/*.py` and resolves symlinks, so a root-level mount would be read
+# as the module `..<date>.features`, which cannot be imported.
+REPO_MOUNT = "/etc/feast/repo"
+REPO_DIR = f"{REPO_MOUNT}/feature_repo"
+STORE_DIR, STORE_FILE = "/etc/feast/store", "feature_store.yaml"
+FS_YAML_ENV = "FEAST_FS_YAML_FILE_PATH"  # feast/constants.py FEAST_FS_YAML_FILE_PATH_ENV_NAME
+DATASETS_ENV = "DATASETS_URI"  # feature_repo/features.py builds its sources' paths from it
 REDIS_CA_DIR = "/etc/feast/redis-ca"
 # Secret-backed environment the YAML refers to; the Secret names and keys are set in Lifecycle.
 REGISTRY_USER_ENV, REGISTRY_PASSWORD_ENV, REDIS_PASSWORD_ENV = (
@@ -80,11 +109,12 @@ class FeastSecrets:
         return [{"envName": v, "secretName": s, "secretKey": k} for v, s, k in self.refs()]
 
 
-def feature_store_yaml(postgres: PostgresEndpoint, redis: RedisEndpoint, datasets: Bucket) -> pulumi.Output[str]:
-    """The feature_store.yaml every Feast client in the platform uses (server, materialization, Airflow)."""
+def feature_store_yaml(postgres: PostgresEndpoint, redis: RedisEndpoint) -> pulumi.Output[str]:
+    """The feature_store.yaml every Feast client in the platform uses (server, apply, materialization, Ray,
+    Airflow). The offline store has no location of its own: each FileSource names its bucket path."""
     database = postgres.databases["feast"].database
 
-    def render(pg_host: str, pg_port: int, redis_host: str, redis_port: int, datasets_uri: str) -> str:
+    def render(pg_host: str, pg_port: int, redis_host: str, redis_port: int) -> str:
         registry_url = (
             f"postgresql+psycopg://${{{REGISTRY_USER_ENV}}}:${{{REGISTRY_PASSWORD_ENV}}}"
             f"@{pg_host}:{int(pg_port)}/{database}?sslmode={postgres.ssl_mode}"
@@ -104,43 +134,12 @@ def feature_store_yaml(postgres: PostgresEndpoint, redis: RedisEndpoint, dataset
                 "redis_type": "redis_cluster" if redis.cluster_mode else "redis",
                 "connection_string": ",".join(options),
             },
-            "offline_store": {"type": "duckdb", "staging_location": f"{datasets_uri}/{STAGING_PREFIX}"},
+            # DaskOfflineStoreConfig has `type` only (and forbids other keys)
+            "offline_store": {"type": "file"},
         }
         return yaml.safe_dump(doc, sort_keys=False)
 
-    return pulumi.Output.all(postgres.host, postgres.port, redis.host, redis.port, datasets.uri).apply(
-        lambda a: render(*a)
-    )
-
-
-def kafka_env(kafka: KafkaEndpoint | None) -> list[dict[str, object]]:
-    """Stream and push sources in the feature repository read the brokers from here."""
-    if kafka is None:
-        return []
-    env = [
-        {"name": "KAFKA_BOOTSTRAP_SERVERS", "value": kafka.bootstrap_servers},
-        {"name": "KAFKA_SECURITY_PROTOCOL", "value": kafka.security_protocol},
-    ]
-    if kafka.sasl_mechanism:
-        env.append({"name": "KAFKA_SASL_MECHANISM", "value": kafka.sasl_mechanism})
-    return env
-
-
-KAFKA_CLIENT_CONFIG_MAP, KAFKA_BOOTSTRAP_KEY = "kafka-client", "bootstrap-servers"
-
-
-def late_kafka_env(kafka: KafkaEndpoint | None) -> list[dict[str, object]]:
-    """kafka_env for long-lived releases that must not wait for the brokers (MSK and Managed Kafka take
-    25-30 minutes to create): the broker list comes from the `kafka-client` ConfigMap, which is made once
-    Kafka exists, and is optional, so the release's pods start without it. Pods started after it exists,
-    such as Airflow's task pods, get the brokers."""
-    if kafka is None:
-        return []
-    ref = {"name": KAFKA_CLIENT_CONFIG_MAP, "key": KAFKA_BOOTSTRAP_KEY, "optional": True}
-    return [
-        {"name": "KAFKA_BOOTSTRAP_SERVERS", "valueFrom": {"configMapKeyRef": ref}},
-        *(e for e in kafka_env(kafka) if e["name"] != "KAFKA_BOOTSTRAP_SERVERS"),
-    ]
+    return pulumi.Output.all(postgres.host, postgres.port, redis.host, redis.port).apply(lambda a: render(*a))
 
 
 def feast_env(secrets: FeastSecrets, kafka: KafkaEndpoint | None) -> list[dict[str, object]]:
@@ -162,15 +161,15 @@ def ca_volume(ca_config_map: pulumi.Input[str] | None) -> tuple[list[dict[str, o
     )
 
 
-def _volumes(ca_config_map: pulumi.Input[str] | None) -> tuple[list[dict[str, object]], list[dict[str, object]]]:
-    ca_volumes, ca_mounts = ca_volume(ca_config_map)
-    return [{"name": "tmp", "emptyDir": {}}, *ca_volumes], [{"name": "tmp", "mountPath": "/tmp"}, *ca_mounts]
+def _volumes(client: FeastClient) -> tuple[list[dict[str, object]], list[dict[str, object]]]:
+    volumes, mounts = client.volumes()
+    return [{"name": "tmp", "emptyDir": {}}, *volumes], [{"name": "tmp", "mountPath": "/tmp"}, *mounts]
 
 
 def feature_server_values(
     *, pin: ChartPin, replicas: int, client: FeastClient, service_account: pulumi.Input[str], placement: Placement
 ) -> dict[str, object]:
-    volumes, mounts = _volumes(client.ca_config_map)
+    volumes, mounts = _volumes(client)
     return {
         "nameOverride": FLOW.app,
         "fullnameOverride": ENDPOINT.name,
@@ -195,6 +194,49 @@ def feature_server_values(
     }
 
 
+# The CronJob's program: Feast's own materialize-incremental, but a registry with no online feature view is a
+# failure, not "Materializing 0 feature views" and exit 0 (feature_store.py materialize_incremental): the
+# Job fails and kube-prometheus-stack's KubeJobFailed (kubernetes-apps rules, kube_job_failed > 0 for 15m)
+# fires. The filter is Feast's own (_get_feature_views_to_materialize: online and enabled).
+MATERIALIZE = """\
+import sys
+from datetime import datetime, timezone
+
+from feast import FeatureStore
+
+store = FeatureStore()
+views = [v for v in [*store.list_feature_views(), *store.list_stream_feature_views()] if v.online and v.enabled]
+if not views:
+    sys.exit(
+        f"feast-materialize: project {store.project} has no online feature view in its registry; "
+        "the feast-apply Job registers feature_repo/ on pulumi up (kubectl -n mlplatform get jobs)"
+    )
+store.materialize_incremental(end_date=datetime.now(timezone.utc))
+"""
+
+
+def client_image(pin: ChartPin) -> str:
+    """The feature server's own image, which has `feast`, for the platform's Feast Jobs."""
+    return f"quay.io/feastdev/feature-server:{pin.app_version}"
+
+
+def _job_pod(
+    container: dict[str, object],
+    volumes: list[dict[str, object]],
+    service_account: pulumi.Input[str],
+    placement: Placement,
+) -> dict[str, object]:
+    return {
+        "serviceAccountName": service_account,
+        "restartPolicy": "Never",
+        "securityContext": {**RESTRICTED_POD, "runAsUser": UID, "runAsGroup": UID, "fsGroup": UID},
+        "nodeSelector": placement.node_selector,
+        "tolerations": placement.tolerations,
+        "containers": [container],
+        "volumes": volumes,
+    }
+
+
 def materialization(
     parent: pulumi.Resource,
     name: str,
@@ -206,34 +248,99 @@ def materialization(
     placement: Placement,
     depends_on: list[pulumi.Resource],
 ) -> k8s.batch.v1.CronJob:
-    """Hourly `feast materialize-incremental` into the online store, with the feature server's image and
-    configuration. Forbid: a slow run is never overlapped by the next one."""
-    volumes, mounts = _volumes(client.ca_config_map)
-    script = 'exec feast materialize-incremental "$(date -u +%Y-%m-%dT%H:%M:%S)"'
+    """Hourly materialize-incremental into the online store (MATERIALIZE), with the feature server's image,
+    identity and configuration. Forbid: a slow run is never overlapped by the next one."""
+    volumes, mounts = _volumes(client)
     container = {
         "name": "materialize",
-        "image": f"quay.io/feastdev/feature-server:{pin.app_version}",
-        "command": ["/bin/sh", "-c", script],
+        "image": client_image(pin),
+        "command": ["python", "-c", MATERIALIZE],
         "env": client.env(),
         "securityContext": {**RESTRICTED_CONTAINER, "readOnlyRootFilesystem": True},
         "resources": placement.resources("500m", "1Gi", "4Gi"),
         "volumeMounts": mounts,
     }
-    pod = {
-        "serviceAccountName": service_account,
-        "restartPolicy": "Never",
-        "securityContext": {**RESTRICTED_POD, "runAsUser": UID, "runAsGroup": UID, "fsGroup": UID},
-        "nodeSelector": placement.node_selector,
-        "tolerations": placement.tolerations,
-        "containers": [container],
-        "volumes": volumes,
-    }
     return k8s.batch.v1.CronJob(
         f"{name}-materialize",
         metadata={"name": "feast-materialize", "namespace": namespace, "labels": PART_OF},
         # hourly; a run that has not finished within 55 minutes is stopped before the next one
-        spec=periodic_job_spec("0 * * * *", "feast-materialize", pod, deadline_seconds=3300),
+        spec=periodic_job_spec(
+            "0 * * * *",
+            "feast-materialize",
+            _job_pod(container, volumes, service_account, placement),
+            deadline_seconds=3300,
+        ),
         opts=pulumi.ResourceOptions(parent=parent, depends_on=depends_on),
+    )
+
+
+def feature_repo_files(root: Path = FEATURE_REPO) -> dict[str, str]:
+    """The feature repository's files by name, as the ConfigMap carries them (flat: a key holds no `/`)."""
+    return {p.name: p.read_text() for p in sorted(root.iterdir()) if p.is_file() and p.suffix != ".pyc"}
+
+
+def repo_digest(files: dict[str, str], image: str) -> str:
+    """A short hash of everything one `feast apply` run depends on but the registry's address: the files and
+    the image. It names the Job and its ConfigMap, so a change is a new Job (a Job's pod template is
+    immutable) and an unchanged repository is not applied again."""
+    h = hashlib.sha256()
+    for file_name, text in sorted(files.items()):
+        h.update(f"{file_name}\0{text}\0".encode())
+    h.update(image.encode())
+    return h.hexdigest()[:10]
+
+
+def apply_job(
+    parent: pulumi.Resource,
+    name: str,
+    *,
+    pin: ChartPin,
+    ns: k8s.core.v1.Namespace,
+    client: FeastClient,
+    datasets: Bucket,
+    service_account: pulumi.Input[str],
+    placement: Placement,
+    depends_on: list[pulumi.Resource],
+) -> k8s.batch.v1.Job:
+    """`feast apply` of feature_repo/ into the SQL registry, run by `pulumi up` (which waits for the Job) when
+    the repository changes; the same image, identity, Secrets and YAML as the materialization.
+
+    `--skip-source-validation`: FileSource.validate (file_source.py) only logs a warning when a path is
+    missing or unreadable, so it cannot fail the apply; skipping it keeps the Job off the bucket."""
+    files = feature_repo_files()
+    image = client_image(pin)
+    digest = repo_digest(files, image)
+    repo = config_map(parent, f"{name}-repo", f"feast-repo-{digest}", ns, files)
+    volumes, mounts = _volumes(client)
+    items = [{"key": key, "path": f"feature_repo/{key}"} for key in files]
+    volumes = [*volumes, {"name": "feature-repo", "configMap": {"name": repo.metadata.name, "items": items}}]
+    mounts = [*mounts, {"name": "feature-repo", "mountPath": REPO_MOUNT, "readOnly": True}]
+    container = {
+        "name": "apply",
+        "image": image,
+        "command": ["feast", "--chdir", REPO_DIR, "apply", "--skip-source-validation"],
+        "env": [*client.env(), {"name": DATASETS_ENV, "value": datasets.uri}],
+        "securityContext": {**RESTRICTED_CONTAINER, "readOnlyRootFilesystem": True},
+        "resources": placement.resources("250m", "512Mi", "1Gi"),
+        "volumeMounts": mounts,
+    }
+    pod = _job_pod(container, volumes, service_account, placement)
+    return k8s.batch.v1.Job(
+        f"{name}-apply",
+        metadata={"name": f"feast-apply-{digest}", "namespace": ns.metadata.name, "labels": PART_OF},
+        spec={
+            "backoffLimit": 2,
+            # a node from zero (~3 min) and the image pull (~1.5 GiB) before a run of seconds
+            "activeDeadlineSeconds": 1200,
+            "template": {"metadata": {"labels": {**PART_OF, NAME_LABEL: "feast-apply"}}, "spec": pod},
+        },
+        # a change of anything but the digest (placement, Secrets' names) replaces the Job under the same name
+        opts=pulumi.ResourceOptions(
+            parent=parent,
+            depends_on=[*depends_on, repo],
+            delete_before_replace=True,
+            custom_timeouts=pulumi.CustomTimeouts(create="25m"),
+        ),
     )
 
 
@@ -257,16 +364,37 @@ class FeastClient:
     ca_config_map: pulumi.Output[str] | None
     kafka: KafkaEndpoint | None
     ready: tuple[pulumi.Resource, ...]
+    kafka_package: pulumi.Output[str] | None = None  # the Kafka token callbacks' ConfigMap, with `kafka`
+    store_config_map: pulumi.Output[str] | None = None  # `feast-store`: the YAML as a file
 
     def env(self) -> list[dict[str, object]]:
-        """The YAML as base64 plus its variables: for containers that do not take the chart's YAML value."""
-        return [{"name": "FEATURE_STORE_YAML_BASE64", "value": encoded(self.store_yaml)}, *self.chart_env()]
+        """The mounted YAML's path plus its variables, for every Feast client but the chart's server (which
+        takes the YAML's base64, read by `feast serve`): FeatureStore() and the CLI both read the file."""
+        return [store_file_env(), *self.chart_env()]
 
     def chart_env(self) -> list[dict[str, object]]:
         return feast_env(self.secrets, self.kafka)
 
     def volumes(self) -> tuple[list[dict[str, object]], list[dict[str, object]]]:
-        return ca_volume(self.ca_config_map)
+        ca_volumes, ca_mounts = ca_volume(self.ca_config_map)
+        kafka_volumes, kafka_mounts = package_volume(self.kafka_package)
+        store_volumes, store_mounts = store_volume(self.store_config_map)
+        return [*store_volumes, *ca_volumes, *kafka_volumes], [*store_mounts, *ca_mounts, *kafka_mounts]
+
+
+def store_file_env() -> dict[str, object]:
+    """Where the mounted feature_store.yaml is: read by FeatureStore() and every `feast` command."""
+    return {"name": FS_YAML_ENV, "value": f"{STORE_DIR}/{STORE_FILE}"}
+
+
+def store_volume(name: pulumi.Input[str] | None) -> tuple[list[dict[str, object]], list[dict[str, object]]]:
+    """feature_store.yaml at STORE_DIR, where FEAST_FS_YAML_FILE_PATH points."""
+    if name is None:
+        return [], []
+    return (
+        [{"name": "feast-store", "configMap": {"name": name}}],
+        [{"name": "feast-store", "mountPath": STORE_DIR, "readOnly": True}],
+    )
 
 
 def feast_client(
@@ -282,12 +410,23 @@ def feast_client(
         if redis.ca_certificate is not None
         else None
     )
+    package = client_package(parent, f"{prefix}-kafka-client-package", ns) if source.kafka is not None else None
+    # the YAML holds no secret (its passwords are ${VARS}), so a ConfigMap
+    store = config_map(parent, f"{prefix}-store", "feast-store", ns, {STORE_FILE: source.store_yaml})
     return FeastClient(
         store_yaml=source.store_yaml,
         secrets=FeastSecrets(database=db.metadata.name, redis=redis_secret.metadata.name),
         ca_config_map=ca.metadata.name if ca is not None else None,
         kafka=source.kafka,
-        ready=(db, redis_secret, *([ca] if ca is not None else [])),
+        ready=(
+            db,
+            redis_secret,
+            store,
+            *([ca] if ca is not None else []),
+            *([package] if package is not None else []),
+        ),
+        kafka_package=package.metadata.name if package is not None else None,
+        store_config_map=store.metadata.name,
     )
 
 
@@ -314,8 +453,8 @@ class FeastOutputs:
 
 
 class Feast(pulumi.ComponentResource):
-    """The feature store's configuration and Secrets, the online feature server and its hourly
-    materialization."""
+    """The feature store's configuration and Secrets, the online feature server, the feature repository's
+    apply Job and the hourly materialization."""
 
     outputs: FeastOutputs
 
@@ -324,7 +463,10 @@ class Feast(pulumi.ComponentResource):
         ns, placement = args.namespace, args.placement
         account = identity_service_account(self, f"{name}-service-account", args.identity, ns)
         source = FeatureStoreSource(
-            feature_store_yaml(args.postgres, args.redis, args.datasets), args.postgres, args.redis, args.kafka
+            feature_store_yaml(args.postgres, args.redis),
+            args.postgres,
+            args.redis,
+            granted(args.identity.spec, args.kafka),
         )
         client = feast_client(self, name, ns, source)
         depends = [*args.postgres.ready, *client.ready, account]
@@ -347,6 +489,17 @@ class Feast(pulumi.ComponentResource):
                 provider=args.provider,
                 depends_on=depends,
             )
+            applied = apply_job(
+                self,
+                name,
+                pin=args.pin,
+                ns=ns,
+                client=client,
+                datasets=args.datasets,
+                service_account=account.metadata.name,
+                placement=placement,
+                depends_on=depends,
+            )
             materialization(
                 self,
                 name,
@@ -355,7 +508,7 @@ class Feast(pulumi.ComponentResource):
                 client=client,
                 service_account=account.metadata.name,
                 placement=placement,
-                depends_on=depends,
+                depends_on=[*depends, applied],
             )
         self.outputs = FeastOutputs(ENDPOINT, account, client, source)
         self.register_outputs({"featureServerUrl": ENDPOINT.url})

@@ -12,7 +12,7 @@ would delete every RayCluster and RayJob in the cluster with them.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import pulumi
@@ -28,6 +28,7 @@ from components.contracts import (
 from components.guardrails import flow
 from components.kube import PART_OF, identity_service_account, pinned_release
 from components.lifecycle.feast import FeatureStoreSource, feast_client
+from components.lifecycle.kafka import granted
 from components.placement import Placement
 from mlplatform.config import ServiceConfig
 from mlplatform.pins import RAY_GPU_IMAGE, RAY_IMAGE, RAY_VERSION, ChartPin
@@ -201,6 +202,8 @@ class KubeRay(pulumi.ComponentResource):
     def __init__(self, name: str, args: KubeRayArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("mlplatform:lifecycle:KubeRay", name, None, opts)
         ns, source = args.namespace, args.feature_store
+        # Kafka settings only with a Kafka grant (workloads.RAY has none: training reads the datasets bucket)
+        source = replace(source, kafka=granted(args.identity.spec, source.kafka))
         account = identity_service_account(self, f"{name}-service-account", args.identity, ns)
         if args.config.enabled:
             operator = pinned_release(

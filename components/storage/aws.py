@@ -36,6 +36,15 @@ KAFKA_PRODUCE = [
     "kafka-cluster:DescribeTopicDynamicConfiguration",
 ]
 KAFKA_GROUPS = ["kafka-cluster:AlterGroup", "kafka-cluster:DescribeGroup"]
+KAFKA_CONNECT = ["kafka-cluster:Connect", "kafka-cluster:DescribeCluster"]
+# Producers are idempotent by default since Kafka 3.0 (KIP-679), and their InitProducerId needs Kafka's
+# IDEMPOTENT_WRITE on the cluster: in MSK IAM `kafka-cluster:WriteDataIdempotently`, whose only resource type
+# is the cluster (docs.aws.amazon.com/service-authorization/latest/reference/
+# list_apachekafkaapisforamazonmskclusters.html), needing Connect and WriteData beside it
+# (docs.aws.amazon.com/msk/latest/developerguide/kafka-actions.html). On a topic ARN it would never match.
+# MSK lets WriteData on every topic stand in for it (create-iam-access-control-policies.html, on KIP-679);
+# granting it explicitly keeps producers working when topics are narrowed.
+KAFKA_IDEMPOTENT_WRITE = ["kafka-cluster:WriteDataIdempotently"]
 
 
 def build(
@@ -214,7 +223,8 @@ def _kafka_policy(cluster_arn: str, access: Access) -> str:
     """MSK IAM access to this cluster's topics and consumer groups only (ARNs derived from the cluster's)."""
     topics = cluster_arn.replace(":cluster/", ":topic/", 1) + "/*"
     groups = cluster_arn.replace(":cluster/", ":group/", 1) + "/*"
-    topic_actions = KAFKA_CONSUME + (KAFKA_PRODUCE if access is Access.READ_WRITE else [])
+    writes = access is Access.READ_WRITE
+    topic_actions = KAFKA_CONSUME + (KAFKA_PRODUCE if writes else [])
     return json.dumps(
         {
             "Version": "2012-10-17",
@@ -222,7 +232,7 @@ def _kafka_policy(cluster_arn: str, access: Access) -> str:
                 {
                     "Sid": "Connect",
                     "Effect": "Allow",
-                    "Action": ["kafka-cluster:Connect", "kafka-cluster:DescribeCluster"],
+                    "Action": KAFKA_CONNECT + (KAFKA_IDEMPOTENT_WRITE if writes else []),
                     "Resource": cluster_arn,
                 },
                 {"Sid": "Topics", "Effect": "Allow", "Action": topic_actions, "Resource": topics},

@@ -1,0 +1,121 @@
+"""Feast's objects in every stack's plan: the feature repository reaches the apply Job whole, a change to it
+makes a new Job, and every Feast client gets the YAML the library it runs reads (tests/test_feast_store.py
+runs the dev stack's containers with the pinned Feast)."""
+
+from __future__ import annotations
+
+import base64
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from components.lifecycle.feast import FEATURE_REPO, REPO_DIR, repo_digest
+from mlplatform.plan.document import PlanDocument
+from tests.support.graph import helm_release
+
+STACKS = ("dev", "prod", "gcp-dev", "gcp-prod")
+FS_YAML_ENV = "FEAST_FS_YAML_FILE_PATH"  # feast/constants.py FEAST_FS_YAML_FILE_PATH_ENV_NAME (v0.66.0)
+
+
+def apply_job(doc: PlanDocument) -> dict[str, Any]:
+    return doc.one("kubernetes:batch/v1:Job", "mlplatform-feast-apply").inputs
+
+
+def cron_pod(doc: PlanDocument) -> dict[str, Any]:
+    cron = doc.one("kubernetes:batch/v1:CronJob", "mlplatform-feast-materialize").inputs
+    return cron["spec"]["jobTemplate"]["spec"]["template"]["spec"]
+
+
+def config_maps(doc: PlanDocument, namespace: str) -> dict[str, dict[str, str]]:
+    return {
+        c.inputs["metadata"]["name"]: c.inputs.get("data") or {}
+        for c in doc.by_type("kubernetes:core/v1:ConfigMap")
+        if c.inputs["metadata"].get("namespace") == namespace
+    }
+
+
+def mounted_file(doc: PlanDocument, namespace: str, pod: dict[str, Any], container: dict[str, Any], path: str) -> str:
+    """The text a container reads at `path`, from the ConfigMap volume mounted over it."""
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    for mount in container["volumeMounts"]:
+        prefix = mount["mountPath"].rstrip("/") + "/"
+        source = volumes[mount["name"]].get("configMap")
+        if source and path.startswith(prefix):
+            relative = path.removeprefix(prefix)
+            keys = {i["path"]: i["key"] for i in source.get("items", [])} or {relative: relative}
+            return config_maps(doc, namespace)[source["name"]][keys[relative]]
+    raise AssertionError(f"nothing mounted at {path}")
+
+
+def chart_yaml(doc: PlanDocument) -> str:
+    return base64.b64decode(
+        helm_release(doc, "feast-feature-server").inputs["values"]["feature_store_yaml_base64"]
+    ).decode()
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_the_apply_job_carries_the_feature_repository_under_a_name_that_follows_it(plan, stack: str) -> None:
+    doc = plan(stack)
+    job = apply_job(doc)
+    pod = job["spec"]["template"]["spec"]
+    [container] = pod["containers"]
+    on_disk = {p.name: p.read_text() for p in FEATURE_REPO.iterdir() if p.is_file()}
+    assert {".feastignore", "features.py"} <= set(on_disk)
+    # every file of feature_repo/ is in the repository the Job reads, at --chdir, not at the mount's root
+    chdir = container["command"][container["command"].index("--chdir") + 1]
+    assert chdir == REPO_DIR
+    for name, text in on_disk.items():
+        assert mounted_file(doc, "mlplatform", pod, container, f"{chdir}/{name}") == text, name
+    [repo_volume] = [v for v in pod["volumes"] if v["name"] == "feature-repo"]
+    assert all(i["path"].startswith("feature_repo/") for i in repo_volume["configMap"]["items"])
+    # a changed file is a new Job (and a new ConfigMap), an unchanged repository the same one
+    digest = job["metadata"]["name"].removeprefix("feast-apply-")
+    assert repo_volume["configMap"]["name"] == f"feast-repo-{digest}"
+    assert digest == repo_digest(on_disk, container["image"])
+    assert digest != repo_digest({**on_disk, "features.py": on_disk["features.py"] + "\n"}, container["image"])
+    assert container["command"][-2:] == ["apply", "--skip-source-validation"]
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_the_apply_job_runs_as_the_materialization_does_and_before_it(plan, stack: str) -> None:
+    doc = plan(stack)
+    job = apply_job(doc)
+    pod, cron = job["spec"]["template"]["spec"], cron_pod(doc)
+    assert pod["serviceAccountName"] == cron["serviceAccountName"] == "feast"
+    assert pod["containers"][0]["image"] == cron["containers"][0]["image"]
+    secret_refs = [
+        {e["name"]: e["valueFrom"] for e in p["containers"][0]["env"] if "valueFrom" in e} for p in (pod, cron)
+    ]
+    assert secret_refs[0] == secret_refs[1]
+    [datasets] = [e["value"] for e in pod["containers"][0]["env"] if e["name"] == "DATASETS_URI"]
+    assert datasets == doc.outputs["buckets"]["datasets"]
+    applied = doc.one("kubernetes:batch/v1:Job", "mlplatform-feast-apply")
+    assert applied.urn in doc.one("kubernetes:batch/v1:CronJob", "mlplatform-feast-materialize").dependencies
+    assert doc.one("kubernetes:batch/v1:Job", "mlplatform-postgres-bootstrap").urn in applied.dependencies
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_every_feast_client_reads_the_platforms_yaml_from_a_mounted_file(plan, stack: str) -> None:
+    """FeatureStore() and `feast apply` never read FEATURE_STORE_YAML_BASE64 (only the CLI's
+    create_feature_store does: feast-dev/feast v0.66.0 repo_operations.py); they read the file that
+    FEAST_FS_YAML_FILE_PATH names (utils.get_default_yaml_file_path)."""
+    doc = plan(stack)
+    expected = chart_yaml(doc)
+    assert yaml.safe_load(expected)["offline_store"] == {"type": "file"}
+    clients = [("mlplatform", apply_job(doc)["spec"]["template"]["spec"]), ("mlplatform", cron_pod(doc))]
+    ray = doc.one("kubernetes:ray.io/v1:RayCluster").inputs["spec"]
+    clients += [("training", ray["headGroupSpec"]["template"]["spec"])]
+    clients += [("training", g["template"]["spec"]) for g in ray["workerGroupSpecs"]]
+    for namespace, pod in clients:
+        container = pod["containers"][0]
+        env = {e["name"]: e.get("value") for e in container["env"]}
+        assert "FEATURE_STORE_YAML_BASE64" not in env
+        assert mounted_file(doc, namespace, pod, container, env[FS_YAML_ENV]) == expected
+    airflow = helm_release(doc, "airflow").inputs["values"]
+    env = {e["name"]: e.get("value") for e in airflow["env"]}
+    path = Path(env[FS_YAML_ENV])
+    [mount] = [m for m in airflow["volumeMounts"] if m["mountPath"] == str(path.parent)]
+    [volume] = [v for v in airflow["volumes"] if v["name"] == mount["name"]]
+    assert config_maps(doc, "mlplatform")[volume["configMap"]["name"]][path.name] == expected
