@@ -10,6 +10,7 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
+from pathlib import Path
 from typing import TypeVar
 
 import pulumi
@@ -162,6 +163,21 @@ class Bucket:
     uri: pulumi.Output[str]  # s3://name or gs://name
     store: ObjectStore
     region: str  # the bucket's region (S3 clients sign requests for it)
+
+
+@dataclass(frozen=True)
+class SeedObject:
+    """A file of this repository the storage layer uploads into a bucket on `up` (an example dataset the
+    platform's own definitions read), so a fresh stack works without a manual copy."""
+
+    purpose: BucketPurpose
+    key: str  # the object's name in the bucket
+    source: Path  # the file in this repository
+
+    @property
+    def slug(self) -> str:
+        """The key as a resource-name part: `feast/examples/driver_stats.parquet` -> `feast-examples-driver_stats`."""
+        return self.key.rsplit(".", 1)[0].replace("/", "-")
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,7 @@ from components.contracts import BucketPurpose
 from components.data import Data
 from components.environment import ClusterArgs, DataArgs, StorageArgs
 from components.lifecycle import Lifecycle, LifecycleArgs
+from components.lifecycle.feast import EXAMPLE_DATA
 from components.namespaces import Namespaces, NamespacesArgs
 from components.observability import Observability, ObservabilityArgs
 from components.serving import Serving, ServingArgs
@@ -51,7 +52,11 @@ def build_platform(cfg: PlatformConfig) -> Platform:
         opts=infra,
     )
     # Storage after data: a workload's identity is created once, with its bucket grants and its Kafka grant.
-    storage = Storage(NAME, StorageArgs.of(cfg), cluster.outputs, workloads.ALL, data.outputs.kafka, opts=infra)
+    # the example feature view's data, where Feast is installed
+    seeds = (EXAMPLE_DATA,) if cfg.services.feast.enabled else ()
+    storage = Storage(
+        NAME, StorageArgs.of(cfg), cluster.outputs, workloads.ALL, data.outputs.kafka, seeds=seeds, opts=infra
+    )
 
     ns = namespaces.outputs
     lifecycle = Lifecycle(

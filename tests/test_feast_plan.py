@@ -119,3 +119,51 @@ def test_every_feast_client_reads_the_platforms_yaml_from_a_mounted_file(plan, s
     [mount] = [m for m in airflow["volumeMounts"] if m["mountPath"] == str(path.parent)]
     [volume] = [v for v in airflow["volumes"] if v["name"] == mount["name"]]
     assert config_maps(doc, "mlplatform")[volume["configMap"]["name"]][path.name] == expected
+
+
+def _features_sample_path() -> str:
+    """SAMPLE_PATH as feature_repo/features.py sets it (read without importing feast)."""
+    import ast
+
+    tree = ast.parse((FEATURE_REPO / "features.py").read_text())
+    [value] = [
+        node.value.value
+        for node in tree.body
+        if isinstance(node, ast.Assign) and any(getattr(t, "id", None) == "SAMPLE_PATH" for t in node.targets)
+    ]
+    return value
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_the_example_rows_are_uploaded_where_the_feature_view_reads_them(plan, stack: str) -> None:
+    """A fresh stack's materialization has data: the storage layer uploads the sample into the datasets
+    bucket at the path the example feature view's source names."""
+    doc = plan(stack)
+    kind = (
+        "aws:s3/bucketObjectv2:BucketObjectv2" if stack in ("dev", "prod") else "gcp:storage/bucketObject:BucketObject"
+    )
+    [seeded] = doc.by_type(kind)
+    key = seeded.inputs.get("key") or seeded.inputs.get("name")
+    assert key == _features_sample_path()
+    datasets = next(r for r in doc.resources if r.type.endswith(":Bucket") and r.name.endswith("-datasets"))
+    assert datasets.urn in seeded.dependencies
+    source = Path(seeded.inputs["source"]["path"])
+    assert source.is_file() and source.read_bytes()[:4] == b"PAR1"  # a Parquet file
+
+
+@pytest.mark.slow
+def test_the_committed_sample_is_what_sample_data_writes(tmp_path: Path) -> None:
+    """The uploaded file is sample_data.py's output (regenerated with the pinned Feast's pyarrow)."""
+    import subprocess
+
+    from tests.support.tools import venv_python
+
+    python = venv_python(".venv-feast", "tests/venvs/feast.txt")
+    fresh = tmp_path / "driver_stats.parquet"
+    subprocess.run([python, str(FEATURE_REPO / "sample_data.py"), str(fresh)], check=True, timeout=60)
+    compare = (
+        "import sys, pyarrow.parquet as pq; "
+        "sys.exit(0 if pq.read_table(sys.argv[1]).equals(pq.read_table(sys.argv[2])) else 1)"
+    )
+    committed = FEATURE_REPO / "data" / "driver_stats.parquet"
+    assert subprocess.run([python, "-c", compare, str(fresh), str(committed)], timeout=60).returncode == 0

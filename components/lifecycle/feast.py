@@ -36,10 +36,12 @@ import yaml
 
 from components.contracts import (
     Bucket,
+    BucketPurpose,
     KafkaEndpoint,
     Namespace,
     PostgresEndpoint,
     RedisEndpoint,
+    SeedObject,
     ServiceEndpoint,
     WorkloadIdentity,
 )
@@ -67,6 +69,12 @@ if FLOW.port != ONLINE_PORT:
 ENDPOINT = ServiceEndpoint(FLOW.app, Namespace.PLATFORM, 80)
 PROJECT = "mlplatform"
 FEATURE_REPO = Path(__file__).resolve().parents[2] / "feature_repo"
+# The example feature view's rows (feature_repo/sample_data.py writes them; features.py reads SAMPLE_PATH in
+# the datasets bucket): uploaded by the storage layer on `up`, so materialization has data on a new stack.
+# In a subdirectory, so the repository's ConfigMap (flat files only) does not carry it.
+EXAMPLE_DATA = SeedObject(
+    BucketPurpose.DATASETS, "feast/examples/driver_stats.parquet", FEATURE_REPO / "data" / "driver_stats.parquet"
+)
 # The feature repository's files are mounted under REPO_MOUNT/feature_repo (ConfigMap `items`), never at the
 # mount's root: the kubelet puts its `..data` link and timestamped `..<date>` directory there, and Feast's
 # parse_repo (repo_operations.py) globs `**/*.py` and resolves symlinks, so a root-level mount would be read

@@ -7,7 +7,7 @@ from collections.abc import Callable, Sequence
 
 import pulumi
 
-from components.contracts import ClusterOutputs, KafkaEndpoint, StorageOutputs, WorkloadSpec
+from components.contracts import Bucket, ClusterOutputs, KafkaEndpoint, SeedObject, StorageOutputs, WorkloadSpec
 from components.environment import StorageArgs
 from components.storage import aws, gcp
 from mlplatform.config import Cloud
@@ -17,6 +17,8 @@ StorageAdapter = Callable[
     StorageOutputs,
 ]
 ADAPTERS: dict[Cloud, StorageAdapter] = {Cloud.AWS: aws.build, Cloud.GCP: gcp.build}
+Seeder = Callable[[pulumi.Resource, str, Bucket, SeedObject], pulumi.CustomResource]
+SEEDERS: dict[Cloud, Seeder] = {Cloud.AWS: aws.seed, Cloud.GCP: gcp.seed}
 
 
 class Storage(pulumi.ComponentResource):
@@ -29,8 +31,11 @@ class Storage(pulumi.ComponentResource):
         cluster: ClusterOutputs,
         workloads: Sequence[WorkloadSpec],
         kafka: KafkaEndpoint | None = None,
+        seeds: Sequence[SeedObject] = (),
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
         super().__init__("mlplatform:storage:Storage", name, None, opts)
         self.outputs = ADAPTERS[config.cloud](self, name, config, cluster, workloads, kafka)
+        for obj in seeds:
+            SEEDERS[config.cloud](self, name, self.outputs.buckets[obj.purpose], obj)
         self.register_outputs({p.value: b.uri for p, b in self.outputs.buckets.items()})

@@ -18,6 +18,7 @@ from components.contracts import (
     ClusterOutputs,
     KafkaEndpoint,
     ObjectStore,
+    SeedObject,
     StorageOutputs,
     WorkloadIdentity,
     WorkloadSpec,
@@ -239,4 +240,15 @@ def _kafka_policy(cluster_arn: str, access: Access) -> str:
                 {"Sid": "Groups", "Effect": "Allow", "Action": KAFKA_GROUPS, "Resource": groups},
             ],
         }
+    )
+
+
+def seed(parent: pulumi.Resource, name: str, bucket: Bucket, obj: SeedObject) -> aws.s3.BucketObjectv2:
+    """The file as an object of the bucket (encrypted by the bucket's default KMS key, sent over TLS)."""
+    return aws.s3.BucketObjectv2(
+        f"{name}-seed-{obj.slug}",
+        bucket=bucket.name,
+        key=obj.key,
+        source=pulumi.FileAsset(str(obj.source)),
+        opts=pulumi.ResourceOptions(parent=parent),
     )

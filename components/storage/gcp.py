@@ -16,6 +16,7 @@ from components.contracts import (
     GcpClusterFacts,
     KafkaEndpoint,
     ObjectStore,
+    SeedObject,
     StorageOutputs,
     WorkloadIdentity,
     WorkloadSpec,
@@ -166,3 +167,14 @@ def _identity(
     )
     annotations = account.email.apply(lambda e: {"iam.gke.io/gcp-service-account": e})
     return WorkloadIdentity(spec=spec, principal=account.email, service_account_annotations=annotations)
+
+
+def seed(parent: pulumi.Resource, name: str, bucket: Bucket, obj: SeedObject) -> gcp.storage.BucketObject:
+    """The file as an object of the bucket."""
+    return gcp.storage.BucketObject(
+        f"{name}-seed-{obj.slug}",
+        bucket=bucket.name,
+        name=obj.key,
+        source=pulumi.FileAsset(str(obj.source)),
+        opts=pulumi.ResourceOptions(parent=parent),
+    )
