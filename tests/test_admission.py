@@ -343,7 +343,13 @@ def spread_group(constraint: Mapping[str, Any], incoming: Mapping[str, str]) -> 
     keys = constraint.get("matchLabelKeys") or []
     assert not keys or selector, "matchLabelKeys cannot be set when labelSelector isn't set"
     extra = {k: incoming[k] for k in keys if k in incoming}
-    assert not extra.keys() & (selector.get("matchLabels") or {}).keys(), "a key in both is forbidden"
+    # a key in matchLabelKeys and in the selector (matchLabels or matchExpressions) is rejected by the API
+    # server (pkg/apis/core/validation/validation.go validateMatchLabelKeysInTopologySpread: "exists in both
+    # matchLabelKeys and labelSelector")
+    in_selector = (selector.get("matchLabels") or {}).keys() | {
+        e["key"] for e in selector.get("matchExpressions") or []
+    }
+    assert not set(keys) & in_selector, f"a key in both matchLabelKeys and labelSelector: {set(keys) & in_selector}"
     selector["matchLabels"] = {**(selector.get("matchLabels") or {}), **extra}
     return selector
 
@@ -366,3 +372,17 @@ def test_the_documented_spread_selects_the_predictors_own_pods(plan, stack: str)
         assert not selects(group, model_pod_labels("churn", "transformer", 1)), "its transformer's pods"
         assert not selects(group, model_pod_labels("churn", "predictor", 2)), "another revision's pods"
         assert not selects(group, model_pod_labels("churn", "predictor", 1, "6c7d8e9f0")), "an old template's"
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_an_oci_model_never_gets_a_modelcar_restricted_rejects(plan, stack: str) -> None:
+    """For an `oci://` storageUri KServe v0.20.0 adds a modelcar container (and an init container) whose only
+    security setting is `runAsUser: <uidModelcar>` (pkg/utils/storage.go); at model-serving's level that
+    pod is rejected, so modelcar stays off."""
+    config, _ = kserve_objects(plan(stack))
+    storage = json.loads(config["storageInitializer"])
+    if not storage.get("enableModelcar"):
+        return
+    modelcar = {"name": "modelcar", "image": "model:latest", "securityContext": {"runAsUser": storage["uidModelcar"]}}
+    level = POD_SECURITY[Namespace.SERVING]
+    assert check_pod({"containers": [modelcar]}, level, "modelcar") == []

@@ -125,12 +125,35 @@ def queue_proxy(revision: str, generation: int) -> Exporter:
 
 
 STABLE, CANARY = queue_proxy(f"{KSVC}-00001", 1), queue_proxy(f"{KSVC}-00002", 2)
+# queue-proxy's outermost handler is otelhttp (knative/serving knative-v1.21.3 pkg/queue/sharedmain/
+# handlers.go mainHandler: otelhttp.NewHandler with the same MeterProvider, probes filtered out; otelhttp
+# v0.64.0 per go.mod), so every answer the client gets, the timeout handler's 504 and the breaker's 503
+# included, is in http.server.request.duration with its stable semconv attributes; the inner
+# kn_serving_invocation_duration only sees what reached the model.
+OTELHTTP = "http_server_request_duration_seconds"
+OTELHTTP_SCOPE = {
+    "otel_scope_name": "go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp",
+    "otel_scope_version": "0.64.0",
+}
+OTELHTTP_ATTRIBUTES = {
+    "http_request_method": "POST",
+    "network_protocol_name": "http",
+    "network_protocol_version": "1.1",
+    "server_address": f"{KSVC}.{ISVC_NAMESPACE}.svc.cluster.local",
+    "url_scheme": "http",
+}
 
 
-def requests(rev: Exporter, ok: float, errors: float) -> list[dict[str, str]]:
+def requests(rev: Exporter, ok: float, errors: float, timeouts: float = 0) -> list[dict[str, str]]:
+    """`ok` 200s and `errors` 500s from the model, `timeouts` 504s from queue-proxy's timeout handler."""
+    outer = Exporter(rev.target, rev.pod, OTELHTTP_SCOPE)
     return [
         rev.series(f"{KN}_count", counter(ok), http_response_status_code="200"),
         rev.series(f"{KN}_count", counter(errors), http_response_status_code="500"),
+        *(
+            outer.series(f"{OTELHTTP}_count", counter(n), http_response_status_code=code, **OTELHTTP_ATTRIBUTES)
+            for code, n in (("200", ok), ("500", errors), ("504", timeouts))
+        ),
     ]
 
 
@@ -251,6 +274,14 @@ def serving_cases() -> list[dict[str, Any]]:
             fires(canary_5xx, "critical", **revision_labels(CANARY)),
         ),
         case(requests(STABLE, 6000, 6) + requests(CANARY, 60, 0), "15m", "InferenceRevisionErrorRate", []),
+        # a canary whose every other request times out: queue-proxy answers 504 itself, and the model's own
+        # metric never sees those requests
+        case(
+            requests(STABLE, 6000, 0) + requests(CANARY, 30, 0, timeouts=30),
+            "15m",
+            "InferenceRevisionErrorRate",
+            fires(canary_5xx, "critical", **revision_labels(CANARY)),
+        ),
         case(
             STABLE.histogram(KN, KN_BOUNDS, fast, http_response_status_code="200")
             + CANARY.histogram(KN, KN_BOUNDS, slow_dist, http_response_status_code="200"),
@@ -444,7 +475,7 @@ def test_series_carry_the_exporters_labels_not_the_resource_attributes() -> None
     """The shape the cases rely on: a queue-proxy series has no k8s_namespace_name / kn_revision_name of
     its own (those are OpenTelemetry resource attributes: target_info only), Feast's endpoint label is
     renamed by the ServiceMonitor's, the Pushgateway's job survives (honor_labels)."""
-    [count] = [s for s in requests(CANARY, 1, 0) if 'http_response_status_code="200"' in s["series"]]
+    [count] = [s for s in requests(CANARY, 1, 0) if s["series"].startswith(f"{KN}_count{{") and '"200"' in s["series"]]
     assert (
         "k8s_namespace_name" not in count["series"]
         and 'otel_scope_name="knative.dev/serving/pkg/queue"' in count["series"]

@@ -361,6 +361,27 @@ def test_a_replicated_grafana_shares_one_database(plan, stack: str) -> None:
 
 
 @pytest.mark.parametrize("stack", STACKS)
+def test_replicated_grafana_alerts_as_one(plan, stack: str) -> None:
+    """Without peers every replica runs its own alert scheduler and Alertmanager (a Grafana-managed rule
+    notifies once per replica): the replicas gossip through a headless Service the chart renders, on the
+    port their pods declare."""
+    objects = rendered_kps(plan(stack))
+    deployment = grafana_deployment(objects)
+    if int(deployment["spec"].get("replicas", 1)) < 2:
+        pytest.skip("one Grafana replica: nothing to agree with")
+    alerting = grafana_ini(objects).get("unified_alerting", {})
+    host, port = alerting["ha_peers"].rsplit(":", 1)
+    name, namespace = host.split(".")[:2]
+    [service] = [o for o in objects if o["kind"] == "Service" and o["metadata"]["name"] == name]
+    assert namespace == service["metadata"]["namespace"] and service["spec"]["clusterIP"] == "None"
+    pod = deployment["spec"]["template"]
+    assert service["spec"]["selector"].items() <= pod["metadata"]["labels"].items()
+    [grafana] = [c for c in pod["spec"]["containers"] if c["name"] == "grafana"]
+    assert int(port) in {p["containerPort"] for p in grafana["ports"]}
+    assert alerting["ha_listen_address"].startswith("${POD_IP}") and "POD_IP" in {e["name"] for e in grafana["env"]}
+
+
+@pytest.mark.parametrize("stack", STACKS)
 def test_grafana_connects_as_its_own_role_from_a_secret(plan, stack: str) -> None:
     """User and password reach Grafana as GF_DATABASE_* variables from the `grafana-postgres` Secret (never a
     literal in the values); the Secret holds Grafana's generated password; the bootstrap Job creates the

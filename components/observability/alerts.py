@@ -7,7 +7,10 @@ Labels, per exporter (each read in its source at the pinned version):
 - Knative 1.21/1.22 queue-proxy (request-metrics-protocol prometheus): `kn_serving_invocation_duration_
   seconds_*` with only `http_response_status_code` (pkg/queue/request_metric.go); the revision, its
   configuration and namespace are OpenTelemetry resource attributes, which the Prometheus exporter puts on
-  `target_info` only. The `model-requests` PodMonitor copies the revision pod's Knative labels onto every
+  `target_info` only; its outermost handler, otelhttp v0.64.0 on the same meter, records every answer the
+  client gets (the timeout handler's 504s too) as `http_server_request_duration_seconds_*` with
+  `http_response_status_code` (pkg/queue/sharedmain/handlers.go), which the error-rate alert counts. The
+  `model-requests` PodMonitor copies the revision pod's Knative labels onto every
   series instead (components/guardrails.py KNATIVE_REVISION_LABELS), and the operator adds `namespace`.
   Chosen over a `target_info` join (every query would need `* on (job, instance) group_left (...)`, and
   target_info's own kn_* labels collide with nothing here but would have to be kept in step) and over OTLP
@@ -34,6 +37,10 @@ from components.guardrails import KNATIVE_REVISION_LABELS
 from mlplatform.config import AlertReceiverConfig, AlertThresholds
 
 CANARY = "kn_serving_invocation_duration_seconds"
+# every answer queue-proxy gives, its own timeout (504) and breaker (503) answers included: its outermost
+# handler is otelhttp with the same meter (knative/serving pkg/queue/sharedmain/handlers.go mainHandler;
+# otelhttp v0.64.0, stable HTTP semconv), while CANARY is recorded innermost, for requests the model got
+ANSWERS = "http_server_request_duration_seconds"
 FEAST = "feast_feature_server_request"
 # per revision: the operator's namespace label and the revision pod's Knative labels (as relabelled)
 CONFIGURATION = KNATIVE_REVISION_LABELS["serving.knative.dev/configuration"]
@@ -55,12 +62,12 @@ def _alert(name: str, expr: str, minutes: int, severity: str, summary: str) -> d
 def rule_groups(t: AlertThresholds) -> list[dict[str, Any]]:
     """Prometheus rule groups (the PrometheusRule's spec.groups and a promtool rule file's groups)."""
     by_revision = f"sum by ({BY_REVISION})"
-    requests = f"{by_revision} (rate({CANARY}_count[5m]))"
+    requests = f"{by_revision} (rate({ANSWERS}_count[5m]))"
     serving = [
         # the deployment flow's canary signal: a revision's share of 5xx answers, once it has real traffic
         _alert(
             "InferenceRevisionErrorRate",
-            f'({by_revision} (rate({CANARY}_count{{http_response_status_code=~"5.."}}[5m])) / {requests}) '
+            f'({by_revision} (rate({ANSWERS}_count{{http_response_status_code=~"5.."}}[5m])) / {requests}) '
             f"> {t.canary_error_rate} and {requests} > 0.1",
             5,
             "critical",

@@ -74,7 +74,9 @@ def _volume(storage_class: str, size_gb: int) -> dict[str, object]:
     }
 
 
-def grafana_database(postgres: PostgresEndpoint, secret: pulumi.Input[str]) -> dict[str, object]:
+def grafana_database(
+    postgres: PostgresEndpoint, secret: pulumi.Input[str], alerting: dict[str, object] | None = None
+) -> dict[str, object]:
     """Grafana on its own PostgreSQL database instead of the SQLite file each pod would keep in its own
     emptyDir: users, sessions (a login is a row in user_auth_token), dashboards saved in the UI and alerting
     state are then the same on every replica and survive restarts (grafana.com docs, "Set up Grafana for
@@ -91,10 +93,27 @@ def grafana_database(postgres: PostgresEndpoint, secret: pulumi.Input[str]) -> d
 
     return {
         "grafana.ini": {
-            "database": {"type": "postgres", "host": host, "name": cred.database, "ssl_mode": postgres.ssl_mode}
+            "database": {"type": "postgres", "host": host, "name": cred.database, "ssl_mode": postgres.ssl_mode},
+            **({"unified_alerting": alerting} if alerting else {}),
         },
         "envValueFrom": {"GF_DATABASE_USER": from_secret("username"), "GF_DATABASE_PASSWORD": from_secret("password")},
     }
+
+
+GRAFANA_GOSSIP_PORT = 9094  # the grafana chart's gossip container port and headless Service port
+
+
+def grafana_alerting_ha(replicas: int) -> dict[str, object]:
+    """Replicated Grafana's alerting as one: without peers each replica runs its own alert scheduler and
+    Alertmanager, so a Grafana-managed rule notifies once per replica. The replicas find each other through
+    the chart's headless Service (templates/headless-service.yaml, port 9094, the pods' gossip port) and
+    gossip on their pod IP (the chart sets POD_IP in every Grafana container; Grafana expands ${VAR} in its
+    configuration), as Grafana's "Configure high availability" documents for Kubernetes."""
+    if replicas < 2:
+        return {}
+    own = f"${{POD_IP}}:{GRAFANA_GOSSIP_PORT}"
+    peers = f"{RELEASE}-grafana-headless.{Namespace.MONITORING.value}.svc.cluster.local:{GRAFANA_GOSSIP_PORT}"
+    return {"enabled": True, "ha_peers": peers, "ha_listen_address": own, "ha_advertise_address": own}
 
 
 def grafana_sidecars(placement: Placement) -> dict[str, object]:
@@ -182,7 +201,8 @@ def stack_values(
             # generate one into its own Secret)
             "admin": {"existingSecret": admin_secret, "userKey": "admin-user", "passwordKey": "admin-password"},
             "resources": placement.resources("100m", "256Mi", "512Mi"),
-            **grafana_database(args.postgres, db_secret),
+            **grafana_database(args.postgres, db_secret, alerting=grafana_alerting_ha(replicas)),
+            "headlessService": replicas > 1,  # the alerting peers' discovery (grafana_alerting_ha)
             # the dashboard and data source sidecars watch ConfigMaps: a few tens of MiB. Dashboards are the
             # ConfigMaps labelled like the platform's own (components/observability/dashboards.py).
             **grafana_sidecars(placement),

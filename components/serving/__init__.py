@@ -69,10 +69,10 @@ def predictor_spread(topology_key: str) -> dict[str, object]:
         "maxSkew": 1,
         "topologyKey": topology_key,
         "whenUnsatisfiable": "ScheduleAnyway",
-        "labelSelector": {
-            "matchLabels": {COMPONENT_LABEL: "predictor"},
-            "matchExpressions": [{"key": ISVC_LABEL, "operator": "Exists"}],
-        },
+        # every predictor pod carries both matchLabelKeys labels (kserve v0.20.0 predictor.go); a key may not
+        # also appear in the selector, as matchLabels or matchExpressions (the API server rejects the pod:
+        # validation.go validateMatchLabelKeysInTopologySpread)
+        "labelSelector": {"matchLabels": {COMPONENT_LABEL: "predictor"}},
         "matchLabelKeys": [ISVC_LABEL, TEMPLATE_HASH_LABEL],
     }
 

@@ -91,7 +91,10 @@ def controller_values(cfg: KServeConfig, placement: Placement) -> dict[str, obje
             # securityContext is a copy of the pod's first container's (agent_injector.go InjectAgent), the
             # model container that Knative's secure-pod-defaults already made restricted; the
             # inferenceservice-config's `agent` section carries only its image and resources.
-            "storage": {"containerSecurityContext": RESTRICTED_CONTAINER},
+            # Modelcar off: for an `oci://` storageUri KServe adds a modelcar sidecar and init container whose
+            # only security setting is runAsUser (kserve v0.20.0 pkg/utils/storage.go, the chart's
+            # uidModelcar), which `restricted` rejects; model images are not a supported storageUri here.
+            "storage": {"containerSecurityContext": RESTRICTED_CONTAINER, "enableModelcar": False},
         }
     }
 
