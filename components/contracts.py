@@ -216,16 +216,30 @@ class DatabaseCredentials:
     password: pulumi.Output[str]  # secret
 
 
+VERIFYING_SSL_MODES = ("verify-ca", "verify-full")  # libpq's sslmode values that authenticate the server
+
+
 @dataclass(frozen=True)
 class PostgresEndpoint:
     host: pulumi.Output[str]
     port: pulumi.Output[int]
     databases: Mapping[str, DatabaseCredentials]
+    # libpq's sslmode for every client: verify-full where the server's certificate names the address clients
+    # use (RDS), verify-ca where it cannot (Cloud SQL's per-instance CA), require (encrypted, the server not
+    # authenticated) only where the platform has no CA to verify against
     ssl_mode: str = "require"
     read_hosts: tuple[pulumi.Output[str], ...] = ()
     # What must exist before a service connects: the per-service roles and databases (a bootstrap Job on
     # AWS, Cloud SQL users and databases on GCP). Consumers put these in depends_on.
     ready: tuple[pulumi.Resource, ...] = ()
+    # PEM of the CA certificates the server's certificate chains to (libpq's sslrootcert), which every
+    # client mounts; set exactly when ssl_mode verifies
+    ca_certificate: pulumi.Output[str] | None = None
+
+    def __post_init__(self) -> None:
+        has_ca = self.ca_certificate is not None
+        if (self.ssl_mode in VERIFYING_SSL_MODES) != has_ca:
+            raise ValueError(f"sslmode {self.ssl_mode} {'with' if has_ca else 'without'} a CA certificate")
 
 
 @dataclass(frozen=True)
@@ -238,6 +252,9 @@ class RedisEndpoint:
     # PEM of the CA that signs the server's TLS certificate when it is private (Memorystore); None when the
     # server presents a publicly trusted certificate (ElastiCache).
     ca_certificate: pulumi.Output[str] | None = None
+    # Whether the server's certificate names the address clients connect to, so that clients match it
+    # (redis-py's ssl_check_hostname). False only where it cannot match and the CA alone authenticates.
+    check_hostname: bool = True
 
 
 @dataclass(frozen=True)

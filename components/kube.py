@@ -73,8 +73,10 @@ def database_secret(
     service: str,
 ) -> k8s.core.v1.Secret:
     """`<service>-postgres`: where and as whom the service connects (host, port, database, user, password,
-    sslmode), from the data layer's endpoint."""
+    sslmode and, when the server is verified, sslrootcert: where the pod mounts the CA), from the data
+    layer's endpoint. The keys are libpq's connection parameters."""
     cred = postgres.databases[service]
+    verified = {"sslrootcert": POSTGRES_CA_FILE} if postgres.ca_certificate is not None else {}
     return opaque_secret(
         parent,
         resource_name,
@@ -87,8 +89,48 @@ def database_secret(
             "username": cred.username,
             "password": cred.password,
             "sslmode": postgres.ssl_mode,
+            **verified,
         },
     )
+
+
+# Where every database client finds the CA the platform PostgreSQL's certificate chains to: one path in
+# every pod, from a ConfigMap in the pod's namespace (`database_ca`), named by PGSSLROOTCERT, sslrootcert,
+# PgBouncer's server_tls_ca_file and Grafana's ca_cert_path.
+POSTGRES_CA_DIR = "/etc/mlplatform/postgres-ca"
+POSTGRES_CA_KEY = "ca.crt"
+POSTGRES_CA_FILE = f"{POSTGRES_CA_DIR}/{POSTGRES_CA_KEY}"
+
+
+def database_ca(
+    parent: pulumi.Resource, resource_name: str, name: str, ns: k8s.core.v1.Namespace, postgres: PostgresEndpoint
+) -> k8s.core.v1.ConfigMap | None:
+    """The data layer's PostgreSQL CA as a ConfigMap `name` in `ns` (a CA certificate is public), or None
+    where there is none to verify against (sslmode require)."""
+    if postgres.ca_certificate is None:
+        return None
+    return config_map(parent, resource_name, name, ns, {POSTGRES_CA_KEY: postgres.ca_certificate})
+
+
+def database_ca_volume(
+    ca_config_map: pulumi.Input[str] | None,
+) -> tuple[list[dict[str, object]], list[dict[str, object]]]:
+    """The CA ConfigMap mounted read-only at POSTGRES_CA_DIR; nothing without one."""
+    if ca_config_map is None:
+        return [], []
+    return (
+        [{"name": "postgres-ca", "configMap": {"name": ca_config_map}}],
+        [{"name": "postgres-ca", "mountPath": POSTGRES_CA_DIR, "readOnly": True}],
+    )
+
+
+def tls_env(postgres: PostgresEndpoint) -> list[dict[str, object]]:
+    """PGSSLMODE and, when the server is verified, PGSSLROOTCERT (the mounted CA): not credentials, so values
+    in the pod spec, where a change of the TLS mode shows in a preview's diff."""
+    env: list[dict[str, object]] = [{"name": "PGSSLMODE", "value": postgres.ssl_mode}]
+    if postgres.ca_certificate is not None:
+        env.append({"name": "PGSSLROOTCERT", "value": POSTGRES_CA_FILE})
+    return env
 
 
 def _chart_inputs(
@@ -215,11 +257,12 @@ def zone_spread(labels: Mapping[str, str]) -> list[dict[str, object]]:
     ]
 
 
-def libpq_env(database_secret: pulumi.Input[str]) -> list[dict[str, object]]:
-    """libpq's PG* variables from a service's database Secret (`database_secret`'s keys): a client that
-    connects with no parameters of its own (psql, psycopg2 with an empty DSN) uses exactly these, TLS mode
-    included."""
-    return [
+def libpq_env(database_secret: pulumi.Input[str], postgres: PostgresEndpoint) -> list[dict[str, object]]:
+    """libpq's PG* variables: where and as whom from a service's database Secret (`database_secret`'s keys),
+    the TLS mode and CA file from the endpoint (`tls_env`; the pod mounts the CA with `database_ca_volume`).
+    A client that connects with no parameters of its own (psql, psycopg2 with an empty DSN) uses exactly
+    these (libpq, "Environment Variables")."""
+    from_secret = [
         {"name": var, "valueFrom": {"secretKeyRef": {"name": database_secret, "key": key}}}
         for var, key in (
             ("PGHOST", "host"),
@@ -227,9 +270,9 @@ def libpq_env(database_secret: pulumi.Input[str]) -> list[dict[str, object]]:
             ("PGDATABASE", "database"),
             ("PGUSER", "username"),
             ("PGPASSWORD", "password"),
-            ("PGSSLMODE", "sslmode"),
         )
     ]
+    return [*from_secret, *tls_env(postgres)]
 
 
 # Pod Security "restricted" needs an explicit seccomp profile; charts default to none.

@@ -224,3 +224,9 @@ MSK_IAM_SIGNER = "aws-msk-iam-sasl-signer-python==1.0.2"
 # nothing when google.auth.transport.requests cannot be imported), hence the `requests` extra. The Airflow
 # and Ray images carry google-auth and requests already: a range keeps their versions.
 GOOGLE_AUTH = ("google-auth[requests]>=2,<3",)
+
+
+# -- the reference training job's runtime_env (components/lifecycle/training.py) --------------------------
+# Beyond the Ray image (which has pyarrow): the MLflow client at the tracking server's version and the
+# scikit-learn the MLflow server image and the tests' venv carry (tests/venvs/mlflow.txt).
+TRAINING_REQUIREMENTS = (f"mlflow-skinny=={MLFLOW.app_version}", "scikit-learn==1.9.1")

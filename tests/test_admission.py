@@ -372,17 +372,3 @@ def test_the_documented_spread_selects_the_predictors_own_pods(plan, stack: str)
         assert not selects(group, model_pod_labels("churn", "transformer", 1)), "its transformer's pods"
         assert not selects(group, model_pod_labels("churn", "predictor", 2)), "another revision's pods"
         assert not selects(group, model_pod_labels("churn", "predictor", 1, "6c7d8e9f0")), "an old template's"
-
-
-@pytest.mark.parametrize("stack", STACKS)
-def test_an_oci_model_never_gets_a_modelcar_restricted_rejects(plan, stack: str) -> None:
-    """For an `oci://` storageUri KServe v0.20.0 adds a modelcar container (and an init container) whose only
-    security setting is `runAsUser: <uidModelcar>` (pkg/utils/storage.go); at model-serving's level that
-    pod is rejected, so modelcar stays off."""
-    config, _ = kserve_objects(plan(stack))
-    storage = json.loads(config["storageInitializer"])
-    if not storage.get("enableModelcar"):
-        return
-    modelcar = {"name": "modelcar", "image": "model:latest", "securityContext": {"runAsUser": storage["uidModelcar"]}}
-    level = POD_SECURITY[Namespace.SERVING]
-    assert check_pod({"containers": [modelcar]}, level, "modelcar") == []

@@ -135,3 +135,51 @@ def test_every_templated_value_is_in_a_templated_field(parsed) -> None:
     )
     out = subprocess.run([python, "-c", script], env=env, capture_output=True, text=True, timeout=120, check=True)
     assert json.loads(out.stdout.strip().splitlines()[-1]) == []
+
+
+def test_the_ray_job_ships_the_module_it_runs(dev, parsed) -> None:
+    """`ray job submit` runs its entrypoint on the Ray cluster (the head's image has no `train` module): the
+    module must travel as the job's working_dir, a directory of the submitting pod the CLI packs, here the
+    platform's training ConfigMap mounted there; its runtime_env must parse."""
+    python, env, _ = parsed
+    script = textwrap.dedent(
+        """
+        import json, os
+        import jinja2
+        from airflow.models.dagbag import DagBag
+        class Variables:
+            def __getattr__(self, key):
+                return os.environ["AIRFLOW_VAR_" + key.upper()]
+        render = lambda text: jinja2.Template(text).render(var={"value": Variables()}, ds="2026-01-01")
+        task = DagBag(include_examples=False).dags["training_flow"].get_task("train_on_ray")
+        print(json.dumps({
+            "namespace": render(task.namespace),
+            "command": [render(c) for c in task.cmds] + [render(a) for a in task.arguments],
+            "volumes": [v.to_dict() for v in task.volumes],
+            "mounts": [m.to_dict() for m in task.volume_mounts],
+        }))
+        """
+    )
+    out = subprocess.run([python, "-c", script], env=env, capture_output=True, text=True, timeout=120, check=True)
+    task = json.loads(out.stdout.strip().splitlines()[-1])
+    command = task["command"]
+    assert command[:3] == ["ray", "job", "submit"]
+    entry = command[command.index("--") + 1 :]
+    assert entry[:2] == ["python", "-m"]
+    working_dir = Path(command[command.index("--working-dir") + 1])
+    json.loads(command[command.index("--runtime-env-json") + 1])  # Ray parses it as JSON
+    # the files the pod has under the working dir: its ConfigMap volumes' items, as the kubelet places them
+    files: dict[Path, str] = {}
+    config_maps = {
+        r.inputs["metadata"]["name"]: r.inputs.get("data") or {}
+        for r in dev.by_type("kubernetes:core/v1:ConfigMap")
+        if r.inputs["metadata"].get("namespace") == task["namespace"]
+    }
+    for mount in task["mounts"]:
+        [volume] = [v for v in task["volumes"] if v["name"] == mount["name"]]
+        source = volume["config_map"]
+        for item in source["items"]:
+            files[Path(mount["mount_path"]) / item["path"]] = config_maps[source["name"]][item["key"]]
+    module = working_dir / f"{entry[2]}.py"
+    assert module in files, f"python -m {entry[2]} in {working_dir}: the pod has {sorted(map(str, files))}"
+    assert files[module] == (ROOT / "training" / module.name).read_text()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import pytest
 
@@ -118,19 +119,28 @@ REDIS_CAS = (  # for Feast in mlplatform and for Ray in training
     "$kubernetes:core/v1:ConfigMap::mlplatform-feast-redis-ca",
     "$kubernetes:core/v1:ConfigMap::mlplatform-kuberay-feast-redis-ca",
 )
+# Cloud SQL's CA for every database client (the AWS stacks name no RDS bundle: their clients require TLS
+# without a CA; tests/test_postgres_tls.py checks both)
+POSTGRES_CAS = (
+    "$kubernetes:core/v1:ConfigMap::mlplatform-feast-postgres-ca",
+    "$kubernetes:core/v1:ConfigMap::mlplatform-kuberay-feast-postgres-ca",
+    "$kubernetes:core/v1:ConfigMap::mlplatform-mlflow-db-ca",
+    "$kubernetes:core/v1:ConfigMap::mlplatform-prometheus-grafana-db-ca",
+)
 
 
 @pytest.mark.parametrize("aws_stack,gcp_stack", [("dev", "gcp-dev"), ("prod", "gcp-prod")])
 def test_in_cluster_layers_are_identical_on_aws_and_gcp(plan, aws_stack: str, gcp_stack: str) -> None:
     """Same resources, same inputs, except the cloud principal annotation and values that carry endpoints.
     The extra objects on GCP are the Memorystore CA copies (ElastiCache presents a publicly trusted
-    certificate)."""
+    certificate) and Cloud SQL's CA for the database clients, whose TLS settings differ with it."""
     aws_side, gcp_side = in_cluster(plan(aws_stack)), in_cluster(plan(gcp_stack))
-    assert not [k for k in aws_side if k.endswith(REDIS_CAS)]
-    cas = [k for k in gcp_side if k.endswith(REDIS_CAS)]
-    assert len(cas) == len(REDIS_CAS)
+    assert not [k for k in aws_side if k.endswith(REDIS_CAS + POSTGRES_CAS)]
+    cas = [k for k in gcp_side if k.endswith(REDIS_CAS + POSTGRES_CAS)]
+    assert len(cas) == len(REDIS_CAS + POSTGRES_CAS)
     for ca in cas:
         gcp_side.pop(ca)
+    aws_side, gcp_side = _without_database_tls(aws_side), _without_database_tls(gcp_side)
     # the cluster DNS's metrics are scraped where it serves them (ClusterNetwork.dns_metrics_port: EKS's
     # CoreDNS, not GKE's kube-dns): the egress policy and the chart's coreDns monitor follow that fact
     assert aws_side.pop(f"{NAMESPACES}$kubernetes:networking.k8s.io/v1:NetworkPolicy::{DNS_METRICS}")
@@ -166,6 +176,24 @@ def test_in_cluster_layers_are_identical_on_aws_and_gcp(plan, aws_stack: str, gc
             inputs = {**inputs, "metadata": {k: v for k, v in inputs["metadata"].items() if k != "annotations"}}
             other = {**other, "metadata": {k: v for k, v in other["metadata"].items() if k != "annotations"}}
         assert inputs == other, key
+
+
+DATABASE_TLS_KEYS = {"PGSSLMODE", "PGSSLROOTCERT", "ssl_mode", "ca_cert_path"}
+
+
+def _without_database_tls(value: Any) -> Any:
+    """`value` without the database clients' TLS settings (variables, ini keys, the CA's volumes and mounts,
+    the CA ConfigMaps in dependencies), which differ by cloud by design."""
+    if isinstance(value, dict):
+        if value.get("name") in DATABASE_TLS_KEYS and set(value) <= {"name", "value"}:
+            return None
+        if value.get("name") == "postgres-ca":
+            return None
+        return {k: _without_database_tls(v) for k, v in value.items() if k not in DATABASE_TLS_KEYS}
+    if isinstance(value, list):
+        kept = [_without_database_tls(v) for v in value]
+        return [v for v in kept if v is not None and not (isinstance(v, str) and v.endswith(POSTGRES_CAS))]
+    return value
 
 
 def _cloud_peer(peer: dict) -> bool:

@@ -157,6 +157,11 @@ def test_region_changes_default_zones() -> None:
             "mlplatform:cluster.gpuPools[0].accelerator = 'a100'",
             "nvidia-",
         ),
+        (  # an image without a tag or digest would follow :latest
+            {"profile": "dev", "services": {"feast": {"clientImage": "registry.example.com/feast-client"}}},
+            "mlplatform:services.feast.clientImage = 'registry.example.com/feast-client'",
+            "pattern",
+        ),
     ],
 )
 def test_rule_rejects_bad_value(raw: dict, path: str, fragment: str) -> None:

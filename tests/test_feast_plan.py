@@ -167,3 +167,36 @@ def test_the_committed_sample_is_what_sample_data_writes(tmp_path: Path) -> None
     )
     committed = FEATURE_REPO / "data" / "driver_stats.parquet"
     assert subprocess.run([python, "-c", compare, str(fresh), str(committed)], timeout=60).returncode == 0
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_materialization_waits_for_an_image_that_reads_the_bucket(plan, stack: str) -> None:
+    """The stock feature-server image (feast[minimal]) has neither s3fs nor gcsfs, so every run would fail
+    on the bucket: without services.feast.clientImage the CronJob exists suspended."""
+    cron = plan(stack).one("kubernetes:batch/v1:CronJob", "mlplatform-feast-materialize").inputs
+    assert cron["spec"]["suspend"] is True
+
+
+def test_a_client_image_runs_the_materialization() -> None:
+    from mlplatform.config import read_stack_file
+    from mlplatform.plan.synth import synthesize
+
+    image = "registry.example.com/ml/feast-client:0.66.0-s3"
+    config = read_stack_file(Path("."), "dev") | {"mlplatform:services": {"feast": {"clientImage": image}}}
+    cron = synthesize("dev-feast-image", config_map=config).one(
+        "kubernetes:batch/v1:CronJob", "mlplatform-feast-materialize"
+    )
+    spec = cron.inputs["spec"]
+    assert spec["suspend"] is False
+    [container] = spec["jobTemplate"]["spec"]["template"]["spec"]["containers"]
+    assert container["image"] == image
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_the_feature_server_starts_after_the_repository_is_applied(plan, stack: str) -> None:
+    """Both create the SQL registry's tables on a new database (Feast 0.66 infra/registry/sql.py
+    metadata.create_all): run together, one fails on "relation already exists"."""
+    doc = plan(stack)
+    apply = doc.one("kubernetes:batch/v1:Job", "mlplatform-feast-apply")
+    chart = helm_release(doc, "feast-feature-server")
+    assert apply.urn in chart.dependencies

@@ -1,6 +1,9 @@
 """MLflow as it would run: the pinned chart rendered with the plan's values, then the pinned MLflow server
 started with exactly the Deployment's arguments and environment (its ConfigMap, its env and the Secrets it
 loads) against a real PostgreSQL that, like RDS, requires TLS, after the program's migration Job has run.
+The plan is an AWS stack's that names its RDS CA bundle (here a test CA's, which issued the server's
+certificate for the planned RDS endpoint): both the Job and the server verify the database (verify-full,
+the CA mounted from the program's ConfigMap as the kubelet mounts it), and one from another CA is refused.
 
 What this sees that the plan cannot: a Secret the pods need that only a skipped Helm hook would make, a
 migration that does not reach the database, Host headers the server rejects (Prometheus scrapes by pod IP,
@@ -19,6 +22,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +32,17 @@ import yaml
 from components.lifecycle.mlflow import ENDPOINT, FLASK_SECRET, FLASK_SECRET_KEY
 from mlplatform.pins import MLFLOW
 from tests.support.graph import helm_release
-from tests.support.postgres import ADMIN, ADMIN_PASSWORD, local_postgres, server_bin
+from tests.support.kubelet import in_root, lay_out_mounts
+from tests.support.postgres import (
+    ADMIN,
+    ADMIN_PASSWORD,
+    CertificateAuthority,
+    ca_config_map,
+    local_postgres,
+    namespace_config_maps,
+    rds_ca_plan,
+    server_bin,
+)
 from tests.support.tools import required_tool, venv_python
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -45,13 +59,33 @@ def test_the_test_venv_runs_the_pinned_mlflow() -> None:
     assert pins["mlflow"] == MLFLOW.app_version
 
 
+@dataclass(frozen=True)
+class Verified:
+    """An AWS plan with its RDS CA bundle (a test CA), and the certificates a server may present."""
+
+    doc: Any
+    work: Path
+    certificate: tuple[Path, Path]  # the test CA's, for the planned RDS endpoint
+    impostor: tuple[Path, Path]  # another CA's, for the same name
+
+
 @pytest.fixture(scope="module")
-def rendered(dev) -> list[dict[str, Any]]:
+def verified() -> Verified:
+    work = Path(tempfile.mkdtemp(prefix="mlplatform-mlflow-tls-", dir="/tmp"))
+    ca, other = CertificateAuthority.create(work, "rds-ca"), CertificateAuthority.create(work, "other-ca")
+    doc = rds_ca_plan(ca.cert)
+    host = doc.outputs["postgresHost"]
+    certificate = ca.issue(work, "rds", common_name=host, alt_names=f"DNS:{host}")
+    return Verified(doc, work, certificate, other.issue(work, "impostor", common_name=host, alt_names=f"DNS:{host}"))
+
+
+@pytest.fixture(scope="module")
+def rendered(verified) -> list[dict[str, Any]]:
     if not CHART.is_file():
         pytest.skip(f"{CHART} absent (../shared/charts holds the pinned chart packages)")
     import helm_python
 
-    reg = helm_release(dev, ENDPOINT.name)
+    reg = helm_release(verified.doc, ENDPOINT.name)
     files = helm_python.Chart.load(str(CHART)).render(
         reg.inputs.get("values") or {}, name=ENDPOINT.name, namespace="mlplatform", is_install=True
     )
@@ -75,12 +109,12 @@ def deployment(objects: list[dict[str, Any]]) -> dict[str, Any]:
     return found
 
 
-def test_every_secret_and_config_map_the_pods_load_is_applied(dev, rendered) -> None:
+def test_every_secret_and_config_map_the_pods_load_is_applied(verified, rendered) -> None:
     """A non-optional envFrom or secretKeyRef to an object only a hook makes leaves the pod in
     CreateContainerConfigError: each must be applied by the chart or declared by the program."""
     program = {
         (r.type.rsplit(":", 1)[-1], (r.inputs.get("metadata") or {}).get("name"))
-        for r in dev.resources
+        for r in verified.doc.resources
         if r.type in ("kubernetes:core/v1:Secret", "kubernetes:core/v1:ConfigMap")
     }
     chart = {(o["kind"], o["metadata"]["name"]) for o in applied(rendered)}
@@ -148,32 +182,70 @@ def memory_bytes(quantity: str) -> int:
     return int(number) * {None: 1, "Ki": 1 << 10, "Mi": 1 << 20, "Gi": 1 << 30}[unit]
 
 
+def secret_env(container: dict[str, Any], secret: dict[str, str]) -> dict[str, str]:
+    """The container's variables from the `mlflow-postgres` Secret (`secret`: what it holds, by key)."""
+    refs = {e["name"]: e["valueFrom"]["secretKeyRef"] for e in container.get("env", []) if "valueFrom" in e}
+    unknown = {name: ref["key"] for name, ref in refs.items() if ref["key"] not in secret}
+    assert not unknown, f"from Secret keys this test does not fill (the credentials and address only): {unknown}"
+    return {name: secret[ref["key"]] for name, ref in refs.items()}
+
+
+def migration_env(verified: Verified, root: Path, secret: dict[str, str], port: int) -> dict[str, str]:
+    """The migration Job's container environment as the kubelet gives it (its CA ConfigMap mounted under
+    `root`), connecting to this machine's server on `port` while libpq verifies the planned host name."""
+    [job] = [r for r in verified.doc.resources if r.type == "kubernetes:batch/v1:Job" and "mlflow" in r.name]
+    spec = job.inputs["spec"]["template"]["spec"]
+    [migrate] = spec["containers"]
+    env = secret_env(migrate, secret) | {e["name"]: e["value"] for e in migrate["env"] if "value" in e}
+    assert env["PGSSLMODE"] == "verify-full", "the Job verifies the RDS endpoint it sends the password to"
+    mounts = migrate.get("volumeMounts", [])
+    ca = ca_config_map(spec.get("volumes", []), mounts, env["PGSSLROOTCERT"])
+    assert namespace_config_maps(verified.doc, "mlplatform")[ca]["ca.crt"] == rds_bundle(verified)
+    lay_out_mounts(root, spec.get("volumes", []), mounts, namespace_config_maps(verified.doc, "mlplatform"))
+    return in_root(env, root, mounts) | {"PGHOSTADDR": "127.0.0.1", "PGPORT": str(port), "PATH": os.environ["PATH"]}
+
+
+def rds_bundle(verified: Verified) -> str:
+    return (verified.work / "rds-ca.crt").read_text()
+
+
+def database_secret(verified: Verified) -> dict[str, str]:
+    """What the `mlflow-postgres` Secret holds on the planned stack (test password)."""
+    host = verified.doc.outputs["postgresHost"]
+    return {"host": host, "port": "5432", "database": "mlflow", "username": "mlflow", "password": "mlflow-Pw-1"}
+
+
 @pytest.fixture(scope="module")
 def server(
-    dev, rendered, tmp_path_factory: pytest.TempPathFactory
+    verified, rendered, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[tuple[str, subprocess.Popen[bytes], Path]]:
-    """The migration Job's command, then the Deployment's server, each with the environment the kubelet
-    would give it; only addresses (database, listen port, artifact store) point at this machine."""
+    """The migration Job's command, then the Deployment's server, each with the environment and volumes the
+    kubelet would give it; only addresses (database, listen port, artifact store) point at this machine."""
     python = venv_python(".venv-mlflow", REQUIREMENTS)
     required_tool("psql", "postgresql")
     if server_bin() is None:
         pytest.skip("no PostgreSQL server binaries (apt-get install postgresql)")
     work = tmp_path_factory.mktemp("mlflow")
     # a directory the postgres OS user can reach (pytest's base temp directory is private to root)
-    with local_postgres(Path(tempfile.mkdtemp(prefix="mlplatform-mlflow-pg-", dir="/tmp"))) as pg:
+    pg_dir = Path(tempfile.mkdtemp(prefix="mlplatform-mlflow-pg-", dir="/tmp"))
+    with local_postgres(pg_dir, verified.certificate) as pg:
         role = "CREATE ROLE mlflow LOGIN PASSWORD 'mlflow-Pw-1'"
         for sql in (role, f"GRANT mlflow TO {ADMIN}", "CREATE DATABASE mlflow OWNER mlflow"):
             assert pg.psql(sql, user=ADMIN, password=ADMIN_PASSWORD).returncode == 0
-        database = pg.env("mlflow", "mlflow-Pw-1", "mlflow")  # every key the mlflow-postgres Secret holds
+        secret = database_secret(verified)
 
-        [job] = [r for r in dev.resources if r.type == "kubernetes:batch/v1:Job" and "mlflow" in r.name]
+        [job] = [r for r in verified.doc.resources if r.type == "kubernetes:batch/v1:Job" and "mlflow" in r.name]
         [migrate] = job.inputs["spec"]["template"]["spec"]["containers"]
-        job_env = {e["name"]: database[e["name"]] for e in migrate["env"] if "valueFrom" in e}
-        job_env |= {e["name"]: e["value"] for e in migrate["env"] if "value" in e}
-        assert job_env["PGSSLMODE"] == "require"
+        job_env = migration_env(verified, work / "job", secret, pg.port)
         command = [python if migrate["command"][0] == "python" else migrate["command"][0], *migrate["command"][1:]]
-        done = subprocess.run(command, env={**job_env, "PATH": os.environ["PATH"]}, capture_output=True, timeout=180)
+        done = subprocess.run(command, env=job_env, capture_output=True, timeout=180)
         assert done.returncode == 0, done.stderr.decode()[-3000:]
+
+        # the same Job against a server whose certificate another CA issued: refused before any SQL
+        pg.present(verified.impostor)
+        refused = subprocess.run(["psql", "-tAc", "SELECT 1"], env=job_env, capture_output=True, text=True, timeout=30)
+        assert refused.returncode != 0 and "certificate verify failed" in refused.stderr, refused.stderr
+        pg.present(verified.certificate)
 
         objects = {(o["kind"], o["metadata"]["name"]): o for o in applied(rendered)}
         [container] = deployment(rendered)["spec"]["template"]["spec"]["containers"]
@@ -184,12 +256,13 @@ def server(
             elif source["secretRef"]["name"] == FLASK_SECRET:
                 env[FLASK_SECRET_KEY] = base64.b64encode(os.urandom(32)).decode()  # the program's Secret
             else:
-                secret = objects[("Secret", source["secretRef"]["name"])]
-                env |= {k: base64.b64decode(v).decode() for k, v in (secret.get("data") or {}).items()}
-        for e in container.get("env", []):
-            ref = (e.get("valueFrom") or {}).get("secretKeyRef")
-            env[e["name"]] = database[e["name"]] if ref else str(e.get("value", ""))
-        env |= {k: database[k] for k in ("PGHOST", "PGPORT", "PGDATABASE")}  # the local server, not RDS
+                applied_secret = objects[("Secret", source["secretRef"]["name"])]
+                env |= {k: base64.b64decode(v).decode() for k, v in (applied_secret.get("data") or {}).items()}
+        env |= secret_env(container, secret)
+        env |= {e["name"]: str(e.get("value", "")) for e in container.get("env", []) if "valueFrom" not in e}
+        assert env["PGHOST"] == secret["host"] and env["PGSSLMODE"] == "verify-full", "the server verifies RDS"
+        # this machine's server; PGHOST stays the planned endpoint, the name libpq checks
+        env |= {"PGHOSTADDR": "127.0.0.1", "PGPORT": str(pg.port)}
         port = free_port()
         args = []
         for arg in container["args"]:
@@ -198,9 +271,16 @@ def server(
             arg = re.sub(r"^--host=.*$", "--host=127.0.0.1", arg)
             arg = re.sub(r"^--artifacts-destination=.*$", f"--artifacts-destination={work / 'artifacts'}", arg)
             args.append(arg)
-        for mount in container.get("volumeMounts", []):
+        mounts = container.get("volumeMounts", [])
+        for mount in mounts:
             if mount["mountPath"] == "/tmp":
                 env["TMPDIR"] = str(work)
+        # the program's ConfigMaps (the database CA) mounted as the kubelet mounts them
+        pod_volumes = deployment(rendered)["spec"]["template"]["spec"].get("volumes", [])
+        root, others = work / "pod", [m for m in mounts if m["mountPath"] != "/tmp"]
+        lay_out_mounts(root, pod_volumes, others, namespace_config_maps(verified.doc, "mlplatform"))
+        env = in_root(env, root, others)
+        assert Path(env["PGSSLROOTCERT"]).read_text() == rds_bundle(verified)
         log = work / "server.log"
         process = subprocess.Popen(
             [str(Path(python).parent / container["command"][0]), *args],
@@ -223,6 +303,7 @@ def test_scrapes_port_forwards_and_in_cluster_clients_are_served(server) -> None
     api = "/api/2.0/mlflow/experiments/search?max_results=1"
     assert status(url, "/metrics", POD_IP_HOST) == 200, "Prometheus scrapes the pod by its IP"
     assert status(url, api, f"localhost:{ENDPOINT.port}") == 200, "kubectl port-forward"
+    assert status(url, api, "[::1]") == status(url, api, f"[::1]:{ENDPOINT.port}") == 200, "IPv6 loopback"
     assert status(url, api, ENDPOINT.host) == 200, "in-cluster clients by the Service's name"
     assert status(url, api, f"{ENDPOINT.host}:{ENDPOINT.port}") == 200
 
@@ -291,3 +372,21 @@ def test_a_registered_version_resolves_to_the_files_kserve_loads(server) -> None
     assert "sklearn" in (model_dir / "MLmodel").read_text()
     relative = model_dir.relative_to(destination).as_posix()
     assert found["in_bucket"] == f"s3://mlplatform-dev-artifacts/mlflow/{relative}"
+
+
+def test_the_reference_training_job_registers_a_model(server) -> None:
+    """training/train.py as the Ray job runs it (`python -m train` in its working directory), on the example
+    feature rows, against the pinned server: a new registered version whose files are where KServe reads."""
+    url, _, _ = server
+    python = venv_python(".venv-mlflow", REQUIREMENTS)
+    sample = ROOT / "feature_repo" / "data" / "driver_stats.parquet"
+    done = subprocess.run(
+        [python, "-m", "train", "--dataset", str(sample), "--run-date", "2026-01-01"],
+        cwd=ROOT / "training",
+        env={**os.environ, "MLFLOW_TRACKING_URI": url},
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert re.search(r"registered driver-activity version \d+", done.stdout), done.stdout[-2000:]

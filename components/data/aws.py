@@ -21,6 +21,7 @@ from components.environment import DataArgs
 from components.protection import stateful
 from components.secrets import generated_secret
 from mlplatform.config import Profile
+from mlplatform.config.certificates import read_ca_bundle
 from mlplatform.pins import CONFLUENT_KAFKA, MSK_IAM_SIGNER
 
 POSTGRES_PORT, REDIS_PORT, KAFKA_IAM_PORT = 5432, 6379, 9098
@@ -71,6 +72,8 @@ def _postgres(
 ) -> PostgresEndpoint:
     facts = cluster.facts(AwsClusterFacts)
     pg = cfg.data.postgres
+    if pg.ca_bundle is None:
+        pulumi.log.warn(NO_RDS_BUNDLE.format(region=cfg.region))
     admin_password = generated_secret(parent, f"{name}-postgres-admin")
     prod = cfg.profile is Profile.PROD
     child = pulumi.ResourceOptions(parent=parent)
@@ -126,6 +129,7 @@ def _postgres(
         for i in range(pg.read_replicas)
     ]
     databases = service_credentials(parent, name, SERVICE_DATABASES)
+    ssl_mode, ca = rds_tls(pg.ca_bundle)
     bootstrap = PostgresBootstrap(
         f"{name}-postgres-bootstrap",
         host=primary.address,
@@ -136,14 +140,39 @@ def _postgres(
         cluster=cluster,
         namespace=data_namespace,
         opts=pulumi.ResourceOptions(parent=parent, providers=[cluster.kubernetes_provider]),
+        ssl_mode=ssl_mode,
+        ca_certificate=ca,
     )
     return PostgresEndpoint(
         host=primary.address,
         port=primary.port,
         databases=databases,
+        ssl_mode=ssl_mode,
+        ca_certificate=ca,
         read_hosts=tuple(r.address for r in replicas),
         ready=(bootstrap.job,),
     )
+
+
+NO_RDS_BUNDLE = (
+    "data.postgres.caBundle is not set: database clients encrypt (sslmode=require) but do not authenticate "
+    "the RDS instance, so whoever answers at its address gets every service's password. Put the region's "
+    "bundle in the repository (curl -fsSL https://truststore.pki.rds.amazonaws.com/{region}/{region}-bundle.pem "
+    "-o certs/rds-{region}-bundle.pem) and name it in data.postgres.caBundle (README, 'Data layer')."
+)
+
+
+def rds_tls(ca_bundle: str | None) -> tuple[str, pulumi.Output[str] | None]:
+    """sslmode and CA for RDS clients. RDS's certificate names the instance endpoint clients connect to
+    (RDS User Guide, "Using SSL with a PostgreSQL DB instance": the endpoint is its CN) and chains to the
+    region's RDS root CA (rds-ca-rsa2048-g1 unless the instance names another; the regional bundle holds
+    every RDS CA of the region), so with the bundle clients verify chain and name: verify-full. The API
+    returns no CA, and the program reads nothing from the network, so the bundle is a file in the repository
+    (checked when the config loads, mlplatform/config/certificates.py); without one, TLS is unauthenticated
+    and the plan warns."""
+    if ca_bundle is None:
+        return "require", None
+    return "verify-full", pulumi.Output.from_input(read_ca_bundle(ca_bundle))
 
 
 def _redis(

@@ -4,7 +4,9 @@ The same Job on both clouds. RDS has no API for roles or databases. Cloud SQL ha
 creates joins `cloudsqlsuperuser` and every database it creates is owned by that role, so mlflow, feast,
 airflow and grafana could read each other's data; roles made by SQL join nothing. The instance is reachable
 only from the cluster's nodes, so a Kubernetes Job in the `data` namespace runs idempotent SQL with psql
-(TLS required). The admin password and each service's password reach it only as Secret references. Pulumi
+over TLS, verifying the server as every client does (the endpoint's sslmode and CA, the CA from a
+ConfigMap in `data`), so the admin password goes to the instance only. The admin password and each
+service's password reach the Job only as Secret references. Pulumi
 waits for a Job to complete, so consumers that depend on `PostgresEndpoint.ready` start after their database
 exists. The pod template carries a checksum of the SQL and the passwords: rotating a password re-runs the
 Job (a replacement).
@@ -18,8 +20,8 @@ from collections.abc import Mapping, Sequence
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components.contracts import ClusterOutputs, DatabaseCredentials
-from components.kube import PART_OF, opaque_secret
+from components.contracts import VERIFYING_SSL_MODES, ClusterOutputs, DatabaseCredentials
+from components.kube import PART_OF, POSTGRES_CA_DIR, POSTGRES_CA_FILE, POSTGRES_CA_KEY, opaque_secret
 from mlplatform.pins import POSTGRES_CLIENT_IMAGE, POSTGRES_CLIENT_UID
 
 # psql variables: svc (role and database name, one per service), pw (its password). Safe to re-run:
@@ -37,6 +39,7 @@ REVOKE ALL ON DATABASE :"svc" FROM PUBLIC;
 GRANT CONNECT, TEMPORARY ON DATABASE :"svc" TO :"svc";
 """
 ADMIN_PASSWORD_KEY = "ADMIN_PASSWORD"
+CA_CONFIG_MAP = "postgres-bootstrap-ca"  # the data layer's PostgreSQL CA in `data`, for the Job
 # The admin the Job connects as: the RDS master user; on Cloud SQL the one user made through its API
 # (a cloudsqlsuperuser member, which may create roles and databases).
 POSTGRES_ADMIN = "platform_admin"
@@ -70,9 +73,13 @@ class PostgresBootstrap(pulumi.ComponentResource):
         cluster: ClusterOutputs,
         namespace: k8s.core.v1.Namespace,
         opts: pulumi.ResourceOptions,
+        ssl_mode: str,
+        ca_certificate: pulumi.Input[str] | None,
         after: Sequence[pulumi.Resource] = (),
     ) -> None:
         super().__init__("mlplatform:data:PostgresBootstrap", name, None, opts)
+        if (ssl_mode in VERIFYING_SSL_MODES) != (ca_certificate is not None):
+            raise ValueError(f"sslmode {ssl_mode} needs a CA exactly when it verifies the server")
         ns = namespace
         pool = cluster.system_pool
         services = tuple(databases)
@@ -84,6 +91,25 @@ class PostgresBootstrap(pulumi.ComponentResource):
         )
         passwords = {ADMIN_PASSWORD_KEY: admin_password} | {password_key(s): c.password for s, c in databases.items()}
         secret = opaque_secret(self, f"{name}-passwords", "postgres-bootstrap", ns, passwords)
+        # the CA the server's certificate chains to, mounted where PGSSLROOTCERT names it
+        tls_env = [k8s.core.v1.EnvVarArgs(name="PGSSLMODE", value=ssl_mode)]
+        ca_mounts: list[k8s.core.v1.VolumeMountArgs] = []
+        ca_volumes: list[k8s.core.v1.VolumeArgs] = []
+        ca_ready: list[pulumi.Resource] = []
+        if ca_certificate is not None:
+            ca = k8s.core.v1.ConfigMap(
+                f"{name}-ca",
+                metadata=k8s.meta.v1.ObjectMetaArgs(name=CA_CONFIG_MAP, namespace=ns.metadata.name, labels=PART_OF),
+                data={POSTGRES_CA_KEY: ca_certificate},
+                opts=pulumi.ResourceOptions(parent=self),
+            )
+            tls_env.append(k8s.core.v1.EnvVarArgs(name="PGSSLROOTCERT", value=POSTGRES_CA_FILE))
+            ca_mounts.append(
+                k8s.core.v1.VolumeMountArgs(name="postgres-ca", mount_path=POSTGRES_CA_DIR, read_only=True)
+            )
+            source = k8s.core.v1.ConfigMapVolumeSourceArgs(name=ca.metadata.name)
+            ca_volumes.append(k8s.core.v1.VolumeArgs(name="postgres-ca", config_map=source))
+            ca_ready.append(ca)
         checksum = pulumi.Output.secret(
             pulumi.Output.all(*passwords.values()).apply(
                 lambda values: hashlib.sha256("\0".join([BOOTSTRAP_SQL, *services, *values]).encode()).hexdigest()
@@ -99,7 +125,7 @@ class PostgresBootstrap(pulumi.ComponentResource):
             k8s.core.v1.EnvVarArgs(name="PGPORT", value=pulumi.Output.from_input(port).apply(lambda p: str(int(p)))),
             k8s.core.v1.EnvVarArgs(name="PGUSER", value=admin_user),
             k8s.core.v1.EnvVarArgs(name="PGDATABASE", value="postgres"),
-            k8s.core.v1.EnvVarArgs(name="PGSSLMODE", value="require"),
+            *tls_env,
             k8s.core.v1.EnvVarArgs(name="PGCONNECT_TIMEOUT", value="10"),
             k8s.core.v1.EnvVarArgs(name="HOME", value="/tmp"),
             from_secret("PGPASSWORD", ADMIN_PASSWORD_KEY),
@@ -145,6 +171,7 @@ class PostgresBootstrap(pulumi.ComponentResource):
                                 volume_mounts=[
                                     k8s.core.v1.VolumeMountArgs(name="sql", mount_path="/sql", read_only=True),
                                     k8s.core.v1.VolumeMountArgs(name="tmp", mount_path="/tmp"),
+                                    *ca_mounts,
                                 ],
                             )
                         ],
@@ -153,12 +180,13 @@ class PostgresBootstrap(pulumi.ComponentResource):
                                 name="sql", config_map=k8s.core.v1.ConfigMapVolumeSourceArgs(name=sql.metadata.name)
                             ),
                             k8s.core.v1.VolumeArgs(name="tmp", empty_dir=k8s.core.v1.EmptyDirVolumeSourceArgs()),
+                            *ca_volumes,
                         ],
                     ),
                 ),
             ),
             # `after`: what must exist in the database first (the Cloud SQL admin user); a component's own
             # depends_on does not hold back its children
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[secret, sql, *after]),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[secret, sql, *ca_ready, *after]),
         )
         self.register_outputs({"job": self.job.metadata.name})

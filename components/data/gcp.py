@@ -1,4 +1,5 @@
-"""Cloud SQL PostgreSQL (private IP, SSL required), Memorystore Redis (AUTH + TLS) and Managed Kafka."""
+"""Cloud SQL PostgreSQL (private IP, SSL required, clients verify its CA), Memorystore Redis (AUTH + TLS
+against the instance's CA) and Managed Kafka."""
 
 from __future__ import annotations
 
@@ -83,7 +84,11 @@ def _postgres(
         disk_autoresize=True,
         disk_autoresize_limit=pg.max_storage_gb,
         ip_configuration=gcp.sql.DatabaseInstanceSettingsIpConfigurationArgs(
-            ipv4_enabled=False, private_network=facts.network_id, ssl_mode="ENCRYPTED_ONLY"
+            ipv4_enabled=False,
+            private_network=facts.network_id,
+            ssl_mode="ENCRYPTED_ONLY",
+            # the default, stated because clients' sslmode depends on it (cloud_sql_tls)
+            server_ca_mode=CLOUD_SQL_CA_MODE,
         ),
         backup_configuration=gcp.sql.DatabaseInstanceSettingsBackupConfigurationArgs(
             enabled=True,
@@ -119,7 +124,10 @@ def _postgres(
                 edition="ENTERPRISE",
                 tier=pg.machine_type,
                 ip_configuration=gcp.sql.DatabaseInstanceSettingsIpConfigurationArgs(
-                    ipv4_enabled=False, private_network=facts.network_id, ssl_mode="ENCRYPTED_ONLY"
+                    ipv4_enabled=False,
+                    private_network=facts.network_id,
+                    ssl_mode="ENCRYPTED_ONLY",
+                    server_ca_mode=CLOUD_SQL_CA_MODE,
                 ),
                 location_preference=gcp.sql.DatabaseInstanceSettingsLocationPreferenceArgs(
                     zone=cfg.zones[(i + 1) % len(cfg.zones)]
@@ -141,6 +149,7 @@ def _postgres(
         opts=pulumi.ResourceOptions(parent=primary),
     )
     creds = service_credentials(parent, name, SERVICE_DATABASES)
+    ca = cloud_sql_ca(parent, primary)
     bootstrap = PostgresBootstrap(
         f"{name}-postgres-bootstrap",
         host=primary.private_ip_address,
@@ -151,15 +160,48 @@ def _postgres(
         cluster=cluster,
         namespace=data_namespace,
         opts=pulumi.ResourceOptions(parent=parent, providers=[cluster.kubernetes_provider]),
+        ssl_mode=CLOUD_SQL_SSL_MODE,
+        ca_certificate=ca,
         after=[admin],
     )
     return PostgresEndpoint(
         host=primary.private_ip_address,
         port=pulumi.Output.from_input(5432),
         databases=creds,
+        ssl_mode=CLOUD_SQL_SSL_MODE,
+        ca_certificate=ca,
+        # read_hosts' certificates chain to each replica's own CA, which is not distributed: a client of a
+        # replica has to add it first
         read_hosts=tuple(r.private_ip_address for r in replicas),
         ready=(bootstrap.job,),
     )
+
+
+# Clients verify Cloud SQL's certificate against the instance's CA, not its name. With the per-instance CA
+# (GOOGLE_MANAGED_INTERNAL_CA, Cloud SQL's default: "an internal CA dedicated to each Cloud SQL instance signs
+# the server certificate for that instance", Cloud SQL docs "Authorize with SSL/TLS certificates") the server
+# certificate names `<project>:<instance>` and nothing else; Google's own connectors therefore compare that
+# CN by hand instead of a host name (GoogleCloudPlatform/cloud-sql-nodejs-connector src/socket.ts, "Legacy CA
+# Mode"). libpq's verify-full compares the address it connected to, the private IP, with the certificate's
+# names and fails (tests/test_postgres_bootstrap.py runs it). verify-ca checks the chain against a CA that
+# signs this instance's certificates only, which authenticates the instance. (The shared-CA modes name the
+# instance's DNS name instead, which would need a private DNS zone for it; not used.)
+CLOUD_SQL_CA_MODE = "GOOGLE_MANAGED_INTERNAL_CA"
+CLOUD_SQL_SSL_MODE = "verify-ca"
+
+
+def pem_bundle(certificates: list[str]) -> str:
+    """PEM certificates one after another, each ending in a newline."""
+    return "".join(c if c.endswith("\n") else f"{c}\n" for c in certificates)
+
+
+def cloud_sql_ca(parent: pulumi.Resource, instance: gcp.sql.DatabaseInstance) -> pulumi.Output[str]:
+    """Every CA the instance trusts (Cloud SQL Admin `instances.listServerCas`: the CA in use, one added for
+    a rotation but not used yet, and one rotated out), read on every `up`. So the rotation Google documents
+    (`gcloud sql ssl server-ca-certs create`, then `up` to hand the new CA to every client, then `rotate`)
+    never leaves a client without the CA the server presents."""
+    listed = gcp.sql.get_ca_certs_output(instance=instance.name, opts=pulumi.InvokeOutputOptions(parent=parent))
+    return listed.apply(lambda result: pem_bundle([c.cert for c in result.certs]))
 
 
 def _redis(
@@ -190,7 +232,14 @@ def _redis(
         port=instance.port,
         auth_token=instance.auth_string,
         tls=True,
-        ca_certificate=instance.server_ca_certs.apply(lambda certs: certs[0].cert),
+        # every CA the instance lists: Memorystore publishes a new CA five years before the old one expires
+        # and both stay valid meanwhile ("About in-transit encryption", Certificate Authority rotation)
+        ca_certificate=instance.server_ca_certs.apply(lambda certs: pem_bundle([c.cert for c in certs])),
+        # Memorystore's server certificate, from the instance's own CA, names the instance's IP in its CN
+        # only (envoyproxy/ratelimit#409 added a switch for exactly this); OpenSSL matches an address against
+        # iPAddress subjectAltNames only, so a host-name check fails every connection (redis-py checks by
+        # default since 6.0, redis/redis-py#3626). The CA is the instance's alone: the chain authenticates.
+        check_hostname=False,
     )
 
 

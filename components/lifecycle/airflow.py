@@ -15,6 +15,12 @@ a new name when its template changes, and the release's pods start on a migrated
 Every credential the chart would otherwise template from values (metadata connection, PgBouncer's users,
 Fernet/API/JWT keys) is a Secret made here from Pulumi secrets and passed by name.
 
+TLS to the database: PgBouncer (server_tls_sslmode, server_tls_ca_file) and the migration Job (PGSSLMODE,
+PGSSLROOTCERT) verify it as the data layer says, against the CA at POSTGRES_CA_FILE. That file is the
+feature store client's `feast-postgres-ca` ConfigMap, which every Airflow pod already mounts for Feast's
+registry (one namespace, one file, like the Kafka package); the chart mounts the global `volumes` into
+PgBouncer too (templates/pgbouncer/pgbouncer-deployment.yaml), and the Job mounts the same ConfigMap.
+
 Pod Security: `mlplatform` enforces `restricted`. The chart gives its own Airflow containers the global
 `securityContexts`, but StatsD, PgBouncer, PgBouncer's exporter and git-sync read only their own
 component's `securityContexts` (templates/_helpers.yaml: localPodSecurityContext,
@@ -48,9 +54,11 @@ from components.contracts import (
 from components.guardrails import AIRFLOW_PODS, git_ssh_egress
 from components.kube import (
     PART_OF,
+    POSTGRES_CA_FILE,
     RESTRICTED_CONTAINER,
     RESTRICTED_POD,
     config_map,
+    database_ca_volume,
     database_secret,
     identity_service_account,
     libpq_env,
@@ -61,7 +69,7 @@ from components.kube import (
 from components.lifecycle.feast import ENDPOINT as FEATURE_SERVER
 from components.lifecycle.feast import FeastClient, store_file_env
 from components.lifecycle.kafka import KAFKA_BOOTSTRAP_KEY, KAFKA_CLIENT_CONFIG_MAP, granted, late_kafka_env
-from components.lifecycle.training import launcher_rbac
+from components.lifecycle.training import TRAINING_CODE_CONFIG_MAP, TRAINING_RUNTIME_ENV, launcher_rbac
 from components.placement import Placement
 from components.secrets import generated_secret
 from mlplatform.config import AirflowConfig
@@ -90,48 +98,61 @@ class AirflowSecrets:
     jwt_secret: pulumi.Input[str]  # key: jwt-secret
 
 
+def pgbouncer_ini(host: str, port: int, postgres: PostgresEndpoint, cred: DatabaseCredentials) -> str:
+    """PgBouncer's configuration. Its server-side TLS keywords mirror libpq's (PgBouncer docs, "TLS settings":
+    server_tls_sslmode takes verify-ca and verify-full, server_tls_ca_file is the root CA to verify with)."""
+    verified = [f"server_tls_ca_file = {POSTGRES_CA_FILE}"] if postgres.ca_certificate is not None else []
+    return "\n".join(
+        [
+            "[databases]",
+            f"{PGBOUNCER_DB} = host={host} dbname={cred.database} port={int(port)} pool_size=10",
+            "",
+            "[pgbouncer]",
+            "pool_mode = transaction",
+            f"listen_port = {PGBOUNCER_PORT}",
+            "listen_addr = *",
+            "auth_type = scram-sha-256",
+            "auth_file = /etc/pgbouncer/users.txt",
+            f"stats_users = {cred.username}",
+            "ignore_startup_parameters = extra_float_digits",
+            "max_client_conn = 200",
+            # protocol-level prepared statements through transaction pooling (PgBouncer 1.21+), which
+            # asyncpg (Airflow 3's async engine) uses; 0, the default, breaks it
+            "max_prepared_statements = 100",
+            f"server_tls_sslmode = {postgres.ssl_mode}",
+            *verified,
+            "server_tls_ciphers = normal",
+            "",
+        ]
+    )
+
+
 def pgbouncer_files(postgres: PostgresEndpoint, cred: DatabaseCredentials) -> dict[str, pulumi.Output[str]]:
     """pgbouncer.ini and users.txt: clients in the namespace talk to PgBouncer, PgBouncer talks TLS to
-    the database (server_tls_sslmode from the endpoint)."""
-    ini = pulumi.Output.all(postgres.host, postgres.port).apply(
-        lambda hp: "\n".join(
-            [
-                "[databases]",
-                f"{PGBOUNCER_DB} = host={hp[0]} dbname={cred.database} port={int(hp[1])} pool_size=10",
-                "",
-                "[pgbouncer]",
-                "pool_mode = transaction",
-                f"listen_port = {PGBOUNCER_PORT}",
-                "listen_addr = *",
-                "auth_type = scram-sha-256",
-                "auth_file = /etc/pgbouncer/users.txt",
-                f"stats_users = {cred.username}",
-                "ignore_startup_parameters = extra_float_digits",
-                "max_client_conn = 200",
-                f"server_tls_sslmode = {postgres.ssl_mode}",
-                "server_tls_ciphers = normal",
-                "",
-            ]
-        )
-    )
+    the database, verifying it as the data layer says (`pgbouncer_ini`)."""
+    ini = pulumi.Output.all(postgres.host, postgres.port).apply(lambda hp: pgbouncer_ini(hp[0], hp[1], postgres, cred))
     users = cred.password.apply(lambda pw: f'"{cred.username}" "{pw}"\n')
     return {"pgbouncer.ini": ini, "users.txt": users}
 
 
-def pgbouncer_connection(cred: DatabaseCredentials, host: str, database: str) -> pulumi.Output[str]:
+def pgbouncer_connection(cred: DatabaseCredentials, host: str, database: str, query: str = "") -> pulumi.Output[str]:
     return cred.password.apply(
-        lambda pw: f"postgresql://{cred.username}:{pw}@{host}:{PGBOUNCER_PORT}/{database}?sslmode=disable"
+        lambda pw: f"postgresql://{cred.username}:{pw}@{host}:{PGBOUNCER_PORT}/{database}{query}"
     )
 
 
 def metadata_connection(cred: DatabaseCredentials, namespace: str) -> pulumi.Output[str]:
-    """What Airflow's components use: PgBouncer's Service, which pools and forwards over TLS."""
+    """What Airflow's components use: PgBouncer's Service, which pools and forwards over TLS. No `sslmode` in
+    the URL: Airflow 3 derives its asyncpg URL from this one, and asyncpg rejects the parameter (TypeError:
+    unexpected keyword argument 'sslmode'; apache/airflow#49383); libpq's default, `prefer`, falls back to
+    plain text with PgBouncer, which has no TLS listener."""
     return pgbouncer_connection(cred, f"{RELEASE}-pgbouncer.{namespace}", PGBOUNCER_DB)
 
 
 def stats_connection(cred: DatabaseCredentials) -> pulumi.Output[str]:
-    """The exporter sidecar reads PgBouncer's admin console next to it."""
-    return pgbouncer_connection(cred, "127.0.0.1", "pgbouncer")
+    """The exporter sidecar reads PgBouncer's admin console next to it, in plain text: its Go driver (lib/pq)
+    would require TLS by default."""
+    return pgbouncer_connection(cred, "127.0.0.1", "pgbouncer", "?sslmode=disable")
 
 
 def _http_conn(endpoint: ServiceEndpoint) -> str:
@@ -158,6 +179,9 @@ def platform_env(
         {"name": "AIRFLOW_VAR_RAY_ADDRESS", "value": ray_dashboard.url},
         {"name": "AIRFLOW_VAR_TRAINING_NAMESPACE", "value": training_namespace},
         {"name": "AIRFLOW_VAR_TRAINING_SERVICE_ACCOUNT", "value": training_service_account},
+        # the reference training job's code and runtime_env (components/lifecycle/training.py)
+        {"name": "AIRFLOW_VAR_TRAINING_CODE", "value": TRAINING_CODE_CONFIG_MAP},
+        {"name": "AIRFLOW_VAR_TRAINING_RUNTIME_ENV", "value": TRAINING_RUNTIME_ENV},
     ]
     env += [{"name": f"AIRFLOW_VAR_{purpose.upper()}_URI", "value": uri} for purpose, uri in sorted(buckets.items())]
     return env
@@ -225,11 +249,20 @@ def dag_volumes(config_map: pulumi.Input[str] | None) -> tuple[list[dict[str, ob
 # SQLAlchemy's psycopg2 URL with no host, user or database: libpq takes all of them (and the TLS mode) from
 # the PG* variables (libpq "Environment Variables"), so the connection string holds no secret
 LIBPQ_CONNECTION = "postgresql+psycopg2://"
+# users, roles and the UI's login (the chart's config.core.auth_manager default, values.yaml)
+AUTH_MANAGER = "airflow.providers.fab.auth_manager.fab_auth_manager.FabAuthManager"
 
 
-def migration_job_spec(database_secret: pulumi.Input[str], placement: Placement) -> dict[str, object]:
+def migration_job_spec(
+    database_secret: pulumi.Input[str],
+    postgres: PostgresEndpoint,
+    placement: Placement,
+    ca_config_map: pulumi.Input[str] | None = None,
+) -> dict[str, object]:
     """One `airflow db migrate` in the pinned Airflow image (its entrypoint, as the chart's Job runs it),
-    straight to PostgreSQL over TLS with the `airflow-postgres` Secret's libpq variables."""
+    straight to PostgreSQL over TLS with the `airflow-postgres` Secret's libpq variables and the endpoint's
+    TLS settings, the CA mounted."""
+    volumes, mounts = database_ca_volume(ca_config_map)
     return {
         "backoffLimit": 6,
         "activeDeadlineSeconds": 900,
@@ -247,14 +280,20 @@ def migration_job_spec(database_secret: pulumi.Input[str], placement: Placement)
                         "image": AIRFLOW_IMAGE,
                         "args": ["airflow", "db", "migrate"],
                         "env": [
-                            *libpq_env(database_secret),
+                            *libpq_env(database_secret, postgres),
                             {"name": "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", "value": LIBPQ_CONNECTION},
+                            # the components' auth manager: `db migrate` creates its tables (FAB's) only
+                            # when it is configured (airflow 3.1.7 utils/db_manager.py RunDBManager), and the
+                            # components' wait-for-migrations check requires them (utils/db.py)
+                            {"name": "AIRFLOW__CORE__AUTH_MANAGER", "value": AUTH_MANAGER},
                         ],
                         # `airflow db migrate` imports Airflow and its providers: ~400 MiB resident
                         "resources": placement.resources("250m", "512Mi", "1Gi"),
                         "securityContext": RESTRICTED_CONTAINER,
+                        "volumeMounts": mounts,
                     }
                 ],
+                "volumes": volumes,
             },
         },
     }
@@ -357,7 +396,8 @@ def airflow_values(
         "dags": dags_values(cfg, placement),
         "logs": {"persistence": {"enabled": False}},
         "config": {
-            "core": {"load_examples": "False"},
+            # the chart's default, set here so the migration Job and the components agree (AUTH_MANAGER)
+            "core": {"load_examples": "False", "auth_manager": AUTH_MANAGER},
             # task logs go to the logs bucket when a task ends; the handler follows the URI's scheme (s3 or
             # gs) and, with no connection id, authenticates as the pod's workload identity
             "logging": {
@@ -444,9 +484,10 @@ class Airflow(pulumi.ComponentResource):
         migration = k8s.batch.v1.Job(
             f"{name}-db-migrate",
             metadata=k8s.meta.v1.ObjectMetaArgs(namespace=ns.metadata.name, labels=PART_OF),
-            spec=migration_job_spec(db.metadata.name, args.placement),
+            # the CA is the feature store client's, which every Airflow pod mounts (module docstring)
+            spec=migration_job_spec(db.metadata.name, pg, args.placement, store.postgres_ca_config_map),
             # Pulumi waits for the Job to complete; a new Airflow version or env is a new Job (auto-named)
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[*pg.ready, db]),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[*pg.ready, db, *store.ready]),
         )
         ca_volumes, ca_mounts = store.volumes()
         dag_vols, dag_mounts = dag_volumes(dags[0].metadata.name if dags else None)

@@ -48,9 +48,12 @@ from components.contracts import (
 from components.guardrails import NAME_LABEL, flow
 from components.kube import (
     PART_OF,
+    POSTGRES_CA_FILE,
     RESTRICTED_CONTAINER,
     RESTRICTED_POD,
     config_map,
+    database_ca,
+    database_ca_volume,
     database_secret,
     identity_service_account,
     opaque_secret,
@@ -59,7 +62,7 @@ from components.kube import (
 )
 from components.lifecycle.kafka import client_package, granted, kafka_env, package_volume
 from components.placement import Placement, replicated_chart
-from mlplatform.config import ServiceConfig
+from mlplatform.config import FeastConfig
 from mlplatform.pins import ChartPin
 
 FLOW = flow("feature-server")
@@ -117,6 +120,26 @@ class FeastSecrets:
         return [{"envName": v, "secretName": s, "secretKey": k} for v, s, k in self.refs()]
 
 
+def redis_tls_options(redis: RedisEndpoint) -> list[str]:
+    """The connection string's TLS options, each `key=value` a redis-py keyword once Feast's parser has
+    JSON-decoded the value (online_stores/redis.py `_parse_connection_string`, Feast v0.66.0): the chain is
+    always verified (ssl_cert_reqs, against the private CA where there is one, else the image's trust store)
+    and the host name where the certificate can name it. Both stated: redis-py's default for the host name
+    changed in 6.0 (redis/redis-py#3626) and Feast 0.66 allows redis>=4.2.2."""
+    if not redis.tls:
+        return []
+    options = ["ssl=true", "ssl_cert_reqs=required", f"ssl_check_hostname={str(redis.check_hostname).lower()}"]
+    if redis.ca_certificate is not None:
+        options.append(f"ssl_ca_certs={REDIS_CA_DIR}/ca.crt")
+    return options
+
+
+def registry_tls(postgres: PostgresEndpoint) -> str:
+    """The registry URL's libpq TLS parameters (psycopg hands the URL's query to libpq)."""
+    verified = f"&sslrootcert={POSTGRES_CA_FILE}" if postgres.ca_certificate is not None else ""
+    return f"sslmode={postgres.ssl_mode}{verified}"
+
+
 def feature_store_yaml(postgres: PostgresEndpoint, redis: RedisEndpoint) -> pulumi.Output[str]:
     """The feature_store.yaml every Feast client in the platform uses (server, apply, materialization, Ray,
     Airflow). The offline store has no location of its own: each FileSource names its bucket path."""
@@ -125,13 +148,9 @@ def feature_store_yaml(postgres: PostgresEndpoint, redis: RedisEndpoint) -> pulu
     def render(pg_host: str, pg_port: int, redis_host: str, redis_port: int) -> str:
         registry_url = (
             f"postgresql+psycopg://${{{REGISTRY_USER_ENV}}}:${{{REGISTRY_PASSWORD_ENV}}}"
-            f"@{pg_host}:{int(pg_port)}/{database}?sslmode={postgres.ssl_mode}"
+            f"@{pg_host}:{int(pg_port)}/{database}?{registry_tls(postgres)}"
         )
-        options = [f"{redis_host}:{int(redis_port)}", f"password=${{{REDIS_PASSWORD_ENV}}}"]
-        if redis.tls:
-            options.append("ssl=true")
-        if redis.ca_certificate is not None:
-            options.append(f"ssl_ca_certs={REDIS_CA_DIR}/ca.crt")
+        options = [f"{redis_host}:{int(redis_port)}", f"password=${{{REDIS_PASSWORD_ENV}}}", *redis_tls_options(redis)]
         doc = {
             "project": PROJECT,
             "provider": "local",
@@ -255,13 +274,15 @@ def materialization(
     service_account: pulumi.Input[str],
     placement: Placement,
     depends_on: list[pulumi.Resource],
+    image: str | None = None,
 ) -> k8s.batch.v1.CronJob:
-    """Hourly materialize-incremental into the online store (MATERIALIZE), with the feature server's image,
-    identity and configuration. Forbid: a slow run is never overlapped by the next one."""
+    """Hourly materialize-incremental into the online store (MATERIALIZE), with the feature server's
+    identity and configuration. Forbid: a slow run is never overlapped by the next one. Suspended until an
+    `image` that can read the bucket is configured (FeastConfig.client_image)."""
     volumes, mounts = _volumes(client)
     container = {
         "name": "materialize",
-        "image": client_image(pin),
+        "image": image or client_image(pin),
         "command": ["python", "-c", MATERIALIZE],
         "env": client.env(),
         "securityContext": {**RESTRICTED_CONTAINER, "readOnlyRootFilesystem": True},
@@ -277,7 +298,8 @@ def materialization(
             "feast-materialize",
             _job_pod(container, volumes, service_account, placement),
             deadline_seconds=3300,
-        ),
+        )
+        | {"suspend": image is None},
         opts=pulumi.ResourceOptions(parent=parent, depends_on=depends_on),
     )
 
@@ -365,7 +387,8 @@ class FeatureStoreSource:
 @dataclass(frozen=True)
 class FeastClient:
     """What a pod in one namespace needs to load the platform's feature store: the YAML, the Secrets its
-    ${VARS} come from, the Redis CA (when private) and the Kafka settings, plus what must exist first."""
+    ${VARS} come from, the Redis and PostgreSQL CAs (when there are) and the Kafka settings, plus what must
+    exist first."""
 
     store_yaml: pulumi.Output[str]
     secrets: FeastSecrets
@@ -374,6 +397,8 @@ class FeastClient:
     ready: tuple[pulumi.Resource, ...]
     kafka_package: pulumi.Output[str] | None = None  # the Kafka token callbacks' ConfigMap, with `kafka`
     store_config_map: pulumi.Output[str] | None = None  # `feast-store`: the YAML as a file
+    # `feast-postgres-ca`: the registry database's CA, where the YAML's sslrootcert names it
+    postgres_ca_config_map: pulumi.Output[str] | None = None
 
     def env(self) -> list[dict[str, object]]:
         """The mounted YAML's path plus its variables, for every Feast client but the chart's server (which
@@ -385,9 +410,13 @@ class FeastClient:
 
     def volumes(self) -> tuple[list[dict[str, object]], list[dict[str, object]]]:
         ca_volumes, ca_mounts = ca_volume(self.ca_config_map)
+        pg_volumes, pg_mounts = database_ca_volume(self.postgres_ca_config_map)
         kafka_volumes, kafka_mounts = package_volume(self.kafka_package)
         store_volumes, store_mounts = store_volume(self.store_config_map)
-        return [*store_volumes, *ca_volumes, *kafka_volumes], [*store_mounts, *ca_mounts, *kafka_mounts]
+        return (
+            [*store_volumes, *ca_volumes, *pg_volumes, *kafka_volumes],
+            [*store_mounts, *ca_mounts, *pg_mounts, *kafka_mounts],
+        )
 
 
 def store_file_env() -> dict[str, object]:
@@ -418,6 +447,7 @@ def feast_client(
         if redis.ca_certificate is not None
         else None
     )
+    pg_ca = database_ca(parent, f"{prefix}-postgres-ca", "feast-postgres-ca", ns, postgres)
     package = client_package(parent, f"{prefix}-kafka-client-package", ns) if source.kafka is not None else None
     # the YAML holds no secret (its passwords are ${VARS}), so a ConfigMap
     store = config_map(parent, f"{prefix}-store", "feast-store", ns, {STORE_FILE: source.store_yaml})
@@ -431,10 +461,12 @@ def feast_client(
             redis_secret,
             store,
             *([ca] if ca is not None else []),
+            *([pg_ca] if pg_ca is not None else []),
             *([package] if package is not None else []),
         ),
         kafka_package=package.metadata.name if package is not None else None,
         store_config_map=store.metadata.name,
+        postgres_ca_config_map=pg_ca.metadata.name if pg_ca is not None else None,
     )
 
 
@@ -447,7 +479,7 @@ class FeastArgs:
     kafka: KafkaEndpoint | None
     datasets: Bucket
     pin: ChartPin
-    config: ServiceConfig
+    config: FeastConfig
     placement: Placement
     provider: k8s.Provider
 
@@ -479,6 +511,17 @@ class Feast(pulumi.ComponentResource):
         client = feast_client(self, name, ns, source)
         depends = [*args.postgres.ready, *client.ready, account]
         if args.config.enabled:
+            applied = apply_job(
+                self,
+                name,
+                pin=args.pin,
+                ns=ns,
+                client=client,
+                datasets=args.datasets,
+                service_account=account.metadata.name,
+                placement=placement,
+                depends_on=depends,
+            )
             replicated_chart(
                 self,
                 name,
@@ -495,18 +538,9 @@ class Feast(pulumi.ComponentResource):
                 ),
                 replicas=args.config.replicas,
                 provider=args.provider,
-                depends_on=depends,
-            )
-            applied = apply_job(
-                self,
-                name,
-                pin=args.pin,
-                ns=ns,
-                client=client,
-                datasets=args.datasets,
-                service_account=account.metadata.name,
-                placement=placement,
-                depends_on=depends,
+                # after the apply Job: both create the SQL registry's tables on a new database
+                # (infra/registry/sql.py metadata.create_all), and the server should start on the views
+                depends_on=[*depends, applied],
             )
             materialization(
                 self,
@@ -517,6 +551,7 @@ class Feast(pulumi.ComponentResource):
                 service_account=account.metadata.name,
                 placement=placement,
                 depends_on=[*depends, applied],
+                image=args.config.client_image,
             )
         self.outputs = FeastOutputs(ENDPOINT, account, client, source)
         self.register_outputs({"featureServerUrl": ENDPOINT.url})

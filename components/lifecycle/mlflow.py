@@ -12,10 +12,14 @@ nothing the chart makes only as a hook may be needed by its pods:
 - The schema migration is a Job of the program's (`mlflow-db-upgrade`), run to completion before the
   chart: the chart's init container would run once per replica, and two replicas starting on a fresh
   database race to create the same tables; it also gets only the chart's env ConfigMap, not `PGSSLMODE`.
+
+Both the Job and the server verify the database as the data layer says (PGSSLMODE, PGSSLROOTCERT: the CA
+from the `mlflow-postgres-ca` ConfigMap, mounted through the chart's extraVolumes).
 """
 
 from __future__ import annotations
 
+import glob
 from dataclasses import dataclass
 
 import pulumi
@@ -27,11 +31,14 @@ from components.kube import (
     PART_OF,
     RESTRICTED_CONTAINER,
     RESTRICTED_POD,
+    database_ca,
+    database_ca_volume,
     database_secret,
     identity_service_account,
     libpq_env,
     opaque_secret,
     spread_affinity,
+    tls_env,
 )
 from components.placement import Placement, replicated_chart
 from components.secrets import generated_secret
@@ -58,7 +65,7 @@ MIGRATE = (
 # get_default_allowed_hosts at 3.15.1): loopback (what `kubectl port-forward` sends) and the private address
 # ranges (Prometheus scrapes a pod by its IP, so the Host header is `<pod IP>:5000`). A DNS-rebinding
 # attack sends the attacker's own domain as Host, which none of these match, so the guard stays on.
-LOOPBACK_HOSTS = ("localhost", "127.0.0.1", "[[]::1]")
+LOOPBACK_HOSTS = ("localhost", "127.0.0.1", "[::1]")
 PRIVATE_ADDRESS_HOSTS = ("10.*", "192.168.*", *(f"172.{i}.*" for i in range(16, 32)), "fc00:*", "fd00:*")
 WORKERS = 2  # uvicorn workers: MLflow's default of 4 does not fit the memory limit below (measured)
 
@@ -73,7 +80,9 @@ def allowed_hosts(endpoint: ServiceEndpoint) -> list[str]:
         endpoint.host,
         *LOOPBACK_HOSTS,
     ]
-    return [h for n in names for h in (n, f"{n}:*")] + list(PRIVATE_ADDRESS_HOSTS)
+    # an entry with `*` is a glob (fnmatch) and one without is compared literally
+    # (security_utils.py), so only the port pattern escapes the IPv6 brackets
+    return [h for n in names for h in (n, f"{glob.escape(n)}:*")] + list(PRIVATE_ADDRESS_HOSTS)
 
 
 def mlflow_values(
@@ -85,8 +94,10 @@ def mlflow_values(
     artifacts: Bucket,
     service_account: pulumi.Input[str],
     placement: Placement,
+    ca_config_map: pulumi.Input[str] | None = None,
 ) -> dict[str, object]:
     database = postgres.databases["mlflow"].database
+    ca_volumes, ca_mounts = database_ca_volume(ca_config_map)
     return {
         "nameOverride": FLOW.app,
         "fullnameOverride": ENDPOINT.name,
@@ -105,8 +116,10 @@ def mlflow_values(
             "postgres": {"enabled": True, "host": postgres.host, "port": postgres.port, "database": database},
             "existingDatabaseSecret": {"name": database_secret, "usernameKey": "username", "passwordKey": "password"},
         },
-        # libpq reads it: TLS to the database, as the server requires
-        "extraEnvVars": {"PGSSLMODE": postgres.ssl_mode},
+        # libpq reads them: TLS to the database, verified against the mounted CA where the data layer has one
+        "extraEnvVars": {e["name"]: e["value"] for e in tls_env(postgres)},
+        "extraVolumes": ca_volumes,
+        "extraVolumeMounts": ca_mounts,
         "artifactRoot": {
             # --serve-artifacts: clients upload and download through MLflow, so only MLflow's identity
             # touches the bucket. s3://... or gs://... works as is with the pod's workload identity.
@@ -124,10 +137,17 @@ def mlflow_values(
     }
 
 
-def migration_job_spec(pin: ChartPin, database_secret: pulumi.Input[str], placement: Placement) -> dict[str, object]:
-    """One run of MLflow's schema migration with the server's image, database user and TLS mode (every PG*
-    variable from the `mlflow-postgres` Secret)."""
-    env = libpq_env(database_secret)
+def migration_job_spec(
+    pin: ChartPin,
+    database_secret: pulumi.Input[str],
+    postgres: PostgresEndpoint,
+    placement: Placement,
+    ca_config_map: pulumi.Input[str] | None = None,
+) -> dict[str, object]:
+    """One run of MLflow's schema migration with the server's image, database user and TLS settings (the
+    libpq variables of the `mlflow-postgres` Secret and the endpoint, the CA mounted)."""
+    env = libpq_env(database_secret, postgres)
+    volumes, mounts = database_ca_volume(ca_config_map)
     return {
         "backoffLimit": 6,
         "activeDeadlineSeconds": 900,
@@ -147,8 +167,10 @@ def migration_job_spec(pin: ChartPin, database_secret: pulumi.Input[str], placem
                         "env": [*env, {"name": "HOME", "value": "/tmp"}],
                         "resources": placement.resources("100m", "256Mi", "1Gi"),
                         "securityContext": RESTRICTED_CONTAINER,
+                        "volumeMounts": mounts,
                     }
                 ],
+                "volumes": volumes,
             },
         },
     }
@@ -192,6 +214,9 @@ class MLflow(pulumi.ComponentResource):
         ns, pg = args.namespace, args.postgres
         account = identity_service_account(self, f"{name}-service-account", args.identity, ns)
         db = database_secret(self, f"{name}-db-secret", ns, pg, "mlflow")
+        ca = database_ca(self, f"{name}-db-ca", "mlflow-postgres-ca", ns, pg)
+        ca_name = ca.metadata.name if ca is not None else None
+        tls = [ca] if ca is not None else []
         if args.config.enabled:
             flask = opaque_secret(
                 self,
@@ -203,9 +228,9 @@ class MLflow(pulumi.ComponentResource):
             migration = k8s.batch.v1.Job(
                 f"{name}-db-upgrade",
                 metadata=k8s.meta.v1.ObjectMetaArgs(namespace=ns.metadata.name, labels=PART_OF),
-                spec=migration_job_spec(args.pin, db.metadata.name, args.placement),
+                spec=migration_job_spec(args.pin, db.metadata.name, pg, args.placement, ca_name),
                 # the Job runs to completion before Pulumi moves on (and a new MLflow version is a new Job)
-                opts=pulumi.ResourceOptions(parent=self, depends_on=[*pg.ready, db]),
+                opts=pulumi.ResourceOptions(parent=self, depends_on=[*pg.ready, db, *tls]),
             )
             replicated_chart(
                 self,
@@ -221,11 +246,12 @@ class MLflow(pulumi.ComponentResource):
                     artifacts=args.artifacts,
                     service_account=account.metadata.name,
                     placement=args.placement,
+                    ca_config_map=ca_name,
                 ),
                 replicas=args.config.replicas,
                 namespace=ns.metadata.name,
                 provider=args.provider,
-                depends_on=[*pg.ready, db, account, flask, migration],
+                depends_on=[*pg.ready, db, *tls, account, flask, migration],
             )
         self.outputs = MLflowOutputs(ENDPOINT, artifacts_destination(args.artifacts), account, db)
         self.register_outputs({"trackingUri": ENDPOINT.url})

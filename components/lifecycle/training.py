@@ -5,13 +5,29 @@ identity, from LAUNCHER_RULES."""
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
+from pathlib import Path
 
 import pulumi
 import pulumi_kubernetes as k8s
 
 from components.contracts import WorkloadIdentity
-from components.kube import PART_OF, identity_service_account
+from components.kube import PART_OF, config_map, identity_service_account
+from mlplatform.pins import TRAINING_REQUIREMENTS
+
+# The reference training job (training/*.py): a ConfigMap in `training`, which the reference DAG mounts
+# into the pod that submits it; `ray job submit --working-dir` packs that directory and uploads it through
+# the job API, since the job runs on the Ray cluster, not in the submitting pod.
+TRAINING_CODE_DIR = Path(__file__).resolve().parents[2] / "training"
+TRAINING_CODE_CONFIG_MAP = "training-reference"
+# what the job needs beyond the Ray image, as its runtime_env (Ray installs it on the cluster per job)
+TRAINING_RUNTIME_ENV = json.dumps({"pip": list(TRAINING_REQUIREMENTS)})
+
+
+def training_code_files() -> dict[str, str]:
+    return {p.name: p.read_text() for p in sorted(TRAINING_CODE_DIR.glob("*.py"))}
+
 
 LAUNCHER_RULES = (
     (("",), ("pods",), ("create", "get", "list", "watch", "delete", "patch")),
@@ -42,6 +58,7 @@ class Training(pulumi.ComponentResource):
     def __init__(self, name: str, args: TrainingArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("mlplatform:lifecycle:Training", name, None, opts)
         account = identity_service_account(self, f"{name}-service-account", args.identity, args.namespace)
+        config_map(self, f"{name}-reference-code", TRAINING_CODE_CONFIG_MAP, args.namespace, training_code_files())
         self.outputs = TrainingOutputs(account)
         self.register_outputs({"serviceAccount": account.metadata.name})
 

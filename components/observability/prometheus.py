@@ -22,7 +22,16 @@ import pulumi_kubernetes as k8s
 
 from components.contracts import POOL_LABEL, Namespace, PostgresEndpoint
 from components.guardrails import SCRAPES, ScrapeTarget
-from components.kube import PART_OF, database_secret, opaque_secret, pinned_release, spread_affinity
+from components.kube import (
+    PART_OF,
+    POSTGRES_CA_DIR,
+    POSTGRES_CA_FILE,
+    database_ca,
+    database_secret,
+    opaque_secret,
+    pinned_release,
+    spread_affinity,
+)
 from components.observability.alerts import alertmanager_config, rule_groups
 from components.observability.dashboards import DASHBOARDS, LOKI_UID
 from components.placement import Placement
@@ -75,7 +84,10 @@ def _volume(storage_class: str, size_gb: int) -> dict[str, object]:
 
 
 def grafana_database(
-    postgres: PostgresEndpoint, secret: pulumi.Input[str], alerting: dict[str, object] | None = None
+    postgres: PostgresEndpoint,
+    secret: pulumi.Input[str],
+    ca_config_map: pulumi.Input[str] | None = None,
+    alerting: dict[str, object] | None = None,
 ) -> dict[str, object]:
     """Grafana on its own PostgreSQL database instead of the SQLite file each pod would keep in its own
     emptyDir: users, sessions (a login is a row in user_auth_token), dashboards saved in the UI and alerting
@@ -84,19 +96,32 @@ def grafana_database(
     connects in grafana.ini, as MLflow's chart takes host and database; who it connects as from the
     `grafana-postgres` Secret (components/kube.py database_secret) through GF_DATABASE_* variables, which
     override grafana.ini (Grafana's configuration docs, "Override configuration with environment
-    variables"), so no password is in the values. TLS required, as the other services connect."""
+    variables"), so no password is in the values. TLS as the other services connect: Grafana hands
+    ssl_mode and ca_cert_path to its PostgreSQL driver as libpq's sslmode and sslrootcert
+    (pkg/services/sqlstore/database_config.go `buildConnectionString`), the CA mounted from the
+    `grafana-postgres-ca` ConfigMap (the chart's extraConfigmapMounts)."""
     cred = postgres.databases[GRAFANA_DATABASE]
     host = pulumi.Output.concat(postgres.host, ":", postgres.port.apply(lambda p: str(int(p))))
 
     def from_secret(key: str) -> dict[str, object]:
         return {"secretKeyRef": {"name": secret, "key": key}}
 
+    database: dict[str, object] = {
+        "type": "postgres",
+        "host": host,
+        "name": cred.database,
+        "ssl_mode": postgres.ssl_mode,
+    }
+    mounts: list[dict[str, object]] = []
+    if ca_config_map is not None:
+        database["ca_cert_path"] = POSTGRES_CA_FILE
+        mounts.append(
+            {"name": "postgres-ca", "mountPath": POSTGRES_CA_DIR, "configMap": ca_config_map, "readOnly": True}
+        )
     return {
-        "grafana.ini": {
-            "database": {"type": "postgres", "host": host, "name": cred.database, "ssl_mode": postgres.ssl_mode},
-            **({"unified_alerting": alerting} if alerting else {}),
-        },
+        "grafana.ini": {"database": database, **({"unified_alerting": alerting} if alerting else {})},
         "envValueFrom": {"GF_DATABASE_USER": from_secret("username"), "GF_DATABASE_PASSWORD": from_secret("password")},
+        "extraConfigmapMounts": mounts,
     }
 
 
@@ -140,7 +165,10 @@ def grafana_sidecars(placement: Placement) -> dict[str, object]:
 
 
 def stack_values(
-    args: PrometheusArgs, admin_secret: pulumi.Input[str], db_secret: pulumi.Input[str]
+    args: PrometheusArgs,
+    admin_secret: pulumi.Input[str],
+    db_secret: pulumi.Input[str],
+    db_ca: pulumi.Input[str] | None = None,
 ) -> dict[str, object]:
     cfg, placement = args.config, args.placement
     replicas = cfg.replicas
@@ -201,7 +229,7 @@ def stack_values(
             # generate one into its own Secret)
             "admin": {"existingSecret": admin_secret, "userKey": "admin-user", "passwordKey": "admin-password"},
             "resources": placement.resources("100m", "256Mi", "512Mi"),
-            **grafana_database(args.postgres, db_secret, alerting=grafana_alerting_ha(replicas)),
+            **grafana_database(args.postgres, db_secret, db_ca, alerting=grafana_alerting_ha(replicas)),
             "headlessService": replicas > 1,  # the alerting peers' discovery (grafana_alerting_ha)
             # the dashboard and data source sidecars watch ConfigMaps: a few tens of MiB. Dashboards are the
             # ConfigMaps labelled like the platform's own (components/observability/dashboards.py).
@@ -309,6 +337,7 @@ class Prometheus(pulumi.ComponentResource):
             {"admin-user": GRAFANA_USER, "admin-password": generated_secret(self, f"{name}-grafana-password")},
         )
         database = database_secret(self, f"{name}-grafana-db-secret", ns, args.postgres, GRAFANA_DATABASE)
+        ca = database_ca(self, f"{name}-grafana-db-ca", f"{GRAFANA_DATABASE}-postgres-ca", ns, args.postgres)
         sidecar_role = k8s.rbac.v1.Role(
             f"{name}-grafana-sidecar-role",
             metadata=k8s.meta.v1.ObjectMetaArgs(name=GRAFANA_SIDECAR_ROLE, namespace=ns.metadata.name, labels=PART_OF),
@@ -322,14 +351,16 @@ class Prometheus(pulumi.ComponentResource):
             name,
             args.pin,
             ns.metadata.name,
-            stack_values(args, admin.metadata.name, database.metadata.name),
+            stack_values(
+                args, admin.metadata.name, database.metadata.name, ca.metadata.name if ca is not None else None
+            ),
             args.provider,
             release_name=RELEASE,
             # several Deployments and two StatefulSets whose volumes bind on a CPU pool node that may not
             # exist yet (~3 min), plus the webhook patch Jobs
             timeout_seconds=900,
             # Grafana migrates its database at start: after its role and database exist
-            depends_on=[admin, database, sidecar_role, *args.postgres.ready],
+            depends_on=[admin, database, *([ca] if ca is not None else []), sidecar_role, *args.postgres.ready],
         )
         k8s.apiextensions.CustomResource(
             f"{name}-platform-alerts",

@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validat
 from pydantic.alias_generators import to_camel
 
 from mlplatform.chartkeys import supported_versions
+from mlplatform.config.certificates import ca_bundle_problems
 from mlplatform.config.versions import (
     KAFKA_MAJOR,
     KUBERNETES_RANGE,
@@ -365,11 +366,25 @@ class PostgresConfig(Strict):
     read_replicas: Annotated[int, Field(ge=0, le=5)]
     backup_retention_days: Annotated[int, Field(ge=1, le=35)]
     deletion_protection: bool
+    # aws only: the region's RDS CA bundle, a PEM file in the repository (README, "Data layer"); with it
+    # every client verifies the database (verify-full), without it TLS is unauthenticated and plan warns.
+    # Cloud SQL reports its own CA, which the program distributes.
+    ca_bundle: str | None = None
 
     @field_validator("version")
     @classmethod
     def _pg_supported(cls, v: str) -> str:
         return _in_range(v, POSTGRES_RANGE, "PostgreSQL", major_only=True)
+
+    @field_validator("ca_bundle")
+    @classmethod
+    def _a_ca_bundle(cls, v: str | None, info: ValidationInfo) -> str | None:
+        if v is not None and _cloud(info) is Cloud.GCP:
+            raise ValueError("caBundle is not used on gcp: Cloud SQL reports its instance's CA; remove it")
+        problems = ca_bundle_problems(v) if v is not None else []
+        if problems:
+            raise ValueError("; ".join(problems))
+        return v
 
     @field_validator("max_storage_gb")
     @classmethod
@@ -569,9 +584,22 @@ class LokiConfig(ServiceConfig):
     storage_gb: Annotated[int, Field(ge=5, le=1000)] = 10
 
 
+# an image reference with a tag or a digest (registry/path:tag, registry/path@sha256:...)
+IMAGE_REF = r"^[a-z0-9.-]+(:[0-9]+)?(/[a-z0-9._-]+)+(:[\w][\w.-]{0,127}|@sha256:[0-9a-f]{64})$"
+
+
+class FeastConfig(ServiceConfig):
+    """The feature server, plus the image the platform's offline Feast Jobs (materialization) run. The
+    feature server's stock image is built from `feast[minimal]` (Feast's py3.12-minimal lock has neither
+    s3fs nor gcsfs), so it cannot read the offline store's bucket: without `clientImage` (the stock image
+    plus s3fs or gcsfs) the materialization CronJob is created suspended, and nothing fails every hour."""
+
+    client_image: Annotated[str | None, Field(pattern=IMAGE_REF)] = None
+
+
 class ServicesConfig(Strict):
     mlflow: ServiceConfig
-    feast: ServiceConfig
+    feast: FeastConfig
     airflow: AirflowConfig
     kuberay: ServiceConfig
     kserve: KServeConfig

@@ -100,7 +100,8 @@ _COMPUTED: dict[str, Callable[[str, dict[str, Any], str, str], Outputs]] = {
         "host": _psa_address(n, 4),
         "port": 6378,
         "authString": mock_password(f"{n}-auth", 32),
-        "serverCaCerts": [{"cert": "-----BEGIN CERTIFICATE-----\nmock\n-----END CERTIFICATE-----\n"}],
+        # the CA in use and the one published for the next rotation (both valid meanwhile)
+        "serverCaCerts": [{"cert": mock_ca(f"{n}-ca-{k}")} for k in (1, 2)],
     },
     # the SASL bootstrap address Managed Kafka reports (its documented form; port 9092 for SASL)
     "gcp:managedkafka/cluster:Cluster": lambda n, i, r, p: {
@@ -133,6 +134,11 @@ _COMPUTED: dict[str, Callable[[str, dict[str, Any], str, str], Outputs]] = {
 
 PSA_MOCK_RANGE = "10.30.0.0/20"
 MOCK_PROJECT_NUMBER = "314159265358"  # the address the GlobalAddress mock returns, with the program's prefix
+
+
+def mock_ca(name: str) -> str:
+    """A stand-in for a CA certificate the cloud reports (PEM-shaped, distinct per name; not a certificate)."""
+    return f"-----BEGIN CERTIFICATE-----\nmock {name}\n-----END CERTIFICATE-----\n"
 
 
 def mock_password(name: str, length: int) -> str:
@@ -175,6 +181,20 @@ class PlatformMocks(Mocks):
         if args.token == "gcp:organizations/getProject:getProject":
             # a project's number is not its ID: a 12-digit number the project was given at creation
             return {"projectId": self.project, "number": MOCK_PROJECT_NUMBER, "name": self.project}, []
+        if args.token == "gcp:sql/getCaCerts:getCaCerts":
+            # instances.listServerCas: the CA in use and one added for the next rotation
+            instance = args.args["instance"]
+            certs = [
+                {
+                    "cert": mock_ca(f"{instance}-server-ca-{k}"),
+                    "commonName": "C=US,O=Google\\, Inc,CN=Google Cloud SQL Server CA",
+                    "createTime": "2026-01-01T00:00:00Z",
+                    "expirationTime": "2036-01-01T00:00:00Z",
+                    "sha1Fingerprint": _short_hash(f"{instance}-{k}"),
+                }
+                for k in (1, 2)
+            ]
+            return {"instance": instance, "activeVersion": certs[0]["sha1Fingerprint"], "certs": certs}, []
         raise NotImplementedError(
             f"the offline plan has no mock for invoke {args.token}; add one to mlplatform/plan/mocks.py"
         )

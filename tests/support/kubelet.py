@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 KUBELET_STAMP = "..2026_01_01_00_00_00.000000001"
 
@@ -20,3 +21,30 @@ def mount_config_map(target: Path, data: Mapping[str, str], items: Sequence[Mapp
     (target / "..data").symlink_to(KUBELET_STAMP)
     for top in sorted({p.split("/", 1)[0] for p in payload}):
         (target / top).symlink_to(f"..data/{top}")
+
+
+def lay_out_mounts(
+    root: Path,
+    volumes: Sequence[Mapping[str, Any]],
+    mounts: Sequence[Mapping[str, Any]],
+    config_maps: Mapping[str, Mapping[str, str]],
+) -> None:
+    """A container's volume mounts under `root` (a mountPath `/etc/x` becomes `<root>/etc/x`): ConfigMap volumes
+    from `config_maps` (by name) as the kubelet writes them, emptyDir volumes as empty directories."""
+    by_name = {v["name"]: v for v in volumes}
+    for mount in mounts:
+        target = root / mount["mountPath"].lstrip("/")
+        volume = by_name[mount["name"]]
+        target.mkdir(parents=True)
+        if "configMap" in volume:
+            source = volume["configMap"]
+            mount_config_map(target, config_maps[source["name"]], source.get("items"))
+        elif "emptyDir" not in volume:
+            raise AssertionError(f"no stand-in for volume {volume}")
+
+
+def in_root(env: Mapping[str, str], root: Path, mounts: Sequence[Mapping[str, Any]]) -> dict[str, str]:
+    """`env` with each value that is a path inside one of the mounts moved under `root`, where
+    `lay_out_mounts` put that mount."""
+    tops = [m["mountPath"].rstrip("/") for m in mounts]
+    return {k: f"{root}{v}" if any(v == t or v.startswith(f"{t}/") for t in tops) else v for k, v in env.items()}

@@ -2,6 +2,11 @@
 
 Uses the Debian `postgresql` package's binaries (CI installs them). The server runs as the `postgres` OS
 user when the tests run as root (initdb refuses root), listens on 127.0.0.1 only, and is stopped at exit.
+
+Its certificate is either self-signed (CN=localhost) or one a test CA issued (`CertificateAuthority`), shaped
+like the managed services' own, so that clients which verify the server (sslmode verify-ca / verify-full,
+the CA mounted where the pod mounts it) are tested against the names they would check; `present` swaps the
+served certificate (PostgreSQL reloads it on SIGHUP) to show that one from another CA is refused.
 """
 
 from __future__ import annotations
@@ -11,10 +16,12 @@ import os
 import shutil
 import socket
 import subprocess
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 ADMIN = "platform_admin"
 ADMIN_PASSWORD = "admin-Pw-1234567890"
@@ -25,9 +32,43 @@ def server_bin() -> Path | None:
     return Path(found[-1]).parent if found else None
 
 
+def _openssl(*args: str) -> str:
+    return subprocess.run(["openssl", *args], check=True, capture_output=True, text=True, timeout=60).stdout
+
+
+@dataclass(frozen=True)
+class CertificateAuthority:
+    """A CA for tests: a self-signed root (basicConstraints CA:TRUE) that issues server certificates."""
+
+    cert: Path
+    key: Path
+
+    @classmethod
+    def create(cls, directory: Path, name: str) -> CertificateAuthority:
+        cert, key = directory / f"{name}.crt", directory / f"{name}.key"
+        _openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", f"/O=tests/CN={name}",
+                 "-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign,cRLSign",
+                 "-keyout", str(key), "-out", str(cert))  # fmt: skip
+        return cls(cert, key)
+
+    def issue(self, directory: Path, name: str, *, common_name: str, alt_names: str | None) -> tuple[Path, Path]:
+        """A server certificate for `common_name`; `alt_names` is the subjectAltName extension (e.g.
+        `DNS:host` or `IP:10.0.0.3`), or None for a certificate that names its server in the CN only."""
+        cert, key, csr, ext = (directory / f"{name}.{s}" for s in ("crt", "key", "csr", "ext"))
+        _openssl("req", "-new", "-newkey", "rsa:2048", "-nodes", "-subj", f"/CN={common_name}", "-keyout", str(key),
+                 "-out", str(csr))  # fmt: skip
+        extensions = ["basicConstraints=critical,CA:FALSE", "keyUsage=critical,digitalSignature,keyEncipherment",
+                      "extendedKeyUsage=serverAuth"]  # fmt: skip
+        ext.write_text("\n".join(extensions + ([f"subjectAltName={alt_names}"] if alt_names else [])) + "\n")
+        _openssl("x509", "-req", "-in", str(csr), "-CA", str(self.cert), "-CAkey", str(self.key), "-CAcreateserial",
+                 "-days", "2", "-extfile", str(ext), "-out", str(cert))  # fmt: skip
+        return cert, key
+
+
 @dataclass(frozen=True)
 class LocalPostgres:
     port: int
+    data: Path
 
     def env(self, user: str, password: str, database: str = "postgres", sslmode: str = "require") -> dict[str, str]:
         return {
@@ -50,6 +91,44 @@ class LocalPostgres:
             timeout=30,
         )
 
+    def present(self, certificate: tuple[Path, Path]) -> None:
+        """Serve `certificate` (cert, key) to new connections: PostgreSQL 10+ reloads its TLS files on SIGHUP."""
+        _install_certificate(self.data, certificate)
+        bindir = server_bin()
+        assert bindir is not None
+        subprocess.run(_as_owner([str(bindir / "pg_ctl"), "-D", str(self.data), "reload"]), check=True,
+                       capture_output=True, timeout=30)  # fmt: skip
+        wanted = _fingerprint(certificate[0].read_text())
+        deadline = time.monotonic() + 10
+        while self.served_fingerprint() != wanted:
+            assert time.monotonic() < deadline, "the server did not pick up the new certificate"
+            time.sleep(0.1)
+
+    def served_fingerprint(self) -> str:
+        """The SHA-256 fingerprint of the certificate the server presents now (PostgreSQL's STARTTLS)."""
+        shown = subprocess.run(
+            ["openssl", "s_client", "-starttls", "postgres", "-connect", f"127.0.0.1:{self.port}", "-showcerts"],
+            input="", capture_output=True, text=True, timeout=30,
+        )  # fmt: skip
+        begin, end = "-----BEGIN CERTIFICATE-----", "-----END CERTIFICATE-----"
+        if begin not in shown.stdout:
+            return ""
+        pem = shown.stdout[shown.stdout.index(begin) : shown.stdout.index(end) + len(end)] + "\n"
+        return _fingerprint(pem)
+
+
+def _fingerprint(pem: str) -> str:
+    return subprocess.run(["openssl", "x509", "-noout", "-fingerprint", "-sha256"], input=pem, capture_output=True,
+                          text=True, check=True, timeout=30).stdout.strip()  # fmt: skip
+
+
+def _install_certificate(data: Path, certificate: tuple[Path, Path]) -> None:
+    for source, target in zip(certificate, (data / "server.crt", data / "server.key"), strict=True):
+        shutil.copyfile(source, target)
+        target.chmod(0o600)
+        if os.geteuid() == 0:
+            shutil.chown(target, "postgres", "postgres")
+
 
 def _free_port() -> int:
     with socket.socket() as s:
@@ -62,7 +141,8 @@ def _as_owner(cmd: list[str]) -> list[str]:
 
 
 @contextmanager
-def local_postgres(workdir: Path) -> Iterator[LocalPostgres]:
+def local_postgres(workdir: Path, certificate: tuple[Path, Path] | None = None) -> Iterator[LocalPostgres]:
+    """The server; `certificate` (cert, key) is what it presents, a self-signed CN=localhost one by default."""
     bindir = server_bin()
     assert bindir is not None
     data, sock = workdir / "data", workdir / "sock"
@@ -74,8 +154,11 @@ def local_postgres(workdir: Path) -> Iterator[LocalPostgres]:
             shutil.chown(p, "postgres")
     run = lambda cmd: subprocess.run(_as_owner(cmd), check=True, capture_output=True, text=True, timeout=120)  # noqa: E731
     run([str(bindir / "initdb"), "-D", str(data), "-U", "postgres", "--auth-local=trust", "--auth-host=reject"])
-    run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=localhost",
-         "-keyout", str(data / "server.key"), "-out", str(data / "server.crt")])  # fmt: skip
+    if certificate is None:
+        run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=localhost",
+             "-keyout", str(data / "server.key"), "-out", str(data / "server.crt")])  # fmt: skip
+    else:
+        _install_certificate(data, certificate)
     (data / "pg_hba.conf").write_text(
         "local all postgres trust\nhostssl all all 127.0.0.1/32 scram-sha-256\nhost all all 127.0.0.1/32 reject\n"
     )
@@ -86,6 +169,39 @@ def local_postgres(workdir: Path) -> Iterator[LocalPostgres]:
         # Like the RDS master user: may create roles and databases, but is not a superuser.
         run(["psql", "-h", str(sock), "-p", str(port), "-U", "postgres", "-v", "ON_ERROR_STOP=1", "-c",
              f"CREATE ROLE {ADMIN} LOGIN CREATEROLE CREATEDB PASSWORD '{ADMIN_PASSWORD}'"])  # fmt: skip
-        yield LocalPostgres(port)
+        yield LocalPostgres(port, data)
     finally:
         subprocess.run(_as_owner([str(bindir / "pg_ctl"), "-D", str(data), "-m", "fast", "stop"]), timeout=60)
+
+
+# -- the platform's database clients, run here as the kubelet would run them ---------------------------------
+
+RDS_CA_STACK = "dev-rds-ca"  # the dev stack (RDS) with data.postgres.caBundle set to a test CA
+
+
+def rds_ca_plan(ca_bundle: Path) -> Any:
+    """The dev stack's plan with `data.postgres.caBundle` naming `ca_bundle`: what an AWS stack plans once its
+    operator has put the region's RDS bundle in the repository and named it (README, "Data layer")."""
+    from mlplatform.config.loader import deep_merge, read_stack_file
+    from mlplatform.plan.synth import PROJECT_DIR, synthesize
+
+    config = read_stack_file(PROJECT_DIR, "dev")
+    data = deep_merge(config.get("mlplatform:data") or {}, {"postgres": {"caBundle": str(ca_bundle)}})
+    return synthesize(RDS_CA_STACK, config_map={**config, "mlplatform:data": data})
+
+
+def namespace_config_maps(doc: Any, namespace: str) -> dict[str, dict[str, str]]:
+    """The ConfigMaps the plan makes in `namespace`, by name, with their data."""
+    return {
+        c.inputs["metadata"]["name"]: dict(c.inputs.get("data") or {})
+        for c in doc.by_type("kubernetes:core/v1:ConfigMap")
+        if c.inputs["metadata"].get("namespace") == namespace and c.inputs["metadata"].get("name")
+    }
+
+
+def ca_config_map(volumes: list[dict[str, Any]], mounts: list[dict[str, Any]], root_cert: str) -> str:
+    """The name of the ConfigMap mounted where `root_cert` (the planned PGSSLROOTCERT / sslrootcert) is."""
+    directory = root_cert.rsplit("/", 1)[0]
+    [mount] = [m for m in mounts if m["mountPath"].rstrip("/") == directory]
+    [volume] = [v for v in volumes if v["name"] == mount["name"]]
+    return volume["configMap"]["name"]
