@@ -71,7 +71,7 @@ class Verdict:
     why: str
 
 
-def _selects(selector: Mapping[str, Any] | None, labels: Mapping[str, str]) -> bool:
+def selects(selector: Mapping[str, Any] | None, labels: Mapping[str, str]) -> bool:
     """A LabelSelector (matchLabels and matchExpressions) against labels; an empty selector selects all."""
     selector = selector or {}
     if any(labels.get(k) != v for k, v in (selector.get("matchLabels") or {}).items()):
@@ -134,7 +134,7 @@ class PolicySet:
             for p in self.policies
             if p["metadata"]["namespace"] == pod.namespace
             and kind in (p["spec"].get("policyTypes") or ["Ingress"])
-            and _selects(p["spec"].get("podSelector"), pod.labels)
+            and selects(p["spec"].get("podSelector"), pod.labels)
         ]
 
     def _peer_matches(self, peer: Mapping[str, Any], policy_ns: str, other: Source) -> bool:
@@ -148,9 +148,9 @@ class PolicySet:
             return False
         ns_sel, pod_sel = peer.get("namespaceSelector"), peer.get("podSelector")
         ns_ok = (
-            _selects(ns_sel, self._ns_labels(other.namespace)) if ns_sel is not None else other.namespace == policy_ns
+            selects(ns_sel, self._ns_labels(other.namespace)) if ns_sel is not None else other.namespace == policy_ns
         )
-        return ns_ok and _selects(pod_sel, other.labels)
+        return ns_ok and selects(pod_sel, other.labels)
 
     def _allows(self, pod: Pod, kind: str, other: Source | Outside, port: int) -> Verdict:
         policies = self._selecting(pod, kind)

@@ -26,6 +26,7 @@ import yaml
 
 from components.contracts import Namespace
 from components.guardrails import POD_SECURITY
+from mlplatform.netpol import selects
 from mlplatform.plan.document import PlanDocument
 from mlplatform.podsecurity import check_pod
 from tests.support.graph import helm_release
@@ -296,24 +297,6 @@ def test_every_documented_default_is_allowed_by_the_enabled_knative_features(pla
         if field == "securityContext" and seccomp_only(value, flags):
             continue
         assert gate is None or flag_on(flags, gate), f"{stack}: {field} needs Knative feature {gate}"
-
-
-def selects(selector: Mapping[str, Any], labels: Mapping[str, str]) -> bool:
-    """metav1.LabelSelector semantics (matchLabels and matchExpressions, ANDed; an empty selector selects
-    everything, which a topology spread constraint never wants)."""
-    if not (selector.get("matchLabels") or {}).items() <= labels.items():
-        return False
-    for expr in selector.get("matchExpressions") or []:
-        key, op, values = expr["key"], expr["operator"], set(expr.get("values") or [])
-        ok = {
-            "In": key in labels and labels[key] in values,
-            "NotIn": key not in labels or labels[key] not in values,
-            "Exists": key in labels,
-            "DoesNotExist": key not in labels,
-        }[op]
-        if not ok:
-            return False
-    return True
 
 
 def model_pod_labels(isvc: str, component: str, revision: int, template: str = "5d8f7c9b6") -> dict[str, str]:

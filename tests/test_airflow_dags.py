@@ -22,11 +22,11 @@ import pytest
 from components.lifecycle.airflow import DAGS_FOLDER, PLATFORM_DAGS_MOUNT
 from mlplatform.pins import AIRFLOW
 from tests.support.graph import helm_release
+from tests.support.kubelet import mount_config_map
 from tests.support.tools import venv_python
 
 ROOT = Path(__file__).resolve().parents[1]
 REQUIREMENTS = "tests/venvs/airflow.txt"
-KUBELET_STAMP = "..2026_12_02_10_00_00.123456789"  # the kubelet's atomic-writer directory name
 
 pytestmark = pytest.mark.slow
 
@@ -43,17 +43,6 @@ def dag_config_map(doc) -> dict[str, str]:
         if r.type == "kubernetes:core/v1:ConfigMap" and r.inputs["metadata"].get("name") == "airflow-platform-dags"
     ]
     return cm.inputs["data"]
-
-
-def mount_like_kubelet(target: Path, files: dict[str, str]) -> None:
-    """A ConfigMap volume as kubernetes' AtomicWriter lays it out (pkg/volume/util/atomic_writer.go)."""
-    stamped = target / KUBELET_STAMP
-    stamped.mkdir(parents=True)
-    for name, text in files.items():
-        (stamped / name).write_text(text)
-    (target / "..data").symlink_to(KUBELET_STAMP)
-    for name in files:
-        (target / name).symlink_to(f"..data/{name}")
 
 
 def airflow_env(doc, home: Path, dags: Path) -> dict[str, str]:
@@ -79,7 +68,7 @@ def parsed(dev, tmp_path_factory: pytest.TempPathFactory) -> tuple[str, dict[str
     python = venv_python(".venv-airflow", REQUIREMENTS)
     home = tmp_path_factory.mktemp("airflow")
     dags = home / "dags"
-    mount_like_kubelet(dags / Path(PLATFORM_DAGS_MOUNT).relative_to(DAGS_FOLDER), dag_config_map(dev))
+    mount_config_map(dags / Path(PLATFORM_DAGS_MOUNT).relative_to(DAGS_FOLDER), dag_config_map(dev))
     env = airflow_env(dev, home, dags)
     airflow = str(Path(python).parent / "airflow")
     subprocess.run([airflow, "db", "migrate"], env=env, check=True, capture_output=True, timeout=300)

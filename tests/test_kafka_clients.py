@@ -39,13 +39,13 @@ from components.contracts import Access
 from mlplatform.manifests import RenderReport
 from mlplatform.plan.document import PlanDocument
 from mlplatform.podsecurity import pod_specs
+from tests.support.kubelet import mount_config_map
 from tests.support.tools import required_tool, venv_python
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = "mlplatform_client"  # the repository's client package, which pods import the callbacks from
 REQUIREMENTS = "tests/venvs/kafka.txt"
 STACKS = ("dev", "prod", "gcp-dev", "gcp-prod")
-KUBELET_STAMP = "..2026_12_03_10_00_00.123456789"  # the kubelet's atomic-writer directory name
 BY_ACCOUNT = {(w.namespace.value, w.service_account): w for w in workloads.ALL}
 
 
@@ -216,17 +216,6 @@ print(json.dumps({"module": kafka_auth.__file__, "settings": settings, "calls": 
 """
 
 
-def mount_like_kubelet(target: Path, files: dict[str, str]) -> None:
-    """A ConfigMap volume as kubernetes' AtomicWriter lays it out (pkg/volume/util/atomic_writer.go)."""
-    stamped = target / KUBELET_STAMP
-    stamped.mkdir(parents=True)
-    for name, text in files.items():
-        (stamped / name).write_text(text)
-    (target / "..data").symlink_to(KUBELET_STAMP)
-    for name in files:
-        (target / name).symlink_to(f"..data/{name}")
-
-
 def pod_environment(doc: PlanDocument, namespace: str, pod: dict, container: dict, root: Path) -> dict[str, str]:
     """The container's plain and ConfigMap-referenced variables, its plan-made ConfigMap volumes laid out
     under `root` and PYTHONPATH pointing there."""
@@ -246,7 +235,7 @@ def pod_environment(doc: PlanDocument, namespace: str, pod: dict, container: dic
     for m in container.get("volumeMounts") or []:
         source = volumes[m["name"]].get("configMap")
         if source and source["name"] in maps:
-            mount_like_kubelet(root / m["mountPath"].lstrip("/"), maps[source["name"]])
+            mount_config_map(root / m["mountPath"].lstrip("/"), maps[source["name"]])
     if "PYTHONPATH" in env:
         env["PYTHONPATH"] = ":".join(str(root / p.lstrip("/")) for p in env["PYTHONPATH"].split(":"))
     return env
