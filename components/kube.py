@@ -289,11 +289,15 @@ def periodic_job_spec(
     schedule: str, app: str, pod: Mapping[str, object], *, deadline_seconds: int
 ) -> dict[str, object]:
     """A CronJob spec for the platform's periodic batch work: in UTC, never two runs at once, two retries,
-    a deadline before the next run, the last three runs of each outcome kept for their logs."""
+    a deadline before the next run, the last three runs of each outcome kept for their logs. A run missed by
+    more than 5 minutes (the controller down, the CronJob suspended, then resumed) is skipped, not started
+    late: without startingDeadlineSeconds Kubernetes starts the most recent missed run at once on resume
+    (CronJob docs, "Job creation")."""
     return {
         "schedule": schedule,
         "timeZone": "Etc/UTC",
         "concurrencyPolicy": "Forbid",
+        "startingDeadlineSeconds": 300,
         "successfulJobsHistoryLimit": 3,
         "failedJobsHistoryLimit": 3,
         "jobTemplate": {

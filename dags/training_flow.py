@@ -26,7 +26,10 @@ TRAIN_CODE = "/opt/mlplatform/train"  # the job's working directory in the submi
 CODE_VOLUME = k8s.V1Volume(
     name="training-code",
     config_map=k8s.V1ConfigMapVolumeSource(
-        name=os.environ["AIRFLOW_VAR_TRAINING_CODE"], items=[k8s.V1KeyToPath(key="train.py", path="train/train.py")]
+        # the platform sets the variable in every Airflow container; the default keeps the DAG importable
+        # elsewhere (`airflow dags test`, a DAG repository's CI)
+        name=os.environ.get("AIRFLOW_VAR_TRAINING_CODE", "training-reference"),
+        items=[k8s.V1KeyToPath(key="train.py", path="train/train.py")],
     ),
 )
 CODE_MOUNT = k8s.V1VolumeMount(name="training-code", mount_path=TRAIN_CODE.rsplit("/", 1)[0], read_only=True)

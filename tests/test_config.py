@@ -289,3 +289,10 @@ def test_cloud_specific_data_keys() -> None:
     msg = only({"profile": "dev", "data": {"kafka": {"vcpuCount": 3}}})
     assert msg.startswith("mlplatform:data.kafka") and "vcpuCount is not used on aws" in msg
     assert "releaseChannel is not used on aws" in only({"profile": "dev", "cluster": {"releaseChannel": "STABLE"}})
+
+
+def test_a_feast_client_image_may_pin_tag_and_digest() -> None:
+    digest = "sha256:" + "0" * 64
+    for image in (f"ghcr.io/acme/feast:0.66.0@{digest}", f"ghcr.io/acme/feast@{digest}", "ghcr.io/acme/feast:0.66.0"):
+        cfg = load_config({"profile": "dev", "services": {"feast": {"clientImage": image}}}, "t")
+        assert cfg.services.feast.client_image == image

@@ -200,3 +200,12 @@ def test_the_feature_server_starts_after_the_repository_is_applied(plan, stack: 
     apply = doc.one("kubernetes:batch/v1:Job", "mlplatform-feast-apply")
     chart = helm_release(doc, "feast-feature-server")
     assert apply.urn in chart.dependencies
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_no_cronjob_starts_a_stale_run_when_resumed(plan, stack: str) -> None:
+    """Without startingDeadlineSeconds a CronJob resumed (or its controller back) starts its most recent missed
+    run at once: setting services.feast.clientImage would start a full materialization immediately."""
+    for cron in plan(stack).by_type("kubernetes:batch/v1:CronJob"):
+        deadline = cron.inputs["spec"].get("startingDeadlineSeconds")
+        assert deadline is not None and 0 < deadline <= 600, cron.name

@@ -413,3 +413,16 @@ def test_the_ray_autoscaler_owns_the_worker_counts(plan, stack: str) -> None:
     for group in spec["workerGroupSpecs"]:
         assert "replicas" not in group, group["groupName"]
         assert crd["replicas"]["default"] <= group["minReplicas"]
+
+
+def test_pgbouncer_rolls_when_what_it_reads_at_start_changes(plan, tmp_path: Path) -> None:
+    """PgBouncer reads its ini, users and the database CA only at start (the chart mounts the first two with
+    subPath; PgBouncer loads server_tls_ca_file in sbuf_tls_setup): a new CA must change its pod template."""
+    from tests.support.postgres import CertificateAuthority, rds_ca_plan
+
+    def checksum(doc: PlanDocument) -> str:
+        return chart(doc, "airflow")["pgbouncer"]["podAnnotations"]["checksum/pgbouncer-config"]
+
+    first = rds_ca_plan(CertificateAuthority.create(tmp_path, "rds-ca-1").cert)
+    second = rds_ca_plan(CertificateAuthority.create(tmp_path, "rds-ca-2").cert)
+    assert checksum(first) != checksum(second) and checksum(first) != checksum(plan("dev"))

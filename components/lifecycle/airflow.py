@@ -30,6 +30,7 @@ runAsUser, so each gets the restricted shape here. `python -m mlplatform render`
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -133,6 +134,19 @@ def pgbouncer_files(postgres: PostgresEndpoint, cred: DatabaseCredentials) -> di
     ini = pulumi.Output.all(postgres.host, postgres.port).apply(lambda hp: pgbouncer_ini(hp[0], hp[1], postgres, cred))
     users = cred.password.apply(lambda pw: f'"{cred.username}" "{pw}"\n')
     return {"pgbouncer.ini": ini, "users.txt": users}
+
+
+def pgbouncer_checksum(postgres: PostgresEndpoint, cred: DatabaseCredentials) -> pulumi.Output[str]:
+    """A hash of what PgBouncer reads only at start: pgbouncer.ini and users.txt (mounted by the chart with
+    subPath, so never updated in a running pod) and the database CA (loaded by `sbuf_tls_setup` at start or
+    reload, not per connection). As a pod annotation it rolls PgBouncer when any of them changes: the chart's
+    own checksums cover only its templated Secrets (templates/pgbouncer/pgbouncer-deployment.yaml), so a
+    Cloud SQL CA rotation or a new password would otherwise reach PgBouncer only on a manual restart."""
+    files = pgbouncer_files(postgres, cred)
+    ca = postgres.ca_certificate if postgres.ca_certificate is not None else ""
+    return pulumi.Output.all(files["pgbouncer.ini"], files["users.txt"], ca).apply(
+        lambda parts: hashlib.sha256("\0".join(parts).encode()).hexdigest()
+    )
 
 
 def pgbouncer_connection(cred: DatabaseCredentials, host: str, database: str, query: str = "") -> pulumi.Output[str]:
@@ -310,6 +324,7 @@ def airflow_values(
     secret_env: list[dict[str, object]],
     volumes: tuple[list[dict[str, object]], list[dict[str, object]]],
     placement: Placement,
+    pgbouncer_checksum: pulumi.Input[str] = "",
 ) -> dict[str, object]:
     replicas = cfg.replicas
     sa = {"create": False, "name": service_account}
@@ -354,6 +369,8 @@ def airflow_values(
             "enabled": True,
             "replicas": 2 if placement.spread else 1,
             "configSecretName": secrets.pgbouncer_config,
+            # a new config, password or database CA rolls the pods (pgbouncer_checksum)
+            "podAnnotations": {"checksum/pgbouncer-config": pgbouncer_checksum},
             "securityContexts": restricted(PGBOUNCER_UID),
             "metricsExporterSidecar": {
                 "statsSecretName": secrets.pgbouncer_stats,
@@ -506,6 +523,7 @@ class Airflow(pulumi.ComponentResource):
                 secret_env=store.secrets.airflow_secret_env(),
                 volumes=(ca_volumes + dag_vols, ca_mounts + dag_mounts),
                 placement=args.placement,
+                pgbouncer_checksum=pgbouncer_checksum(pg, pg.databases["airflow"]),
             ),
             args.provider,
             release_name=RELEASE,

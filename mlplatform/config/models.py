@@ -585,7 +585,11 @@ class LokiConfig(ServiceConfig):
 
 
 # an image reference with a tag or a digest (registry/path:tag, registry/path@sha256:...)
-IMAGE_REF = r"^[a-z0-9.-]+(:[0-9]+)?(/[a-z0-9._-]+)+(:[\w][\w.-]{0,127}|@sha256:[0-9a-f]{64})$"
+# (a tag, a digest, or both as `repo:tag@sha256:...`, the usual way to pin)
+IMAGE_REF = (
+    r"^[a-z0-9.-]+(:[0-9]+)?(/[a-z0-9._-]+)+"
+    r"(:[\w][\w.-]{0,127}(@sha256:[0-9a-f]{64})?|@sha256:[0-9a-f]{64})$"
+)
 
 
 class FeastConfig(ServiceConfig):
