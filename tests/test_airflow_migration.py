@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from tests.support.graph import helm_release
-from tests.support.kubelet import in_root, lay_out_mounts
+from tests.support.kubelet import container_env, in_root, lay_out_mounts
 from tests.support.postgres import (
     ADMIN,
     ADMIN_PASSWORD,
@@ -51,11 +51,7 @@ def job_env(doc, root: Path, port: int) -> dict[str, str]:
     spec, container = migration_pod(doc)
     secret = {"host": doc.outputs["postgresHost"], "port": "5432", "database": "airflow", "username": "airflow",
               "password": PASSWORD}  # fmt: skip
-    refs = {e["name"]: e["valueFrom"]["secretKeyRef"]["key"] for e in container["env"] if "valueFrom" in e}
-    unknown = {name: key for name, key in refs.items() if key not in secret}
-    assert not unknown, f"from Secret keys this test does not fill (the credentials and address only): {unknown}"
-    env = {name: secret[key] for name, key in refs.items()}
-    env |= {e["name"]: e["value"] for e in container["env"] if "value" in e}
+    env = container_env(container, secret)
     assert env["PGSSLMODE"] == "verify-full", "the Job verifies the RDS endpoint it sends the password to"
     mounts, volumes = container.get("volumeMounts", []), spec.get("volumes", [])
     config_maps = namespace_config_maps(doc, "mlplatform")

@@ -32,7 +32,7 @@ import yaml
 from components.lifecycle.mlflow import ENDPOINT, FLASK_SECRET, FLASK_SECRET_KEY
 from mlplatform.pins import MLFLOW
 from tests.support.graph import helm_release
-from tests.support.kubelet import in_root, lay_out_mounts
+from tests.support.kubelet import container_env, in_root, lay_out_mounts
 from tests.support.postgres import (
     ADMIN,
     ADMIN_PASSWORD,
@@ -182,21 +182,13 @@ def memory_bytes(quantity: str) -> int:
     return int(number) * {None: 1, "Ki": 1 << 10, "Mi": 1 << 20, "Gi": 1 << 30}[unit]
 
 
-def secret_env(container: dict[str, Any], secret: dict[str, str]) -> dict[str, str]:
-    """The container's variables from the `mlflow-postgres` Secret (`secret`: what it holds, by key)."""
-    refs = {e["name"]: e["valueFrom"]["secretKeyRef"] for e in container.get("env", []) if "valueFrom" in e}
-    unknown = {name: ref["key"] for name, ref in refs.items() if ref["key"] not in secret}
-    assert not unknown, f"from Secret keys this test does not fill (the credentials and address only): {unknown}"
-    return {name: secret[ref["key"]] for name, ref in refs.items()}
-
-
 def migration_env(verified: Verified, root: Path, secret: dict[str, str], port: int) -> dict[str, str]:
     """The migration Job's container environment as the kubelet gives it (its CA ConfigMap mounted under
     `root`), connecting to this machine's server on `port` while libpq verifies the planned host name."""
     [job] = [r for r in verified.doc.resources if r.type == "kubernetes:batch/v1:Job" and "mlflow" in r.name]
     spec = job.inputs["spec"]["template"]["spec"]
     [migrate] = spec["containers"]
-    env = secret_env(migrate, secret) | {e["name"]: e["value"] for e in migrate["env"] if "value" in e}
+    env = container_env(migrate, secret)
     assert env["PGSSLMODE"] == "verify-full", "the Job verifies the RDS endpoint it sends the password to"
     mounts = migrate.get("volumeMounts", [])
     ca = ca_config_map(spec.get("volumes", []), mounts, env["PGSSLROOTCERT"])
@@ -258,8 +250,7 @@ def server(
             else:
                 applied_secret = objects[("Secret", source["secretRef"]["name"])]
                 env |= {k: base64.b64decode(v).decode() for k, v in (applied_secret.get("data") or {}).items()}
-        env |= secret_env(container, secret)
-        env |= {e["name"]: str(e.get("value", "")) for e in container.get("env", []) if "valueFrom" not in e}
+        env |= container_env(container, secret)
         assert env["PGHOST"] == secret["host"] and env["PGSSLMODE"] == "verify-full", "the server verifies RDS"
         # this machine's server; PGHOST stays the planned endpoint, the name libpq checks
         env |= {"PGHOSTADDR": "127.0.0.1", "PGPORT": str(pg.port)}

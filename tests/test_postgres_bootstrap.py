@@ -26,7 +26,7 @@ from components.data.credentials import SERVICE_DATABASES
 from mlplatform.config import load_config, namespace_values, read_stack_file
 from mlplatform.plan.document import PlanDocument
 from mlplatform.plan.synth import PROJECT_DIR
-from tests.support.kubelet import in_root, lay_out_mounts
+from tests.support.kubelet import container_env, in_root, lay_out_mounts
 from tests.support.postgres import (
     ADMIN,
     ADMIN_PASSWORD,
@@ -121,12 +121,7 @@ def _run_job(
     [sql_volume] = [v for v in volumes if v["name"] == "sql"]
     config_maps[sql_volume["configMap"]["name"]] = sql
     secret_values = {"ADMIN_PASSWORD": ADMIN_PASSWORD} | {f"{s.upper()}_PASSWORD": p for s, p in passwords.items()}
-    env = {"PATH": os.environ["PATH"]}
-    for var in container["env"]:
-        if "valueFrom" in var:
-            env[var["name"]] = secret_values[var["valueFrom"]["secretKeyRef"]["key"]]
-        else:
-            env[var["name"]] = var["value"]
+    env = {"PATH": os.environ["PATH"]} | container_env(container, secret_values)
     assert env["PGSSLMODE"] == MODES[doc.stack], "the Job verifies the server it sends the admin password to"
     if provider_ca is not None:
         config_maps[ca_config_map(volumes, mounts, env["PGSSLROOTCERT"])] = {"ca.crt": provider_ca.read_text()}

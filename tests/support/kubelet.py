@@ -48,3 +48,14 @@ def in_root(env: Mapping[str, str], root: Path, mounts: Sequence[Mapping[str, An
     `lay_out_mounts` put that mount."""
     tops = [m["mountPath"].rstrip("/") for m in mounts]
     return {k: f"{root}{v}" if any(v == t or v.startswith(f"{t}/") for t in tops) else v for k, v in env.items()}
+
+
+def container_env(container: Mapping[str, Any], secret: Mapping[str, str]) -> dict[str, str]:
+    """A container's `env` as the kubelet resolves it: plain values as written, each secretKeyRef from
+    `secret` (what the referenced Secret holds, by key; a key the test does not fill fails, naming it)."""
+    entries = container.get("env") or []
+    refs = {e["name"]: e["valueFrom"]["secretKeyRef"]["key"] for e in entries if "valueFrom" in e}
+    unknown = {name: key for name, key in refs.items() if key not in secret}
+    assert not unknown, f"from Secret keys this test does not fill (the credentials and address only): {unknown}"
+    plain = {e["name"]: str(e.get("value", "")) for e in entries if "valueFrom" not in e}
+    return plain | {name: secret[key] for name, key in refs.items()}
