@@ -19,6 +19,7 @@ from typing import Any
 
 import yaml
 
+from mlplatform.mappings import deep_merge
 from mlplatform.pins import ChartPin, pin_at
 
 KEYS_DIR = Path(__file__).resolve().parent / "chart_keys"
@@ -166,14 +167,6 @@ def load_chart_yaml(path: Path) -> Any:
         return yaml.safe_load(re.sub(r"(?<=: )(\{\{ *\w+ *\}\})$", r'"\1"', text, flags=re.M))
 
 
-def _deep_merge(base: Mapping[str, Any], top: Mapping[str, Any]) -> dict[str, Any]:
-    merged = dict(base)
-    for key, value in top.items():
-        both = isinstance(value, Mapping) and isinstance(merged.get(key), Mapping)
-        merged[key] = _deep_merge(merged[key], value) if both else value
-    return merged
-
-
 def build_snapshot(chart_dir: Path, chart: str, version: str, app_version: str | None = None) -> dict[str, Any]:
     """The snapshot document for one chart directory (Chart.yaml, values.yaml, optional values.schema.json).
     `app_version` stands in for a placeholder appVersion of a chart's source tree."""
@@ -182,7 +175,7 @@ def build_snapshot(chart_dir: Path, chart: str, version: str, app_version: str |
     # top-level values at render time (templates/zzz_profile.yaml), so their keys are top-level keys too
     internal = values.get("_internal_defaults_do_not_set")
     if isinstance(internal, dict):
-        values = _deep_merge(internal, values)
+        values = deep_merge(internal, values)
     schema_file = chart_dir / "values.schema.json"
     schema = json.loads(schema_file.read_text()) if schema_file.exists() else None
     tree = key_tree(values, schema, free_form=frozenset(FREE_FORM.get(chart, {})))
@@ -192,7 +185,7 @@ def build_snapshot(chart_dir: Path, chart: str, version: str, app_version: str |
             raise FileNotFoundError(f"{chart} passes values to subchart {sub}: its values.yaml is needed in {sub_dir}")
         sub_tree = build_snapshot(sub_dir, sub, "")["keys"]
         if isinstance(tree, dict) and isinstance(sub_tree, dict):
-            tree[sub] = _deep_merge(sub_tree, tree.get(sub) or {})
+            tree[sub] = deep_merge(sub_tree, tree.get(sub) or {})
     for path in TEMPLATE_KEYS.get(chart, {}):
         *parents, leaf = path.split(".")
         node = tree

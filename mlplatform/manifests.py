@@ -32,6 +32,7 @@ import yaml
 from components.contracts import Namespace
 from components.guardrails import FLOWS, POD_SECURITY
 from mlplatform.helm_apply import applied, lingering_jobs, made_at_run_time, missing_references
+from mlplatform.mappings import deep_merge
 from mlplatform.plan.document import PlanDocument
 from mlplatform.plan.mocks import Registration
 from mlplatform.podsecurity import Violation, check_pod, missing_requests, pod_specs
@@ -160,7 +161,7 @@ def helm_values(inputs: Mapping[str, Any]) -> dict[str, Any]:
     """The user-supplied values Helm gets from a Release's or Chart's recorded inputs.
 
     The provider reads each `valueYamlFiles` asset as YAML and merges them in order, then merges `values`
-    over the result, both with Helm's CLI merge (`merge_maps`): pulumi-kubernetes
+    over the result, both with Helm's CLI merge (`mlplatform.mappings.deep_merge`): pulumi-kubernetes
     provider/pkg/provider/helm_release.go `decodeRelease` (helm.v3.Release) and provider/pkg/helm/values.go
     `ValueOpts.MergeValues` (helm.v4.Chart). A `null` in a file is kept, so Helm's coalescing then deletes
     that chart default (`helm_merge`).
@@ -176,8 +177,8 @@ def helm_values(inputs: Mapping[str, Any]) -> dict[str, Any]:
     """
     merged: dict[str, Any] = {}
     for asset in inputs.get("valueYamlFiles") or []:
-        merged = merge_maps(merged, _asset_yaml(asset))
-    return merge_maps(merged, drop_nulls(inputs.get("values") or {}))
+        merged = deep_merge(merged, _asset_yaml(asset))
+    return deep_merge(merged, drop_nulls(inputs.get("values") or {}))
 
 
 def _asset_yaml(asset: Any) -> dict[str, Any]:
@@ -200,19 +201,6 @@ def drop_nulls(value: Any) -> Any:
     if isinstance(value, list):
         return [drop_nulls(v) for v in value]
     return value
-
-
-def merge_maps(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
-    """Helm's CLI merge of values sources (helm/helm pkg/cli/values/options.go `mergeMaps`, vendored by the
-    provider as provider/pkg/helm/upstream.go `MergeMaps`): maps merge key by key; anything else, a null
-    included, replaces. Nulls are kept for `helm_merge` to act on."""
-    out = dict(base)
-    for key, value in override.items():
-        if isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
-            out[key] = merge_maps(out[key], value)
-        else:
-            out[key] = value
-    return out
 
 
 def helm_merge(defaults: Mapping[str, Any], overrides: Mapping[str, Any]) -> dict[str, Any]:

@@ -16,6 +16,7 @@ from pydantic import ValidationError
 from mlplatform.config.errors import _MISSING, NAMESPACE, ConfigError, ConfigProblem, problems_from
 from mlplatform.config.models import Cloud, PlatformConfig, Profile
 from mlplatform.config.profiles import profile_defaults
+from mlplatform.mappings import deep_merge
 
 
 def load_config(raw: dict[str, Any], stack: str) -> PlatformConfig:
@@ -49,17 +50,6 @@ def _choose_profile(raw: dict[str, Any]) -> tuple[Profile, Cloud, list[ConfigPro
 
 def _one_of(key: str, enum: type[Profile] | type[Cloud]) -> str:
     return f"{key} must be one of: {', '.join(m.value for m in enum)}"
-
-
-def deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
-    """Mappings merge key by key; lists and scalars in `override` replace the base value whole."""
-    out = dict(base)
-    for key, value in override.items():
-        if isinstance(value, dict) and isinstance(out.get(key), dict):
-            out[key] = deep_merge(out[key], value)
-        else:
-            out[key] = value
-    return out
 
 
 # -- where the raw values come from -----------------------------------------------------------------
