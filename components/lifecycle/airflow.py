@@ -136,13 +136,12 @@ def pgbouncer_files(postgres: PostgresEndpoint, cred: DatabaseCredentials) -> di
     return {"pgbouncer.ini": ini, "users.txt": users}
 
 
-def pgbouncer_checksum(postgres: PostgresEndpoint, cred: DatabaseCredentials) -> pulumi.Output[str]:
+def pgbouncer_checksum(files: Mapping[str, pulumi.Output[str]], postgres: PostgresEndpoint) -> pulumi.Output[str]:
     """A hash of what PgBouncer reads only at start: pgbouncer.ini and users.txt (mounted by the chart with
     subPath, so never updated in a running pod) and the database CA (loaded by `sbuf_tls_setup` at start or
     reload, not per connection). As a pod annotation it rolls PgBouncer when any of them changes: the chart's
     own checksums cover only its templated Secrets (templates/pgbouncer/pgbouncer-deployment.yaml), so a
     Cloud SQL CA rotation or a new password would otherwise reach PgBouncer only on a manual restart."""
-    files = pgbouncer_files(postgres, cred)
     ca = postgres.ca_certificate if postgres.ca_certificate is not None else ""
     return pulumi.Output.all(files["pgbouncer.ini"], files["users.txt"], ca).apply(
         lambda parts: hashlib.sha256("\0".join(parts).encode()).hexdigest()
@@ -470,7 +469,8 @@ class Airflow(pulumi.ComponentResource):
         self.register_outputs({"serviceAccount": account.metadata.name})
         if not cfg.enabled:
             return
-        made = self._secrets(name, ns, pg)
+        pgbouncer = pgbouncer_files(pg, pg.databases["airflow"])
+        made = self._secrets(name, ns, pg, pgbouncer)
         launcher_rbac(self, f"{name}-launcher", args.training_namespace, account)
         if cfg.dags is not None and cfg.dags.over_ssh:
             git_ssh_egress(self, f"{name}-git-ssh", ns, POD_LABELS)
@@ -523,7 +523,7 @@ class Airflow(pulumi.ComponentResource):
                 secret_env=store.secrets.airflow_secret_env(),
                 volumes=(ca_volumes + dag_vols, ca_mounts + dag_mounts),
                 placement=args.placement,
-                pgbouncer_checksum=pgbouncer_checksum(pg, pg.databases["airflow"]),
+                pgbouncer_checksum=pgbouncer_checksum(pgbouncer, pg),
             ),
             args.provider,
             release_name=RELEASE,
@@ -534,7 +534,13 @@ class Airflow(pulumi.ComponentResource):
             depends_on=[*pg.ready, *made.values(), *store.ready, *dags, account, migration],
         )
 
-    def _secrets(self, name: str, ns: k8s.core.v1.Namespace, pg: PostgresEndpoint) -> dict[str, k8s.core.v1.Secret]:
+    def _secrets(
+        self,
+        name: str,
+        ns: k8s.core.v1.Namespace,
+        pg: PostgresEndpoint,
+        pgbouncer: Mapping[str, pulumi.Output[str]],
+    ) -> dict[str, k8s.core.v1.Secret]:
         """Everything the chart would otherwise template from values, made here from Pulumi secrets."""
         cred = pg.databases["airflow"]
         fernet = random.RandomId(f"{name}-fernet", byte_length=32, opts=pulumi.ResourceOptions(parent=self))
@@ -545,7 +551,7 @@ class Airflow(pulumi.ComponentResource):
 
         return {
             "metadata": secret("metadata", {"connection": metadata_connection(cred, namespace)}),
-            "pgbouncer_config": secret("pgbouncer-config", pgbouncer_files(pg, cred)),
+            "pgbouncer_config": secret("pgbouncer-config", pgbouncer),
             "pgbouncer_stats": secret("pgbouncer-stats", {"connection": stats_connection(cred)}),
             "fernet_key": secret("fernet-key", {"fernet-key": fernet.b64_std}),
             "api_secret_key": secret("api-secret-key", {"api-secret-key": generated_secret(self, f"{name}-api")}),
