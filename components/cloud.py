@@ -12,8 +12,11 @@ from mlplatform.config import Cloud, PlatformConfig
 # The Google APIs the program calls, enabled by the program itself (a new project has most of them off and
 # every first call would fail with SERVICE_DISABLED). Only the Service Usage API must be on beforehand.
 GCP_APIS = (
+    "artifactregistry.googleapis.com",  # the stack's image registry (components/storage/gcp.py)
     "cloudresourcemanager.googleapis.com",  # project IAM bindings
     "compute.googleapis.com",  # VPC, NAT, private service access range
+    # Artifact Analysis: scans every image pushed to Artifact Registry (the registry's scan on push)
+    "containerscanning.googleapis.com",
     "container.googleapis.com",  # GKE
     "iam.googleapis.com",  # service accounts
     "iamcredentials.googleapis.com",  # Workload Identity token exchange

@@ -453,9 +453,32 @@ class ClusterOutputs:
 
 
 @dataclass(frozen=True)
+class ContainerRegistry:
+    """The stack's own image registry (an ECR repository, an Artifact Registry docker repository) and what
+    a build needs to push to it. Images are named `image(name, tag)`; where ECR holds one image name per
+    repository, the platform's images share the repository and their names prefix the tag. Tags never
+    move (immutable where the cloud supports it): images are tagged by their build context's content hash
+    and consumers run them by digest. Pulls need no credentials from here: the kubelet pulls with the node's
+    identity, which the cluster layer already grants read on the registry."""
+
+    url: pulumi.Output[str]  # <host>/<repository path>, e.g. 1234.dkr.ecr.us-east-1.amazonaws.com/mlplatform-dev
+    address: pulumi.Output[str]  # the registry host `docker login` takes
+    username: pulumi.Output[str]
+    password: pulumi.Output[str]  # secret; short-lived (an ECR token, a Google access token), read at each run
+    one_image_per_repository: bool  # ECR: the image's name goes into the tag
+
+    def image(self, name: str, tag: str) -> pulumi.Output[str]:
+        """The reference an image called `name` is pushed under with `tag`."""
+        if self.one_image_per_repository:
+            return self.url.apply(lambda url: f"{url}:{name}-{tag}")
+        return self.url.apply(lambda url: f"{url}/{name}:{tag}")
+
+
+@dataclass(frozen=True)
 class StorageOutputs:
     buckets: Mapping[BucketPurpose, Bucket]
     identities: Mapping[str, WorkloadIdentity]
+    registry: ContainerRegistry
 
     def identity(self, spec: WorkloadSpec) -> WorkloadIdentity:
         return self.identities[spec.key]

@@ -13,7 +13,14 @@ from dataclasses import dataclass, field
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components.contracts import GPU_RESOURCE, WEBHOOK_PORTS, ClusterNetwork, Namespace, NodePoolContract
+from components.contracts import (
+    GPU_RESOURCE,
+    WEBHOOK_PORTS,
+    ClusterNetwork,
+    Namespace,
+    NodePoolContract,
+    ServiceEndpoint,
+)
 
 NAME_LABEL = "app.kubernetes.io/name"
 NS_LABEL = "kubernetes.io/metadata.name"  # set by the API server on every namespace
@@ -258,6 +265,28 @@ FLOWS += tuple(
 # Alloy on every node pushes the pods' logs to Loki
 FLOWS += (
     Flow("logs-push", Namespace.MONITORING, None, LOKI_HTTP_PORT, (Namespace.MONITORING_AGENTS,), selector=LOKI_PODS),
+)
+# Prometheus' own pods, as the operator labels the pods of the Prometheus resource kube-prometheus-stack
+# names `<release>-prometheus` (prometheus-operator pkg/prometheus/server/statefulset.go; the chart's
+# Service selects these two), and their web port, the query API
+PROMETHEUS_PORT = 9090
+PROMETHEUS_PODS = {NAME_LABEL: "prometheus", "operator.prometheus.io/name": "kube-prometheus-stack-prometheus"}
+# its query API: the chart's Service named as the Prometheus resource, port 9090 (values.yaml
+# prometheus.service.port); here, beside the flow, since the query's client (Airflow) is in another layer
+PROMETHEUS_QUERY = ServiceEndpoint(
+    PROMETHEUS_PODS["operator.prometheus.io/name"], Namespace.MONITORING, PROMETHEUS_PORT
+)
+# the deployment DAG judges a canary with Prometheus queries: Airflow's pods only
+FLOWS += (
+    Flow(
+        "prometheus-query",
+        Namespace.MONITORING,
+        None,
+        PROMETHEUS_PORT,
+        (Namespace.PLATFORM,),
+        selector=PROMETHEUS_PODS,
+        source_pods=AIRFLOW_PODS,
+    ),
 )
 # node-level targets (host network): the kubelet's cAdvisor metrics and node-exporter
 NODE_SCRAPE_PORTS = (10250, 9100)

@@ -79,13 +79,15 @@ AWS_LOAD_BALANCER_CONTROLLER = ChartPin(
 # Serving runtime images set by the platform (the rest are the kserve-runtime-configs chart's pinned tags):
 # MLServer 1.7.1 is the newest release (2025-06); Triton at the tag KServe v0.20's chart ships.
 MLSERVER_TAG = "1.7.1"
-# MLflow 3 models: the stock kserve-mlserver runtime bundles MLflow 2.20 (MLServer 1.7.1's lock file), so
-# the platform serves MLflow models with the tracking server's own image at the same MLflow version.
+# MLflow 3 models: the stock kserve-mlserver image bundles MLflow 2.19 (MLServer 1.7.1's poetry.lock), so the
+# platform builds its own MLServer image, images/mlserver-mlflow, with MLflow at the tracking server's version;
+# its requirements.txt holds every version, and a test keeps it equal to MLSERVER_TAG, MLFLOW.app_version and
+# TRAINING_REQUIREMENTS' scikit-learn.
+MLSERVER_MLFLOW_UID = 1000  # that image's numeric non-root USER (its Dockerfile)
 # the mlflow chart's default image (burakince/mlflow: MLflow with psycopg2, boto3 and the GCS client), also
 # run by the program's own migration Job
 MLFLOW_REPOSITORY = "docker.io/burakince/mlflow"
 MLFLOW_IMAGE = f"{MLFLOW_REPOSITORY}:{MLFLOW.app_version}"
-MLFLOW_SERVING_IMAGE = MLFLOW_IMAGE
 MLFLOW_IMAGE_UID = 1001  # the image's non-root user (the mlflow chart's default runAsUser)
 TRITON_IMAGE = "nvcr.io/nvidia/tritonserver:23.05-py3"
 
@@ -228,5 +230,8 @@ GOOGLE_AUTH = ("google-auth[requests]>=2,<3",)
 
 # -- the reference training job's runtime_env (components/lifecycle/training.py) --------------------------
 # Beyond the Ray image (which has pyarrow): the MLflow client at the tracking server's version and the
-# scikit-learn the MLflow server image and the tests' venv carry (tests/venvs/mlflow.txt).
-TRAINING_REQUIREMENTS = (f"mlflow-skinny=={MLFLOW.app_version}", "scikit-learn==1.9.1")
+# scikit-learn the MLflow server image and the tests' venv carry (tests/venvs/mlflow.txt). skops: MLflow 3.15's
+# sklearn flavor saves in the skops format by default (mlflow/sklearn/__init__.py log_model
+# serialization_format=SERIALIZATION_FORMAT_SKOPS, `import skops.io`), which full mlflow requires but
+# mlflow-skinny does not; 0.16.0 is the version mlflow 3.15.1 and the MLServer image's venv resolve to.
+TRAINING_REQUIREMENTS = (f"mlflow-skinny=={MLFLOW.app_version}", "scikit-learn==1.9.1", "skops==0.16.0")

@@ -20,6 +20,7 @@ from components.lifecycle import Lifecycle, LifecycleArgs
 from components.lifecycle.feast import EXAMPLE_DATA
 from components.namespaces import Namespaces, NamespacesArgs
 from components.observability import Observability, ObservabilityArgs
+from components.observability.alerts import canary_queries
 from components.serving import Serving, ServingArgs
 from components.storage import Storage
 from mlplatform.config import HaProfile, PlatformConfig
@@ -62,14 +63,31 @@ def build_platform(cfg: PlatformConfig) -> Platform:
     lifecycle = Lifecycle(
         NAME,
         LifecycleArgs(
-            cluster.outputs, ns, storage.outputs, data.outputs, cfg.services, multi_zone=cfg.ha is HaProfile.MULTI_ZONE
+            cluster.outputs,
+            ns,
+            storage.outputs,
+            data.outputs,
+            cfg.services,
+            multi_zone=cfg.ha is HaProfile.MULTI_ZONE,
+            serving_models=tuple(cfg.serving.models),
+            canary_queries=canary_queries(cfg.services.prometheus.alerts),
         ),
         opts=in_cluster,
     )
     multi_zone = cfg.ha is HaProfile.MULTI_ZONE
     serving = Serving(
         NAME,
-        ServingArgs(cluster.outputs, ns, storage.outputs, cfg.services, zones=len(cfg.zones), multi_zone=multi_zone),
+        ServingArgs(
+            cluster.outputs,
+            ns,
+            storage.outputs,
+            cfg.services,
+            mlflow=lifecycle.outputs.mlflow,
+            feature_server=lifecycle.outputs.feature_server,
+            zones=len(cfg.zones),
+            multi_zone=multi_zone,
+            serving=cfg.serving,
+        ),
         opts=in_cluster,
     )
     observability = Observability(

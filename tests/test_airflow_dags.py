@@ -45,6 +45,13 @@ def dag_config_map(doc) -> dict[str, str]:
     return cm.inputs["data"]
 
 
+def dag_items(doc) -> list[dict[str, str]] | None:
+    """The DAG volume's `items` as the chart's pods mount it (each key at its path: packages as directories)."""
+    values = helm_release(doc, "airflow").inputs["values"]
+    [volume] = [v for v in values["volumes"] if "configMap" in v and v["configMap"]["name"] == "airflow-platform-dags"]
+    return volume["configMap"].get("items")
+
+
 def airflow_env(doc, home: Path, dags: Path) -> dict[str, str]:
     """The plain env the chart gives every Airflow container (the platform's connections and variables),
     with the metadata database on SQLite and the DAGs folder at `dags` instead of the image's."""
@@ -68,7 +75,7 @@ def parsed(dev, tmp_path_factory: pytest.TempPathFactory) -> tuple[str, dict[str
     python = venv_python(".venv-airflow", REQUIREMENTS)
     home = tmp_path_factory.mktemp("airflow")
     dags = home / "dags"
-    mount_config_map(dags / Path(PLATFORM_DAGS_MOUNT).relative_to(DAGS_FOLDER), dag_config_map(dev))
+    mount_config_map(dags / Path(PLATFORM_DAGS_MOUNT).relative_to(DAGS_FOLDER), dag_config_map(dev), dag_items(dev))
     env = airflow_env(dev, home, dags)
     airflow = str(Path(python).parent / "airflow")
     subprocess.run([airflow, "db", "migrate"], env=env, check=True, capture_output=True, timeout=300)
@@ -98,7 +105,10 @@ def test_the_dag_processor_parses_every_platform_dag(dev, parsed) -> None:
     out = subprocess.run([python, "-c", script], env=env, capture_output=True, text=True, timeout=120, check=True)
     result = json.loads(out.stdout.strip().splitlines()[-1])
     assert not result["errors"], result["errors"]
-    shipped = {name.removesuffix(".py") for name in dag_config_map(dev) if name.endswith(".py")}
+    # the DAG files at the mount's top (the packages beside them are imported by them, not parsed)
+    paths = [i["path"] for i in dag_items(dev) or []] or list(dag_config_map(dev))
+    shipped = {p.removesuffix(".py") for p in paths if p.endswith(".py") and "/" not in p}
+    assert "deploy_model" in shipped
     assert shipped <= set(result["dags"]), result
 
 
@@ -172,3 +182,42 @@ def test_the_ray_job_ships_the_module_it_runs(dev, parsed) -> None:
     module = working_dir / f"{entry[2]}.py"
     assert module in files, f"python -m {entry[2]} in {working_dir}: the pod has {sorted(map(str, files))}"
     assert files[module] == (ROOT / "training" / module.name).read_text()
+
+
+def test_the_deployment_dag_imports_its_packages_from_the_mount(parsed) -> None:
+    """dags/deploy_model.py runs its logic from the packages shipped beside it (mlplatform_deploy, and
+    mlplatform_client for MLflow 3's resolution): importable from the mounted layout as a task would import
+    them, with nothing from this repository on the path; its tasks are chained as the flow's steps."""
+    python, env, dags = parsed
+    script = textwrap.dedent(
+        """
+        import importlib.util, json, sys
+        from airflow.models.dagbag import DagBag
+        dag = DagBag(include_examples=False).dags["deploy_model"]
+        spec = importlib.util.spec_from_file_location("deploy_model_file", dag.fileloc)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        flow = module._flow()
+        import mlplatform_client.models as client_models
+        print(json.dumps({
+            "flow": flow.__file__,
+            "client": client_models.__file__,
+            "resolve": flow.storage_location("mlflow-artifacts:/1/models/m-1/artifacts", "s3://b/mlflow"),
+            "tasks": {t.task_id: sorted(t.downstream_task_ids) for t in dag.tasks},
+            "schedule": str(dag.timetable.summary),
+        }))
+        """
+    )
+    out = subprocess.run(
+        [python, "-c", script], env=env, capture_output=True, text=True, timeout=120, check=True, cwd=dags
+    )
+    found = json.loads(out.stdout.strip().splitlines()[-1])
+    mount = str(dags / Path(PLATFORM_DAGS_MOUNT).relative_to(DAGS_FOLDER))
+    assert found["flow"].startswith(mount) and found["client"].startswith(mount), found
+    assert found["resolve"] == "s3://b/mlflow/1/models/m-1/artifacts"
+    assert found["tasks"] == {
+        "find_new_versions": ["roll_out"],
+        "roll_out": ["watch_canary"],
+        "watch_canary": ["promote_or_roll_back"],
+        "promote_or_roll_back": [],
+    }

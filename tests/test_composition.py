@@ -175,6 +175,25 @@ def test_in_cluster_layers_are_identical_on_aws_and_gcp(plan, aws_stack: str, gc
             assert set(other["metadata"]["annotations"]) == {"iam.gke.io/gcp-service-account"}
             inputs = {**inputs, "metadata": {k: v for k, v in inputs["metadata"].items() if k != "annotations"}}
             other = {**other, "metadata": {k: v for k, v in other["metadata"].items() if k != "annotations"}}
+        if "$docker-build:index:Image::" in key:
+            # pushed to each stack's own registry (ECR, Artifact Registry), under the same content-hash tag
+            [tag], [other_tag] = inputs["tags"], other["tags"]
+            assert tag.rsplit("-", 1)[-1] == other_tag.rsplit(":", 1)[-1], (tag, other_tag)
+            inputs, other = ({k: v for k, v in i.items() if k not in ("tags", "registries")} for i in (inputs, other))
+        if key.endswith("ClusterStorageContainer::mlplatform-models-storage-container"):
+            # runs the mlflow-3 runtime's image, from each stack's own registry (compared as Images above)
+            images = [i["spec"]["container"]["image"].split("@")[0] for i in (inputs, other)]
+            assert images[0].rsplit("-", 1)[-1] == images[1].rsplit(":", 1)[-1], images  # the same content hash
+            inputs, other = (
+                {
+                    **i,
+                    "spec": {
+                        **i["spec"],
+                        "container": {k: v for k, v in i["spec"]["container"].items() if k != "image"},
+                    },
+                }
+                for i in (inputs, other)
+            )
         assert inputs == other, key
 
 

@@ -6,7 +6,15 @@ from __future__ import annotations
 
 import pytest
 
-from components.guardrails import AIRFLOW_PODS, NAME_LABEL, RAY_CLIENT_PORT, RAY_DASHBOARD_PORT
+from components.guardrails import (
+    AIRFLOW_PODS,
+    MLFLOW_PORT,
+    NAME_LABEL,
+    PROMETHEUS_PODS,
+    PROMETHEUS_PORT,
+    RAY_CLIENT_PORT,
+    RAY_DASHBOARD_PORT,
+)
 from mlplatform.connections import GKE_CONTROL_PLANE_PORTS, Connection, connections
 from mlplatform.netpol import Cni, Node, Outside, Pod, PolicySet, firewall_allows
 from mlplatform.plan.document import PlanDocument
@@ -168,3 +176,31 @@ def test_only_airflow_reaches_the_ray_job_api(plan, stack: str) -> None:
             Pod("mlplatform", {**AIRFLOW_PODS, "component": "worker"}, addrs.pod), head, port
         ).allowed
         assert not policies.decide(Pod("mlplatform", {NAME_LABEL: "mlflow"}, addrs.pod), head, port).allowed
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_the_deployment_dag_reaches_mlflow_prometheus_and_the_api_server(plan, stack: str) -> None:
+    """dags/deploy_model.py runs in Airflow's pods: MLflow's REST API, Prometheus' query API (the alert
+    expressions) and the Kubernetes API (InferenceServices) are reachable from them; Prometheus' query API
+    is not from the other services of `mlplatform`."""
+    doc = plan(stack)
+    addrs, _ = connections(doc)
+    policies = PolicySet(doc, addrs.cni)
+    worker = Pod("mlplatform", {**AIRFLOW_PODS, "component": "worker"}, addrs.pod)
+    # the operator's labels on the Prometheus resource's pods (prometheus-operator statefulset.go)
+    prometheus = Pod(
+        "monitoring",
+        {
+            **PROMETHEUS_PODS,
+            "prometheus": "kube-prometheus-stack-prometheus",
+            "app.kubernetes.io/managed-by": "prometheus-operator",
+        },
+        addrs.pod,
+    )
+    mlflow = Pod("mlplatform", {NAME_LABEL: "mlflow"}, addrs.pod)
+    api = Outside(addrs.control_plane, "API server (the kubernetes Service's endpoints)")
+    for to, port in ((mlflow, MLFLOW_PORT), (prometheus, PROMETHEUS_PORT), (api, 443)):
+        verdict = policies.decide(worker, to, port)
+        assert verdict.allowed, (to, port, verdict.why)
+    assert not policies.decide(mlflow, prometheus, PROMETHEUS_PORT).allowed
+    assert not policies.decide(Pod("model-serving", {}, addrs.pod), prometheus, PROMETHEUS_PORT).allowed

@@ -381,9 +381,10 @@ def test_reference_dags_use_only_what_airflow_is_given(plan, stack: str) -> None
     [dag_map] = [c for c in doc.by_type("kubernetes:core/v1:ConfigMap") if c.name == "mlplatform-airflow-platform-dags"]
     shipped = dag_map.inputs["data"]
     on_disk = Path(__file__).resolve().parents[1] / "dags"
-    assert {n for n in shipped if n.endswith(".py")} == {p.name for p in on_disk.glob("*.py")}
+    # every DAG file at the top; the packages the DAGs import beside them (`<package>.<module>.py` keys)
+    assert {n for n in shipped if n.endswith(".py") and n.count(".") == 1} == {p.name for p in on_disk.glob("*.py")}
     text = "\n".join(shipped.values())
-    used_vars = set(re.findall(r"var\.value\.(\w+)", text))
+    used_vars = set(re.findall(r"var\.value\.(\w+)", text)) | set(re.findall(r'Variable\.get\("(\w+)"', text))
     used_conns = set(re.findall(r'conn_id="(\w+)"', text))
     assert used_vars and used_conns
     assert {f"AIRFLOW_VAR_{v.upper()}" for v in used_vars} <= provided

@@ -363,21 +363,3 @@ def test_a_registered_version_resolves_to_the_files_kserve_loads(server) -> None
     assert "sklearn" in (model_dir / "MLmodel").read_text()
     relative = model_dir.relative_to(destination).as_posix()
     assert found["in_bucket"] == f"s3://mlplatform-dev-artifacts/mlflow/{relative}"
-
-
-def test_the_reference_training_job_registers_a_model(server) -> None:
-    """training/train.py as the Ray job runs it (`python -m train` in its working directory), on the example
-    feature rows, against the pinned server: a new registered version whose files are where KServe reads."""
-    url, _, _ = server
-    python = venv_python(".venv-mlflow", REQUIREMENTS)
-    sample = ROOT / "feature_repo" / "data" / "driver_stats.parquet"
-    done = subprocess.run(
-        [python, "-m", "train", "--dataset", str(sample), "--run-date", "2026-01-01"],
-        cwd=ROOT / "training",
-        env={**os.environ, "MLFLOW_TRACKING_URI": url},
-        capture_output=True,
-        text=True,
-        timeout=180,
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
-    assert re.search(r"registered driver-activity version \d+", done.stdout), done.stdout[-2000:]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import json
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -154,9 +155,14 @@ def test_mlflow_3_models_have_a_runtime_at_the_tracking_servers_version(plan, st
     }
     spec = runtimes["mlflow-3"]
     assert {"name": "mlflow", "version": "3", "autoSelect": True, "priority": 2} in spec["supportedModelFormats"]
+    assert spec["protocolVersions"] == ["v2"]  # KServe's V2 paths, transformers and graphs reach it
     server = doc.one("kubernetes:helm.sh/v4:Chart", "mlplatform-mlflow").inputs["values"]
     [container] = spec["containers"]
-    assert container["image"].endswith(f"mlflow:{server['image']['tag']}")  # models and server on one MLflow
+    # models and server on one MLflow: the runtime's image installs the server image's MLflow version
+    requirements = (Path(__file__).parents[1] / "images" / "mlserver-mlflow" / "requirements.txt").read_text()
+    assert f"\nmlflow=={server['image']['tag']}\n" in requirements
+    env = {e["name"]: e["value"] for e in container["env"]}
+    assert env["MLSERVER_MODEL_IMPLEMENTATION"] == "mlserver_mlflow.MLflowRuntime"
     # every runtime's containers pass model-serving's level (Knative adds the pod-level seccomp default)
     for name, runtime in runtimes.items():
         pod = {"securityContext": {"seccompProfile": {"type": "RuntimeDefault"}}, "containers": runtime["containers"]}

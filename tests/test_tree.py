@@ -85,7 +85,8 @@ def test_each_service_component_owns_its_objects(dev: PlanDocument, prod: PlanDo
     )
     airflow = owned(dev, "mlplatform:lifecycle:Airflow")
     assert airflow[secret] == 7 and airflow["kubernetes:helm.sh/v3:Release"] == 1
-    assert airflow["kubernetes:rbac.authorization.k8s.io/v1:Role"] == 1  # its launch rights in training
+    # its launch rights in training, its deployment rights (InferenceServices) in model-serving
+    assert airflow["kubernetes:rbac.authorization.k8s.io/v1:Role"] == 2
     assert owned(dev, "mlplatform:lifecycle:KubeRay")["kubernetes:ray.io/v1:RayCluster"] == 1
     # its identity, and the reference training job's code (the DAG mounts it into the submitting pod)
     assert owned(dev, "mlplatform:lifecycle:Training") == Counter({sa: 1, "kubernetes:core/v1:ConfigMap": 1})

@@ -6,7 +6,9 @@ service makes its own Secrets, service account and charts; this constructor only
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
 
 import pulumi
 
@@ -20,14 +22,17 @@ from components.contracts import (
     ServiceEndpoint,
     StorageOutputs,
 )
+from components.guardrails import PROMETHEUS_QUERY
 from components.lifecycle.airflow import Airflow, AirflowArgs
-from components.lifecycle.feast import Feast, FeastArgs
+from components.lifecycle.deployment import ModelDeployment, model_targets
+from components.lifecycle.feast import Feast, FeastArgs, client_image
 from components.lifecycle.mlflow import MLflow, MLflowArgs
 from components.lifecycle.ray import KubeRay, KubeRayArgs
 from components.lifecycle.training import Training, TrainingArgs
 from components.placement import Placement
 from mlplatform.chartkeys import selected_pin
 from mlplatform.config import ServicesConfig
+from mlplatform.config.serving import ServingModelConfig
 from mlplatform.pins import SERVICE_CHARTS, ChartPin
 
 
@@ -39,6 +44,10 @@ class LifecycleArgs:
     data: DataOutputs
     services: ServicesConfig
     multi_zone: bool = False  # ha: multi-zone spreads replicas across zones
+    # serving.models[] (mlplatform/config/serving.py): the deployment DAG follows those with an alias
+    serving_models: tuple[ServingModelConfig, ...] = ()
+    # the alert rules' canary queries (components/observability/alerts.py canary_queries) the DAG judges with
+    canary_queries: Mapping[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -94,14 +103,36 @@ class Lifecycle(pulumi.ComponentResource):
             ),
             opts=child,
         )  # fmt: skip
-        Training(f"{name}-training", TrainingArgs(training, storage.identity(workloads.TRAINING)), opts=child)
+        trainer = Training(
+            f"{name}-training",
+            TrainingArgs(
+                training, storage.identity(workloads.TRAINING), feature_store=ray.outputs.feature_store,
+                feature_image=svc.feast.client_image or client_image(_pin(svc, "feast")),
+                gpu_pools=args.cluster.gpu_pools,
+            ),
+            opts=child,
+        )  # fmt: skip
+        # the deployment DAG (dags/deploy_model.py), where KServe serves models. Prometheus is installed after
+        # this layer: its query Service's address is fixed by its release (components/guardrails.py)
+        deployment = (
+            ModelDeployment(
+                serving_namespace=args.namespaces[Namespace.SERVING],
+                artifacts_destination=mlflow.outputs.artifacts_destination,
+                prometheus=PROMETHEUS_QUERY if svc.prometheus.enabled else None,
+                queries=args.canary_queries,
+                models=model_targets(args.serving_models),
+            )
+            if svc.kserve.enabled
+            else None
+        )
         Airflow(
             f"{name}-airflow",
             AirflowArgs(
                 namespace=platform, training_namespace=training, identity=storage.identity(workloads.AIRFLOW),
                 postgres=data.postgres, kafka=data.kafka, buckets=buckets, feature_store=feast.outputs.client,
                 mlflow=mlflow.outputs.endpoint, ray_dashboard=ray.outputs.dashboard,
-                training_account=workloads.TRAINING, pin=_pin(svc, "airflow"), config=svc.airflow, **common,
+                training_account=workloads.TRAINING, pin=_pin(svc, "airflow"), config=svc.airflow,
+                training_env=tuple(trainer.outputs.airflow_env), deployment=deployment, **common,
             ),
             opts=child,
         )  # fmt: skip

@@ -67,6 +67,14 @@ from components.kube import (
     pinned_release,
     zone_spread,
 )
+from components.lifecycle.deployment import (
+    DAG_PACKAGES,
+    ModelDeployment,
+    config_map_key,
+    deployer_rbac,
+    deployment_env,
+    package_files,
+)
 from components.lifecycle.feast import ENDPOINT as FEATURE_SERVER
 from components.lifecycle.feast import FeastClient, store_file_env
 from components.lifecycle.kafka import KAFKA_BOOTSTRAP_KEY, KAFKA_CLIENT_CONFIG_MAP, granted, late_kafka_env
@@ -241,21 +249,31 @@ PLATFORM_DAGS_DIR = Path(__file__).resolve().parents[2] / "dags"
 # .airflowignore (glob syntax, Airflow 3's default `core.dag_ignore_file_syntax`) keeps the walk out of
 # both; the DAG files themselves are reached through their links in the mount's top directory.
 KUBELET_DIRS_IGNORE = "# the kubelet's ConfigMap volume internals (..data and ..<timestamp>)\n..*\n"
+# the packages shipped beside the DAGs (components/lifecycle/deployment.py DAG_PACKAGES) are imported by
+# them, not DAG files: the walk skips them (a module with relative imports fails when parsed on its own)
+PACKAGES_IGNORE = "".join(f"{d.name}/\n" for d, _ in DAG_PACKAGES)
+
+
+def platform_dag_paths() -> dict[str, str]:
+    """Every file of the platform's DAG folder by its path there: the reference DAGs (dags/*.py), the
+    packages they import, and the ignore file the mount needs."""
+    files = {p.name: p.read_text() for p in sorted(PLATFORM_DAGS_DIR.glob("*.py"))}
+    return files | package_files() | {".airflowignore": KUBELET_DIRS_IGNORE + PACKAGES_IGNORE}
 
 
 def platform_dag_files() -> dict[str, str]:
-    """The reference DAGs shipped with the program (dags/*.py) and the ignore file their mount needs, as
-    ConfigMap data."""
-    files = {p.name: p.read_text() for p in sorted(PLATFORM_DAGS_DIR.glob("*.py"))}
-    return files | {".airflowignore": KUBELET_DIRS_IGNORE}
+    """platform_dag_paths as ConfigMap data (flat keys; dag_volumes' items put each back at its path)."""
+    return {config_map_key(path): text for path, text in platform_dag_paths().items()}
 
 
 def dag_volumes(config_map: pulumi.Input[str] | None) -> tuple[list[dict[str, object]], list[dict[str, object]]]:
     """The platform's reference DAGs (a ConfigMap built from dags/) mounted read-only under the DAGs folder
-    of every Airflow component and task pod; nothing when the stack syncs its own repository."""
+    of every Airflow component and task pod, each key at its path; nothing when the stack syncs its own
+    repository."""
     if config_map is None:
         return [], []
-    volume = {"name": "platform-dags", "configMap": {"name": config_map}}
+    items = [{"key": config_map_key(path), "path": path} for path in platform_dag_paths()]
+    volume = {"name": "platform-dags", "configMap": {"name": config_map, "items": items}}
     return [volume], [{"name": "platform-dags", "mountPath": PLATFORM_DAGS_MOUNT, "readOnly": True}]
 
 
@@ -446,6 +464,10 @@ class AirflowArgs:
     config: AirflowConfig
     placement: Placement
     provider: k8s.Provider
+    # the training flow's variables (the feature step's pod, the Ray job's GPUs): Training's airflow_env
+    training_env: tuple[dict[str, object], ...] = ()
+    # the deployment DAG's variables and its rights in model-serving (none without KServe)
+    deployment: ModelDeployment | None = None
 
 
 @dataclass(frozen=True)
@@ -490,7 +512,10 @@ class Airflow(pulumi.ComponentResource):
         )
         # DAG tasks use Feast (point-in-time features) with the platform's YAML, and Kafka with their grant:
         # the YAML as the mounted file FeatureStore() reads (FEAST_FS_YAML_FILE_PATH; store.volumes() below)
-        env += [store_file_env()]
+        env += [store_file_env(), *args.training_env]
+        if args.deployment is not None:
+            env += deployment_env(args.deployment)
+            deployer_rbac(self, f"{name}-deployer", args.deployment.serving_namespace, account)
         # the release does not wait for Kafka (its task pods, started later, read the brokers from here); the
         # token callbacks' package is mounted from the feature store client's volumes (same namespace)
         kafka = granted(args.identity.spec, args.kafka)

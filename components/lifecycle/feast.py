@@ -96,6 +96,33 @@ REGISTRY_USER_ENV, REGISTRY_PASSWORD_ENV, REDIS_PASSWORD_ENV = (
 )
 UID = 10001  # the feature-server image declares no user; any non-root UID works with HOME on /tmp
 
+# The feature server's `feast serve` tuned as Feast's guide tunes it (feast.dev/blog/feast-online-server-
+# performance-tuning, "Worker Tuning": the defaults are one worker, short keep-alive, frequent registry
+# refresh), with the options Feast 0.66's CLI has (sdk/python/feast/cli/serve.py, feast v0.66.0; each is a
+# Gunicorn setting in feature_server.py start_server). The chart's `commandArgs` replaces its default command
+# (templates/deployment.yaml, feast-feature-server 0.66.0), which passes none of them.
+SERVER_CPU_MILLI = 500  # the pod's CPU request (feature_server_values)
+# Gunicorn's 2 x cores + 1 (the guide's `workers: -1`), counted on the pod's CPU request, not with `-1`:
+# serve.py computes -1 from multiprocessing.cpu_count(), the node's cores, not the container's share.
+SERVER_WORKERS = max(1, (2 * SERVER_CPU_MILLI) // 1000 + 1)
+REGISTRY_REFRESH_SECONDS = 300  # the guide's registryTTLSeconds: 300 (CLI default 60)
+REGISTRY_CACHE_TTL = 600  # feature_store.yaml's registry cache; must exceed REGISTRY_REFRESH_SECONDS
+SERVE_ARGS = [
+    "feast", "--log-level", "WARNING",  # the chart's logLevel default
+    "serve", "-h", "0.0.0.0", "-p", str(ONLINE_PORT),
+    "--metrics",  # request counts and latencies on :8000, as the chart's own command with metrics.enabled
+    "--workers", str(SERVER_WORKERS),
+    "--keep-alive-timeout", "120",  # guide: keepAliveTimeout 120 (CLI default 30): pooled clients keep sockets
+    "--max-requests", "5000",  # guide: maxRequests 5000 (CLI default 1000): fewer worker restarts under load
+    "--max-requests-jitter", "200",  # guide: maxRequestsJitter 200 (CLI default 50): staggered restarts
+    "--worker-connections", "2000",  # guide: workerConnections 2000 (CLI default 1000)
+    "--registry_ttl_sec", str(REGISTRY_REFRESH_SECONDS),
+    # Gunicorn's per-request access log line costs every request; Prometheus (--metrics) counts them instead
+    "--no-access-log",
+]  # fmt: skip
+if REGISTRY_CACHE_TTL <= REGISTRY_REFRESH_SECONDS:
+    raise AssertionError("the registry cache must outlive the server's background refresh interval")
+
 
 @dataclass(frozen=True)
 class FeastSecrets:
@@ -155,7 +182,11 @@ def feature_store_yaml(postgres: PostgresEndpoint, redis: RedisEndpoint) -> pulu
             "project": PROJECT,
             "provider": "local",
             "entity_key_serialization_version": 3,
-            "registry": {"registry_type": "sql", "path": registry_url, "cache_ttl_seconds": 60},
+            # Longer than the feature server's own background refresh (SERVE_ARGS --registry_ttl_sec), so a
+            # request never finds the cache expired and refreshes it inline: cache_mode "sync" refreshes on the
+            # request path once cache_ttl_seconds has passed (infra/registry/caching_registry.py
+            # _refresh_cached_registry_if_necessary, feast v0.66.0). 600 is Feast's default (repo_config.py).
+            "registry": {"registry_type": "sql", "path": registry_url, "cache_ttl_seconds": REGISTRY_CACHE_TTL},
             "online_store": {
                 "type": "redis",
                 "redis_type": "redis_cluster" if redis.cluster_mode else "redis",
@@ -206,6 +237,7 @@ def feature_server_values(
         # `--metrics`: request counts and latencies on :8000 (the chart adds the Service port), scraped by
         # Prometheus through a ServiceMonitor
         "metrics": {"enabled": True},
+        "commandArgs": SERVE_ARGS,
         "feature_store_yaml_base64": encoded(client.store_yaml),
         "serviceAccount": {"name": service_account},
         "service": {"port": ENDPOINT.port},
@@ -214,7 +246,7 @@ def feature_server_values(
         "extraEnvs": client.chart_env(),
         "volumes": volumes,
         "volumeMounts": mounts,
-        "resources": placement.resources("500m", "1Gi", "2Gi"),
+        "resources": placement.resources(f"{SERVER_CPU_MILLI}m", "1Gi", "2Gi"),
         "nodeSelector": placement.node_selector,
         "tolerations": placement.tolerations,
         "affinity": spread_affinity(FLOW.app) if placement.spread else {},

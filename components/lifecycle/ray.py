@@ -27,7 +27,7 @@ from components.contracts import (
 )
 from components.guardrails import flow
 from components.kube import PART_OF, identity_service_account, pinned_release
-from components.lifecycle.feast import FeatureStoreSource, feast_client
+from components.lifecycle.feast import FeastClient, FeatureStoreSource, feast_client
 from components.lifecycle.kafka import granted
 from components.placement import Placement
 from mlplatform.config import ServiceConfig
@@ -191,6 +191,9 @@ class KubeRayArgs:
 class KubeRayOutputs:
     dashboard: ServiceEndpoint
     service_account: k8s.core.v1.ServiceAccount
+    # the feature store's client in `training` (Secrets, CAs, YAML), which other pods there load too (the
+    # training flow's feature step); None where the cluster is not installed
+    feature_store: FeastClient | None = None
 
 
 class KubeRay(pulumi.ComponentResource):
@@ -205,6 +208,7 @@ class KubeRay(pulumi.ComponentResource):
         # Kafka settings only with a Kafka grant (workloads.RAY has none: training reads the datasets bucket)
         source = replace(source, kafka=granted(args.identity.spec, source.kafka))
         account = identity_service_account(self, f"{name}-service-account", args.identity, ns)
+        client: FeastClient | None = None
         if args.config.enabled:
             operator = pinned_release(
                 self,
@@ -236,5 +240,5 @@ class KubeRay(pulumi.ComponentResource):
                 # after the operator (its CRDs), the service account and what the pods mount
                 opts=pulumi.ResourceOptions(parent=self, depends_on=[operator, account, *client.ready]),
             )
-        self.outputs = KubeRayOutputs(DASHBOARD, account)
+        self.outputs = KubeRayOutputs(DASHBOARD, account, client)
         self.register_outputs({"dashboardUrl": DASHBOARD.url})

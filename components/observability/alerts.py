@@ -51,6 +51,52 @@ FEAST_ENDPOINT = "exported_endpoint"
 ONLINE_READS = "/get-online-features"
 
 
+# A revision judged on less traffic than this (requests per second over the window) is not judged at all:
+# a handful of requests make any share meaningless
+MIN_REVISION_RPS = 0.1
+
+
+def _selector(metric: str, *matchers: str) -> str:
+    """`metric{m1, m2}`, or the bare name when no matcher is given (the alert rules' form)."""
+    present = [m for m in matchers if m]
+    return f"{metric}{{{', '.join(present)}}}" if present else metric
+
+
+def revision_requests(matchers: str = "") -> str:
+    """Requests per second per revision: every answer queue-proxy gives (ANSWERS), `matchers` (PromQL label
+    matchers, e.g. one revision's) narrowing the series."""
+    return f"sum by ({BY_REVISION}) (rate({_selector(f'{ANSWERS}_count', matchers)}[5m]))"
+
+
+def revision_error_rate(matchers: str = "") -> str:
+    """Share of 5xx answers per revision, over the same series as `revision_requests`."""
+    errors = _selector(f"{ANSWERS}_count", 'http_response_status_code=~"5.."', matchers)
+    return f"(sum by ({BY_REVISION}) (rate({errors}[5m])) / {revision_requests(matchers)})"
+
+
+def revision_p99(matchers: str = "") -> str:
+    """p99 latency per revision of the requests the model got (CANARY, queue-proxy's inner histogram)."""
+    return f"histogram_quantile(0.99, sum by (le, {BY_REVISION}) (rate({_selector(f'{CANARY}_bucket', matchers)}[5m])))"
+
+
+# Placeholders of the canary query templates (string.Template syntax; PromQL itself never uses `$`)
+CANARY_MATCHERS = f'namespace="${{namespace}}", {REVISION}="${{revision}}"'
+
+
+def canary_queries(t: AlertThresholds) -> dict[str, Any]:
+    """What the deployment DAG (dags/deploy_model.py) judges a canary revision with: the expressions of the
+    InferenceRevision* alerts narrowed to one revision (`${namespace}` and `${revision}` to substitute) and
+    the same thresholds, so a canary the DAG promotes is one the alerts would not fire on."""
+    return {
+        "requests": revision_requests(CANARY_MATCHERS),
+        "errorRate": revision_error_rate(CANARY_MATCHERS),
+        "p99Seconds": revision_p99(CANARY_MATCHERS),
+        "minRequestsPerSecond": MIN_REVISION_RPS,
+        "maxErrorRate": t.canary_error_rate,
+        "maxP99Seconds": t.canary_p99_seconds,
+    }
+
+
 def _alert(name: str, expr: str, minutes: int, severity: str, summary: str) -> dict[str, Any]:
     """An alert rule; `minutes` is its `for:` (none when 0: the wait is already inside the expression)."""
     rule: dict[str, Any] = {"alert": name, "expr": expr}
@@ -61,22 +107,19 @@ def _alert(name: str, expr: str, minutes: int, severity: str, summary: str) -> d
 
 def rule_groups(t: AlertThresholds) -> list[dict[str, Any]]:
     """Prometheus rule groups (the PrometheusRule's spec.groups and a promtool rule file's groups)."""
-    by_revision = f"sum by ({BY_REVISION})"
-    requests = f"{by_revision} (rate({ANSWERS}_count[5m]))"
     serving = [
         # the deployment flow's canary signal: a revision's share of 5xx answers, once it has real traffic
+        # (the deployment DAG judges its canary with the same expressions: canary_queries)
         _alert(
             "InferenceRevisionErrorRate",
-            f'({by_revision} (rate({ANSWERS}_count{{http_response_status_code=~"5.."}}[5m])) / {requests}) '
-            f"> {t.canary_error_rate} and {requests} > 0.1",
+            f"{revision_error_rate()} > {t.canary_error_rate} and {revision_requests()} > {MIN_REVISION_RPS}",
             5,
             "critical",
             f"{{{{ $labels.{REVISION} }}}} answers more than {t.canary_error_rate:.0%} of requests with 5xx",
         ),
         _alert(
             "InferenceRevisionLatencyP99",
-            f"histogram_quantile(0.99, sum by (le, {BY_REVISION}) (rate({CANARY}_bucket[5m]))) "
-            f"> {t.canary_p99_seconds}",
+            f"{revision_p99()} > {t.canary_p99_seconds}",
             10,
             "warning",
             f"{{{{ $labels.{REVISION} }}}} p99 latency above {t.canary_p99_seconds}s",

@@ -21,7 +21,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from components.contracts import POOL_LABEL, Namespace, PostgresEndpoint
-from components.guardrails import SCRAPES, ScrapeTarget
+from components.guardrails import PROMETHEUS_QUERY, SCRAPES, ScrapeTarget
 from components.kube import (
     PART_OF,
     POSTGRES_CA_DIR,
@@ -40,6 +40,9 @@ from mlplatform.config import PrometheusConfig
 from mlplatform.pins import ChartPin
 
 RELEASE = "kube-prometheus-stack"
+# Prometheus' query API (components/guardrails.py), the chart's `<release>-prometheus` Service
+ENDPOINT = PROMETHEUS_QUERY
+assert ENDPOINT.name == f"{RELEASE}-prometheus"
 COREDNS_METRICS_PORT = 9153  # the chart's coreDns.service.port (values.yaml)
 MODEL_CONTAINER = "kserve-container"  # the model server's container in every KServe predictor pod
 DASHBOARD_LABEL = ("grafana_dashboard", "1")  # what Grafana's dashboard sidecar loads
@@ -396,6 +399,6 @@ class Prometheus(pulumi.ComponentResource):
         self.outputs = PrometheusOutputs(
             grafana_admin_secret=admin.metadata.name,
             grafana_url=f"http://{RELEASE}-grafana.{namespace}.svc.cluster.local:80",
-            prometheus_url=f"http://{RELEASE}-prometheus.{namespace}.svc.cluster.local:9090",
+            prometheus_url=ENDPOINT.url,
         )
         self.register_outputs({"grafanaUrl": self.outputs.grafana_url})

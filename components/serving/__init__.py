@@ -1,5 +1,6 @@
-"""Serving layer: cert-manager, Istio (ingress gateway), Knative Serving and KServe, and the model-pull
-identity InferenceServices run as. Each install waits only for what it uses, so independent ones run side
+"""Serving layer: cert-manager, Istio (ingress gateway), Knative Serving and KServe, the images the platform
+builds for it (the mlflow-3 runtime's server, the Feast transformer), and the model-pull identity
+InferenceServices run as. Each install waits only for what it uses, so independent ones run side
 by side: cert-manager, Istio, the Knative operator and KServe's CRDs start together; the KnativeServing
 waits for Istio (net-istio configures its gateways); the KServe controller for cert-manager (its webhook
 certificate), Knative Serving and its CRDs; the runtimes for the controller (its webhook validates them).
@@ -10,21 +11,24 @@ LoadBalancer Service becomes a cloud load balancer, arrives typed in ClusterOutp
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import pulumi
 import pulumi_kubernetes as k8s
 
 from components import workloads
-from components.contracts import ClusterOutputs, Namespace, PlatformNamespaces, StorageOutputs
+from components.contracts import ClusterOutputs, Namespace, PlatformNamespaces, ServiceEndpoint, StorageOutputs
 from components.kube import ZONE_KEY
 from components.placement import Placement
 from components.serving.cert_manager import CertManager, CertManagerArgs
+from components.serving.images import Images, ImagesArgs, ServingImages
 from components.serving.istio import Istio, IstioArgs, IstioPins
 from components.serving.knative import Knative, KnativeArgs
 from components.serving.kserve import KServe, KServeArgs, KServePins
+from components.serving.models import TRANSFORMER_UID, Models, ModelsArgs
 from mlplatform.chartkeys import selected_pin
 from mlplatform.config import ServicesConfig
+from mlplatform.config.serving import ServingConfig
 from mlplatform.pins import (
     CERT_MANAGER,
     ISTIO_BASE,
@@ -34,6 +38,7 @@ from mlplatform.pins import (
     KSERVE,
     KSERVE_CRD,
     KSERVE_RUNTIME_CONFIGS,
+    MLSERVER_MLFLOW_UID,
 )
 
 
@@ -43,8 +48,13 @@ class ServingArgs:
     namespaces: PlatformNamespaces
     storage: StorageOutputs
     services: ServicesConfig
+    # the lifecycle layer's tracking server (models:/ URIs resolve there) and online feature server
+    mlflow: ServiceEndpoint
+    feature_server: ServiceEndpoint
     zones: int = 1  # multi-zone stacks spread the gateway over every zone
     multi_zone: bool = False
+    # the models and graphs to serve (components/serving/models.py)
+    serving: ServingConfig = field(default_factory=ServingConfig)
 
 
 PODS_PER_ZONE = 3  # the design's HA table: three predictor pods in every zone in prod
@@ -94,6 +104,8 @@ class ServingOutputs:
     gateway: pulumi.Output[str] | None  # the inference load balancer's hostname or address
     gpu_runtimes: dict[str, str]
     inference_defaults: dict[str, object]
+    # the images built from this repository (runtime, transformer), digest-pinned; None with KServe off
+    images: ServingImages | None = None
 
 
 class Serving(pulumi.ComponentResource):
@@ -109,7 +121,9 @@ class Serving(pulumi.ComponentResource):
         ha = 2 if args.multi_zone else 1
         gateway: pulumi.Output[str] | None = None
         after: tuple[pulumi.Resource, ...] = ()
+        images: ServingImages | None = None
         if cfg.enabled:
+            images = Images(f"{name}-images", ImagesArgs(args.storage.registry), opts=child).outputs
             certs = CertManager(
                 f"{name}-cert-manager",
                 CertManagerArgs(namespace=ns[Namespace.CERT_MANAGER], pin=CERT_MANAGER, replicas=ha, **common),
@@ -142,10 +156,24 @@ class Serving(pulumi.ComponentResource):
                 namespace=ns[Namespace.KSERVE], models=ns[Namespace.SERVING],
                 identity=args.storage.identity(workloads.KSERVE), config=cfg, gpu_pools=args.cluster.gpu_pools,
                 pins=KServePins(KSERVE_CRD, selected_pin(KSERVE, cfg.version), KSERVE_RUNTIME_CONFIGS),
-                after=after, **common,
+                runtime_image=images.runtime if images is not None else "", after=after, **common,
             ),
             opts=child,
         )  # fmt: skip
+        if cfg.enabled and images is not None:
+            cluster, defaults = args.cluster, inference_defaults(args.zones, args.multi_zone)
+            Models(
+                f"{name}-models",
+                ModelsArgs(
+                    namespace=ns[Namespace.SERVING], models=args.serving.models, graphs=args.serving.graphs,
+                    service_account=kserve.outputs.model_pull_service_account, cpu_pool=cluster.cpu_pool,
+                    gpu_pools=cluster.gpu_pools, gpu_runtimes=kserve.outputs.gpu_runtimes, defaults=defaults,
+                    zones=args.zones, multi_zone=args.multi_zone, mlflow=args.mlflow,
+                    feature_server=args.feature_server, storage_image=images.runtime, storage_uid=MLSERVER_MLFLOW_UID,
+                    transformer_image=images.transformer, transformer_uid=TRANSFORMER_UID, after=(kserve,),
+                ),
+                opts=child,
+            )  # fmt: skip
         self.outputs = ServingOutputs(
             namespace=ns[Namespace.SERVING].metadata.name,
             model_pull_service_account=kserve.outputs.model_pull_service_account,
@@ -153,6 +181,7 @@ class Serving(pulumi.ComponentResource):
             gateway=gateway,
             gpu_runtimes=kserve.outputs.gpu_runtimes,
             inference_defaults=inference_defaults(args.zones, args.multi_zone),
+            images=images,
         )
         self.register_outputs({"domain": cfg.domain})
 

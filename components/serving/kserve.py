@@ -10,7 +10,8 @@ would need registered at preview time, before kserve-crd exists.
 Model pods run as the `kserve-model-pull` service account (stack output `inferenceServiceAccount`):
 InferenceServices name it in `spec.predictor.serviceAccountName`; on AWS its IRSA annotation makes the
 storage initializer use the role (read-only on the artifacts bucket), on GCP its Workload Identity
-annotation makes the GCS client use the Google service account.
+annotation makes the GCS client use the Google service account. Images are not pulled with it: the kubelet
+pulls with the node's identity (components/storage ContainerRegistry).
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from components.contracts import GPU_RESOURCE, NodePoolContract, WorkloadIdentit
 from components.kube import PART_OF, RESTRICTED_CONTAINER, identity_service_account, pinned_release, zone_spread
 from components.placement import Placement
 from mlplatform.config import KServeConfig
-from mlplatform.pins import MLFLOW_IMAGE_UID, MLFLOW_SERVING_IMAGE, MLSERVER_TAG, TRITON_IMAGE, ChartPin
+from mlplatform.pins import MLSERVER_MLFLOW_UID, MLSERVER_TAG, TRITON_IMAGE, ChartPin
 
 CONTROLLER_LABELS = {"control-plane": "kserve-controller-manager"}
 MLFLOW_RUNTIME = "mlflow-3"
@@ -48,6 +49,8 @@ class KServeArgs:
     gpu_pools: tuple[NodePoolContract, ...]
     placement: Placement
     provider: k8s.Provider
+    # the mlflow-3 runtime's image as built and pushed (components/serving/images.py), by digest
+    runtime_image: pulumi.Input[str]
     after: tuple[pulumi.Resource, ...] = ()  # cert-manager and Knative Serving
 
 
@@ -154,24 +157,70 @@ def mlserver_runtime_spec() -> dict[str, object]:
     }
 
 
-def mlflow_runtime_spec(placement: Placement) -> dict[str, object]:
-    """MLflow 3 models (`modelFormat: {name: mlflow, version: "3"}`): `mlflow models serve` on the model the
-    storage initializer put in /mnt/models, in the tracking server's image (same MLflow version, with the
-    cloud storage clients; scikit-learn and pyfunc flavors run as they are, other flavors need their
-    libraries in an image built FROM it). Why not MLServer: its MLflow runtime is locked to MLflow 2.20.
-    Protocol: MLflow's scoring API (`POST /invocations`), KServe's v1 slot."""
+# What KServe fills in a runtime's container (kserve v0.20.0 pkg/controller/v1beta1/inferenceservice/utils
+# ReplacePlaceholders, called from components/predictor.go buildPodSpec): the container as JSON, executed as a
+# Go template over the InferenceService's ObjectMeta, so `{{.Name}}` is the InferenceService's name.
+ISVC_NAME = "{{.Name}}"
+MODEL_DIR = "/mnt/models"  # where the storage initializer puts the model (constants.DefaultModelLocalMountPath)
+MLFLOW_MODEL_CLASS = "mlserver_mlflow.MLflowRuntime"  # kserve v0.20.0 constants.MLServerModelClassMLFlow
+
+
+def mlflow_runtime_spec(placement: Placement, image: pulumi.Input[str]) -> dict[str, object]:
+    """MLflow 3 models (`modelFormat: {name: mlflow, version: "3"}`) over KServe's Open Inference Protocol
+    (V2: `/v2/models/<name>/infer`, `/ready`, metadata), which KServe's transformers, InferenceGraphs and
+    clients speak. The server is MLServer 1.7.1 with its MLflow runtime, at the tracking server's MLflow
+    (3.15.1), in the platform's own image (images/mlserver-mlflow, built at `up`, run by digest).
+
+    Why MLServer, and why not the stock kserve-mlserver runtime: MLServer's MLflow runtime loads any pyfunc
+    model with MLflow's own loader and answers V2; its 1.7.1 release asks only mlflow>=2.19 (runtimes/mlflow
+    pyproject.toml at SeldonIO/MLServer 1.7.1), but its stock image locks MLflow 2.19.0 (poetry.lock), which
+    cannot load what MLflow 3 logs. `mlflow models serve`, the runtime before this one, answers only MLflow's
+    own `/invocations`, where KServe's V1/V2 paths, transformers and graphs get 404. KServe's own
+    sklearnserver speaks V2 but reads a bare joblib/pickle file, not an MLflow model.
+
+    The MLServer settings are explicit rather than left to KServe's MLServer defaulting
+    (SetMlServerDefaults in kserve v0.20.0 pkg/apis/serving/v1beta1/inference_service_defaults.go), which runs
+    only for a runtime annotated `serving.kserve.io/server-type: mlserver` or named kserve-mlserver, and
+    would set the model class from a `modelClass` label it derives from the format: this runtime serves one
+    format, so the class is fixed here, with the model's name (the InferenceService's, so KServe's V2 paths
+    and the transformer's predictor calls name it) and its directory.
+
+    KServe picks a runtime by protocol too, and an InferenceService without `protocolVersion` asks for v1
+    (predictor_model.go GetProtocol): InferenceServices name this runtime (`runtime: mlflow-3`) or set
+    `protocolVersion: v2`.
+
+    MLServer opens its HTTP port before the model has loaded (mlserver/server.py MLServer.start), so the
+    readiness probe asks for the model itself; Knative's queue-proxy runs it."""
     container = {
         "name": "kserve-container",
-        "image": MLFLOW_SERVING_IMAGE,
-        "command": ["mlflow", "models", "serve"],
-        "args": ["--model-uri=/mnt/models", "--host=0.0.0.0", "--port=8080", "--env-manager=local"],
-        "env": [{"name": "HOME", "value": "/tmp"}],
+        "image": image,
+        "command": ["mlserver", "start"],
+        "args": [MODEL_DIR],
+        "env": [
+            {"name": "MLSERVER_MODEL_NAME", "value": ISVC_NAME},
+            {"name": "MLSERVER_MODEL_IMPLEMENTATION", "value": MLFLOW_MODEL_CLASS},
+            {"name": "MLSERVER_MODEL_URI", "value": MODEL_DIR},
+            {"name": "MLSERVER_HTTP_PORT", "value": "8080"},
+            {"name": "MLSERVER_GRPC_PORT", "value": "9000"},
+            {"name": "MLSERVER_METRICS_PORT", "value": str(MLSERVER_METRICS_PORT)},
+            # MLServer's default, stated: inference in one worker process, so a long prediction never blocks
+            # the HTTP loop that answers probes and metrics. It needs uvloop < 0.22, which the image pins
+            # (images/mlserver-mlflow/requirements.txt says why).
+            {"name": "MLSERVER_PARALLEL_WORKERS", "value": "1"},
+        ],
+        # the CRD requires a port; Knative accepts a number on the user container and probes its serving
+        # port, 8080 here (knative/serving knative-v1.21.3 pkg/apis/serving/k8s_validation.go validateProbe)
+        "readinessProbe": {"httpGet": {"path": f"/v2/models/{ISVC_NAME}/ready", "port": 8080}},
         "resources": placement.resources("500m", "1Gi", "4Gi"),
-        "securityContext": {**RESTRICTED_CONTAINER, "runAsUser": MLFLOW_IMAGE_UID},
+        "securityContext": {**RESTRICTED_CONTAINER, "runAsUser": MLSERVER_MLFLOW_UID},
     }
     return {
+        "annotations": {
+            "prometheus.kserve.io/port": str(MLSERVER_METRICS_PORT),
+            "prometheus.kserve.io/path": "/metrics",
+        },
         "supportedModelFormats": [{"name": "mlflow", "version": "3", "autoSelect": True, "priority": 2}],
-        "protocolVersions": ["v1"],
+        "protocolVersions": ["v2"],
         "containers": [container],
     }
 
@@ -262,7 +311,7 @@ class KServe(pulumi.ComponentResource):
                 api_version="serving.kserve.io/v1alpha1",
                 kind="ServingRuntime",
                 metadata=k8s.meta.v1.ObjectMetaArgs(name=MLFLOW_RUNTIME, namespace=models_ns, labels=PART_OF),
-                spec=mlflow_runtime_spec(args.placement),
+                spec=mlflow_runtime_spec(args.placement, args.runtime_image),
                 opts=pulumi.ResourceOptions(parent=self, depends_on=[controller, stock]),
             )
             for pool in args.gpu_pools:

@@ -1,5 +1,5 @@
-"""S3 buckets (SSE-KMS with bucket keys, public access blocked, TLS-only policy) and IRSA roles whose
-policies name only the buckets, key and MSK cluster each workload needs."""
+"""S3 buckets (SSE-KMS with bucket keys, public access blocked, TLS-only policy), IRSA roles whose
+policies name only the buckets, key and MSK cluster each workload needs, and the stack's ECR repository."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from components.contracts import (
     Bucket,
     BucketPurpose,
     ClusterOutputs,
+    ContainerRegistry,
     KafkaEndpoint,
     ObjectStore,
     SeedObject,
@@ -66,7 +67,7 @@ def build(
     buckets = {purpose: _bucket(parent, name, cfg, purpose, key) for purpose in BucketPurpose}
     binding = cluster.facts(AwsClusterFacts)
     identities = {w.key: _identity(parent, name, w, buckets, key, binding, kafka) for w in workloads}
-    return StorageOutputs(buckets=buckets, identities=identities)
+    return StorageOutputs(buckets=buckets, identities=identities, registry=_registry(parent, name))
 
 
 def _bucket(parent: pulumi.Resource, name: str, cfg: StorageArgs, purpose: BucketPurpose, key: aws.kms.Key) -> Bucket:
@@ -252,3 +253,60 @@ def seed(parent: pulumi.Resource, name: str, bucket: Bucket, obj: SeedObject) ->
         source=pulumi.FileAsset(str(obj.source)),
         opts=pulumi.ResourceOptions(parent=parent),
     )
+
+
+UNTAGGED_IMAGE_DAYS = 14  # how long an untagged image (a tag's previous push, a failed build's layers) is kept
+
+
+def _registry(parent: pulumi.Resource, name: str) -> ContainerRegistry:
+    """One ECR repository for the images the platform builds (components/serving/images.py), named per
+    stack by Pulumi's auto-naming. Tags are immutable (they are content hashes), every push is scanned,
+    layers are encrypted with KMS (ECR's AWS-managed key: image pulls then need no KMS grant), and untagged
+    images expire.
+
+    Pulls: the kubelet pulls with the node role, whose AmazonEC2ContainerRegistryReadOnly
+    (components/cluster/aws/nodes.py) already allows it on every repository of the account; the EKS
+    add-ons' images (AWS's own ECR accounts) need that managed policy too, so it cannot be narrowed to this
+    repository, and a repository policy would add nothing in the same account. Pods' IRSA roles (the
+    serving identity included) make no pulls and get nothing here.
+
+    Push credentials: an ECR authorization token (12 hours), read at every `up`, never stored in config."""
+    repo = aws.ecr.Repository(
+        f"{name}-images",
+        image_tag_mutability="IMMUTABLE",
+        image_scanning_configuration=aws.ecr.RepositoryImageScanningConfigurationArgs(scan_on_push=True),
+        encryption_configurations=[aws.ecr.RepositoryEncryptionConfigurationArgs(encryption_type="KMS")],
+        # images are rebuilt from this repository's Dockerfiles at the next `up`: nothing to keep
+        force_delete=True,
+        opts=pulumi.ResourceOptions(parent=parent),
+    )
+    aws.ecr.LifecyclePolicy(
+        f"{name}-images",
+        repository=repo.name,
+        policy=json.dumps({"rules": [_expire_untagged(UNTAGGED_IMAGE_DAYS)]}),
+        opts=pulumi.ResourceOptions(parent=repo),
+    )
+    token = aws.ecr.get_authorization_token_output(
+        registry_id=repo.registry_id, opts=pulumi.InvokeOptions(parent=parent)
+    )
+    return ContainerRegistry(
+        url=repo.repository_url,
+        address=repo.repository_url.apply(lambda url: url.split("/", 1)[0]),
+        username=token.user_name,
+        password=pulumi.Output.secret(token.password),
+        one_image_per_repository=True,
+    )
+
+
+def _expire_untagged(days: int) -> dict[str, object]:
+    return {
+        "rulePriority": 1,
+        "description": f"expire untagged images after {days} days",
+        "selection": {
+            "tagStatus": "untagged",
+            "countType": "sinceImagePushed",
+            "countUnit": "days",
+            "countNumber": days,
+        },
+        "action": {"type": "expire"},
+    }

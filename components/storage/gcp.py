@@ -1,5 +1,6 @@
-"""GCS buckets (uniform access, public access prevention enforced) and one Google service account per
-workload, bound through Workload Identity and granted bucket-scoped roles only."""
+"""GCS buckets (uniform access, public access prevention enforced), one Google service account per
+workload, bound through Workload Identity and granted bucket-scoped roles only, and the stack's Artifact
+Registry repository."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from components.contracts import (
     Bucket,
     BucketPurpose,
     ClusterOutputs,
+    ContainerRegistry,
     GcpClusterFacts,
     KafkaEndpoint,
     ObjectStore,
@@ -43,7 +45,7 @@ def build(
     identities = {w.key: _identity(parent, name, cfg, w, buckets, binding) for w in workloads}
     if kafka is not None:
         _kafka_access(parent, name, cfg, kafka, [i for i in identities.values() if i.spec.kafka is not None])
-    return StorageOutputs(buckets=buckets, identities=identities)
+    return StorageOutputs(buckets=buckets, identities=identities, registry=_registry(parent, name, cfg))
 
 
 def _kafka_access(
@@ -177,4 +179,57 @@ def seed(parent: pulumi.Resource, name: str, bucket: Bucket, obj: SeedObject) ->
         name=obj.key,
         source=pulumi.FileAsset(str(obj.source)),
         opts=pulumi.ResourceOptions(parent=parent),
+    )
+
+
+UNTAGGED_IMAGE_AGE = f"{14 * 24 * 3600}s"  # untagged images (a failed build's, a tag's previous push) kept 14 days
+# Artifact Registry's token login: this user name with an OAuth access token as the password
+ACCESS_TOKEN_USER = "oauth2accesstoken"
+
+
+def _registry(parent: pulumi.Resource, name: str, cfg: StorageArgs) -> ContainerRegistry:
+    """One Artifact Registry docker repository in the stack's region for the images the platform builds
+    (components/serving/images.py). Tags are immutable (they are content hashes); pushed images are
+    scanned by Artifact Analysis (containerscanning.googleapis.com, enabled in components/cloud.py);
+    storage is encrypted with Google-managed keys, as the buckets are; untagged images are deleted.
+
+    Pulls: the kubelet pulls with the node service account, which holds roles/artifactregistry.reader on
+    the project (components/cluster/gcp NODE_ROLES); each stack has its own project, so that is this
+    repository and the project's others. Pods' Google service accounts (the serving identity included) make
+    no pulls and get nothing here.
+
+    Push credentials: the deployer's own Google access token (the provider's credentials), read at every
+    `up`, never stored in config."""
+    repo = gcp.artifactregistry.Repository(
+        f"{name}-images",
+        repository_id=f"{name}-images",
+        location=cfg.region,
+        project=cfg.gcp_project,
+        format="DOCKER",
+        description="images the platform builds from its Dockerfiles",
+        docker_config=gcp.artifactregistry.RepositoryDockerConfigArgs(immutable_tags=True),
+        vulnerability_scanning_config=gcp.artifactregistry.RepositoryVulnerabilityScanningConfigArgs(
+            enablement_config="INHERITED"
+        ),
+        cleanup_policy_dry_run=False,
+        cleanup_policies=[
+            gcp.artifactregistry.RepositoryCleanupPolicyArgs(
+                id="delete-untagged",
+                action="DELETE",
+                condition=gcp.artifactregistry.RepositoryCleanupPolicyConditionArgs(
+                    tag_state="UNTAGGED", older_than=UNTAGGED_IMAGE_AGE
+                ),
+            )
+        ],
+        opts=pulumi.ResourceOptions(parent=parent),
+    )
+    host = repo.location.apply(lambda region: f"{region}-docker.pkg.dev")
+    url = pulumi.Output.all(host, repo.project, repo.repository_id).apply(lambda a: f"{a[0]}/{a[1]}/{a[2]}")
+    client = gcp.organizations.get_client_config_output(opts=pulumi.InvokeOptions(parent=parent))
+    return ContainerRegistry(
+        url=url,
+        address=host,
+        username=pulumi.Output.from_input(ACCESS_TOKEN_USER),
+        password=pulumi.Output.secret(client.access_token),
+        one_image_per_repository=False,
     )

@@ -11,11 +11,13 @@ import re
 from enum import StrEnum
 from typing import Annotated, Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
+from pydantic import BaseModel, Field, ValidationInfo, field_validator, model_validator
 from pydantic.alias_generators import to_camel
 
 from mlplatform.chartkeys import supported_versions
 from mlplatform.config.certificates import ca_bundle_problems
+from mlplatform.config.serving import ServingConfig, serving_context
+from mlplatform.config.strict import STRICT
 from mlplatform.config.versions import (
     KAFKA_MAJOR,
     KUBERNETES_RANGE,
@@ -33,7 +35,7 @@ PROD_MIN_ZONES = 3
 class Strict(BaseModel):
     """Base for every config model: unknown keys rejected, camelCase aliases, immutable."""
 
-    model_config = ConfigDict(extra="forbid", alias_generator=to_camel, populate_by_name=True, frozen=True)
+    model_config = STRICT
 
 
 class Cloud(StrEnum):
@@ -641,6 +643,15 @@ class PlatformConfig(Strict):
     storage: StorageConfig
     data: DataConfig
     services: ServicesConfig
+    # the models and graphs the platform serves (mlplatform/config/serving.py); none by default
+    serving: ServingConfig = ServingConfig()
+
+    @field_validator("serving", mode="before")
+    @classmethod
+    def _serving_fits_the_stack(cls, v: object, info: ValidationInfo) -> object:
+        """Models name GPU pools and need KServe (and Feast, for a transformer): validated with what the stack
+        has, so that an error names its exact key (serving.models[1].pool), not the whole section."""
+        return ServingConfig.model_validate(v, context=serving_context(info))
 
     @field_validator("services")
     @classmethod

@@ -58,6 +58,8 @@ CREATION: Mapping[str, Typical] = {
     "kubernetes:helm.sh/v3:Release": Typical(2, "Helm release with wait: images pulled, pods ready, 1-3 min"),
     "kubernetes:helm.sh/v4:Chart": Typical(1.5, "chart objects, each awaited by Pulumi: 1-2 min"),
     "kubernetes:batch/v1:Job": Typical(1, "a Job that runs a few SQL statements: image pull and run"),
+    # components/serving/images.py; from a cold BuildKit cache, on the deployer's machine
+    "docker-build:index:Image": Typical(5, "image build (pinned pip install, ~120 wheels) and push: 3-6 min"),
     "kubernetes:operator.knative.dev/v1beta1:KnativeServing": Typical(
         3, "the operator installs Serving and net-istio; Pulumi waits for Ready: 2-4 min"
     ),

@@ -48,6 +48,15 @@ _COMPUTED: dict[str, Callable[[str, dict[str, Any], str, str], Outputs]] = {
         "bucket": i.get("bucket", f"{n}-{_short_hash(n)}"),
         "arn": f"arn:aws:s3:::{i.get('bucket', f'{n}-{_short_hash(n)}')}",
     },
+    "aws:ecr/repository:Repository": lambda n, i, r, p: {
+        "registryId": ACCOUNT,
+        "repositoryUrl": f"{ACCOUNT}.dkr.ecr.{r}.amazonaws.com/{i.get('name', n)}",
+    },
+    # an image built and pushed: its first tag, pinned to the digest of what was pushed
+    "docker-build:index:Image": lambda n, i, r, p: {
+        "digest": f"sha256:{hashlib.sha256(str(i.get('tags')).encode()).hexdigest()}",
+        "ref": f"{i['tags'][0]}@sha256:{hashlib.sha256(str(i.get('tags')).encode()).hexdigest()}",
+    },
     "aws:rds/instance:Instance": lambda n, i, r, p: {
         "address": f"{n}.c{_short_hash(n)}.{r}.rds.amazonaws.com",
         "port": 5432,
@@ -181,6 +190,13 @@ class PlatformMocks(Mocks):
         if args.token == "gcp:organizations/getProject:getProject":
             # a project's number is not its ID: a 12-digit number the project was given at creation
             return {"projectId": self.project, "number": MOCK_PROJECT_NUMBER, "name": self.project}, []
+        if args.token == "aws:ecr/getAuthorizationToken:getAuthorizationToken":
+            # a token for `docker login` to the account's registry (the real one lasts 12 hours)
+            endpoint = f"https://{ACCOUNT}.dkr.ecr.{self.region}.amazonaws.com"
+            return {"userName": "AWS", "password": mock_password("ecr-token", 64), "proxyEndpoint": endpoint}, []
+        if args.token == "gcp:organizations/getClientConfig:getClientConfig":
+            # the deployer's credentials as the provider holds them
+            return {"project": self.project, "region": self.region, "accessToken": mock_password("gcp-token", 64)}, []
         if args.token == "gcp:sql/getCaCerts:getCaCerts":
             # instances.listServerCas: the CA in use and one added for the next rotation
             instance = args.args["instance"]
