@@ -124,19 +124,10 @@ class Client:
         return json.loads(raw)
 
 
-def tls_material(work: Path) -> tuple[Path, Path]:
-    cert, key = work / "redis.crt", work / "redis.key"
-    subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1",
-         "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(key), "-out", str(cert)],
-        check=True, capture_output=True, timeout=60,
-    )  # fmt: skip
-    return cert, key
-
-
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     from tests.support import feast_serving as fs
+    from tests.support.net import free_port, loopback_certificate
 
     command, store = planned_feature_server(args.stack)
     feast_python = str(ROOT / ".venv-feast" / "bin" / "python")
@@ -147,12 +138,12 @@ def main(argv: list[str] | None = None) -> int:
     redis_args = ["--requirepass", password]
     ca = None
     if tls:
-        ca, key = tls_material(work)
+        ca, key = loopback_certificate(work)
         redis_args += ["--tls-cert-file", str(ca), "--tls-key-file", str(key), "--tls-auth-clients", "no"]
     figures: dict[str, Any] = {"stack": args.stack, "feature_server_command": command, "redis_tls": tls}
     with fs.redis(work, redis_args, tls=tls) as redis_port:
         repo = fs.feature_repo(feast_python, work, local_store(store, work, redis_port, ca))
-        port = fs.free_port()
+        port = free_port()
         with fs.feature_server(feast_python, repo, local_command(command, port), port) as url:
             # Each Gunicorn worker's first read imports Feast's online-store modules (feast v0.66.0
             # infra/online_stores/online_store.py _check_versioned_read_support, cached per process after):

@@ -308,3 +308,36 @@ def periodic_job_spec(
             }
         },
     }
+
+
+Rule = tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]]  # (api groups, resources, verbs)
+
+
+def namespaced_grant(
+    parent: pulumi.Resource,
+    prefix: str,
+    role_name: str,
+    namespace: k8s.core.v1.Namespace,
+    account: k8s.core.v1.ServiceAccount,
+    rules: Sequence[Rule],
+) -> k8s.rbac.v1.RoleBinding:
+    """A Role with `rules` in `namespace`, bound to `account` (which may live elsewhere): a grant that holds
+    in that one namespace only, named `<prefix>-role` / `<prefix>-role-binding`."""
+    metadata = k8s.meta.v1.ObjectMetaArgs(name=role_name, namespace=namespace.metadata.name, labels=PART_OF)
+    role = k8s.rbac.v1.Role(
+        f"{prefix}-role",
+        metadata=metadata,
+        rules=[k8s.rbac.v1.PolicyRuleArgs(api_groups=list(g), resources=list(r), verbs=list(v)) for g, r, v in rules],
+        opts=pulumi.ResourceOptions(parent=parent),
+    )
+    return k8s.rbac.v1.RoleBinding(
+        f"{prefix}-role-binding",
+        metadata=metadata,
+        role_ref=k8s.rbac.v1.RoleRefArgs(api_group="rbac.authorization.k8s.io", kind="Role", name=role.metadata.name),
+        subjects=[
+            k8s.rbac.v1.SubjectArgs(
+                kind="ServiceAccount", name=account.metadata.name, namespace=account.metadata.namespace
+            )
+        ],
+        opts=pulumi.ResourceOptions(parent=parent),
+    )

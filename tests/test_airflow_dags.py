@@ -21,7 +21,7 @@ import pytest
 
 from components.lifecycle.airflow import DAGS_FOLDER, PLATFORM_DAGS_MOUNT
 from mlplatform.pins import AIRFLOW
-from tests.support.graph import helm_release
+from tests.support.graph import helm_release, platform_dags
 from tests.support.kubelet import mount_config_map
 from tests.support.tools import venv_python
 
@@ -34,22 +34,6 @@ pytestmark = pytest.mark.slow
 def test_the_test_venv_runs_the_pinned_airflow() -> None:
     pins = dict(line.split("==") for line in (ROOT / REQUIREMENTS).read_text().splitlines() if "==" in line)
     assert pins["apache-airflow"] == AIRFLOW.app_version
-
-
-def dag_config_map(doc) -> dict[str, str]:
-    [cm] = [
-        r
-        for r in doc.resources
-        if r.type == "kubernetes:core/v1:ConfigMap" and r.inputs["metadata"].get("name") == "airflow-platform-dags"
-    ]
-    return cm.inputs["data"]
-
-
-def dag_items(doc) -> list[dict[str, str]] | None:
-    """The DAG volume's `items` as the chart's pods mount it (each key at its path: packages as directories)."""
-    values = helm_release(doc, "airflow").inputs["values"]
-    [volume] = [v for v in values["volumes"] if "configMap" in v and v["configMap"]["name"] == "airflow-platform-dags"]
-    return volume["configMap"].get("items")
 
 
 def airflow_env(doc, home: Path, dags: Path) -> dict[str, str]:
@@ -75,7 +59,7 @@ def parsed(dev, tmp_path_factory: pytest.TempPathFactory) -> tuple[str, dict[str
     python = venv_python(".venv-airflow", REQUIREMENTS)
     home = tmp_path_factory.mktemp("airflow")
     dags = home / "dags"
-    mount_config_map(dags / Path(PLATFORM_DAGS_MOUNT).relative_to(DAGS_FOLDER), dag_config_map(dev), dag_items(dev))
+    mount_config_map(dags / Path(PLATFORM_DAGS_MOUNT).relative_to(DAGS_FOLDER), *platform_dags(dev))
     env = airflow_env(dev, home, dags)
     airflow = str(Path(python).parent / "airflow")
     subprocess.run([airflow, "db", "migrate"], env=env, check=True, capture_output=True, timeout=300)
@@ -106,7 +90,8 @@ def test_the_dag_processor_parses_every_platform_dag(dev, parsed) -> None:
     result = json.loads(out.stdout.strip().splitlines()[-1])
     assert not result["errors"], result["errors"]
     # the DAG files at the mount's top (the packages beside them are imported by them, not parsed)
-    paths = [i["path"] for i in dag_items(dev) or []] or list(dag_config_map(dev))
+    data, items = platform_dags(dev)
+    paths = [i["path"] for i in items or []] or list(data)
     shipped = {p.removesuffix(".py") for p in paths if p.endswith(".py") and "/" not in p}
     assert "deploy_model" in shipped
     assert shipped <= set(result["dags"]), result

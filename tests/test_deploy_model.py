@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import threading
 import time
@@ -31,8 +30,9 @@ from components.contracts import Namespace
 from components.lifecycle.airflow import DAGS_FOLDER, PLATFORM_DAGS_MOUNT
 from dags.mlplatform_deploy.clients import CREATE_MANAGER, FIELD_MANAGER
 from tests.support.fake_kserve import FakeKServe
-from tests.support.graph import helm_release
+from tests.support.graph import helm_release, platform_dags
 from tests.support.kubelet import mount_config_map
+from tests.support.net import free_port
 from tests.support.scrape import Pod, scrape_target, stored, target_labels
 from tests.support.tools import required_tool, venv_python
 
@@ -43,12 +43,6 @@ DESTINATION = "s3://mlplatform-test-artifacts/mlflow"  # the stack output mlflow
 # healthy (a), failing (b), no new version (c), Prometheus unreachable (d), failing while the stable revision
 # follows the alias (e: the program's first storageUri, models:/<name>@<alias>)
 MODELS = ("churn-a", "churn-b", "churn-c", "churn-d", "churn-e")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def wait_for(url: str, process: subprocess.Popen[bytes], log: Path, seconds: float = 90) -> None:
@@ -299,13 +293,8 @@ def shipped(dev, tmp_path_factory: pytest.TempPathFactory) -> tuple[str, Path, d
     """The Airflow venv, the DAG ConfigMap mounted as Airflow's pods mount it, and the plan's Airflow env."""
     python = venv_python(".venv-airflow", "tests/venvs/airflow.txt")
     values = helm_release(dev, "airflow").inputs["values"]
-    [volume] = [v for v in values["volumes"] if v["name"] == "platform-dags"]
-    [cm] = [
-        r for r in dev.by_type("kubernetes:core/v1:ConfigMap")
-        if r.inputs["metadata"].get("name") == volume["configMap"]["name"]
-    ]  # fmt: skip
     mount = tmp_path_factory.mktemp("dags") / Path(PLATFORM_DAGS_MOUNT).relative_to(DAGS_FOLDER)
-    mount_config_map(mount, cm.inputs["data"], volume["configMap"]["items"])
+    mount_config_map(mount, *platform_dags(dev))
     env = {e["name"]: str(e["value"]) for e in values["env"] if "value" in e}
     return python, mount, env
 

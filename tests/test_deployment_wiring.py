@@ -22,7 +22,7 @@ from components.observability.alerts import (
 from dags.mlplatform_deploy.flow import ModelTarget
 from mlplatform.config import AlertThresholds
 from mlplatform.config.serving import ServingModelConfig
-from tests.support.graph import helm_release
+from tests.support.graph import helm_release, platform_dags
 
 T = AlertThresholds()
 ROOT = Path(__file__).resolve().parents[1]
@@ -82,13 +82,7 @@ def test_airflow_manages_inference_services_in_model_serving_only(dev) -> None:
 
 
 def test_the_dag_packages_travel_under_valid_keys_and_come_back_at_their_paths(dev) -> None:
-    values = helm_release(dev, "airflow").inputs["values"]
-    [volume] = [v for v in values["volumes"] if v["name"] == "platform-dags"]
-    [cm] = [
-        r for r in dev.by_type("kubernetes:core/v1:ConfigMap")
-        if r.inputs["metadata"].get("name") == volume["configMap"]["name"]
-    ]  # fmt: skip
-    data, items = cm.inputs["data"], volume["configMap"]["items"]
+    data, items = platform_dags(dev)
     assert all(re.fullmatch(r"[-._a-zA-Z0-9]+", key) for key in data), sorted(data)
     assert sorted(i["key"] for i in items) == sorted(data), "every key mounted, no key missing"
     paths = {i["path"] for i in items}

@@ -8,7 +8,6 @@ import csv
 import os
 import random
 import re
-import socket
 import subprocess
 import time
 import urllib.request
@@ -17,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.net import free_port
 from tests.support.tools import required_tool
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -33,12 +33,6 @@ def drift_python() -> str:
             f"no drift venv at {python} (python3 -m venv .venv-drift && pip install -r jobs/drift/requirements.txt)"
         )
     return str(python)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")

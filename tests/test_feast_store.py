@@ -37,6 +37,7 @@ import yaml
 
 from mlplatform.pins import FEAST_FEATURE_SERVER
 from tests.support.kubelet import mount_config_map
+from tests.support.net import free_port, loopback_certificate
 from tests.support.postgres import ADMIN, ADMIN_PASSWORD, LocalPostgres, local_postgres, server_bin
 from tests.support.tools import required_tool, venv_python
 
@@ -72,14 +73,6 @@ class Servers:
     aws: dict[str, str]  # url, role, denied_role
 
 
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def wait_for(check, what: str, process: subprocess.Popen, log: Path, seconds: float = 30) -> None:
     deadline = time.monotonic() + seconds
     while not check():
@@ -90,12 +83,7 @@ def wait_for(check, what: str, process: subprocess.Popen, log: Path, seconds: fl
 
 def tls_redis(work: Path) -> tuple[subprocess.Popen[bytes], int, Path]:
     """redis-server with TLS only and AUTH, like ElastiCache with in-transit encryption and an auth token."""
-    cert, key = work / "redis.crt", work / "redis.key"
-    subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1",
-         "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(key), "-out", str(cert)],
-        check=True, capture_output=True, timeout=60,
-    )  # fmt: skip
+    cert, key = loopback_certificate(work)
     port, log = free_port(), work / "redis.log"
     process = subprocess.Popen(
         ["redis-server", "--port", "0", "--tls-port", str(port), "--tls-cert-file", str(cert),

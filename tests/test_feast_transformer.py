@@ -29,8 +29,9 @@ import pytest
 
 from tests.support import feast_serving as fs
 from tests.support.mlserver import REQUIREMENTS as MLSERVER_REQUIREMENTS
-from tests.support.mlserver import ROOT, request, serve, venv_dir
+from tests.support.mlserver import ROOT, serve, venv_dir
 from tests.support.mlserver import VENV as MLSERVER_VENV
+from tests.support.net import free_port, request
 from tests.support.tools import required_tool, venv_python
 from tests.test_mlserver_runtime import runtime_container
 
@@ -155,7 +156,7 @@ class RecordingHandler(http.server.BaseHTTPRequestHandler):
 def transformer(python: str, predictor: str, config: dict[str, Any], work: Path) -> Iterator[str]:
     """`python -m feast_transformer` with the arguments KServe's controller appends to a custom transformer
     (kserve v0.20.0 transformer_custom.go GetContainer) and FEAST_TRANSFORMER_CONFIG."""
-    port = fs.free_port()
+    port = free_port()
     log = work / f"transformer-{port}.log"
     env = {"PATH": "/usr/bin:/bin", "HOME": str(work), "FEAST_TRANSFORMER_CONFIG": json.dumps(config)}
     argv = [python, "-m", "feast_transformer", "--model_name", ISVC, "--predictor_host", predictor,
@@ -214,7 +215,7 @@ def path(dev, tmp_path_factory) -> Iterator[Path_]:
                 (model_dir / file.relative_to(source)).write_bytes(file.read_bytes())
         predictions = dict(zip(QUERY, logged["predictions"], strict=True))
         assert len(set(predictions.values())) == 2, predictions  # the features tell the rows apart
-        port = fs.free_port()
+        port = free_port()
         serve_args = ["serve", "-h", "127.0.0.1", "-p", str(port), "--no-access-log"]
         with (
             fs.feature_server(feast_python, repo, serve_args, port) as features,
@@ -223,7 +224,7 @@ def path(dev, tmp_path_factory) -> Iterator[Path_]:
             # A Feast worker's first read imports its online-store modules (online_store.py
             # _check_versioned_read_support, feast v0.66.0), 1-2 s here: done before the 1 s timeout applies.
             warm = {"features": fs.FEATURES, "entities": {fs.JOIN_KEY: QUERY[:1]}}
-            assert fs.post(f"{features}/get-online-features", warm, timeout=120)[0] == 200
+            assert request(f"{features}/get-online-features", warm, timeout=120)[0] == 200
             recorder = Recorder(predictor.url)
             threading.Thread(target=recorder.serve_forever, daemon=True).start()
             proxy = f"http://127.0.0.1:{recorder.server_address[1]}"
@@ -287,7 +288,7 @@ def silent_listener() -> tuple[socket.socket, str]:
 
 @pytest.mark.slow
 def test_a_feature_server_that_is_down_or_hangs_is_a_quick_503(path: Path_) -> None:
-    closed = f"http://127.0.0.1:{fs.free_port()}"  # nothing listens
+    closed = f"http://127.0.0.1:{free_port()}"  # nothing listens
     sock, hanging = silent_listener()
     try:
         for server, bound in ((closed, 1.0), (hanging, 0.5 + 1.0)):
@@ -310,6 +311,6 @@ def test_a_feature_server_that_is_down_or_hangs_is_a_quick_503(path: Path_) -> N
 @pytest.mark.slow
 def test_a_predictor_that_is_down_is_a_503_not_a_hang(path: Path_) -> None:
     config = path.config
-    with transformer(path.python, f"http://127.0.0.1:{fs.free_port()}", config, path.work) as url:
+    with transformer(path.python, f"http://127.0.0.1:{free_port()}", config, path.work) as url:
         status, answer = infer(url, [1001], timeout=10)
     assert status == 503 and "predictor" in answer["error"], answer

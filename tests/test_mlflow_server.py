@@ -33,6 +33,7 @@ from components.lifecycle.mlflow import ENDPOINT, FLASK_SECRET, FLASK_SECRET_KEY
 from mlplatform.pins import MLFLOW
 from tests.support.graph import helm_release
 from tests.support.kubelet import container_env, in_root, lay_out_mounts
+from tests.support.net import free_port
 from tests.support.postgres import (
     ADMIN,
     ADMIN_PASSWORD,
@@ -131,14 +132,6 @@ def test_every_secret_and_config_map_the_pods_load_is_applied(verified, rendered
             if ref and not ref.get("optional") and ("Secret", ref["name"]) not in program | chart:
                 missing.append(f"{container['name']}: Secret {ref['name']} ({env['name']})")
     assert not missing, f"loaded by the pods but never applied (a skipped hook?): {missing}"
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def wait_healthy(url: str, process: subprocess.Popen[bytes], log: Path) -> None:

@@ -21,7 +21,8 @@ from components.serving.kserve import MLFLOW_RUNTIME
 from mlplatform.pins import MLFLOW, MLSERVER_MLFLOW_UID, MLSERVER_TAG, TRAINING_REQUIREMENTS
 from mlplatform.plan.document import PlanDocument
 from mlplatform.plan.mocks import ACCOUNT
-from tests.support.mlserver import REQUIREMENTS, ROOT, VENV, log_model, request, serve, venv_dir
+from tests.support.mlserver import REQUIREMENTS, ROOT, VENV, log_model, serve, venv_dir
+from tests.support.net import request
 from tests.support.tools import venv_python
 
 STACKS = ["dev", "prod", "gcp-dev", "gcp-prod"]

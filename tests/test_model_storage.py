@@ -20,7 +20,8 @@ from typing import Any
 import pytest
 
 from mlplatform.plan.document import PlanDocument
-from tests.support.mlserver import REQUIREMENTS, VENV, free_port, request, serve, venv_dir, wait_ready
+from tests.support.mlserver import REQUIREMENTS, VENV, serve, venv_dir, wait_ready
+from tests.support.net import free_port, request
 from tests.support.tools import venv_python
 
 pytestmark = pytest.mark.slow

@@ -26,6 +26,7 @@ from components.lifecycle.airflow import PGBOUNCER_DB, RELEASE, pgbouncer_ini
 from mlplatform.plan.synth import PROJECT_DIR
 from tests.support.graph import helm_release
 from tests.support.kubelet import lay_out_mounts
+from tests.support.net import free_port
 from tests.support.postgres import (
     ADMIN,
     ADMIN_PASSWORD,
@@ -44,14 +45,6 @@ PASSWORD = "airflow-Pw-1"
 NEWER_KEYWORDS = {"max_prepared_statements": (1, 21)}
 
 pytestmark = pytest.mark.slow
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def pgbouncer_pod(doc) -> dict:

@@ -31,6 +31,7 @@ import pytest
 import yaml
 
 from tests.support.kubelet import lay_out_mounts
+from tests.support.net import free_port
 from tests.support.postgres import CertificateAuthority, namespace_config_maps
 from tests.support.tools import required_tool, venv_python
 
@@ -55,14 +56,6 @@ for label, planned in zip(sys.argv[2::2], sys.argv[3::2]):
         out[label]["error"] = f"{type(e).__name__}: {e}"
 print(json.dumps(out))
 """
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")

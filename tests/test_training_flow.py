@@ -21,7 +21,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import time
 import urllib.request
@@ -36,6 +35,7 @@ import yaml
 from components.lifecycle.training import TRAINING_RUNTIME_ENV, airflow_env, training_code_files
 from mlplatform.pins import RAY_VERSION, TRAINING_REQUIREMENTS
 from tests.support.kubelet import mount_config_map
+from tests.support.net import free_port
 from tests.support.tools import venv_python
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -50,12 +50,6 @@ def test_the_ray_venv_runs_the_pinned_ray_and_the_jobs_requirements() -> None:
     pins = [line for line in (ROOT / RAY_REQUIREMENTS).read_text().splitlines() if "==" in line]
     assert f"ray[default]=={RAY_VERSION}" in pins
     assert set(TRAINING_REQUIREMENTS) <= set(pins), "the job's requirements resolve beside the pinned Ray"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def wait_for(url: str, process: subprocess.Popen[bytes], log: Path, seconds: float = 90) -> None:

@@ -16,7 +16,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from components.contracts import ServiceEndpoint
-from components.kube import PART_OF
+from components.kube import namespaced_grant
 
 ROOT = Path(__file__).resolve().parents[2]
 # The packages the platform's DAGs import, shipped as directories beside them (a ConfigMap is flat: each
@@ -98,27 +98,4 @@ def deployer_rbac(
     parent: pulumi.Resource, prefix: str, serving_ns: k8s.core.v1.Namespace, account: k8s.core.v1.ServiceAccount
 ) -> k8s.rbac.v1.RoleBinding:
     """A Role with DEPLOYER_RULES in the serving namespace, bound to Airflow's service account."""
-    role = k8s.rbac.v1.Role(
-        f"{prefix}-role",
-        metadata=k8s.meta.v1.ObjectMetaArgs(
-            name="airflow-deployer", namespace=serving_ns.metadata.name, labels=PART_OF
-        ),
-        rules=[
-            k8s.rbac.v1.PolicyRuleArgs(api_groups=list(g), resources=list(r), verbs=list(v))
-            for g, r, v in DEPLOYER_RULES
-        ],
-        opts=pulumi.ResourceOptions(parent=parent),
-    )
-    return k8s.rbac.v1.RoleBinding(
-        f"{prefix}-role-binding",
-        metadata=k8s.meta.v1.ObjectMetaArgs(
-            name="airflow-deployer", namespace=serving_ns.metadata.name, labels=PART_OF
-        ),
-        role_ref=k8s.rbac.v1.RoleRefArgs(api_group="rbac.authorization.k8s.io", kind="Role", name=role.metadata.name),
-        subjects=[
-            k8s.rbac.v1.SubjectArgs(
-                kind="ServiceAccount", name=account.metadata.name, namespace=account.metadata.namespace
-            )
-        ],
-        opts=pulumi.ResourceOptions(parent=parent),
-    )
+    return namespaced_grant(parent, prefix, "airflow-deployer", serving_ns, account, DEPLOYER_RULES)

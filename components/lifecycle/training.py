@@ -25,7 +25,13 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from components.contracts import NodePoolContract, WorkloadIdentity
-from components.kube import PART_OF, RESTRICTED_CONTAINER, RESTRICTED_POD, config_map, identity_service_account
+from components.kube import (
+    RESTRICTED_CONTAINER,
+    RESTRICTED_POD,
+    config_map,
+    identity_service_account,
+    namespaced_grant,
+)
 from components.lifecycle.feast import UID as FEAST_UID
 from components.lifecycle.feast import FeastClient
 from mlplatform.pins import TRAINING_REQUIREMENTS
@@ -126,27 +132,4 @@ def launcher_rbac(
     parent: pulumi.Resource, prefix: str, training_ns: k8s.core.v1.Namespace, launcher: k8s.core.v1.ServiceAccount
 ) -> k8s.rbac.v1.RoleBinding:
     """A Role with LAUNCHER_RULES in `training`, bound to the launcher's service account."""
-    role = k8s.rbac.v1.Role(
-        f"{prefix}-role",
-        metadata=k8s.meta.v1.ObjectMetaArgs(
-            name="airflow-launcher", namespace=training_ns.metadata.name, labels=PART_OF
-        ),
-        rules=[
-            k8s.rbac.v1.PolicyRuleArgs(api_groups=list(g), resources=list(r), verbs=list(v))
-            for g, r, v in LAUNCHER_RULES
-        ],
-        opts=pulumi.ResourceOptions(parent=parent),
-    )
-    return k8s.rbac.v1.RoleBinding(
-        f"{prefix}-role-binding",
-        metadata=k8s.meta.v1.ObjectMetaArgs(
-            name="airflow-launcher", namespace=training_ns.metadata.name, labels=PART_OF
-        ),
-        role_ref=k8s.rbac.v1.RoleRefArgs(api_group="rbac.authorization.k8s.io", kind="Role", name=role.metadata.name),
-        subjects=[
-            k8s.rbac.v1.SubjectArgs(
-                kind="ServiceAccount", name=launcher.metadata.name, namespace=launcher.metadata.namespace
-            )
-        ],
-        opts=pulumi.ResourceOptions(parent=parent),
-    )
+    return namespaced_grant(parent, prefix, "airflow-launcher", training_ns, launcher, LAUNCHER_RULES)

@@ -25,8 +25,7 @@ PROJECT_DIR = Path(__file__).resolve().parents[2]
 IMAGES_DIR = "images"  # relative to the project: `pulumi up` runs there, and plans stay machine-independent
 RUNTIME = "mlserver-mlflow"  # the mlflow-3 ServingRuntime's server (components/serving/kserve.py)
 TRANSFORMER = "feast-transformer"  # the Feast transformer InferenceServices put before their predictor
-# Every image the platform ships, in build order. An image whose Dockerfile is not (yet) in the tree is
-# skipped, and its output is None.
+# Every image the platform ships, in build order.
 PLATFORM_IMAGES = (RUNTIME, TRANSFORMER)
 # The cluster's nodes (EKS and GKE node pools of the platform's machine types) are x86-64.
 PLATFORM = docker_build.Platform.LINUX_AMD64
@@ -59,7 +58,7 @@ class ServingImages:
     """Digest-pinned references (`<registry>/<image>:<hash>@sha256:<digest>`) to run."""
 
     runtime: pulumi.Output[str]
-    transformer: pulumi.Output[str] | None  # None while images/feast-transformer has no Dockerfile
+    transformer: pulumi.Output[str]
 
 
 class Images(pulumi.ComponentResource):
@@ -72,8 +71,6 @@ class Images(pulumi.ComponentResource):
         self.images = {}
         for image in PLATFORM_IMAGES:
             directory = args.project_dir / IMAGES_DIR / image
-            if not (directory / "Dockerfile").is_file():
-                continue
             context = f"{IMAGES_DIR}/{image}"
             self.images[image] = docker_build.Image(
                 f"{name}-{image}",
@@ -91,10 +88,5 @@ class Images(pulumi.ComponentResource):
                 ],
                 opts=pulumi.ResourceOptions(parent=self),
             )
-        if RUNTIME not in self.images:
-            raise FileNotFoundError(f"{args.project_dir / IMAGES_DIR / RUNTIME}/Dockerfile: the mlflow-3 runtime's")
-        transformer = self.images.get(TRANSFORMER)
-        self.outputs = ServingImages(
-            runtime=self.images[RUNTIME].ref, transformer=transformer.ref if transformer is not None else None
-        )
+        self.outputs = ServingImages(runtime=self.images[RUNTIME].ref, transformer=self.images[TRANSFORMER].ref)
         self.register_outputs({image: built.ref for image, built in self.images.items()})

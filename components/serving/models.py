@@ -112,7 +112,7 @@ class ModelsArgs:
     # runtime's (components/serving/images.py)
     storage_image: pulumi.Input[str]
     storage_uid: int
-    transformer_image: pulumi.Input[str] | None  # None until images/feast-transformer has a Dockerfile
+    transformer_image: pulumi.Input[str]  # the Feast transformer (components/serving/images.py)
     transformer_uid: int
     after: Sequence[pulumi.Resource] = ()  # KServe: its CRDs, controller (webhooks) and runtimes
 
@@ -166,7 +166,7 @@ def _spread(defaults: Mapping[str, object], component: str) -> list[dict[str, ob
 
 
 def inference_service_spec(
-    m: ServingModelConfig, args: ModelsArgs, account: pulumi.Input[str], transformer_image: pulumi.Input[str] | None
+    m: ServingModelConfig, args: ModelsArgs, account: pulumi.Input[str], transformer_image: pulumi.Input[str]
 ) -> dict[str, object]:
     pool = args.cpu_pool if m.node_pool == CPU_POOL else next(p for p in args.gpu_pools if p.name == m.node_pool)
     model: dict[str, object] = {"storageUri": m.storage_uri}
@@ -189,10 +189,6 @@ def inference_service_spec(
         predictor["topologySpreadConstraints"] = spread
     spec: dict[str, object] = {"predictor": predictor}
     if m.transformer is not None:
-        if transformer_image is None:
-            raise ValueError(
-                f"serving.models {m.name}: a transformer needs the Feast transformer image (images/feast-transformer)"
-            )
         container = {
             "name": "kserve-container",
             "image": transformer_image,

@@ -132,6 +132,13 @@ V2Input = Annotated[str, AfterValidator(_v2_input)]
 JoinKey = Annotated[str, AfterValidator(_join_key)]
 
 
+def _unique(what: str, v: list[str]) -> list[str]:
+    repeated = sorted({x for x in v if v.count(x) > 1})
+    if repeated:
+        raise ValueError(f"{what} must not repeat; repeated: {_one_of(repeated)}")
+    return v
+
+
 class TransformerConfig(Strict):
     """The Feast transformer before the predictor: for each request row it reads the entity keys from the
     V2 inputs named in `entities`, fetches `features` from the online feature server, and sends the
@@ -144,10 +151,7 @@ class TransformerConfig(Strict):
     @field_validator("features")
     @classmethod
     def _no_repeats(cls, v: list[str]) -> list[str]:
-        repeated = sorted({f for f in v if v.count(f) > 1})
-        if repeated:
-            raise ValueError(f"features must not repeat; repeated: {_one_of(repeated)}")
-        return v
+        return _unique("features", v)
 
 
 class ServingModelConfig(Strict):
@@ -285,10 +289,7 @@ class ServingGraphConfig(Strict):
     def _no_repeats(cls, v: list[str]) -> list[str]:
         # KServe's webhook rejects a node with two steps of one name (inference_graph_validation.go
         # DuplicateStepNameError), and steps are named by their model
-        repeated = sorted({s for s in v if v.count(s) > 1})
-        if repeated:
-            raise ValueError(f"steps must not repeat; repeated: {_one_of(repeated)}")
-        return v
+        return _unique("steps", v)
 
 
 class ServingConfig(Strict):

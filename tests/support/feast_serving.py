@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import textwrap
 import time
@@ -18,17 +17,13 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from tests.support.net import free_port
+
 PROJECT = "serving_test"
 VIEW = "driver_hourly_stats"
 FEATURES = [f"{VIEW}:conv_rate", f"{VIEW}:acc_rate", f"{VIEW}:avg_daily_trips"]
 JOIN_KEY = "driver_id"
 DRIVERS = list(range(1001, 1001 + 200))  # 200 drivers: enough for 100-row reads of distinct keys
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def latest_row(driver: int) -> dict[str, Any]:
@@ -156,18 +151,3 @@ def feature_server(python: str, repo: Path, args: Sequence[str], port: int, env:
         yield url
     finally:
         stop(process)
-
-
-def post(url: str, body: Any, timeout: float = 30) -> tuple[int, Any]:
-    """(status, JSON body) of a POST; HTTP errors are answers too."""
-    data = json.dumps(body).encode()
-    req = urllib.request.Request(url, data=data, headers={"Content-Type": "application/json"})
-    try:
-        with urllib.request.urlopen(req, timeout=timeout) as response:
-            return response.status, json.loads(response.read())
-    except urllib.error.HTTPError as e:
-        raw = e.read()
-        try:
-            return e.code, json.loads(raw)
-        except ValueError:
-            return e.code, raw.decode(errors="replace")

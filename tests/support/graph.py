@@ -28,3 +28,15 @@ def helm_release(doc: PlanDocument, name: str) -> Registration:
         and r.inputs.get("name", r.name) == name
     ]
     return found
+
+
+def platform_dags(doc: PlanDocument) -> tuple[dict[str, str], list[dict[str, str]] | None]:
+    """The platform's DAG ConfigMap's data and the `items` Airflow's pods mount it with (each key at its path:
+    the DAGs' packages come back as directories)."""
+    values = helm_release(doc, "airflow").inputs["values"]
+    [volume] = [v for v in values["volumes"] if v["name"] == "platform-dags"]
+    [cm] = [
+        r for r in doc.by_type("kubernetes:core/v1:ConfigMap")
+        if r.inputs["metadata"].get("name") == volume["configMap"]["name"]
+    ]  # fmt: skip
+    return cm.inputs["data"], volume["configMap"].get("items")

@@ -5,7 +5,6 @@ the command, arguments and environment of the planned ServingRuntime's container
 from __future__ import annotations
 
 import json
-import socket
 import subprocess
 import time
 import urllib.error
@@ -17,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from components.serving.kserve import ISVC_NAME, MODEL_DIR
+from tests.support.net import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 VENV = ".venv-mlserver"
@@ -71,12 +71,6 @@ def log_model(python: str, work: Path) -> LoggedModel:
             (target / path.relative_to(source)).parent.mkdir(parents=True, exist_ok=True)
             (target / path.relative_to(source)).write_bytes(path.read_bytes())
     return LoggedModel(target, logged["inputs"], logged["predictions"])
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @dataclass(frozen=True)
@@ -140,22 +134,6 @@ def wait_ready(url: str, process: subprocess.Popen, log: Path, timeout: float) -
             pass
         time.sleep(0.5)
     raise AssertionError(f"{url} not ready after {timeout} s:\n{log.read_text()[-4000:]}")
-
-
-def request(url: str, body: Mapping[str, Any] | None = None, timeout: float = 30) -> tuple[int, Any]:
-    """(status, JSON body) of a GET, or of a POST of `body`; HTTP errors are answers too."""
-    data = json.dumps(body).encode() if body is not None else None
-    req = urllib.request.Request(url, data=data, headers={"Content-Type": "application/json"} if data else {})
-    try:
-        with urllib.request.urlopen(req, timeout=timeout) as response:
-            raw = response.read()
-            return response.status, json.loads(raw) if raw else None
-    except urllib.error.HTTPError as e:
-        raw = e.read()
-        try:
-            return e.code, json.loads(raw)
-        except ValueError:
-            return e.code, raw.decode(errors="replace")
 
 
 def venv_dir(python: str) -> Path:
