@@ -28,7 +28,7 @@ import requests
 
 from components.contracts import Namespace
 from components.lifecycle.airflow import DAGS_FOLDER, PLATFORM_DAGS_MOUNT
-from dags.mlplatform_deploy.clients import CREATE_MANAGER, FIELD_MANAGER
+from dags.mlplatform_deploy.clients import FIELD_MANAGER
 from tests.support.fake_kserve import FakeKServe
 from tests.support.graph import helm_release, platform_dags
 from tests.support.kubelet import mount_config_map
@@ -421,21 +421,19 @@ def test_prometheus_unreachable_means_no_promotion(shipped, mlflow) -> None:
     assert f"Prometheus at {closed} unreachable" in logs
 
 
-def test_a_missing_inference_service_is_created_at_full_traffic(shipped, mlflow, prometheus) -> None:
-    """Nothing to canary against: created with the model's runtime under its own field manager, so the
-    flow's later applies own only storageUri and canaryTrafficPercent."""
-    (url, versions), (prom, _) = mlflow, prometheus
+def test_a_missing_inference_service_is_left_to_the_program(shipped, mlflow, prometheus) -> None:
+    """The program creates every configured model's InferenceService (`pulumi up`); one the flow created
+    would make that create fail on an existing object. The flow writes nothing and says why."""
+    (url, _), (prom, _) = mlflow, prometheus
     fake = FakeKServe()
     server, kube = fake.serve()
     try:
         results, logs = run_flow(shipped, url, prom, kube, "churn-a")
     finally:
         server.shutdown()
-    [create] = fake.writes()
-    assert (create.method, create.query) == ("POST", {"fieldManager": CREATE_MANAGER})
-    assert create.body["spec"]["predictor"]["model"]["storageUri"] == bucket_uri(versions["churn-a"][1]["artifacts"])
-    assert [r["outcome"] for r in results] == ["promoted"], logs
-    assert fake.predictor(NAMESPACE, "churn-a")["latestRolledoutRevision"] == "churn-a-predictor-00001"
+    assert results == [] and fake.writes() == [], logs
+    assert [r.method for r in fake.requests] == ["GET"]
+    assert "no InferenceService churn-a in model-serving yet: it is created by `pulumi up`" in logs
 
 
 def test_a_rollback_never_restores_a_storage_uri_that_follows_the_alias(shipped, mlflow, prometheus) -> None:

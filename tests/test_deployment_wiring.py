@@ -5,9 +5,11 @@ ConfigMap under valid keys, each put back at its path."""
 
 from __future__ import annotations
 
+import ast
 import json
 import re
 import string
+from datetime import timedelta
 from pathlib import Path
 
 from components.lifecycle.deployment import model_targets
@@ -21,7 +23,7 @@ from components.observability.alerts import (
 )
 from dags.mlplatform_deploy.flow import ModelTarget
 from mlplatform.config import AlertThresholds
-from mlplatform.config.serving import ServingModelConfig
+from mlplatform.config.serving import CANARY_WATCH_MAX, READY_TIMEOUT_MAX, ServingModelConfig
 from tests.support.graph import helm_release, platform_dags
 
 T = AlertThresholds()
@@ -49,14 +51,25 @@ def test_the_canary_queries_are_the_alert_expressions_for_one_revision(dev) -> N
 
 def test_models_that_follow_an_alias_reach_the_dag_in_the_shape_it_parses() -> None:
     follows = ServingModelConfig(
-        name="churn", registered_model="churn-classifier", alias="production", canary_percent=20
-    )
+        name="churn", registered_model="churn-classifier", alias="production", canary_percent=20,
+        canary_watch_seconds=900, canary_check_seconds=60, ready_timeout_seconds=1200,
+    )  # fmt: skip
     pinned = ServingModelConfig(name="fixed", registered_model="churn-deep", version=3)
     [target] = [ModelTarget.from_json(m) for m in json.loads(json.dumps(model_targets([follows, pinned])))]
     assert (target.name, target.registered_model, target.alias, target.canary_percent) == (
         "churn", "churn-classifier", "production", 20,
     )  # fmt: skip
-    assert target.inference_service["spec"]["predictor"]["model"]["runtime"] == follows.runtime
+    assert (target.watch_seconds, target.check_seconds, target.ready_seconds) == (900, 60, 1200)
+
+
+def test_the_longest_configurable_deployment_fits_the_dag_run() -> None:
+    """A run starts the new revision, watches it, and on a rollback waits for the restored revision: with the
+    longest values config allows, that stays inside the DAG's dagrun_timeout (Airflow fails a run past it)."""
+    dag = ast.parse((ROOT / "dags" / "deploy_model.py").read_text())
+    [timeout] = [k.value for n in ast.walk(dag) if isinstance(n, ast.Call)
+                 for k in n.keywords if k.arg == "dagrun_timeout"]  # fmt: skip
+    limit = timedelta(**{k.arg: ast.literal_eval(k.value) for k in timeout.keywords}).total_seconds()
+    assert limit > 2 * READY_TIMEOUT_MAX + CANARY_WATCH_MAX
 
 
 def test_airflow_manages_inference_services_in_model_serving_only(dev) -> None:
@@ -78,7 +91,7 @@ def test_airflow_manages_inference_services_in_model_serving_only(dev) -> None:
     [deployer] = serving
     rules = roles[("model-serving", deployer["roleRef"]["name"])]
     assert [(r["apiGroups"], r["resources"]) for r in rules] == [(["serving.kserve.io"], ["inferenceservices"])]
-    assert set(rules[0]["verbs"]) == {"get", "list", "watch", "create", "patch", "update"}
+    assert set(rules[0]["verbs"]) == {"get", "list", "watch", "patch"}  # no create: the program creates them
 
 
 def test_the_dag_packages_travel_under_valid_keys_and_come_back_at_their_paths(dev) -> None:

@@ -128,7 +128,9 @@ def test_render_groups_by_layer_with_counts_and_outputs(dev: PlanDocument) -> No
 
 @pytest.mark.parametrize("stack", STACKS)
 def test_plan_is_fast(plan, stack: str) -> None:
-    assert plan(stack).seconds < 10
+    """CPU seconds, not wall time: two test workers and anything else on a 2-core machine stretch the wall
+    clock (11 s measured under load for a 6 s synthesis), the CPU the synthesis itself spends does not."""
+    assert plan(stack).cpu_seconds < 10
 
 
 def test_plan_command_prints_tree_and_writes_json(tmp_path: Path) -> None:

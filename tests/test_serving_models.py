@@ -175,6 +175,16 @@ def serving(*models: dict, graphs: tuple[dict, ...] = ()) -> dict:
         ),
         (DEV | serving(model(canaryPercent=100)), "mlplatform:serving.models[0].canaryPercent = 100", "less than"),
         (
+            DEV | serving(model(canaryWatchSeconds=120, canaryCheckSeconds=300)),
+            "mlplatform:serving.models[0].canaryCheckSeconds = 300",
+            "<= canaryWatchSeconds (120)",
+        ),
+        (
+            DEV | serving(model(canaryWatchSeconds=7200)),
+            "mlplatform:serving.models[0].canaryWatchSeconds = 7200",
+            "less than or equal to 3600",
+        ),
+        (
             DEV | serving(model(transformer={**FEATURES, "features": ["conv_rate"]})),
             "mlplatform:serving.models[0].transformer.features[0] = 'conv_rate'",
             "<feature view>:<feature>",

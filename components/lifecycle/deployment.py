@@ -26,11 +26,9 @@ DAG_PACKAGES: tuple[tuple[Path, tuple[str, ...]], ...] = (
     (ROOT / "dags" / "mlplatform_deploy", ("__init__.py", "clients.py", "flow.py")),
     (ROOT / "mlplatform_client", ("__init__.py", "models.py")),
 )
-# InferenceServices only, in `model-serving` only (a Role there): read them, create a missing one, and apply
-# the deployment's fields (server-side apply is a PATCH)
-DEPLOYER_RULES = (
-    (("serving.kserve.io",), ("inferenceservices",), ("get", "list", "watch", "create", "patch", "update")),
-)
+# InferenceServices only, in `model-serving` only (a Role there): read them and apply the deployment's fields
+# (server-side apply is a PATCH). No create: the program creates every configured model's InferenceService.
+DEPLOYER_RULES = ((("serving.kserve.io",), ("inferenceservices",), ("get", "list", "watch", "patch")),)
 
 
 def package_files() -> dict[str, str]:
@@ -60,17 +58,17 @@ class ModelDeployment:
 
 def model_targets(models: Sequence[Any]) -> list[dict[str, Any]]:
     """serving.models[] (mlplatform/config/serving.py ServingModelConfig) as the DAG reads them: only models
-    that follow an alias (a fixed version is not the DAG's to move). A missing InferenceService is created
-    with the model's runtime; the program creates the full one on `pulumi up`."""
+    that follow an alias (a fixed version is not the DAG's to move). Their InferenceServices are the
+    program's; the DAG moves only their storageUri and canary share."""
     return [
         {
             "name": m.name,
             "registeredModel": m.registered_model,
             "alias": m.alias,
             "canaryPercent": m.canary_percent,
-            "inferenceService": {
-                "spec": {"predictor": {"model": {"modelFormat": {"name": "mlflow"}, "runtime": m.runtime}}}
-            },
+            "watchSeconds": m.canary_watch_seconds,
+            "checkSeconds": m.canary_check_seconds,
+            "readySeconds": m.ready_timeout_seconds,
         }
         for m in models
         if m.alias is not None

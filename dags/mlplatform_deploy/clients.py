@@ -129,9 +129,6 @@ GROUP, VERSION, PLURAL, KIND = "serving.kserve.io", "v1beta1", "inferenceservice
 # spec.predictor.canaryTrafficPercent and the mlplatform.io/ annotations below, and nothing else, so the
 # program's own apply of the InferenceService (Pulumi) and this flow do not take each other's fields.
 FIELD_MANAGER = "mlplatform-deploy-model"
-# An InferenceService the flow creates (none existed) is created under another manager, so the base spec it
-# writes once is not owned by FIELD_MANAGER, whose every apply carries only the fields above.
-CREATE_MANAGER = "mlplatform-deploy-model-create"
 
 
 class InferenceServices:
@@ -153,11 +150,6 @@ class InferenceServices:
             if e.status == 404:
                 return None
             raise
-
-    def create(self, body: dict[str, Any]) -> dict[str, Any]:
-        return self.api.create_namespaced_custom_object(
-            GROUP, VERSION, self.namespace, PLURAL, body, field_manager=CREATE_MANAGER
-        )
 
     def apply(self, name: str, storage_uri: str, canary_percent: int, annotations: dict[str, str]) -> dict[str, Any]:
         """Server-side apply of the fields this flow owns, as FIELD_MANAGER, forcing conflicts (it takes

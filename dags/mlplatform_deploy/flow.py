@@ -28,9 +28,6 @@ from typing import Any
 from mlplatform_client.models import model_artifact_uri, storage_location
 
 from .clients import (
-    GROUP,
-    KIND,
-    VERSION,
     InferenceServices,
     MlflowRegistry,
     Prometheus,
@@ -54,8 +51,8 @@ CANARY = "canary"
 class ModelTarget:
     """One model the platform serves (the `serving_models` Airflow variable, JSON, one object per model):
     `name` is the InferenceService, `registeredModel` and `alias` where its versions come from. The rest has
-    defaults: the canary's share, how long it is watched, how long its revision may take to become ready,
-    and the InferenceService to create when none exists yet (the program's manifest for it)."""
+    defaults: the canary's share, how long it is watched and how often, and how long its revision may take
+    to become ready."""
 
     name: str
     registered_model: str
@@ -64,7 +61,6 @@ class ModelTarget:
     watch_seconds: float = 600
     check_seconds: float = 30
     ready_seconds: float = 900
-    inference_service: dict[str, Any] | None = None
 
     @classmethod
     def from_json(cls, doc: Mapping[str, Any]) -> ModelTarget:
@@ -76,7 +72,6 @@ class ModelTarget:
             "watchSeconds": "watch_seconds",
             "checkSeconds": "check_seconds",
             "readySeconds": "ready_seconds",
-            "inferenceService": "inference_service",
         }
         unknown = set(doc) - set(known)
         if unknown:
@@ -133,11 +128,20 @@ def find_new_versions(targets: Sequence[ModelTarget], s: Services) -> list[dict[
                 t.name, label, t.alias, version.tags.get(REASON_TAG, "no reason recorded"), STATUS_TAG,
             )  # fmt: skip
             continue
-        uri = storage_location(model_artifact_uri(s.registry, version), s.artifacts_destination)
         isvc = s.isvcs.get(t.name)
-        current = _storage_uri(isvc) if isvc else None
+        if isvc is None:
+            # The program creates every configured model's InferenceService (serving.models[]); one the flow
+            # created would make that create fail (the object exists) and would lack the program's spec.
+            log.warning(
+                "%s: no InferenceService %s in %s yet: it is created by `pulumi up` from serving.models[]; "
+                "%s is deployed once it exists",
+                t.name, t.name, s.isvcs.namespace, label,
+            )  # fmt: skip
+            continue
+        uri = storage_location(model_artifact_uri(s.registry, version), s.artifacts_destination)
+        current = _storage_uri(isvc)
         plan = {"target": t.to_json(), "version": version.version, "storageUri": uri}
-        if isvc is not None and current == uri:
+        if current == uri:
             if _annotations(isvc).get(STATUS_ANNOTATION) == CANARY:
                 log.info("%s: %s is an unfinished canary; watching it again", t.name, label)
                 previous = _annotations(isvc).get(PREVIOUS_URI_ANNOTATION)
@@ -145,28 +149,9 @@ def find_new_versions(targets: Sequence[ModelTarget], s: Services) -> list[dict[
             else:
                 log.info("%s: already serves %s (%s); nothing changes", t.name, label, uri)
             continue
-        log.info(
-            "%s: %s newly holds alias %r: %s -> %s", t.name, label, t.alias, current or "(no InferenceService)", uri
-        )
-        plans.append(plan | {"previousStorageUri": current, "create": isvc is None})
+        log.info("%s: %s newly holds alias %r: %s -> %s", t.name, label, t.alias, current, uri)
+        plans.append(plan | {"previousStorageUri": current})
     return plans
-
-
-def _new_isvc(t: ModelTarget, namespace: str, uri: str, annotations: dict[str, str]) -> dict[str, Any]:
-    """The program's manifest for the model when it gave one, else the smallest MLflow 3 predictor."""
-    base = dict(t.inference_service or {})
-    spec = dict(base.get("spec") or {"predictor": {"model": {"modelFormat": {"name": "mlflow"}}}})
-    predictor = dict(spec.get("predictor") or {})
-    predictor["model"] = {**(predictor.get("model") or {}), "storageUri": uri}
-    metadata = dict(base.get("metadata") or {})
-    metadata.update(name=t.name, namespace=namespace)
-    metadata["annotations"] = {**(metadata.get("annotations") or {}), **annotations}
-    return {
-        "apiVersion": f"{GROUP}/{VERSION}",
-        "kind": KIND,
-        "metadata": metadata,
-        "spec": spec | {"predictor": predictor},
-    }
 
 
 def _wait_ready(s: Services, name: str, before: str | None, timeout: float, interval: float) -> str | None:
@@ -187,8 +172,7 @@ def _wait_ready(s: Services, name: str, before: str | None, timeout: float, inte
 
 
 def roll_out(plan: Mapping[str, Any], s: Services) -> dict[str, Any]:
-    """Applies the new version: a new InferenceService at full traffic (there is nothing to canary against),
-    otherwise the new storageUri at the target's canary percent; then waits for the new revision."""
+    """Applies the new storageUri at the target's canary percent, then waits for the new revision."""
     t = ModelTarget(**plan["target"])
     annotations = {
         MODEL_VERSION_ANNOTATION: f"{t.registered_model}/{plan['version']}",
@@ -204,12 +188,6 @@ def roll_out(plan: Mapping[str, Any], s: Services) -> dict[str, Any]:
         }
         log.info("%s: resuming the canary %s (stable %s)", t.name, rollout["canaryRevision"], rollout["stableRevision"])
         return rollout
-    if plan.get("create"):
-        annotations[STATUS_ANNOTATION] = PROMOTED
-        s.isvcs.create(_new_isvc(t, s.isvcs.namespace, plan["storageUri"], annotations))
-        log.info("%s: created InferenceService in %s serving %s", t.name, s.isvcs.namespace, plan["storageUri"])
-        revision = _wait_ready(s, t.name, None, t.ready_seconds, t.check_seconds)
-        return rollout | {"first": True, "canaryRevision": revision, "stableRevision": None}
     before = _predictor_status(s.isvcs.get(t.name) or {})
     stable = before.get("latestRolledoutRevision")
     s.isvcs.apply(t.name, plan["storageUri"], t.canary_percent, annotations)
@@ -242,8 +220,6 @@ def judge(rollout: Mapping[str, Any], s: Services) -> Verdict:
     Prometheus not answering is never healthy: no promotion without evidence."""
     t = ModelTarget(**rollout["target"])
     revision = rollout.get("canaryRevision")
-    if rollout.get("first"):
-        return Verdict(revision is not None, "first version: nothing to canary against" if revision else "not ready")
     if revision is None:
         return Verdict(False, f"the canary revision did not become ready within {t.ready_seconds:.0f} s")
     q, limits = _queries(s, s.isvcs.namespace, revision), s.queries
@@ -295,12 +271,11 @@ def conclude(rollout: Mapping[str, Any], verdict: Verdict, s: Services) -> dict[
         PREVIOUS_URI_ANNOTATION: rollout.get("previousStorageUri") or "",
     }
     if verdict.healthy:
-        if not rollout.get("first"):
-            s.isvcs.apply(t.name, uri, 100, annotations | {STATUS_ANNOTATION: PROMOTED})
-            log.info("%s: promoted %s (version %s) to 100 %%: %s", t.name, revision, version, verdict.reason)
+        s.isvcs.apply(t.name, uri, 100, annotations | {STATUS_ANNOTATION: PROMOTED})
+        log.info("%s: promoted %s (version %s) to 100 %%: %s", t.name, revision, version, verdict.reason)
         outcome = PROMOTED
-    elif rollout.get("first") or not rollout.get("previousStorageUri"):
-        # nothing to go back to: the new InferenceService stays, marked, and the version is tagged
+    elif not rollout.get("previousStorageUri"):
+        # nothing to go back to (an InferenceService without a storageUri): it stays, and the version is tagged
         log.error("%s: version %s is unhealthy and there is no previous model to go back to: %s",
                   t.name, version, verdict.reason)  # fmt: skip
         outcome = ROLLED_BACK

@@ -88,10 +88,17 @@ def _one_of(values: tuple[str, ...] | list[str]) -> str:
     return ", ".join(values)
 
 
-class TimeoutsConfig(Strict):
-    """How long the transformer waits, in seconds: a slow dependency becomes the client's 504, never a hang."""
+# the longest canary watch and revision start the deployment DAG's 2 h run allows (ServingModelConfig)
+CANARY_WATCH_MAX, READY_TIMEOUT_MAX = 3600, 1500
 
-    feature_server: Annotated[float, Field(gt=0, le=10)] = 1.0
+
+class TimeoutsConfig(Strict):
+    """How long the transformer waits, in seconds: a slow dependency becomes the client's 503/504, never a
+    hang. The feature server's 3 s covers a worker's first read (1-2 s measured: Feast imports its SQL
+    online-store modules then, feast v0.66.0 online_store.py _is_versioned_read_supported), which happens at
+    start and after every recycle of a worker; warm reads take milliseconds."""
+
+    feature_server: Annotated[float, Field(gt=0, le=10)] = 3.0
     predictor: Annotated[float, Field(gt=0, le=600)] = 30.0
 
 
@@ -169,6 +176,12 @@ class ServingModelConfig(Strict):
     min_replicas: Annotated[int, Field(ge=0, le=100)] | None = None  # default: the stack's (dev 0, prod 3/zone)
     max_replicas: Annotated[int, Field(ge=1, le=1000)] | None = None
     canary_percent: Annotated[int, Field(ge=1, le=99)] = 10
+    # The deployment DAG's timing (dags/mlplatform_deploy/flow.py ModelTarget). The bounds keep one run inside
+    # the DAG's 2 h dagrun_timeout: a new revision's start, the watch, and a rollback's restored revision
+    # (2 x 1500 + 3600 = 6600 s).
+    canary_watch_seconds: Annotated[int, Field(ge=60, le=CANARY_WATCH_MAX)] = 600
+    canary_check_seconds: Annotated[int, Field(ge=10, le=600)] = 30
+    ready_timeout_seconds: Annotated[int, Field(ge=60, le=READY_TIMEOUT_MAX)] = 900
     transformer: TransformerConfig | None = None
 
     @field_validator("alias")
@@ -223,6 +236,16 @@ class ServingModelConfig(Strict):
             raise ValueError(f"maxReplicas must be >= minReplicas ({low})")
         if low is None and "min_replicas" in info.data and stack_default is not None and v < stack_default:
             raise ValueError(f"maxReplicas must be >= minReplicas, which this stack defaults to {stack_default}")
+        return v
+
+    @field_validator("canary_check_seconds")
+    @classmethod
+    def _checks_within_the_watch(cls, v: int, info: ValidationInfo) -> int:
+        watch = info.data.get("canary_watch_seconds")
+        if watch is not None and v > watch:
+            raise ValueError(
+                f"canaryCheckSeconds must be <= canaryWatchSeconds ({watch}): the watch checks at least once"
+            )
         return v
 
     @field_validator("transformer")

@@ -20,6 +20,8 @@ class PlanDocument:
     resources: list[Registration]
     outputs: dict[str, Any]
     seconds: float = 0.0
+    # CPU time of the process while synthesizing: the figure that does not grow with the machine's load
+    cpu_seconds: float = 0.0
 
     # -- queries (used by tests and the renderer) ------------------------------------------------
 

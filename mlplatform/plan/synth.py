@@ -65,7 +65,7 @@ def synthesize(
         except BaseException as e:
             result["error"] = e
 
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), time.process_time()
     worker = threading.Thread(target=run, name=f"synth-{stack}")
     worker.start()
     worker.join()
@@ -73,6 +73,7 @@ def synthesize(
         raise result["error"]
     doc: PlanDocument = result["doc"]
     doc.seconds = time.perf_counter() - started
+    doc.cpu_seconds = time.process_time() - cpu_started
     return doc
 
 

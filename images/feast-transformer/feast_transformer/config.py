@@ -20,7 +20,10 @@ FEATURE_REF = re.compile(r"[A-Za-z_][A-Za-z0-9_]*:[A-Za-z_][A-Za-z0-9_]*")
 # A V2 input's name (any string in the protocol; kept to what a DataFrame column and a URL carry plainly)
 V2_INPUT = re.compile(r"[A-Za-z0-9_.\-]+")
 JOIN_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-DEFAULT_TIMEOUTS = {"featureServer": 1.0, "predictor": 30.0}
+# featureServer: a warm read takes milliseconds, but each feature-server worker's first read imports Feast's
+# SQL online-store modules (feast v0.66.0 online_store.py _is_versioned_read_supported), 1-2 s measured, at
+# start and after every --max-requests recycle; 3 s lets it through and still bounds a hung server
+DEFAULT_TIMEOUTS = {"featureServer": 3.0, "predictor": 30.0}
 KEYS = {"featureServerUrl", "features", "entities", "timeoutSeconds", "fullFeatureNames", "passEntities"}
 
 
