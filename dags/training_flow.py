@@ -106,6 +106,11 @@ def training_flow() -> None:
             "{{ var.value.training_runtime_env }}",
             "--entrypoint-num-gpus",
             "{{ var.value.training_num_gpus }}",
+            # A driver that asks for no resources is pinned to the head node (ray 2.52 dashboard/modules/job/
+            # job_manager.py _get_scheduling_strategy), which has num-cpus 0 and 4 GiB here: one CPU sends it
+            # to a worker of the autoscaled CPU group (or, with a GPU, of a GPU group)
+            "--entrypoint-num-cpus",
+            "1",
             "--",
         ],
         arguments=[

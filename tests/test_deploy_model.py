@@ -40,9 +40,9 @@ pytestmark = pytest.mark.slow
 
 NAMESPACE = Namespace.SERVING.value
 DESTINATION = "s3://mlplatform-test-artifacts/mlflow"  # the stack output mlflowArtifactsDestination
-# healthy (a), failing (b), no new version (c), Prometheus unreachable (d), failing while the stable revision
-# follows the alias (e: the program's first storageUri, models:/<name>@<alias>)
-MODELS = ("churn-a", "churn-b", "churn-c", "churn-d", "churn-e")
+# healthy (a), failing (b), no new version (c), Prometheus unreachable (d), still on the program's first
+# storageUri, models:/<name>@<alias> (e), with a transformer: a failing canary, then a healthy one (f)
+MODELS = ("churn-a", "churn-b", "churn-c", "churn-d", "churn-e", "churn-f")
 
 
 def wait_for(url: str, process: subprocess.Popen[bytes], log: Path, seconds: float = 90) -> None:
@@ -74,7 +74,7 @@ out = {}
 for name, alias_version in json.loads(sys.argv[2]).items():
     client.create_registered_model(name)
     versions = []
-    for _ in range(2):
+    for _ in range(3):
         logged = client.create_logged_model(experiment, name="model")
         v = client.create_model_version(
             name, source=f"models:/{logged.model_id}", model_id=logged.model_id, await_creation_for=0
@@ -100,7 +100,7 @@ def mlflow(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, dict
     url = f"http://127.0.0.1:{port}"
     try:
         wait_for(f"{url}/health", process, log)
-        aliases = {"churn-a": "2", "churn-b": "2", "churn-c": "1", "churn-d": "2", "churn-e": "2"}
+        aliases = {"churn-a": "2", "churn-b": "2", "churn-c": "1", "churn-d": "2", "churn-e": "2", "churn-f": "2"}
         done = subprocess.run(
             [python, "-c", REGISTER, url, json.dumps(aliases)], capture_output=True, text=True, timeout=180
         )
@@ -224,7 +224,9 @@ def prometheus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, 
     proxies.revisions[("churn-a", "churn-a-predictor-00002", 2)] = Traffic(ok=50, errors=0, latency=0.04)
     proxies.revisions[("churn-b", "churn-b-predictor-00002", 2)] = Traffic(ok=30, errors=30, latency=0.04)
     proxies.revisions[("churn-d", "churn-d-predictor-00002", 2)] = Traffic(ok=50, errors=0, latency=0.04)
-    proxies.revisions[("churn-e", "churn-e-predictor-00002", 2)] = Traffic(ok=30, errors=30, latency=0.04)
+    # churn-f: version 2's canary fails, the rollback restores version 1 (revision 3), version 3's canary is fine
+    proxies.revisions[("churn-f", "churn-f-predictor-00002", 2)] = Traffic(ok=30, errors=30, latency=0.04)
+    proxies.revisions[("churn-f", "churn-f-predictor-00004", 4)] = Traffic(ok=50, errors=0, latency=0.04)
     exporter = proxies.serve()
     # honor_labels: the series keep the labels the platform's PodMonitor would have given them
     config = {
@@ -315,17 +317,20 @@ def run_flow(shipped, mlflow_url: str, prometheus_url: str, kube: str, model: st
     return json.loads(done.stdout.strip().splitlines()[-1]), done.stderr
 
 
-def serving(model: str, uri: str) -> FakeKServe:
+def serving(model: str, uri: str, transformer: dict[str, Any] | None = None) -> FakeKServe:
     """An InferenceService the program created (Pulumi's field manager), its first revision rolled out."""
     fake = FakeKServe()
+    spec: dict[str, Any] = {
+        "predictor": {"model": {"modelFormat": {"name": "mlflow"}, "runtime": "mlflow-3", "storageUri": uri}}
+    }
+    if transformer is not None:
+        spec["transformer"] = transformer
     fake.seed(
         {
             "apiVersion": "serving.kserve.io/v1beta1",
             "kind": "InferenceService",
             "metadata": {"name": model, "namespace": NAMESPACE},
-            "spec": {
-                "predictor": {"model": {"modelFormat": {"name": "mlflow"}, "runtime": "mlflow-3", "storageUri": uri}}
-            },
+            "spec": spec,
         }
     )
     return fake
@@ -345,7 +350,7 @@ def applied(fake: FakeKServe) -> list[tuple[str, int]]:
 
 def test_a_healthy_canary_is_promoted(shipped, mlflow, prometheus) -> None:
     (url, versions), (prom, _) = mlflow, prometheus
-    v1, v2 = (bucket_uri(v["artifacts"]) for v in versions["churn-a"])
+    v1, v2, _ = (bucket_uri(v["artifacts"]) for v in versions["churn-a"])
     fake = serving("churn-a", v1)
     server, kube = fake.serve()
     try:
@@ -367,7 +372,7 @@ def test_a_healthy_canary_is_promoted(shipped, mlflow, prometheus) -> None:
 
 def test_a_failing_canary_is_rolled_back_and_tagged(shipped, mlflow, prometheus) -> None:
     (url, versions), (prom, _) = mlflow, prometheus
-    v1, v2 = (bucket_uri(v["artifacts"]) for v in versions["churn-b"])
+    v1, v2, _ = (bucket_uri(v["artifacts"]) for v in versions["churn-b"])
     fake = serving("churn-b", v1)
     server, kube = fake.serve()
     try:
@@ -405,7 +410,7 @@ def test_no_new_version_changes_nothing(shipped, mlflow, prometheus) -> None:
 
 def test_prometheus_unreachable_means_no_promotion(shipped, mlflow) -> None:
     url, versions = mlflow
-    v1, v2 = (bucket_uri(v["artifacts"]) for v in versions["churn-d"])
+    v1, v2, _ = (bucket_uri(v["artifacts"]) for v in versions["churn-d"])
     fake = serving("churn-d", v1)
     server, kube = fake.serve()
     closed = f"http://127.0.0.1:{free_port()}"
@@ -436,21 +441,49 @@ def test_a_missing_inference_service_is_left_to_the_program(shipped, mlflow, pro
     assert "no InferenceService churn-a in model-serving yet: it is created by `pulumi up`" in logs
 
 
-def test_a_rollback_never_restores_a_storage_uri_that_follows_the_alias(shipped, mlflow, prometheus) -> None:
-    """The program creates an InferenceService with `models:/<model>@<alias>`, resolved when each pod starts:
-    once the alias names the failing version, restoring that URI would load it. The rollback pins traffic to
-    the stable revision (canaryTrafficPercent 0) and leaves the URI alone."""
+def test_an_inference_service_that_follows_the_alias_is_pinned_without_a_canary(shipped, mlflow, prometheus) -> None:
+    """The program creates an InferenceService with `models:/<model>@<alias>`, whose pods already load the
+    alias's version: the first run pins it to that version's files at 100 % in one revision, judges nothing
+    (there is nothing to compare with) and rolls nothing back (a URI that follows the alias cannot be gone
+    back to)."""
     (url, versions), (prom, _) = mlflow, prometheus
     v2 = bucket_uri(versions["churn-e"][1]["artifacts"])
     fake = serving("churn-e", "models:/churn-e@production")
     server, kube = fake.serve()
     try:
         results, logs = run_flow(shipped, url, prom, kube, "churn-e")
+        again, _ = run_flow(shipped, url, prom, kube, "churn-e")
     finally:
         server.shutdown()
-    assert [r["outcome"] for r in results] == ["rolled_back"], logs
-    assert applied(fake) == [(v2, 10), (v2, 0)]
+    assert [r["outcome"] for r in results] == ["promoted"] and results[0]["checks"] == [], logs
+    assert applied(fake) == [(v2, 100)]
     status = fake.predictor(NAMESPACE, "churn-e")
-    assert status["latestRolledoutRevision"] == "churn-e-predictor-00001"
-    assert {t["revisionName"]: t["percent"] for t in status["traffic"]}["churn-e-predictor-00001"] == 100
-    assert tags(url, "churn-e", "2")["deployment.status"] == "rolled_back"
+    assert status["latestCreatedRevision"] == status["latestRolledoutRevision"] == "churn-e-predictor-00002"
+    assert tags(url, "churn-e", "2")["deployment.status"] == "promoted"
+    assert again == [], "pinned: the next run finds it already served"
+
+
+def test_after_a_rollback_the_next_canary_of_a_model_with_a_transformer_is_judged(shipped, mlflow, prometheus) -> None:
+    """KServe's InferenceService observedGeneration is the transformer's Knative Service generation, which
+    the rollback's predictor-only changes leave behind: the flow must still see the next canary become ready.
+    And no step but a storageUri change makes a revision (the annotations it writes reach every template)."""
+    (url, versions), (prom, _) = mlflow, prometheus
+    v1, v2, v3 = (bucket_uri(v["artifacts"]) for v in versions["churn-f"])
+    transformer = {"containers": [{"name": "kserve-container", "image": "feast-transformer@sha256:" + "0" * 64}]}
+    fake = serving("churn-f", v1, transformer)
+    server, kube = fake.serve()
+    try:
+        first, logs = run_flow(shipped, url, prom, kube, "churn-f")
+        moved = requests.post(f"{url}/api/2.0/mlflow/registered-models/alias",
+                              json={"name": "churn-f", "alias": "production", "version": "3"}, timeout=30)  # fmt: skip
+        assert moved.status_code == 200, moved.text
+        second, more_logs = run_flow(shipped, url, prom, kube, "churn-f")
+    finally:
+        server.shutdown()
+    assert [r["outcome"] for r in first] == ["rolled_back"], logs
+    assert [r["outcome"] for r in second] == ["promoted"], more_logs
+    assert applied(fake) == [(v2, 10), (v1, 0), (v1, 100), (v3, 10), (v3, 100)]
+    status = fake.predictor(NAMESPACE, "churn-f")
+    # revisions: 1 (v1), 2 (v2's canary), 3 (v1 restored), 4 (v3's canary, promoted): none from traffic alone
+    assert status["latestCreatedRevision"] == status["latestRolledoutRevision"] == "churn-f-predictor-00004"
+    assert tags(url, "churn-f", "3")["deployment.revision"] == "churn-f-predictor-00004"

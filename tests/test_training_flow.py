@@ -358,6 +358,9 @@ def test_the_ray_job_logs_and_registers_the_model(
     assert command[:3] == ["ray", "job", "submit"]
     command[command.index("--address") + 1] = address
     assert command[command.index("--entrypoint-num-gpus") + 1] == "0", "no GPU pools: the job runs on CPU"
+    # a driver asking for no resources runs on the head (ray 2.52 job_manager.py _get_scheduling_strategy),
+    # whose num-cpus is 0 on the platform's RayCluster: the job must ask for a CPU to reach a worker
+    assert float(command[command.index("--entrypoint-num-cpus") + 1]) >= 1
     started = time.monotonic()
     done = subprocess.run(
         [str(Path(python).parent / "ray"), *command[1:]], cwd=work, capture_output=True, text=True, timeout=300

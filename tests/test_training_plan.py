@@ -72,6 +72,9 @@ def test_the_ray_job_asks_for_a_gpu_only_where_a_worker_group_has_one(plan, stac
     }
     head = spec["headGroupSpec"]
     assert head["rayStartParams"]["num-cpus"] == "0"
+    # the driver waits for a worker to take it; a GPU node from zero takes longer than Ray's default 900 s
+    head_env = {e["name"]: e.get("value") for e in head["template"]["spec"]["containers"][0]["env"]}
+    assert int(head_env["RAY_JOB_START_TIMEOUT_SECONDS"]) > 900
     assert GPU_RESOURCE not in head["template"]["spec"]["containers"][0]["resources"].get("limits", {})
     asked = int(airflow_env(doc)[NUM_GPUS_VARIABLE])
     assert asked == (1 if any(gpus.values()) else 0), gpus

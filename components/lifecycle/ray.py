@@ -103,6 +103,9 @@ def gpu_worker_group(pool: NodePoolContract, service_account: str, env: list[dic
     }
 
 
+JOB_START_TIMEOUT_SECONDS = 1800
+
+
 def ray_cluster_spec(
     *,
     service_account: str,
@@ -120,7 +123,9 @@ def ray_cluster_spec(
     head = _container(
         "ray-head",
         RAY_IMAGE,
-        env,
+        # A job's driver waits this long for a worker to take it (ray 2.52 job_manager.py, default 900 s): a
+        # GPU node's scale-up from zero, image pull and the job's pip install take longer than that
+        [*env, {"name": "RAY_JOB_START_TIMEOUT_SECONDS", "value": str(JOB_START_TIMEOUT_SECONDS)}],
         {"requests": {"cpu": "1", "memory": "4Gi"}, "limits": {"memory": "6Gi"}},
         ports=(("gcs", GCS_PORT), ("dashboard", DASHBOARD.port), ("client", CLIENT_PORT)),
     )

@@ -16,13 +16,20 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from components.contracts import POOL_LABEL, Namespace
-from components.observability.alerts import BY_REVISION, FEAST_ENDPOINT, REVISION
+from components.observability.alerts import (
+    BY_REVISION,
+    CANARY,
+    FEAST_ENDPOINT,
+    REVISION,
+    revision_error_rate,
+    revision_p99,
+    revision_requests,
+)
 
 PROMETHEUS_UID, LOKI_UID = "prometheus", "loki"  # the provisioned data sources' uids
 # kube-state-metrics exposes the pool label (allow-listed in its values) as label_<sanitised name>
 POOL = "label_" + "".join(c if c.isalnum() else "_" for c in POOL_LABEL)
 POOL_LEGEND = "{{" + POOL + "}}"
-KN = "kn_serving_invocation_duration_seconds"
 FEAST = "feast_feature_server_request"
 REVISION_LEGEND = "{{" + REVISION + "}}"
 ENDPOINT_LEGEND = "{{" + FEAST_ENDPOINT + "}}"
@@ -100,29 +107,24 @@ def _q(expr: str, legend: str = "") -> Query:
 MODEL_SERVING = Dashboard(
     "mlplatform-model-serving",
     "Model serving",
-    "Requests, errors and latency per InferenceService revision (Knative queue-proxy request metrics).",
+    "Requests, errors and latency per InferenceService revision (Knative queue-proxy request metrics), with "
+    "the expressions the InferenceRevision alerts and the deployment DAG's canary checks use.",
     (
         Panel(
             "Requests per second",
-            (_q(f"sum by ({BY_REVISION}) (rate({KN}_count[5m]))", REVISION_LEGEND),),
+            (_q(revision_requests(), REVISION_LEGEND),),
             "reqps",
         ),
         Panel(
             "5xx share",
-            (
-                _q(
-                    f'sum by ({BY_REVISION}) (rate({KN}_count{{http_response_status_code=~"5.."}}[5m])) '
-                    f"/ sum by ({BY_REVISION}) (rate({KN}_count[5m]))",
-                    REVISION_LEGEND,
-                ),
-            ),
+            (_q(revision_error_rate(), REVISION_LEGEND),),
             "percentunit",
         ),
         Panel(
             "Latency p50",
             (
                 _q(
-                    f"histogram_quantile(0.5, sum by (le, {BY_REVISION}) (rate({KN}_bucket[5m])))",
+                    f"histogram_quantile(0.5, sum by (le, {BY_REVISION}) (rate({CANARY}_bucket[5m])))",
                     REVISION_LEGEND,
                 ),
             ),
@@ -130,12 +132,7 @@ MODEL_SERVING = Dashboard(
         ),
         Panel(
             "Latency p99",
-            (
-                _q(
-                    f"histogram_quantile(0.99, sum by (le, {BY_REVISION}) (rate({KN}_bucket[5m])))",
-                    REVISION_LEGEND,
-                ),
-            ),
+            (_q(revision_p99(), REVISION_LEGEND),),
             "s",
         ),
     ),

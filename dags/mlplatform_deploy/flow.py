@@ -38,13 +38,16 @@ log = logging.getLogger("mlplatform.deploy")
 
 # tags on the MLflow model version: the outcome and why
 STATUS_TAG, REASON_TAG, REVISION_TAG = "deployment.status", "deployment.reason", "deployment.revision"
-PROMOTED, ROLLED_BACK = "promoted", "rolled_back"
-# annotations on the InferenceService (owned by the flow's field manager): what it deployed and from what
+PROMOTED, ROLLED_BACK, NOT_READY = "promoted", "rolled_back", "not_ready"
+# annotations on the InferenceService (owned by the flow's field manager): which version its storageUri is
+# and the storageUri that one replaced. KServe copies an InferenceService's annotations into every component's
+# revision template (kserve v0.20.0 pkg/controller/v1beta1/inferenceservice/components/predictor.go
+# buildObjectMeta, filtered only by pkg/constants ServiceAnnotationDisallowedList), so a changed annotation is
+# a new revision: these two change only together with storageUri, in the same apply. The deployment's state
+# is read from canaryTrafficPercent instead (1-99 an unfinished canary, 0 rolled back, 100 or none serving).
 ANNOTATION = "mlplatform.io"
 MODEL_VERSION_ANNOTATION = f"{ANNOTATION}/model-version"
 PREVIOUS_URI_ANNOTATION = f"{ANNOTATION}/previous-storage-uri"
-STATUS_ANNOTATION = f"{ANNOTATION}/deployment-status"
-CANARY = "canary"
 
 
 @dataclass(frozen=True)
@@ -110,10 +113,22 @@ def _annotations(isvc: Mapping[str, Any]) -> dict[str, str]:
     return dict((isvc.get("metadata") or {}).get("annotations") or {})
 
 
+def _canary_percent(isvc: Mapping[str, Any]) -> int | None:
+    return ((isvc.get("spec") or {}).get("predictor") or {}).get("canaryTrafficPercent")
+
+
+def _follows_alias(uri: str | None) -> bool:
+    """A `models:/<name>@<alias>` storage URI (the program's first one): which version it loads is decided
+    when each pod starts."""
+    return bool(uri) and uri.startswith("models:/") and "@" in uri
+
+
 def find_new_versions(targets: Sequence[ModelTarget], s: Services) -> list[dict[str, Any]]:
     """For each model: the version holding its alias, unless it already serves, was rolled back before, or
-    no version holds the alias. A canary a run left unfinished (status annotation `canary`) is picked up
-    again to be watched."""
+    no version holds the alias. A canary a run left unfinished (canaryTrafficPercent between 1 and 99) is
+    picked up again to be watched. An InferenceService still on the program's `models:/<name>@<alias>` URI
+    is pinned to the version's files at full traffic: its pods already load the alias's version, so there
+    is nothing to compare a canary with, and a rollback could not go back to a URI that follows the alias."""
     plans: list[dict[str, Any]] = []
     for t in targets:
         version = s.registry.version_by_alias(t.registered_model, t.alias)
@@ -141,29 +156,39 @@ def find_new_versions(targets: Sequence[ModelTarget], s: Services) -> list[dict[
         uri = storage_location(model_artifact_uri(s.registry, version), s.artifacts_destination)
         current = _storage_uri(isvc)
         plan = {"target": t.to_json(), "version": version.version, "storageUri": uri}
+        served = _annotations(isvc).get(MODEL_VERSION_ANNOTATION) or None
         if current == uri:
-            if _annotations(isvc).get(STATUS_ANNOTATION) == CANARY:
+            if 0 < (_canary_percent(isvc) or 100) < 100:
                 log.info("%s: %s is an unfinished canary; watching it again", t.name, label)
-                previous = _annotations(isvc).get(PREVIOUS_URI_ANNOTATION)
+                previous = _annotations(isvc).get(PREVIOUS_URI_ANNOTATION) or None
                 plans.append(plan | {"previousStorageUri": previous, "resume": True})
             else:
                 log.info("%s: already serves %s (%s); nothing changes", t.name, label, uri)
             continue
+        if _follows_alias(current):
+            log.info("%s: serves %s, which follows the alias: pinning it to %s (%s) at 100 %%, no canary",
+                     t.name, current, label, uri)  # fmt: skip
+            plans.append(plan | {"previousStorageUri": current, "pin": True})
+            continue
         log.info("%s: %s newly holds alias %r: %s -> %s", t.name, label, t.alias, current, uri)
-        plans.append(plan | {"previousStorageUri": current})
+        plans.append(plan | {"previousStorageUri": current, "previousVersion": served})
     return plans
 
 
-def _wait_ready(s: Services, name: str, before: str | None, timeout: float, interval: float) -> str | None:
-    """The InferenceService's new latest revision once KServe has seen the spec (observedGeneration) and
-    that revision is ready; None after `timeout`."""
+def _latest_created(s: Services, name: str) -> str | None:
+    return _predictor_status(s.isvcs.get(name) or {}).get("latestCreatedRevision")
+
+
+def _wait_ready(s: Services, name: str, created_before: str | None, timeout: float, interval: float) -> str | None:
+    """The predictor's revision created after `created_before` (the latest created one before the apply),
+    once it is ready; None after `timeout`. Not the InferenceService's observedGeneration: KServe v0.20.0 sets
+    it from the last component's Knative Service (inference_service_status.go PropagateStatus; with a
+    transformer, the transformer's), whose generation does not follow a predictor-only change."""
     deadline = s.clock() + timeout
     while True:
-        isvc = s.isvcs.get(name) or {}
-        status, pred = isvc.get("status") or {}, _predictor_status(isvc)
-        seen = status.get("observedGeneration", 0) >= (isvc.get("metadata") or {}).get("generation", 0)
+        pred = _predictor_status(s.isvcs.get(name) or {})
         ready, created = pred.get("latestReadyRevision"), pred.get("latestCreatedRevision")
-        if seen and ready and ready == created and ready != before:
+        if created and created != created_before and ready == created:
             return ready
         if s.clock() >= deadline:
             log.warning("%s: latest revision %s not ready after %.0f s (ready: %s)", name, created, timeout, ready)
@@ -171,14 +196,17 @@ def _wait_ready(s: Services, name: str, before: str | None, timeout: float, inte
         s.sleep(interval)
 
 
-def roll_out(plan: Mapping[str, Any], s: Services) -> dict[str, Any]:
-    """Applies the new storageUri at the target's canary percent, then waits for the new revision."""
-    t = ModelTarget(**plan["target"])
-    annotations = {
-        MODEL_VERSION_ANNOTATION: f"{t.registered_model}/{plan['version']}",
-        PREVIOUS_URI_ANNOTATION: plan.get("previousStorageUri") or "",
-        STATUS_ANNOTATION: CANARY,
+def _deployed(t: ModelTarget, version: str, previous_uri: str | None) -> dict[str, str]:
+    return {
+        MODEL_VERSION_ANNOTATION: f"{t.registered_model}/{version}",
+        PREVIOUS_URI_ANNOTATION: previous_uri or "",
     }
+
+
+def roll_out(plan: Mapping[str, Any], s: Services) -> dict[str, Any]:
+    """Applies the new storageUri at the target's canary percent (at 100 % when pinning an alias URI), then
+    waits for the new revision."""
+    t = ModelTarget(**plan["target"])
     rollout = dict(plan)
     if plan.get("resume"):
         pred = _predictor_status(s.isvcs.get(t.name) or {})
@@ -190,14 +218,15 @@ def roll_out(plan: Mapping[str, Any], s: Services) -> dict[str, Any]:
         return rollout
     before = _predictor_status(s.isvcs.get(t.name) or {})
     stable = before.get("latestRolledoutRevision")
-    s.isvcs.apply(t.name, plan["storageUri"], t.canary_percent, annotations)
+    percent = 100 if plan.get("pin") else t.canary_percent
+    s.isvcs.apply(t.name, plan["storageUri"], percent, _deployed(t, plan["version"], plan.get("previousStorageUri")))
     log.info(
         "%s: applied storageUri %s with canaryTrafficPercent %d (stable revision %s keeps %d %%)",
-        t.name, plan["storageUri"], t.canary_percent, stable, 100 - t.canary_percent,
+        t.name, plan["storageUri"], percent, stable, 100 - percent,
     )  # fmt: skip
-    revision = _wait_ready(s, t.name, before.get("latestReadyRevision"), t.ready_seconds, t.check_seconds)
+    revision = _wait_ready(s, t.name, before.get("latestCreatedRevision"), t.ready_seconds, t.check_seconds)
     if revision is not None:
-        log.info("%s: canary revision %s is ready and takes %d %% of requests", t.name, revision, t.canary_percent)
+        log.info("%s: revision %s is ready and takes %d %% of requests", t.name, revision, percent)
     return rollout | {"canaryRevision": revision, "stableRevision": stable}
 
 
@@ -220,6 +249,9 @@ def judge(rollout: Mapping[str, Any], s: Services) -> Verdict:
     Prometheus not answering is never healthy: no promotion without evidence."""
     t = ModelTarget(**rollout["target"])
     revision = rollout.get("canaryRevision")
+    if rollout.get("pin"):
+        ready = revision is not None
+        return Verdict(ready, "pinned the alias's version: nothing to canary against" if ready else "not ready")
     if revision is None:
         return Verdict(False, f"the canary revision did not become ready within {t.ready_seconds:.0f} s")
     q, limits = _queries(s, s.isvcs.namespace, revision), s.queries
@@ -256,53 +288,45 @@ def judge(rollout: Mapping[str, Any], s: Services) -> Verdict:
     return Verdict(True, f"{judged} checks within error rate {max_errors:.1%} and p99 {max_p99} s", checks)
 
 
-def _follows_alias(uri: str) -> bool:
-    """A `models:/<name>@<alias>` storage URI: which version it loads is decided when each pod starts."""
-    return uri.startswith("models:/") and "@" in uri
-
-
 def conclude(rollout: Mapping[str, Any], verdict: Verdict, s: Services) -> dict[str, Any]:
     """Promotes a healthy canary to 100 %, otherwise rolls back to the stable revision; tags the MLflow
-    version with the outcome and the reason either way."""
+    version with the outcome and the reason either way. Every apply but the rollback's restore keeps the
+    storageUri and the annotations of the roll-out, so it changes traffic only, never the revision."""
     t = ModelTarget(**rollout["target"])
     version, uri, revision = rollout["version"], rollout["storageUri"], rollout.get("canaryRevision")
-    annotations = {
-        MODEL_VERSION_ANNOTATION: f"{t.registered_model}/{version}",
-        PREVIOUS_URI_ANNOTATION: rollout.get("previousStorageUri") or "",
-    }
+    previous = rollout.get("previousStorageUri")
+    deployed = _deployed(t, version, previous)
     if verdict.healthy:
-        s.isvcs.apply(t.name, uri, 100, annotations | {STATUS_ANNOTATION: PROMOTED})
+        if not rollout.get("pin"):
+            s.isvcs.apply(t.name, uri, 100, deployed)
         log.info("%s: promoted %s (version %s) to 100 %%: %s", t.name, revision, version, verdict.reason)
         outcome = PROMOTED
-    elif not rollout.get("previousStorageUri"):
+    elif rollout.get("pin"):
+        # The spec is at 100 %: Knative keeps routing to the last ready revision until the new one is ready
+        log.error("%s: the pinned revision of version %s is not ready: %s; the previous revision keeps serving",
+                  t.name, version, verdict.reason)  # fmt: skip
+        outcome = NOT_READY
+    elif not previous:
         # nothing to go back to (an InferenceService without a storageUri): it stays, and the version is tagged
         log.error("%s: version %s is unhealthy and there is no previous model to go back to: %s",
                   t.name, version, verdict.reason)  # fmt: skip
         outcome = ROLLED_BACK
-    elif _follows_alias(rollout["previousStorageUri"]):
-        # the program's first storageUri, `models:/<model>@<alias>`, is resolved when a pod starts: restored,
-        # it would load the alias's version, the one being rolled back. Traffic stays pinned instead.
-        annotations[STATUS_ANNOTATION] = ROLLED_BACK
-        s.isvcs.apply(t.name, uri, 0, annotations)
-        log.warning(
-            "%s: rolled back: canaryTrafficPercent 0 sends every request to %s (%s). The previous storageUri %s "
-            "follows the alias, which names the rolled-back version, so it is not restored: move the alias back "
-            "to a good version; the next deployment replaces the spec",
-            t.name, rollout.get("stableRevision"), verdict.reason, rollout["previousStorageUri"],
-        )  # fmt: skip
-        outcome = ROLLED_BACK
     else:
-        previous = rollout["previousStorageUri"]
-        annotations[STATUS_ANNOTATION] = ROLLED_BACK
-        s.isvcs.apply(t.name, previous, 0, annotations)
+        # the restored spec names the version that served before (its annotation) and the URI it replaced
+        restored = {
+            MODEL_VERSION_ANNOTATION: rollout.get("previousVersion") or "",
+            PREVIOUS_URI_ANNOTATION: uri,
+        }
+        created = _latest_created(s, t.name)
+        s.isvcs.apply(t.name, previous, 0, restored)
         log.warning(
             "%s: rolled back: canaryTrafficPercent 0 sends every request to %s; storageUri restored to %s (%s)",
             t.name, rollout.get("stableRevision"), previous, verdict.reason,
         )  # fmt: skip
-        restored = _wait_ready(s, t.name, revision, t.ready_seconds, t.check_seconds)
-        if restored is not None:
-            s.isvcs.apply(t.name, previous, 100, annotations)
-            log.info("%s: the restored revision %s is ready and takes 100 %%", t.name, restored)
+        back = _wait_ready(s, t.name, created, t.ready_seconds, t.check_seconds)
+        if back is not None:
+            s.isvcs.apply(t.name, previous, 100, restored)
+            log.info("%s: the restored revision %s is ready and takes 100 %%", t.name, back)
         else:
             log.warning("%s: the restored revision is not ready; traffic stays pinned to %s at 0 %% canary",
                         t.name, rollout.get("stableRevision"))  # fmt: skip

@@ -11,8 +11,13 @@ Modelled from upstream:
   revision and 100-P % to latestRolledoutRevision (tag `prev`), else 100 % to the latest revision;
 - Knative: a new revision `<isvc>-predictor-0000N` for every change of the predictor's template (not for a
   traffic change), ready at once unless its storageUri is in `never_ready`; `latestRevision` targets resolve
-  to the latest ready revision;
-- KServe's status propagation (pkg/apis/serving/v1beta1/inference_service_status.go PropagateStatus).
+  to the latest ready revision. The template carries the InferenceService's annotations: KServe copies them
+  into every component's revision template (pkg/controller/v1beta1/inferenceservice/components/predictor.go
+  buildObjectMeta, minus pkg/constants ServiceAnnotationDisallowedList, KServe's own keys only);
+- KServe's status propagation (pkg/apis/serving/v1beta1/inference_service_status.go PropagateStatus),
+  including its observedGeneration: the generation of the last component's Knative Service (the
+  transformer's where there is one, written after the predictor's), which a change of the predictor alone
+  does not move.
 """
 
 from __future__ import annotations
@@ -74,6 +79,13 @@ def _delete(doc: dict[str, Any], path: tuple[str, ...]) -> None:
 
 
 IDENTITY = {("apiVersion",), ("kind",), ("metadata", "name"), ("metadata", "namespace")}
+# kserve v0.20.0 pkg/constants/constants.go ServiceAnnotationDisallowedList: not copied to revision templates
+DISALLOWED = {
+    "autoscaling.knative.dev/min-scale",
+    "autoscaling.knative.dev/max-scale",
+    "internal.serving.kserve.io/storage-initializer-sourceuri",
+    "kubectl.kubernetes.io/last-applied-configuration",
+}
 
 
 @dataclass
@@ -82,6 +94,8 @@ class FakeKServe:
     objects: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
     owners: dict[tuple[str, str], dict[tuple[str, ...], str]] = field(default_factory=dict)  # leaf -> manager
     templates: dict[tuple[str, str], list[tuple[str, str]]] = field(default_factory=dict)  # (revision, template)
+    # each component's Knative Service: (its spec as last written, its generation)
+    ksvcs: dict[tuple[str, str, str], tuple[str, int]] = field(default_factory=dict)
     requests: list[Recorded] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -138,7 +152,8 @@ class FakeKServe:
         obj = self.objects[key]
         predictor = copy.deepcopy(obj["spec"]["predictor"])
         canary = predictor.pop("canaryTrafficPercent", None)
-        template = json.dumps(predictor, sort_keys=True)
+        annotations = {k: v for k, v in (obj["metadata"].get("annotations") or {}).items() if k not in DISALLOWED}
+        template = json.dumps({"spec": predictor, "annotations": annotations}, sort_keys=True)
         revisions = self.templates[key]
         status = obj.setdefault("status", {})
         comp = status.setdefault("components", {}).setdefault("predictor", {})
@@ -146,7 +161,7 @@ class FakeKServe:
             revisions.append((f"{key[1]}-predictor-{len(revisions) + 1:05d}", template))
         created = revisions[-1][0]
         ready_revisions = [
-            r for r, t in revisions if json.loads(t).get("model", {}).get("storageUri") not in self.never_ready
+            r for r, t in revisions if json.loads(t)["spec"].get("model", {}).get("storageUri") not in self.never_ready
         ]
         ready = ready_revisions[-1] if ready_revisions else None
         # ksvc_reconciler.go: the Knative Service's traffic
@@ -177,7 +192,14 @@ class FakeKServe:
                 ):
                     comp["latestRolledoutRevision"] = comp["previousRolledoutRevision"]
         comp |= {"latestCreatedRevision": created, "latestReadyRevision": ready, "traffic": traffic}
-        status["observedGeneration"] = obj["metadata"]["generation"]
+        # each component's Knative Service moves its generation when its spec (template, traffic) changes
+        specs = {"predictor": json.dumps([template, targets], sort_keys=True)}
+        if "transformer" in obj["spec"]:
+            specs["transformer"] = json.dumps([obj["spec"]["transformer"], annotations], sort_keys=True)
+        for component, spec in specs.items():
+            last, generation = self.ksvcs.get((*key, component), (None, 0))
+            self.ksvcs[(*key, component)] = (spec, generation + (spec != last))
+        status["observedGeneration"] = self.ksvcs[(*key, list(specs)[-1])][1]
         status["conditions"] = [{"type": "Ready", "status": "True" if ready == created else "False"}]
 
     def handle(self, method: str, url: str, content_type: str, raw: bytes) -> tuple[int, Any]:
