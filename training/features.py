@@ -1,4 +1,4 @@
-"""The training flow's feature step: `python -m features` in the Feast client image (services.feast.clientImage),
+"""The training flow's feature step: `python -m features` in the Feast client image (images/feast-client),
 started by the reference DAG (dags/training_flow.py) in `training` before the Ray job.
 
 It joins a feature service's features onto an entity dataframe (label events: the entities' join keys, an
@@ -56,7 +56,7 @@ def _check_filesystem(uri: str) -> None:
     except ImportError as missing:
         raise SystemExit(
             f"this image cannot read {uri} ({missing}): the feature step needs the Feast client image with s3fs "
-            "or gcsfs (services.feast.clientImage; README, Feast)"
+            "or gcsfs (images/feast-client, or services.feast.clientImage; README, Feast)"
         ) from missing
 
 

@@ -90,7 +90,7 @@ class Lifecycle(pulumi.ComponentResource):
             FeastArgs(
                 namespace=platform, identity=storage.identity(workloads.FEAST), postgres=data.postgres,
                 redis=data.redis, kafka=data.kafka, datasets=buckets[BucketPurpose.DATASETS],
-                pin=_pin(svc, "feast"), config=svc.feast, **common,
+                pin=_pin(svc, "feast"), config=svc.feast, registry=storage.registry, **common,
             ),
             opts=child,
         )  # fmt: skip
@@ -107,7 +107,7 @@ class Lifecycle(pulumi.ComponentResource):
             f"{name}-training",
             TrainingArgs(
                 training, storage.identity(workloads.TRAINING), feature_store=ray.outputs.feature_store,
-                feature_image=svc.feast.client_image or client_image(_pin(svc, "feast")),
+                feature_image=feast.outputs.client_image or client_image(_pin(svc, "feast")),
                 gpu_pools=args.cluster.gpu_pools,
             ),
             opts=child,

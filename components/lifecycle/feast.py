@@ -37,8 +37,10 @@ import yaml
 from components.contracts import (
     Bucket,
     BucketPurpose,
+    ContainerRegistry,
     KafkaEndpoint,
     Namespace,
+    ObjectStore,
     PostgresEndpoint,
     RedisEndpoint,
     SeedObject,
@@ -46,6 +48,7 @@ from components.contracts import (
     WorkloadIdentity,
 )
 from components.guardrails import NAME_LABEL, flow
+from components.images import ImageSpec, build_image
 from components.kube import (
     PART_OF,
     POSTGRES_CA_FILE,
@@ -274,6 +277,10 @@ store.materialize_incremental(end_date=datetime.now(timezone.utc))
 """
 
 
+# images/feast-client: the feature server's image plus s3fs or gcsfs, built per stack (components/images.py)
+CLIENT_IMAGE_DIR = "feast-client"
+
+
 def client_image(pin: ChartPin) -> str:
     """The feature server's own image, which has `feast`, for the platform's Feast Jobs."""
     return f"quay.io/feastdev/feature-server:{pin.app_version}"
@@ -306,11 +313,11 @@ def materialization(
     service_account: pulumi.Input[str],
     placement: Placement,
     depends_on: list[pulumi.Resource],
-    image: str | None = None,
+    image: pulumi.Input[str] | None = None,
 ) -> k8s.batch.v1.CronJob:
     """Hourly materialize-incremental into the online store (MATERIALIZE), with the feature server's
-    identity and configuration. Forbid: a slow run is never overlapped by the next one. Suspended until an
-    `image` that can read the bucket is configured (FeastConfig.client_image)."""
+    identity and configuration. Forbid: a slow run is never overlapped by the next one. Suspended without
+    an `image` that can read the bucket (the platform's images/feast-client, or FeastConfig.client_image)."""
     volumes, mounts = _volumes(client)
     container = {
         "name": "materialize",
@@ -514,6 +521,9 @@ class FeastArgs:
     config: FeastConfig
     placement: Placement
     provider: k8s.Provider
+    # where the platform's Feast client image (images/feast-client) is pushed; None: not built, and without
+    # config.client_image the materialization is suspended (no image here can read the bucket)
+    registry: ContainerRegistry | None = None
 
 
 @dataclass(frozen=True)
@@ -522,6 +532,13 @@ class FeastOutputs:
     service_account: k8s.core.v1.ServiceAccount
     client: FeastClient  # the feature store for clients in the platform namespace (Airflow's tasks)
     source: FeatureStoreSource  # for clients in other namespaces (Ray in training), which make their own
+    # the image that reads the offline store's bucket (feast + s3fs / gcsfs); None when there is none
+    client_image: pulumi.Input[str] | None = None
+
+
+def client_image_spec(store: ObjectStore) -> ImageSpec:
+    """images/feast-client with the filesystem of the datasets bucket's store: `feast-client-s3`, `-gcs`."""
+    return ImageSpec(CLIENT_IMAGE_DIR, {"FILESYSTEM": store.value})
 
 
 class Feast(pulumi.ComponentResource):
@@ -542,6 +559,10 @@ class Feast(pulumi.ComponentResource):
         )
         client = feast_client(self, name, ns, source)
         depends = [*args.postgres.ready, *client.ready, account]
+        reader: pulumi.Input[str] | None = args.config.client_image
+        if args.config.enabled and reader is None and args.registry is not None:
+            spec = client_image_spec(args.datasets.store)
+            reader = build_image(self, f"{name}-{spec.name}", spec, args.registry).ref
         if args.config.enabled:
             applied = apply_job(
                 self,
@@ -583,7 +604,7 @@ class Feast(pulumi.ComponentResource):
                 service_account=account.metadata.name,
                 placement=placement,
                 depends_on=[*depends, applied],
-                image=args.config.client_image,
+                image=reader,
             )
-        self.outputs = FeastOutputs(ENDPOINT, account, client, source)
+        self.outputs = FeastOutputs(ENDPOINT, account, client, source, reader)
         self.register_outputs({"featureServerUrl": ENDPOINT.url})

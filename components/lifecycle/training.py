@@ -55,7 +55,7 @@ def training_code_files() -> dict[str, str]:
     return {p.name: p.read_text() for p in sorted(TRAINING_CODE_DIR.iterdir()) if p.suffix in TRAINING_CODE_SUFFIXES}
 
 
-def feature_pod_template(client: FeastClient, image: str) -> pulumi.Output[str]:
+def feature_pod_template(client: FeastClient, image: pulumi.Input[str]) -> pulumi.Output[str]:
     """The feature step's pod as a KubernetesPodOperator `pod_template_dict` (Kubernetes' JSON field names):
     the Feast client image with the feature store's variables and mounts in `training`; the DAG adds the
     command and the code. Its container is KubernetesPodOperator's `base`, which the operator's own
@@ -79,7 +79,7 @@ def feature_pod_template(client: FeastClient, image: str) -> pulumi.Output[str]:
 
 
 def airflow_env(
-    client: FeastClient | None, image: str | None, gpu_pools: tuple[NodePoolContract, ...]
+    client: FeastClient | None, image: pulumi.Input[str] | None, gpu_pools: tuple[NodePoolContract, ...]
 ) -> list[dict[str, object]]:
     """The training flow's Airflow variables: the feature step's pod (with a Feast client in `training`, i.e.
     where the Ray cluster is installed) and the GPUs the Ray job's entrypoint asks for: one where there are GPU
@@ -105,7 +105,7 @@ class TrainingArgs:
     namespace: k8s.core.v1.Namespace
     identity: WorkloadIdentity
     feature_store: FeastClient | None = None  # the Feast client in `training` (KubeRay's), when installed
-    feature_image: str | None = None  # the Feast client image (services.feast.clientImage)
+    feature_image: pulumi.Input[str] | None = None  # the Feast client image (images/feast-client, or clientImage)
     gpu_pools: tuple[NodePoolContract, ...] = ()
 
 

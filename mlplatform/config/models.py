@@ -595,10 +595,11 @@ IMAGE_REF = (
 
 
 class FeastConfig(ServiceConfig):
-    """The feature server, plus the image the platform's offline Feast Jobs (materialization) run. The
-    feature server's stock image is built from `feast[minimal]` (Feast's py3.12-minimal lock has neither
-    s3fs nor gcsfs), so it cannot read the offline store's bucket: without `clientImage` (the stock image
-    plus s3fs or gcsfs) the materialization CronJob is created suspended, and nothing fails every hour."""
+    """The feature server, plus the image the platform's offline Feast readers (materialization, the
+    training flow's feature step) run. The feature server's stock image is built from `feast[minimal]`,
+    which has neither s3fs nor gcsfs, so it cannot read the offline store's bucket: the platform builds
+    images/feast-client (that image plus the bucket's filesystem) and pushes it to the stack's registry.
+    `clientImage` names another image to run instead (then nothing is built)."""
 
     client_image: Annotated[str | None, Field(pattern=IMAGE_REF)] = None
 
