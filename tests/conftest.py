@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shutil
+import tempfile
 from collections.abc import Callable
 from typing import Any
 
@@ -66,3 +68,25 @@ def rendered() -> Callable[[str], RenderReport]:
         return _rendered[stack]
 
     return render
+
+
+# Real-process tests keep their servers' files under /tmp with short paths (Unix socket paths stay under 108
+# bytes), made with tempfile.mkdtemp, which never removes them: a PostgreSQL data directory each, gigabytes
+# after a few runs. Each test process removes the ones it made when its session ends, after every fixture
+# has stopped its servers.
+_made: list[str] = []
+_mkdtemp = tempfile.mkdtemp
+
+
+def _recording_mkdtemp(*args: Any, **kwargs: Any) -> str:
+    path = _mkdtemp(*args, **kwargs)
+    _made.append(path)
+    return path
+
+
+tempfile.mkdtemp = _recording_mkdtemp  # type: ignore[assignment]
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    for path in reversed(_made):
+        shutil.rmtree(path, ignore_errors=True)
