@@ -11,7 +11,8 @@ from typing import Any
 import pytest
 import yaml
 
-from components.lifecycle.feast import FEATURE_REPO, REPO_DIR, repo_digest
+from components.lifecycle.feast import CLIENT_IMAGE_DIR, FEATURE_REPO, REPO_DIR, client_image, repo_digest
+from mlplatform.pins import SERVICE_CHARTS
 from mlplatform.plan.document import PlanDocument
 from tests.support.graph import helm_release
 
@@ -84,7 +85,10 @@ def test_the_apply_job_runs_as_the_materialization_does_and_before_it(plan, stac
     job = apply_job(doc)
     pod, cron = job["spec"]["template"]["spec"], cron_pod(doc)
     assert pod["serviceAccountName"] == cron["serviceAccountName"] == "feast"
-    assert pod["containers"][0]["image"] == cron["containers"][0]["image"]
+    # the apply Job needs no bucket: the feature server's image; the materialization reads it: the client
+    # image built FROM that one (images/feast-client, tests/test_feast_client_image.py)
+    assert pod["containers"][0]["image"] == client_image(SERVICE_CHARTS["feast"])
+    assert f"{CLIENT_IMAGE_DIR}-" in cron["containers"][0]["image"]
     secret_refs = [
         {e["name"]: e["valueFrom"] for e in p["containers"][0]["env"] if "valueFrom" in e} for p in (pod, cron)
     ]
@@ -142,9 +146,8 @@ def test_the_example_rows_are_uploaded_where_the_feature_view_reads_them(plan, s
     kind = (
         "aws:s3/bucketObjectv2:BucketObjectv2" if stack in ("dev", "prod") else "gcp:storage/bucketObject:BucketObject"
     )
-    [seeded] = doc.by_type(kind)
-    key = seeded.inputs.get("key") or seeded.inputs.get("name")
-    assert key == _features_sample_path()
+    # the example's rows (and, where streaming is on, its push source's empty batch source: test_streaming_plan.py)
+    [seeded] = [r for r in doc.by_type(kind) if (r.inputs.get("key") or r.inputs.get("name")) == _features_sample_path()]
     datasets = next(r for r in doc.resources if r.type.endswith(":Bucket") and r.name.endswith("-datasets"))
     assert datasets.urn in seeded.dependencies
     source = Path(seeded.inputs["source"]["path"])
@@ -167,14 +170,6 @@ def test_the_committed_sample_is_what_sample_data_writes(tmp_path: Path) -> None
     )
     committed = FEATURE_REPO / "data" / "driver_stats.parquet"
     assert subprocess.run([python, "-c", compare, str(fresh), str(committed)], timeout=60).returncode == 0
-
-
-@pytest.mark.parametrize("stack", STACKS)
-def test_materialization_waits_for_an_image_that_reads_the_bucket(plan, stack: str) -> None:
-    """The stock feature-server image (feast[minimal]) has neither s3fs nor gcsfs, so every run would fail
-    on the bucket: without services.feast.clientImage the CronJob exists suspended."""
-    cron = plan(stack).one("kubernetes:batch/v1:CronJob", "mlplatform-feast-materialize").inputs
-    assert cron["spec"]["suspend"] is True
 
 
 def test_a_client_image_runs_the_materialization() -> None:

@@ -72,7 +72,7 @@ def test_each_service_component_owns_its_objects(dev: PlanDocument, prod: PlanDo
     )
     assert owned(prod, "mlplatform:lifecycle:MLflow")["kubernetes:policy/v1:PodDisruptionBudget"] == 1  # 2 replicas
     # ConfigMaps: the Kafka token callbacks' package (Feast is granted Kafka), feature_store.yaml and the
-    # feature repository, which the apply Job reads
+    # feature repository, which the apply Job reads; the client image that reads the offline store's bucket
     assert owned(dev, "mlplatform:lifecycle:Feast") == Counter(
         {
             sa: 1,
@@ -81,6 +81,7 @@ def test_each_service_component_owns_its_objects(dev: PlanDocument, prod: PlanDo
             "kubernetes:helm.sh/v4:Chart": 1,
             "kubernetes:batch/v1:Job": 1,
             "kubernetes:batch/v1:CronJob": 1,
+            "docker-build:index:Image": 1,
         }
     )
     airflow = owned(dev, "mlplatform:lifecycle:Airflow")
