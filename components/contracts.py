@@ -38,6 +38,9 @@ class Namespace(StrEnum):
     # (knative/operator#2014)
     KNATIVE_OPERATOR = "knative-operator"
     KSERVE = "kserve"
+    # the streaming path: the Flink Kubernetes Operator (chart, webhook) apart from the jobs it runs
+    FLINK_OPERATOR = "flink-operator"
+    STREAMING = "streaming"
 
 
 # -- node pools -----------------------------------------------------------------------------------
@@ -187,6 +190,15 @@ class BucketGrant:
 
 
 @dataclass(frozen=True)
+class DnsGrant:
+    """Write access to the records of one DNS zone (cert-manager's ACME DNS-01 TXT records): a Route 53
+    hosted zone on AWS, Cloud DNS in a project on GCP (None: the stack's own project)."""
+
+    hosted_zone_id: str | None = None
+    project: str | None = None
+
+
+@dataclass(frozen=True)
 class WorkloadSpec:
     """A platform workload's Kubernetes service account and the buckets it may touch."""
 
@@ -195,6 +207,7 @@ class WorkloadSpec:
     service_account: str
     grants: tuple[BucketGrant, ...]
     kafka: Access | None = None  # READ consumes topics; READ_WRITE also produces and creates topics
+    dns: DnsGrant | None = None  # the DNS zone whose records it writes
 
 
 @dataclass(frozen=True)
@@ -273,6 +286,11 @@ class KafkaClientAuth:
     token_provider: str  # e.g. mlplatform_client.kafka_auth:msk_iam_token
     token_provider_config: str  # space-separated key=value pairs, e.g. "region=us-east-1"; may be ""
     requirements: tuple[str, ...]
+    # The same OAUTHBEARER login for a Java client (the Flink Kafka connector): the SASL properties beyond
+    # security.protocol and sasl.mechanism (sasl.jaas.config, the login callback handler class of the cloud's
+    # Java library) and that library's Maven coordinates, for the image that runs the client.
+    jvm_sasl_properties: tuple[tuple[str, str], ...] = ()
+    jvm_artifacts: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

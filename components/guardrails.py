@@ -46,6 +46,10 @@ POD_SECURITY: Mapping[Namespace, str] = {
     Namespace.KNATIVE: "restricted",
     Namespace.KNATIVE_OPERATOR: "restricted",
     Namespace.KSERVE: "restricted",
+    # the Flink operator (chart pods given the restricted shape, components/streaming/operator.py) and the
+    # Flink jobs it runs (pod template with the restricted shape, components/streaming/job.py)
+    Namespace.FLINK_OPERATOR: "restricted",
+    Namespace.STREAMING: "restricted",
 }
 
 
@@ -99,7 +103,8 @@ FLOWS: tuple[Flow, ...] = (
         Namespace.PLATFORM,
         "feast-feature-server",
         FEATURE_SERVER_PORT,
-        (Namespace.SERVING, Namespace.PLATFORM),
+        # streaming: the Flink job POSTs micro-batches to /push (components/streaming)
+        (Namespace.SERVING, Namespace.PLATFORM, Namespace.STREAMING),
     ),
     # Airflow submits and watches Ray jobs on the head node
     # Ray's job API and client port run whatever code they are sent, as the training identity: from
@@ -288,6 +293,84 @@ FLOWS += (
         source_pods=AIRFLOW_PODS,
     ),
 )
+# The Flink operator drives each job through its JobManager's REST API (the `<deployment>-rest` Service,
+# port 8081). Flink's native Kubernetes mode labels the JobManager pods `type: flink-native-kubernetes`,
+# `component: jobmanager` (apache/flink flink-kubernetes .../kubernetes/utils/Constants.java); the operator's
+# pods carry the chart's selector label (flink-kubernetes-operator 1.15.0 templates/_helpers.tpl).
+FLINK_REST_PORT = 8081
+FLINK_JOBMANAGER_PODS = {"type": "flink-native-kubernetes", "component": "jobmanager"}
+FLINK_OPERATOR_PODS = {NAME_LABEL: "flink-kubernetes-operator"}
+FLOWS += (
+    Flow(
+        "flink-rest",
+        Namespace.STREAMING,
+        None,
+        FLINK_REST_PORT,
+        (Namespace.FLINK_OPERATOR,),
+        selector=FLINK_JOBMANAGER_PODS,
+        source_pods=FLINK_OPERATOR_PODS,
+    ),
+)
+# JupyterHub's proxy (configurable-http-proxy, port `http` 8000 behind the `proxy-public` Service) takes the
+# ingress gateway's requests for jupyter.<domain> (z2jh 4.4.0 templates/proxy/deployment.yaml and service.yaml;
+# pod labels from templates/_helpers.tpl jupyterhub.labels). Hub, proxy and user servers talk to each other
+# inside `mlplatform`, which the baseline allows; the chart's own NetworkPolicies are off
+# (components/client/jupyterhub.py says why).
+JUPYTERHUB_PROXY_PORT = 8000
+JUPYTERHUB_PROXY_PODS = {NAME_LABEL: "jupyterhub", "app.kubernetes.io/component": "proxy"}
+FLOWS += (
+    Flow(
+        "jupyterhub-proxy",
+        Namespace.PLATFORM,
+        None,
+        JUPYTERHUB_PROXY_PORT,
+        (Namespace.ISTIO,),
+        selector=JUPYTERHUB_PROXY_PODS,
+        source_pods={"app": INGRESS_GATEWAY_APP},
+    ),
+)
+# The UIs on their single-sign-on hosts (components/client/exposure.py): the ingress gateway's pods route each
+# `<ui>.<domain>` to the UI's pods, on the port the pods listen on (a Service forwards to its targetPort). From
+# the gateway's pods only; the gateway itself serves a UI host only when the stack has a domain (its Gateway
+# and VirtualServices exist only then). oauth2-proxy, which checks the guarded hosts, runs beside the gateway
+# in istio-system (a same-namespace peer, allowed by the baseline).
+GATEWAY_PODS = {"app": INGRESS_GATEWAY_APP}
+AIRFLOW_API_PORT = 8080  # airflow 1.19.0 values.yaml ports.apiServer, the api-server pods' containerPort
+AIRFLOW_API_PODS = {**AIRFLOW_PODS, "component": "api-server"}  # templates/api-server/api-server-deployment.yaml
+# Grafana's container port is its chart's service.targetPort 3000 (grafana 12.11.1 values.yaml, _pod.tpl); its pods
+# carry the chart's selectorLabels (templates/_helpers.tpl) with the kube-prometheus-stack release
+GRAFANA_PORT = 3000
+GRAFANA_PODS = {NAME_LABEL: "grafana", "app.kubernetes.io/instance": "kube-prometheus-stack"}
+FLOWS += (
+    Flow("ui-mlflow", Namespace.PLATFORM, "mlflow", MLFLOW_PORT, (Namespace.ISTIO,), source_pods=GATEWAY_PODS),
+    Flow(
+        "ui-feast",
+        Namespace.PLATFORM,
+        "feast-feature-server",
+        FEATURE_SERVER_PORT,
+        (Namespace.ISTIO,),
+        source_pods=GATEWAY_PODS,
+    ),
+    Flow("ui-ray", Namespace.TRAINING, "kuberay", RAY_DASHBOARD_PORT, (Namespace.ISTIO,), source_pods=GATEWAY_PODS),
+    Flow(
+        "ui-airflow",
+        Namespace.PLATFORM,
+        None,
+        AIRFLOW_API_PORT,
+        (Namespace.ISTIO,),
+        selector=AIRFLOW_API_PODS,
+        source_pods=GATEWAY_PODS,
+    ),
+    Flow(
+        "ui-grafana",
+        Namespace.MONITORING,
+        None,
+        GRAFANA_PORT,
+        (Namespace.ISTIO,),
+        selector=GRAFANA_PODS,
+        source_pods=GATEWAY_PODS,
+    ),
+)
 # node-level targets (host network): the kubelet's cAdvisor metrics and node-exporter
 NODE_SCRAPE_PORTS = (10250, 9100)
 
@@ -317,6 +400,9 @@ HTTPS_CLIENTS = frozenset(
         Namespace.ISTIO,
         Namespace.KNATIVE,
         Namespace.KSERVE,
+        # Flink's JobManager creates its TaskManager pods through the Kubernetes API (native mode); the job's
+        # Kafka login exchanges its web identity token at STS (MSK IAM) or Google's token endpoint
+        Namespace.STREAMING,
     }
 )
 # The managed data services' ports (PostgreSQL; Redis without and with TLS; Kafka over IAM / OAuth), allowed
@@ -330,7 +416,11 @@ POSTGRES_CLIENTS = DATA_CLIENTS | {Namespace.MONITORING}
 # Namespaces whose pods talk to the Kubernetes API but nothing else over HTTPS: Alloy discovers its node's
 # pods. Allowed to the control plane's addresses only (the `kubernetes` Service's endpoints).
 # The Knative operator reconciles Serving through the API only (its manifests ship in its image).
-API_ONLY_CLIENTS = frozenset({Namespace.MONITORING_AGENTS, Namespace.KNATIVE_OPERATOR})
+# The Flink operator reconciles FlinkDeployments through the API (and the jobs' REST APIs, a flow).
+API_ONLY_CLIENTS = frozenset({Namespace.MONITORING_AGENTS, Namespace.KNATIVE_OPERATOR, Namespace.FLINK_OPERATOR})
+# Kafka alone (MSK's IAM listener 9098; Managed Kafka's 9092), for namespaces that use no other data service
+KAFKA_PORTS = (9092, 9098)
+KAFKA_ONLY_CLIENTS = frozenset({Namespace.STREAMING})
 # git over SSH, for a DAG repository given as ssh:// or git@ (services.airflow.dags.repo)
 GIT_SSH_PORT = 22
 KUBE_SYSTEM = "kube-system"
@@ -409,6 +499,7 @@ def baseline_egress(ns: Namespace, network: ClusterNetwork) -> list[k8s.networki
             )
         )
     data_ports = DATA_PORTS if ns in DATA_CLIENTS else (POSTGRES_PORT,) if ns in POSTGRES_CLIENTS else ()
+    data_ports = KAFKA_PORTS if ns in KAFKA_ONLY_CLIENTS else data_ports
     if data_ports:
         rules.append(
             k8s.networking.v1.NetworkPolicyEgressRuleArgs(

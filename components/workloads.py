@@ -6,7 +6,9 @@ create the Kubernetes service account from the same entry. Neither side spells a
 
 from __future__ import annotations
 
-from components.contracts import Access, BucketGrant, BucketPurpose, Namespace, WorkloadSpec
+from components.contracts import Access, BucketGrant, BucketPurpose, DnsGrant, Namespace, WorkloadSpec
+from mlplatform.config.client import AcmeDns01Issuer, ClientConfig
+from mlplatform.config.streaming import StreamingConfig
 
 _RW, _RO = Access.READ_WRITE, Access.READ
 
@@ -41,4 +43,41 @@ TRAINING = WorkloadSpec(
 # The drift job reads the reference and recent inference samples, nothing else.
 DRIFT = WorkloadSpec("drift", Namespace.MONITORING, "drift", (BucketGrant(BucketPurpose.DATASETS, _RO),))
 
-ALL: tuple[WorkloadSpec, ...] = (MLFLOW, FEAST, AIRFLOW, LOKI, KSERVE, RAY, TRAINING, DRIFT)
+# JupyterHub's single-user servers (components/client/jupyterhub.py): people explore datasets and read or
+# write artifacts (a model's files, a run's outputs) from a notebook. MLflow's own uploads go through the
+# tracking server (--serve-artifacts) and need none of this.
+NOTEBOOK = WorkloadSpec(
+    "notebook",
+    Namespace.PLATFORM,
+    "notebook",
+    (BucketGrant(BucketPurpose.DATASETS, _RO), BucketGrant(BucketPurpose.ARTIFACTS, _RW)),
+)
+
+ALL: tuple[WorkloadSpec, ...] = (MLFLOW, FEAST, AIRFLOW, LOKI, KSERVE, RAY, TRAINING, DRIFT, NOTEBOOK)
+
+# The streaming job (Flink, components/streaming): consumes the feature-event topics; its checkpoints and
+# savepoints go to the datasets bucket (flink/ prefix), the one bucket it writes. Only where streaming is on:
+# no identity (nor Kafka ACL) for a job that does not run.
+STREAMING = WorkloadSpec(
+    "streaming", Namespace.STREAMING, "feature-push", (BucketGrant(BucketPurpose.DATASETS, _RW),), kafka=_RO
+)
+
+
+def streaming_workloads(streaming: StreamingConfig) -> tuple[WorkloadSpec, ...]:
+    """The identities the streaming path needs beyond ALL: the feature-push job's, with streaming.enabled."""
+    return (STREAMING,) if streaming.enabled else ()
+
+
+# cert-manager's controller solving ACME DNS-01 challenges: the chart's service account (`cert-manager`, the
+# release's fullname: cert-manager v1.21.1 templates/_helpers.tpl cert-manager.serviceAccountName) writes TXT
+# records in the configured zone and touches no bucket. Only with a domain and an ACME DNS-01 issuer.
+CERT_MANAGER_KEY = "cert-manager"
+
+
+def dns01_workloads(client: ClientConfig) -> tuple[WorkloadSpec, ...]:
+    """The identities the stack's UI exposure needs beyond ALL: cert-manager's, with its DNS grant."""
+    tls = client.tls
+    if client.domain is None or not isinstance(tls, AcmeDns01Issuer):
+        return ()
+    grant = DnsGrant(hosted_zone_id=tls.hosted_zone_id, project=tls.dns_project)
+    return (WorkloadSpec(CERT_MANAGER_KEY, Namespace.CERT_MANAGER, "cert-manager", (), dns=grant),)

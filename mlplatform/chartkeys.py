@@ -30,8 +30,14 @@ Tree = dict[str, Any] | None
 # default keys would wrongly reject others). Path -> why it is free-form.
 FREE_FORM: dict[str, dict[str, str]] = {
     "cluster-autoscaler": {"extraArgs": "every key becomes a --flag of the autoscaler binary"},
+    "flink-kubernetes-operator": {
+        "podSecurityContext": "templates/controller/deployment.yaml writes it as the pod's securityContext, verbatim",
+    },
     "grafana": {
         "grafana.ini": "templates/_config.tpl ranges over every section and key into grafana.ini (any setting)"
+    },
+    "istiod": {
+        "meshConfig": "templates/configmap.yaml writes it into istiod's mesh config (Istio MeshConfig: any field)"
     },
     "kserve-resources": {
         "kserve.storage.containerSecurityContext": (
@@ -65,6 +71,10 @@ SUBCHARTS: dict[str, tuple[str, ...]] = {
 TEMPLATE_KEYS: dict[str, dict[str, str]] = {
     "grafana": {
         "rbac.useExistingRole": "templates/role.yaml (no Role made) and rolebinding.yaml (binds the named Role)",
+    },
+    "oauth2-proxy": {
+        # values.yaml only mentions it in a comment
+        "config.existingSecret": "templates/_helpers.tpl oauth2-proxy.secretName (secret.yaml then makes none)",
     },
     "knative-operator": {
         "knative_operator.knative_operator.securityContext": "templates/operator.yaml: the pod's securityContext",
@@ -176,8 +186,15 @@ def build_snapshot(chart_dir: Path, chart: str, version: str, app_version: str |
     internal = values.get("_internal_defaults_do_not_set")
     if isinstance(internal, dict):
         values = deep_merge(internal, values)
-    schema_file = chart_dir / "values.schema.json"
-    schema = json.loads(schema_file.read_text()) if schema_file.exists() else None
+    # z2jh keeps its schema's source as YAML (values.schema.yaml; the package's .json is generated from it at
+    # release and only drops `description`s: tools/generate-json-schema.py @ 4.4.0)
+    schema_file = next(
+        (f for f in (chart_dir / "values.schema.json", chart_dir / "values.schema.yaml") if f.exists()), None
+    )
+    schema = None
+    if schema_file is not None:
+        text = schema_file.read_text()
+        schema = json.loads(text) if schema_file.suffix == ".json" else yaml.safe_load(text)
     tree = key_tree(values, schema, free_form=frozenset(FREE_FORM.get(chart, {})))
     for sub in SUBCHARTS.get(chart, ()):
         sub_dir = chart_dir.parent / sub
@@ -193,7 +210,7 @@ def build_snapshot(chart_dir: Path, chart: str, version: str, app_version: str |
             node = node[part] if node is not None else None
         if node is not None:
             node.setdefault(leaf, None)
-    sources = ["values.yaml"] + (["values.schema.json"] if schema is not None else [])
+    sources = ["values.yaml"] + ([schema_file.name] if schema_file is not None else [])
     app_version = app_version or str((load_chart_yaml(chart_dir / "Chart.yaml") or {}).get("appVersion", ""))
     return {"chart": chart, "version": version, "appVersion": app_version, "derivedFrom": sources, "keys": tree}
 

@@ -8,6 +8,7 @@ import sys
 from datetime import date
 from pathlib import Path
 
+from components.client.configuration import write_client_files
 from mlplatform.chartkeys import build_snapshot, upstream_mismatch, write_snapshot
 from mlplatform.config import ConfigError
 from mlplatform.estimate.report import report
@@ -28,6 +29,11 @@ def _parser() -> argparse.ArgumentParser:
     plan.add_argument("--stack", default="dev", help="stack name: reads Pulumi.<stack>.yaml (default: dev)")
     plan.add_argument("--out", type=Path, help="where to write the JSON plan (default: plans/<stack>.json)")
     plan.add_argument("--summary", action="store_true", help="counts per layer and type instead of the tree")
+    plan.add_argument(
+        "--clients",
+        type=Path,
+        help="where to write <stack>.env and <stack>/feature_store.yaml for clients (default: clients/)",
+    )
     plan.add_argument("--project-dir", type=Path, default=PROJECT_DIR, help=argparse.SUPPRESS)
     diff = sub.add_parser("diff", help="compare two plans (JSON files, or stack names to synthesize)")
     diff.add_argument("old", help="plan JSON path or stack name")
@@ -112,6 +118,9 @@ def main(argv: list[str] | None = None) -> int:
             print(render(doc, summary_only=args.summary))
             print("\n" + report(doc, date.today()))
             print(f"\nplan written to {out}")
+            clients = args.clients or args.project_dir / "clients"
+            for path in write_client_files(doc.outputs, clients, args.stack):
+                print(f"client configuration written to {path}")
         elif args.command == "chart-keys":
             return chart_keys(args.upstream)
         elif args.command == "render":

@@ -89,6 +89,8 @@ WEBHOOKS: tuple[tuple[str, dict[str, str], int, str], ...] = (
      "kube-prometheus-stack 88.5.3 values.yaml prometheusOperator.tls.internalPort 10250"),
     ("aws-load-balancer-controller", {"app.kubernetes.io/name": "aws-load-balancer-controller"}, 9443,
      "aws-load-balancer-controller 3.5.0 values.yaml webhookBindPort 9443"),
+    ("flink-kubernetes-operator", {"app.kubernetes.io/name": "flink-kubernetes-operator"}, 9443,
+     "flink-kubernetes-operator 1.15.0 templates/controller/deployment.yaml: flink-webhook WEBHOOK_SERVER_PORT 9443"),
 )  # fmt: skip
 # Knative Serving's own webhooks, in the KnativeServing's namespace (operator kodata serving-core and
 # ingress/1.21/istio/net-istio.yaml: both serve https-webhook on 8443)

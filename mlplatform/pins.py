@@ -75,6 +75,39 @@ KSERVE_RUNTIME_CONFIGS = ChartPin("kserve-runtime-configs", "oci://ghcr.io/kserv
 AWS_LOAD_BALANCER_CONTROLLER = ChartPin(
     "aws-load-balancer-controller", "https://aws.github.io/eks-charts", "3.5.0", "v3.5.0"
 )
+# -- streaming (components/streaming) ---------------------------------------------------------------------
+# The Flink Kubernetes Operator 1.15.0 (tag release-1.15.0, 2026-05-07). Its chart's image.tag reads `latest`
+# at the tag (helm/flink-kubernetes-operator/values.yaml): the program sets it to the appVersion.
+FLINK_OPERATOR = ChartPin(
+    "flink-kubernetes-operator",
+    "https://downloads.apache.org/flink/flink-kubernetes-operator-1.15.0/",
+    "1.15.0",
+    "1.15.0",
+)
+FLINK_OPERATOR_IMAGE = "ghcr.io/apache/flink-kubernetes-operator"
+# Flink 2.2: the newest minor the operator's FlinkDeployment CRD names (flinkVersion enum v1_13..v2_2,
+# ../shared/upstream/crds/flink.apache.org_flinkdeployments.yaml) that the Kafka connector 5.0.0 is tested
+# with (apache/flink-connector-kafka v5.0.0 .github/workflows/push_pr.yml: flink 2.2.0 and 2.1.1; its pom
+# builds against Flink 2.1.0 and kafka-clients 4.2.0). The job image's Dockerfile (streaming/Dockerfile)
+# and requirements (streaming/requirements.txt) hold the same versions; a test keeps them equal.
+FLINK_VERSION = "2.2.1"
+FLINK_CRD_VERSION = "v2_2"  # FlinkDeployment spec.flinkVersion for FLINK_VERSION
+FLINK_KAFKA_CONNECTOR = "org.apache.flink:flink-connector-kafka:5.0.0-2.1"
+# The Java OAUTHBEARER handlers the data layer's KafkaClientAuth names (jvm_artifacts): aws/aws-msk-iam-auth
+# v2.3.6 and googleapis/managedkafka kafka-java-auth v1.0.6
+MSK_IAM_JAVA_AUTH = "software.amazon.msk:aws-msk-iam-auth:2.3.6"
+MANAGED_KAFKA_JAVA_AUTH = "com.google.cloud.hosted.kafka:managed-kafka-auth-login-handler:1.0.6"
+
+# -- client layer (components/client) ---------------------------------------------------------------------
+# oauth2-proxy 10.7.0 (app v7.15.3, tag oauth2-proxy-10.7.0 of oauth2-proxy/manifests): Istio's external
+# authorizer for the UIs without native OIDC (serving-observability-facts.md §9)
+OAUTH2_PROXY = ChartPin("oauth2-proxy", "https://oauth2-proxy.github.io/manifests", "10.7.0", "7.15.3")
+# JupyterHub (z2jh) 4.4.0: JupyterHub 5.5.0, KubeSpawner 7.0.0, OAuthenticator 17.4.0 in its hub image
+# (jupyterhub/zero-to-jupyterhub-k8s images/hub/requirements.txt @ 4.4.0). Its source tree's Chart.yaml says
+# 0.0.1-set.by.chartpress: chartpress writes the version and image tags into the published package only.
+JUPYTERHUB = ChartPin(
+    "jupyterhub", "https://hub.jupyter.org/helm-chart/", "4.4.0", "5.5.0", placeholder="0.0.1-set.by.chartpress"
+)
 
 # Serving runtime images set by the platform (the rest are the kserve-runtime-configs chart's pinned tags):
 # MLServer 1.7.1 is the newest release (2025-06); Triton at the tag KServe v0.20's chart ships.
@@ -119,6 +152,9 @@ ALL_CHARTS: tuple[ChartPin, ...] = (
     KSERVE_CRD,
     KSERVE_RUNTIME_CONFIGS,
     AWS_LOAD_BALANCER_CONTROLLER,
+    FLINK_OPERATOR,
+    OAUTH2_PROXY,
+    JUPYTERHUB,
 )
 
 # Evidently ships no Helm chart: the platform runs its UI image directly, pinned by image tag.
@@ -126,7 +162,12 @@ EVIDENTLY_IMAGE = "evidently/evidently-service"
 EVIDENTLY_VERSION = "0.7.23"
 # The drift job's fetch step runs in the Airflow image the platform already pulls: it ships boto3 and
 # google-cloud-storage (Airflow's amazon and google providers), which the Evidently image lacks.
-AIRFLOW_IMAGE = f"docker.io/apache/airflow:{AIRFLOW.app_version}"
+# The image's Python, pinned: apache-airflow 3.1.7's `fab` and `google-auth` extras (the FAB auth manager the
+# chart configures, which the platform's OIDC login uses, and Authlib) install only where Python is not 3.13
+# (its package metadata), and the bare tag follows Airflow's default Python, which moves between releases.
+AIRFLOW_PYTHON = "3.12"
+AIRFLOW_TAG = f"{AIRFLOW.app_version}-python{AIRFLOW_PYTHON}"
+AIRFLOW_IMAGE = f"docker.io/apache/airflow:{AIRFLOW_TAG}"
 AIRFLOW_IMAGE_UID = 50000  # the image's `airflow` user
 
 # The services whose `services.<name>.version` selects a chart version (the rest pin an image tag).
@@ -139,6 +180,7 @@ SERVICE_CHARTS: dict[str, ChartPin] = {
     "prometheus": KUBE_PROMETHEUS_STACK,
     "grafana": GRAFANA,
     "loki": LOKI,
+    "jupyterhub": JUPYTERHUB,
 }
 
 
@@ -157,6 +199,7 @@ SERVICE_DEFAULT_VERSIONS: dict[str, str] = {
     "grafana": GRAFANA.version,
     "loki": LOKI.version,
     "evidently": EVIDENTLY_VERSION,
+    "jupyterhub": JUPYTERHUB.version,
 }
 
 # -- pins per Kubernetes minor (AWS) --------------------------------------------------------------

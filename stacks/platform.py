@@ -11,6 +11,9 @@ from dataclasses import dataclass
 import pulumi
 
 from components import workloads
+from components.client import Client, ClientArgs
+from components.client.exposure import ui_extension_providers
+from components.client.native_oidc import callback_urls, sign_on
 from components.cloud import cloud_provider
 from components.cluster import Cluster
 from components.contracts import BucketPurpose
@@ -23,6 +26,7 @@ from components.observability import Observability, ObservabilityArgs
 from components.observability.alerts import canary_queries
 from components.serving import Serving, ServingArgs
 from components.storage import Storage
+from components.streaming import STREAM_DATA, Streaming, StreamingArgs
 from mlplatform.config import HaProfile, PlatformConfig
 
 NAME = "mlplatform"
@@ -37,12 +41,17 @@ class Platform:
     lifecycle: Lifecycle
     serving: Serving
     observability: Observability
+    client: Client
+    streaming: Streaming | None = None  # with streaming.enabled
 
 
 def build_platform(cfg: PlatformConfig) -> Platform:
-    infra = pulumi.ResourceOptions(providers=[cloud_provider(f"{NAME}-{cfg.cloud.value}", cfg)])
+    cloud = cloud_provider(f"{NAME}-{cfg.cloud.value}", cfg)
+    infra = pulumi.ResourceOptions(providers=[cloud])
     cluster = Cluster(NAME, ClusterArgs.of(cfg), opts=infra)
-    in_cluster = pulumi.ResourceOptions(providers=[cluster.outputs.kubernetes_provider])
+    # the cloud provider too, for the few reads an in-cluster object is made from (the SSO client secret
+    # in the cloud's secret manager: components/client/secrets.py); in-cluster layers create no cloud resource
+    in_cluster = pulumi.ResourceOptions(providers=[cluster.outputs.kubernetes_provider, cloud])
     # every platform namespace and its guard rails, before anything is put in one
     namespaces = Namespaces(NAME, NamespacesArgs(cluster.outputs), opts=in_cluster)
     data = Data(
@@ -53,13 +62,24 @@ def build_platform(cfg: PlatformConfig) -> Platform:
         opts=infra,
     )
     # Storage after data: a workload's identity is created once, with its bucket grants and its Kafka grant.
-    # the example feature view's data, where Feast is installed
-    seeds = (EXAMPLE_DATA,) if cfg.services.feast.enabled else ()
+    # where Feast is installed, the files feature_repo/ reads: the example view's data, and the streaming push
+    # source's (empty) batch source, which Feast's file offline store appends to. Both views are applied on
+    # every stack, so both files exist on every stack (the hourly materialization reads every view)
+    seeds = (EXAMPLE_DATA, STREAM_DATA) if cfg.services.feast.enabled else ()
     storage = Storage(
-        NAME, StorageArgs.of(cfg), cluster.outputs, workloads.ALL, data.outputs.kafka, seeds=seeds, opts=infra
+        NAME,
+        StorageArgs.of(cfg),
+        cluster.outputs,
+        # with a domain and an ACME issuer, cert-manager's identity too (its grant on the DNS zone)
+        workloads.ALL + workloads.dns01_workloads(cfg.client) + workloads.streaming_workloads(cfg.streaming),
+        data.outputs.kafka,
+        seeds=seeds,
+        opts=infra,
     )
 
     ns = namespaces.outputs
+    # Grafana's and Airflow's own OIDC login, with a domain (components/sign_on.py); None without
+    native_sign_on = sign_on(cfg)
     lifecycle = Lifecycle(
         NAME,
         LifecycleArgs(
@@ -71,6 +91,7 @@ def build_platform(cfg: PlatformConfig) -> Platform:
             multi_zone=cfg.ha is HaProfile.MULTI_ZONE,
             serving_models=tuple(cfg.serving.models),
             canary_queries=canary_queries(cfg.services.prometheus.alerts),
+            sign_on=native_sign_on,
         ),
         opts=in_cluster,
     )
@@ -87,8 +108,29 @@ def build_platform(cfg: PlatformConfig) -> Platform:
             zones=len(cfg.zones),
             multi_zone=multi_zone,
             serving=cfg.serving,
+            # the UIs' external authorizer (oauth2-proxy), only when the stack exposes its UIs
+            extension_providers=ui_extension_providers(cfg.client),
         ),
         opts=in_cluster,
+    )
+    # Kafka -> Flink -> Feast push (components/streaming): after lifecycle (the feature server) and serving
+    # (cert-manager, for the Flink operator's webhook); topics under the cloud provider in_cluster carries
+    streaming = (
+        Streaming(
+            NAME,
+            StreamingArgs(
+                cluster.outputs,
+                ns,
+                storage.outputs,
+                data.outputs,
+                lifecycle.outputs.feature_server,
+                serving.outputs.cert_manager,
+                cfg,
+            ),
+            opts=in_cluster,
+        )
+        if cfg.streaming.enabled
+        else None
     )
     observability = Observability(
         NAME,
@@ -100,6 +142,21 @@ def build_platform(cfg: PlatformConfig) -> Platform:
             cfg.services,
             cfg.storage.log_retention_days,
             multi_zone,
+            sign_on=native_sign_on,
+        ),
+        opts=in_cluster,
+    )
+    client = Client(
+        NAME,
+        ClientArgs(
+            cluster.outputs,
+            ns,
+            storage.outputs,
+            data.outputs,
+            lifecycle.outputs,
+            serving.outputs,
+            observability.outputs,
+            cfg,
         ),
         opts=in_cluster,
     )
@@ -128,4 +185,15 @@ def build_platform(cfg: PlatformConfig) -> Platform:
         pulumi.export("grafanaUrl", observability.outputs.grafana_url)
         pulumi.export("grafanaAdminSecret", observability.outputs.grafana_admin_secret)
     pulumi.export("workloadIdentities", {k: i.principal for k, i in storage.outputs.identities.items()})
-    return Platform(cluster, namespaces, storage, data, lifecycle, serving, observability)
+    if client.outputs.ui_urls:
+        pulumi.export("uiUrls", client.outputs.ui_urls)
+    if client.outputs.sso_callback_urls:
+        # the redirect URIs oauth2-proxy uses for the UIs it guards (register them with the SSO client)
+        pulumi.export("ssoCallbackUrls", client.outputs.sso_callback_urls)
+    if native_sign_on is not None:
+        # the redirect URIs to register with the OIDC provider for the UIs that sign people in themselves
+        pulumi.export("nativeSsoRedirectUris", callback_urls(native_sign_on, cfg))
+    if client.outputs.configuration is not None:
+        # what a data scientist's clients need; `plan` writes it to clients/<stack>.env (+ feature_store.yaml)
+        pulumi.export("clientConfiguration", client.outputs.configuration)
+    return Platform(cluster, namespaces, storage, data, lifecycle, serving, observability, client, streaming)

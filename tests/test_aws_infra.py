@@ -197,7 +197,8 @@ def test_kafka_clients_get_iam_scoped_to_the_cluster(prod: PlanDocument) -> None
         for p in prod.by_type("aws:iam/rolePolicy:RolePolicy")
         if p.name.endswith("-kafka")
     }
-    assert set(kafka_policies) == {w.key for w in workloads.ALL if w.kafka is not None}
+    clients = (*workloads.ALL, workloads.STREAMING)  # streaming is on in prod
+    assert set(kafka_policies) == {w.key for w in clients if w.kafka is not None}
     for key, policy in kafka_policies.items():
         by_sid = {s["Sid"]: s for s in policy["Statement"]}
         msk_arn = by_sid["Connect"]["Resource"]
@@ -205,7 +206,7 @@ def test_kafka_clients_get_iam_scoped_to_the_cluster(prod: PlanDocument) -> None
         assert by_sid["Topics"]["Resource"] == msk_arn.replace(":cluster/", ":topic/") + "/*"
         assert by_sid["Groups"]["Resource"] == msk_arn.replace(":cluster/", ":group/") + "/*"
         writes = "kafka-cluster:WriteData" in by_sid["Topics"]["Action"]
-        spec = next(w for w in workloads.ALL if w.key == key)
+        spec = next(w for w in clients if w.key == key)
         assert writes == (spec.kafka is Access.READ_WRITE), key
         assert all(s["Resource"] != "*" for s in policy["Statement"])
 

@@ -13,7 +13,16 @@ import pytest
 
 from components.cluster.gcp import NODE_ROLES
 from components.contracts import Namespace
-from components.guardrails import DATA_CLIENTS, DATA_PORTS, POD_SECURITY, POSTGRES_CLIENTS, POSTGRES_PORT, WEBHOOK_PORTS
+from components.guardrails import (
+    DATA_CLIENTS,
+    DATA_PORTS,
+    KAFKA_ONLY_CLIENTS,
+    KAFKA_PORTS,
+    POD_SECURITY,
+    POSTGRES_CLIENTS,
+    POSTGRES_PORT,
+    WEBHOOK_PORTS,
+)
 from mlplatform.config import ConfigError, load_config
 from mlplatform.plan.document import PlanDocument
 from mlplatform.plan.mocks import REDACTED
@@ -116,6 +125,8 @@ def test_data_ports_reach_only_the_data_services_from_their_clients(plan, stack:
             assert data_rules and all(cidr != "0.0.0.0/0" for cidr, _ in data_rules), ns
             wanted = set(DATA_PORTS) if ns in DATA_CLIENTS else {POSTGRES_PORT}
             assert all(set(ports) == wanted for _, ports in data_rules), ns
+        elif ns in KAFKA_ONLY_CLIENTS:  # the streaming job: Kafka's ports alone, to the data services' ranges
+            assert data_rules and all(cidr != "0.0.0.0/0" and set(p) == set(KAFKA_PORTS) for cidr, p in data_rules), ns
         else:
             assert not data_rules, ns
         open_ports = {p for cidr, _, ports in egress if cidr == "0.0.0.0/0" for p in ports}

@@ -147,7 +147,9 @@ def test_the_example_rows_are_uploaded_where_the_feature_view_reads_them(plan, s
         "aws:s3/bucketObjectv2:BucketObjectv2" if stack in ("dev", "prod") else "gcp:storage/bucketObject:BucketObject"
     )
     # the example's rows (and, where streaming is on, its push source's empty batch source: test_streaming_plan.py)
-    [seeded] = [r for r in doc.by_type(kind) if (r.inputs.get("key") or r.inputs.get("name")) == _features_sample_path()]
+    [seeded] = [
+        r for r in doc.by_type(kind) if (r.inputs.get("key") or r.inputs.get("name")) == _features_sample_path()
+    ]
     datasets = next(r for r in doc.resources if r.type.endswith(":Bucket") and r.name.endswith("-datasets"))
     assert datasets.urn in seeded.dependencies
     source = Path(seeded.inputs["source"]["path"])

@@ -110,8 +110,14 @@ def servers(dev) -> Iterator[Servers]:
     repo = repo_config_map(dev)["data"]
     [key] = re.findall(r'^SAMPLE_PATH = "([^"]+)"', repo["features.py"], re.M)
     bucket = datasets_uri(dev).removeprefix("s3://")
+    # every other file the plan seeds into the datasets bucket, from the file the seed uploads
+    seeded = [
+        f"{o.inputs['key']}={ROOT / o.inputs['source']['path']}"
+        for o in dev.by_type("aws:s3/bucketObjectv2:BucketObjectv2")
+        if o.inputs["key"] != key
+    ]
     aws = subprocess.Popen(
-        [python, str(ROOT / "tests" / "support" / "moto_aws.py"), bucket, f"{key}={parquet}"],
+        [python, str(ROOT / "tests" / "support" / "moto_aws.py"), bucket, f"{key}={parquet}", *seeded],
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=(work / "moto.log").open("w"), text=True,
     )  # fmt: skip
     redis, redis_port, redis_ca = tls_redis(work)
@@ -266,9 +272,9 @@ def test_the_apply_job_registers_the_feature_repository_from_its_config_map(serv
         registered[table] = done.stdout.split()
     assert registered == {
         "entities": ["__dummy", "driver"],  # Feast's own, for entityless views (feature_view.py DUMMY_ENTITY)
-        "feature_views": ["driver_hourly_stats"],
+        "feature_views": ["driver_hourly_stats", "driver_trip_stats"],
         "feature_services": ["driver_activity"],
-        "data_sources": ["driver_stats_push", "driver_stats_source"],
+        "data_sources": ["driver_stats_push", "driver_stats_source", "driver_trip_stats_source", "driver_trips_push"],
     }
 
 

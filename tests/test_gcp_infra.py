@@ -128,7 +128,7 @@ def test_managed_kafka_and_client_acls(gcp_prod: PlanDocument) -> None:
     cluster = gcp_prod.one("gcp:managedkafka/cluster:Cluster").inputs
     assert int(cluster["capacityConfig"]["vcpuCount"]) >= 3
     topics = gcp_prod.one("gcp:managedkafka/acl:Acl", "mlplatform-kafka-allTopics").inputs["aclEntries"]
-    for spec in workloads.ALL:
+    for spec in (*workloads.ALL, workloads.STREAMING):  # streaming is on in prod
         ops = {e["operation"] for e in topics if e["principal"].startswith(f"User:mlplatform-{spec.key}@")}
         if spec.kafka is None:
             assert not ops, spec.key
@@ -138,7 +138,7 @@ def test_managed_kafka_and_client_acls(gcp_prod: PlanDocument) -> None:
             assert {"READ", "WRITE"} <= ops, spec.key
     bindings = [b for b in gcp_prod.by_type("gcp:projects/iAMMember:IAMMember") if "managedkafka" in b.inputs["role"]]
     assert {b.inputs["member"].split("@")[0] for b in bindings} == {
-        f"serviceAccount:mlplatform-{w.key}" for w in workloads.ALL if w.kafka is not None
+        f"serviceAccount:mlplatform-{w.key}" for w in (*workloads.ALL, workloads.STREAMING) if w.kafka is not None
     }
     assert all("clusters/mlplatform-kafka" in b.inputs["condition"]["expression"] for b in bindings)
 

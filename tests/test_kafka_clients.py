@@ -63,9 +63,10 @@ def test_msk_producers_may_write_idempotently_on_the_cluster(prod: PlanDocument)
         for p in prod.by_type("aws:iam/rolePolicy:RolePolicy")
         if p.name.endswith("-kafka")
     }
-    assert set(policies) == {w.key for w in workloads.ALL if w.kafka is not None}
+    clients = (*workloads.ALL, workloads.STREAMING)  # streaming is on in prod
+    assert set(policies) == {w.key for w in clients if w.kafka is not None}
     for key, policy in policies.items():
-        spec = next(w for w in workloads.ALL if w.key == key)
+        spec = next(w for w in clients if w.key == key)
         by_sid = {s["Sid"]: s for s in policy["Statement"]}
         cluster = by_sid["Connect"]["Resource"]
         assert ":cluster/" in cluster

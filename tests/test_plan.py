@@ -21,6 +21,7 @@ LAYERS = {
     "mlplatform:lifecycle:Lifecycle",
     "mlplatform:serving:Serving",
     "mlplatform:observability:Observability",
+    "mlplatform:client:Client",
 }
 NAMESPACES = "mlplatform:platform:Namespaces"  # made by the stack composition before the layers
 TOP_LEVEL = LAYERS | {NAMESPACES}
@@ -28,17 +29,22 @@ IN_CLUSTER = {
     "mlplatform:lifecycle:Lifecycle",
     "mlplatform:serving:Serving",
     "mlplatform:observability:Observability",
+    "mlplatform:client:Client",
     NAMESPACES,
 }
+# layers the stack makes only when config enables them (stacks/platform.py). Streaming is in-cluster but for
+# its topics, cloud resources of the data layer's Kafka cluster (components/streaming/topics.py)
+OPTIONAL_LAYERS = {"mlplatform:streaming:Streaming"}
+STREAMING_CLOUD_TYPES = {"aws:msk/topic:Topic", "gcp:managedkafka/topic:Topic"}
 STACKS = ["dev", "prod", "gcp-dev", "gcp-prod"]
 REQUIRED_FIELDS = {"urn", "type", "name", "parent", "provider", "dependencies", "protect", "retainOnDelete", "inputs"}
 
 
 @pytest.mark.parametrize("stack", STACKS)
-def test_each_stack_has_the_six_layers(plan, stack: str) -> None:
+def test_each_stack_has_the_seven_layers(plan, stack: str) -> None:
     doc = plan(stack)
     top = [r for r in doc.resources if r.parent == doc.stack_urn and not r.type.startswith("pulumi:providers:")]
-    assert {r.type for r in top} == TOP_LEVEL
+    assert {r.type for r in top} - OPTIONAL_LAYERS == TOP_LEVEL
 
 
 @pytest.mark.parametrize("stack", STACKS)
@@ -46,7 +52,7 @@ def test_every_resource_belongs_to_a_layer_or_is_a_provider(plan, stack: str) ->
     doc = plan(stack)
     for r in doc.resources:
         top = doc.top_level_of(r)
-        assert top.type in TOP_LEVEL or top.type.startswith("pulumi:providers:"), r.urn
+        assert top.type in TOP_LEVEL | OPTIONAL_LAYERS or top.type.startswith("pulumi:providers:"), r.urn
 
 
 @pytest.mark.parametrize("stack", STACKS)
@@ -71,11 +77,13 @@ def test_providers_follow_the_layer(plan, stack: str) -> None:
         if package == "docker-build":
             # the images this repository builds (components/images.py) on the deployer's machine and pushes to
             # the stack's registry, for the in-cluster layers that run them: no cloud or cluster provider
-            assert r.type == "docker-build:index:Image" and doc.top_level_of(r).type in IN_CLUSTER, r.urn
+            assert r.type == "docker-build:index:Image" and doc.top_level_of(r).type in IN_CLUSTER | OPTIONAL_LAYERS
             continue
         assert r.provider.startswith(expected[package] + "::"), (r.urn, r.provider)
         if doc.top_level_of(r).type in IN_CLUSTER:
             assert package == "kubernetes", r.urn
+        if doc.top_level_of(r).type in OPTIONAL_LAYERS:
+            assert package == "kubernetes" or r.type in STREAMING_CLOUD_TYPES, r.urn
 
 
 def test_plan_json_lists_every_registration_with_required_fields(dev: PlanDocument, tmp_path: Path) -> None:

@@ -22,7 +22,7 @@ from components.protection import stateful
 from components.secrets import generated_secret
 from mlplatform.config import Profile
 from mlplatform.config.certificates import read_ca_bundle
-from mlplatform.pins import CONFLUENT_KAFKA, MSK_IAM_SIGNER
+from mlplatform.pins import CONFLUENT_KAFKA, MSK_IAM_JAVA_AUTH, MSK_IAM_SIGNER
 
 POSTGRES_PORT, REDIS_PORT, KAFKA_IAM_PORT = 5432, 6379, 9098
 
@@ -258,4 +258,13 @@ def msk_iam_auth(region: str) -> KafkaClientAuth:
         token_provider="mlplatform_client.kafka_auth:msk_iam_token",
         token_provider_config=f"region={region}",
         requirements=(CONFLUENT_KAFKA, MSK_IAM_SIGNER),
+        # Java clients (Flink): the same OAUTHBEARER mechanism with aws-msk-iam-auth's handler for both
+        # callbacks (aws/aws-msk-iam-auth README, "Configuring a Kafka client to use AWS IAM with SASL
+        # OAUTHBEARER mechanism", v2.3.6); the region comes from the broker host name (same README)
+        jvm_sasl_properties=(
+            ("sasl.jaas.config", "org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginModule required;"),
+            ("sasl.login.callback.handler.class", "software.amazon.msk.auth.iam.IAMOAuthBearerLoginCallbackHandler"),
+            ("sasl.client.callback.handler.class", "software.amazon.msk.auth.iam.IAMOAuthBearerLoginCallbackHandler"),
+        ),
+        jvm_artifacts=(MSK_IAM_JAVA_AUTH,),
     )

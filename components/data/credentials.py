@@ -8,8 +8,10 @@ import pulumi_random as random
 from components.contracts import DatabaseCredentials
 
 # The databases the platform's services own; each gets its own user and password. Grafana's holds its users,
-# sessions and alerting state, which its replicas must share (SQLite would give each its own).
-SERVICE_DATABASES = ("mlflow", "feast", "airflow", "grafana")
+# sessions and alerting state, which its replicas must share (SQLite would give each its own). JupyterHub's
+# holds its users and servers: on the zone-redundant database the one hub restarts in any zone (a zonal
+# volume would pin it to one).
+SERVICE_DATABASES = ("mlflow", "feast", "airflow", "grafana", "jupyterhub")
 
 
 def service_credentials(

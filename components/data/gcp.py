@@ -22,7 +22,7 @@ from components.environment import DataArgs
 from components.protection import stateful
 from components.secrets import generated_secret
 from mlplatform.config import Profile
-from mlplatform.pins import CONFLUENT_KAFKA, GOOGLE_AUTH
+from mlplatform.pins import CONFLUENT_KAFKA, GOOGLE_AUTH, MANAGED_KAFKA_JAVA_AUTH
 
 GIB = 1024**3
 # Managed Kafka's SASL listener takes OAUTHBEARER over TLS with a Google access token wrapped as its Java and
@@ -34,6 +34,12 @@ MANAGED_KAFKA_AUTH = KafkaClientAuth(
     token_provider="mlplatform_client.kafka_auth:google_token",
     token_provider_config="",
     requirements=(CONFLUENT_KAFKA, *GOOGLE_AUTH),
+    # Java clients (Flink): googleapis/managedkafka README, "kafka-java-auth" (tag v1.0.6)
+    jvm_sasl_properties=(
+        ("sasl.jaas.config", "org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginModule required;"),
+        ("sasl.login.callback.handler.class", "com.google.cloud.hosted.kafka.auth.GcpLoginCallbackHandler"),
+    ),
+    jvm_artifacts=(MANAGED_KAFKA_JAVA_AUTH,),
 )
 
 

@@ -25,11 +25,13 @@ from components.contracts import (
 from components.guardrails import PROMETHEUS_QUERY
 from components.lifecycle.airflow import Airflow, AirflowArgs
 from components.lifecycle.deployment import ModelDeployment, model_targets
-from components.lifecycle.feast import Feast, FeastArgs, client_image
+from components.lifecycle.feast import Feast, FeastArgs, FeastClient, client_image
 from components.lifecycle.mlflow import MLflow, MLflowArgs
 from components.lifecycle.ray import KubeRay, KubeRayArgs
 from components.lifecycle.training import Training, TrainingArgs
 from components.placement import Placement
+from components.sign_on import MLFLOW as MLFLOW_UI
+from components.sign_on import SignOn
 from mlplatform.chartkeys import selected_pin
 from mlplatform.config import ServicesConfig
 from mlplatform.config.serving import ServingModelConfig
@@ -48,6 +50,8 @@ class LifecycleArgs:
     serving_models: tuple[ServingModelConfig, ...] = ()
     # the alert rules' canary queries (components/observability/alerts.py canary_queries) the DAG judges with
     canary_queries: Mapping[str, Any] = field(default_factory=dict)
+    # Airflow's own OIDC login, when the stack exposes its UIs (components/sign_on.py)
+    sign_on: SignOn | None = None
 
 
 @dataclass(frozen=True)
@@ -57,6 +61,8 @@ class LifecycleOutputs:
     feature_server: ServiceEndpoint
     ray_dashboard: ServiceEndpoint
     feature_store_yaml: pulumi.Output[str]
+    # the feature store as clients in `mlplatform` load it (its mounted YAML, Secrets and CAs): notebooks
+    feast_client: FeastClient | None = None
 
 
 def _pin(services: ServicesConfig, service: str) -> ChartPin:
@@ -81,7 +87,8 @@ class Lifecycle(pulumi.ComponentResource):
             f"{name}-mlflow",
             MLflowArgs(
                 namespace=platform, identity=storage.identity(workloads.MLFLOW), postgres=data.postgres,
-                artifacts=buckets[BucketPurpose.ARTIFACTS], pin=_pin(svc, "mlflow"), config=svc.mlflow, **common,
+                artifacts=buckets[BucketPurpose.ARTIFACTS], pin=_pin(svc, "mlflow"), config=svc.mlflow,
+                public_host=args.sign_on.host(MLFLOW_UI) if args.sign_on else None, **common,
             ),
             opts=child,
         )  # fmt: skip
@@ -132,7 +139,8 @@ class Lifecycle(pulumi.ComponentResource):
                 postgres=data.postgres, kafka=data.kafka, buckets=buckets, feature_store=feast.outputs.client,
                 mlflow=mlflow.outputs.endpoint, ray_dashboard=ray.outputs.dashboard,
                 training_account=workloads.TRAINING, pin=_pin(svc, "airflow"), config=svc.airflow,
-                training_env=tuple(trainer.outputs.airflow_env), deployment=deployment, **common,
+                training_env=tuple(trainer.outputs.airflow_env), deployment=deployment, sign_on=args.sign_on,
+                **common,
             ),
             opts=child,
         )  # fmt: skip
@@ -143,5 +151,6 @@ class Lifecycle(pulumi.ComponentResource):
             feature_server=feast.outputs.endpoint,
             ray_dashboard=ray.outputs.dashboard,
             feature_store_yaml=feast.outputs.source.store_yaml,
+            feast_client=feast.outputs.client,
         )
         self.register_outputs({"mlflowTrackingUri": mlflow.outputs.endpoint.url})

@@ -67,6 +67,10 @@ from components.kube import (
     pinned_release,
     zone_spread,
 )
+from components.lifecycle.airflow_oidc import CONFIG_KEY as SIGN_ON_CONFIG_KEY
+from components.lifecycle.airflow_oidc import CONFIG_MAP as SIGN_ON_CONFIG_MAP
+from components.lifecycle.airflow_oidc import SECRET as SIGN_ON_SECRET
+from components.lifecycle.airflow_oidc import merge_signed_on, signed_on_values, webserver_config
 from components.lifecycle.deployment import (
     DAG_PACKAGES,
     ModelDeployment,
@@ -81,8 +85,9 @@ from components.lifecycle.kafka import KAFKA_BOOTSTRAP_KEY, KAFKA_CLIENT_CONFIG_
 from components.lifecycle.training import TRAINING_CODE_CONFIG_MAP, TRAINING_RUNTIME_ENV, launcher_rbac
 from components.placement import Placement
 from components.secrets import generated_secret
+from components.sign_on import SignOn
 from mlplatform.config import AirflowConfig
-from mlplatform.pins import AIRFLOW_IMAGE, AIRFLOW_IMAGE_UID, ChartPin
+from mlplatform.pins import AIRFLOW_IMAGE, AIRFLOW_IMAGE_UID, AIRFLOW_PYTHON, ChartPin
 
 RELEASE = "airflow"
 POD_LABELS = AIRFLOW_PODS  # on every pod the chart makes (the flow table names them)
@@ -92,6 +97,13 @@ PLATFORM_DAGS_MOUNT = f"{DAGS_FOLDER}/platform"
 PGBOUNCER_PORT = 6543  # the chart's ports.pgbouncer
 PGBOUNCER_DB = f"{RELEASE}-metadata"  # the alias the chart's pods connect to
 UID = AIRFLOW_IMAGE_UID  # the airflow image's user
+
+
+def airflow_tag(pin: ChartPin) -> str:
+    """The Airflow image's tag for the chart's Airflow, on the platform's pinned Python (mlplatform/pins.py)."""
+    return f"{pin.app_version}-python{AIRFLOW_PYTHON}"
+
+
 LOGS_PREFIX = "airflow"
 
 
@@ -342,6 +354,7 @@ def airflow_values(
     volumes: tuple[list[dict[str, object]], list[dict[str, object]]],
     placement: Placement,
     pgbouncer_checksum: pulumi.Input[str] = "",
+    signed_on: dict[str, dict[str, object]] | None = None,
 ) -> dict[str, object]:
     replicas = cfg.replicas
     sa = {"create": False, "name": service_account}
@@ -362,9 +375,9 @@ def airflow_values(
             **extra,
         }
 
-    return {
+    values: dict[str, object] = {
         "airflowVersion": pin.app_version,
-        "defaultAirflowTag": pin.app_version,
+        "defaultAirflowTag": airflow_tag(pin),
         "executor": "KubernetesExecutor",
         "nodeSelector": placement.node_selector,
         "tolerations": placement.tolerations,
@@ -446,6 +459,8 @@ def airflow_values(
         "volumes": volumes[0],
         "volumeMounts": volumes[1],
     }
+    # with a domain: the API server signs people in with the OIDC provider (components/lifecycle/airflow_oidc.py)
+    return merge_signed_on(values, signed_on)
 
 
 @dataclass(frozen=True)
@@ -468,6 +483,8 @@ class AirflowArgs:
     training_env: tuple[dict[str, object], ...] = ()
     # the deployment DAG's variables and its rights in model-serving (none without KServe)
     deployment: ModelDeployment | None = None
+    # Airflow's own OIDC login, when the stack exposes its UIs (components/lifecycle/airflow_oidc.py)
+    sign_on: SignOn | None = None
 
 
 @dataclass(frozen=True)
@@ -531,6 +548,7 @@ class Airflow(pulumi.ComponentResource):
             # Pulumi waits for the Job to complete; a new Airflow version or env is a new Job (auto-named)
             opts=pulumi.ResourceOptions(parent=self, depends_on=[*pg.ready, db, *store.ready]),
         )
+        signed_on, sign_on_objects = self._sign_on(name, ns, args.sign_on) if args.sign_on else (None, [])
         ca_volumes, ca_mounts = store.volumes()
         dag_vols, dag_mounts = dag_volumes(dags[0].metadata.name if dags else None)
         pinned_release(
@@ -549,6 +567,7 @@ class Airflow(pulumi.ComponentResource):
                 volumes=(ca_volumes + dag_vols, ca_mounts + dag_mounts),
                 placement=args.placement,
                 pgbouncer_checksum=pgbouncer_checksum(pgbouncer, pg),
+                signed_on=signed_on,
             ),
             args.provider,
             release_name=RELEASE,
@@ -556,8 +575,18 @@ class Airflow(pulumi.ComponentResource):
             # pull the Airflow image (~1 GiB), then the components' readiness; 15 min leaves room for a slow
             # pull.
             timeout_seconds=900,
-            depends_on=[*pg.ready, *made.values(), *store.ready, *dags, account, migration],
+            depends_on=[*pg.ready, *made.values(), *store.ready, *dags, *sign_on_objects, account, migration],
         )
+
+    def _sign_on(
+        self, name: str, ns: k8s.core.v1.Namespace, sign_on: SignOn
+    ) -> tuple[dict[str, dict[str, object]], list[pulumi.Resource]]:
+        """The API server's OIDC login: its webserver_config.py ConfigMap and the client Secret, and the values
+        that mount and read them (components/lifecycle/airflow_oidc.py)."""
+        text = webserver_config(sign_on)
+        config = config_map(self, f"{name}-sign-on", SIGN_ON_CONFIG_MAP, ns, {SIGN_ON_CONFIG_KEY: text})
+        secret = sign_on.client_secret(self, f"{name}-sso", ns, SIGN_ON_SECRET)
+        return signed_on_values(sign_on, SIGN_ON_CONFIG_MAP, text), [config, secret]
 
     def _secrets(
         self,

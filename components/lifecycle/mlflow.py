@@ -70,15 +70,18 @@ PRIVATE_ADDRESS_HOSTS = ("10.*", "192.168.*", *(f"172.{i}.*" for i in range(16, 
 WORKERS = 2  # uvicorn workers: MLflow's default of 4 does not fit the memory limit below (measured)
 
 
-def allowed_hosts(endpoint: ServiceEndpoint) -> list[str]:
+def allowed_hosts(endpoint: ServiceEndpoint, public_host: str | None = None) -> list[str]:
     """The Host headers MLflow 3 accepts: `serverAllowedHosts` replaces MLflow's defaults, so they are listed
-    again beside every in-cluster spelling of the Service, each with and without a port."""
+    again beside every in-cluster spelling of the Service, each with and without a port; and the UI's
+    public host where the client layer exposes it (its gateway route passes the browser's Host on:
+    mlflow/server/fastapi_security.py HostValidationMiddleware answers 403 to any other)."""
     names = [
         endpoint.name,
         f"{endpoint.name}.{endpoint.namespace.value}",
         f"{endpoint.name}.{endpoint.namespace.value}.svc",
         endpoint.host,
         *LOOPBACK_HOSTS,
+        *([public_host] if public_host else []),
     ]
     # an entry with `*` is a glob (fnmatch) and one without is compared literally
     # (security_utils.py), so only the port pattern escapes the IPv6 brackets
@@ -95,6 +98,7 @@ def mlflow_values(
     service_account: pulumi.Input[str],
     placement: Placement,
     ca_config_map: pulumi.Input[str] | None = None,
+    public_host: str | None = None,
 ) -> dict[str, object]:
     database = postgres.databases["mlflow"].database
     ca_volumes, ca_mounts = database_ca_volume(ca_config_map)
@@ -126,7 +130,10 @@ def mlflow_values(
             "proxiedArtifactStorage": True,
             "defaultArtifactsDestination": artifacts_destination(artifacts),
         },
-        "serverAllowedHosts": allowed_hosts(ENDPOINT),
+        "serverAllowedHosts": allowed_hosts(ENDPOINT, public_host),
+        # the UI's own origin: browsers send Origin on same-origin POSTs, and MLflow's CORS check refuses an
+        # origin it was not given (security_utils.should_block_cors_request); in-cluster clients send none
+        "corsAllowedOrigins": [f"https://{public_host}"] if public_host else [],
         # `--expose-prometheus <dir>`: /metrics on the server port; gunicorn's workers share the directory
         # (the chart mounts an emptyDir on /tmp)
         "extraArgs": {"exposePrometheus": "/tmp/mlflow-metrics", "workers": str(WORKERS)},
@@ -191,6 +198,8 @@ class MLflowArgs:
     config: ServiceConfig
     placement: Placement
     provider: k8s.Provider
+    # the UI's host on the ingress gateway (`mlflow.<domain>`) when the client layer exposes it
+    public_host: str | None = None
 
 
 @dataclass(frozen=True)
@@ -247,6 +256,7 @@ class MLflow(pulumi.ComponentResource):
                     service_account=account.metadata.name,
                     placement=args.placement,
                     ca_config_map=ca_name,
+                    public_host=args.public_host,
                 ),
                 replicas=args.config.replicas,
                 namespace=ns.metadata.name,

@@ -25,6 +25,7 @@ from components.observability.gpu_metrics import DcgmExporter, DcgmExporterArgs
 from components.observability.loki import Loki, LokiArgs
 from components.observability.prometheus import Prometheus, PrometheusArgs
 from components.placement import Placement
+from components.sign_on import SignOn
 from mlplatform.chartkeys import selected_pin
 from mlplatform.config import ServicesConfig
 from mlplatform.pins import ALLOY, DCGM_EXPORTER, KUBE_PROMETHEUS_STACK, LOKI, PUSHGATEWAY
@@ -39,6 +40,8 @@ class ObservabilityArgs:
     services: ServicesConfig
     log_retention_days: int
     multi_zone: bool = False
+    # Grafana's own OIDC login, when the stack exposes its UIs (components/sign_on.py)
+    sign_on: SignOn | None = None
 
 
 @dataclass(frozen=True)
@@ -117,6 +120,7 @@ class Observability(pulumi.ComponentResource):
                     loki_url=loki.outputs.url,
                     postgres=args.postgres,
                     dns_metrics_port=args.cluster.network.dns_metrics_port,
+                    sign_on=args.sign_on,
                 ),
                 opts=pulumi.ResourceOptions(parent=self),
             )

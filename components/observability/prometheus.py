@@ -34,8 +34,10 @@ from components.kube import (
 )
 from components.observability.alerts import alertmanager_config, rule_groups
 from components.observability.dashboards import DASHBOARDS, LOKI_UID
+from components.observability.grafana_oidc import signed_on
 from components.placement import Placement
 from components.secrets import generated_secret
+from components.sign_on import SignOn
 from mlplatform.config import PrometheusConfig
 from mlplatform.pins import ChartPin
 
@@ -50,6 +52,7 @@ GRAFANA_USER = "admin"
 GRAFANA_DATABASE = "grafana"  # its role and database in the platform's PostgreSQL (components/data/credentials.py)
 # What Grafana's sidecars may read: ConfigMaps in `monitoring` only (the chart's own Role would add Secrets)
 GRAFANA_SIDECAR_ROLE = f"{RELEASE}-grafana-sidecar"
+GRAFANA_SSO_SECRET = "grafana-sso"  # the OIDC client's id and secret, with a domain (components/sign_on.py)
 
 
 @dataclass(frozen=True)
@@ -65,6 +68,8 @@ class PrometheusArgs:
     # the cluster DNS's metrics port (ClusterNetwork.dns_metrics_port): the chart's coreDns monitor only
     # where the DNS serves one (EKS's CoreDNS 9153; GKE's kube-dns serves none, the target would be down)
     dns_metrics_port: int | None = None
+    # Grafana's own OIDC login when the stack exposes its UIs (components/observability/grafana_oidc.py)
+    sign_on: SignOn | None = None
 
 
 @dataclass(frozen=True)
@@ -232,7 +237,11 @@ def stack_values(
             # generate one into its own Secret)
             "admin": {"existingSecret": admin_secret, "userKey": "admin-user", "passwordKey": "admin-password"},
             "resources": placement.resources("100m", "256Mi", "512Mi"),
-            **grafana_database(args.postgres, db_secret, db_ca, alerting=grafana_alerting_ha(replicas)),
+            **signed_on(
+                grafana_database(args.postgres, db_secret, db_ca, alerting=grafana_alerting_ha(replicas)),
+                args.sign_on,
+                GRAFANA_SSO_SECRET,
+            ),
             "headlessService": replicas > 1,  # the alerting peers' discovery (grafana_alerting_ha)
             # the dashboard and data source sidecars watch ConfigMaps: a few tens of MiB. Dashboards are the
             # ConfigMaps labelled like the platform's own (components/observability/dashboards.py).
@@ -341,6 +350,7 @@ class Prometheus(pulumi.ComponentResource):
         )
         database = database_secret(self, f"{name}-grafana-db-secret", ns, args.postgres, GRAFANA_DATABASE)
         ca = database_ca(self, f"{name}-grafana-db-ca", f"{GRAFANA_DATABASE}-postgres-ca", ns, args.postgres)
+        sso = [args.sign_on.client_secret(self, f"{name}-grafana-sso", ns, GRAFANA_SSO_SECRET)] if args.sign_on else []
         sidecar_role = k8s.rbac.v1.Role(
             f"{name}-grafana-sidecar-role",
             metadata=k8s.meta.v1.ObjectMetaArgs(name=GRAFANA_SIDECAR_ROLE, namespace=ns.metadata.name, labels=PART_OF),
@@ -363,7 +373,7 @@ class Prometheus(pulumi.ComponentResource):
             # exist yet (~3 min), plus the webhook patch Jobs
             timeout_seconds=900,
             # Grafana migrates its database at start: after its role and database exist
-            depends_on=[admin, database, *([ca] if ca is not None else []), sidecar_role, *args.postgres.ready],
+            depends_on=[admin, database, *([ca] if ca is not None else []), sidecar_role, *sso, *args.postgres.ready],
         )
         k8s.apiextensions.CustomResource(
             f"{name}-platform-alerts",

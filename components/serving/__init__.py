@@ -55,6 +55,9 @@ class ServingArgs:
     multi_zone: bool = False
     # the models and graphs to serve (components/serving/models.py)
     serving: ServingConfig = field(default_factory=ServingConfig)
+    # istiod's meshConfig.extensionProviders: the UIs' external authorizer when the stack exposes its UIs
+    # (components/client/oauth2_proxy.py extension_provider); none otherwise
+    extension_providers: tuple[dict[str, object], ...] = ()
 
 
 PODS_PER_ZONE = 3  # the design's HA table: three predictor pods in every zone in prod
@@ -106,6 +109,12 @@ class ServingOutputs:
     inference_defaults: dict[str, object]
     # the images built from this repository (runtime, transformer), digest-pinned; None with KServe off
     images: ServingImages | None = None
+    # cert-manager's release once it answers (its startupapicheck hook): what another chart whose webhook needs
+    # a cert-manager Certificate waits for (the Flink operator); None with KServe off
+    cert_manager: pulumi.Resource | None = None
+    # Istio's releases (CRDs, istiod, the ingress gateway): what a Gateway, VirtualService or
+    # AuthorizationPolicy of another layer waits for; empty with KServe off
+    istio: tuple[pulumi.Resource, ...] = ()
 
 
 class Serving(pulumi.ComponentResource):
@@ -122,11 +131,20 @@ class Serving(pulumi.ComponentResource):
         gateway: pulumi.Output[str] | None = None
         after: tuple[pulumi.Resource, ...] = ()
         images: ServingImages | None = None
+        cert_manager: pulumi.Resource | None = None
+        istio_ready: tuple[pulumi.Resource, ...] = ()
         if cfg.enabled:
             images = Images(f"{name}-images", ImagesArgs(args.storage.registry), opts=child).outputs
             certs = CertManager(
                 f"{name}-cert-manager",
-                CertManagerArgs(namespace=ns[Namespace.CERT_MANAGER], pin=CERT_MANAGER, replicas=ha, **common),
+                CertManagerArgs(
+                    namespace=ns[Namespace.CERT_MANAGER],
+                    pin=CERT_MANAGER,
+                    replicas=ha,
+                    # present when the stack's UI certificate is issued through ACME DNS-01
+                    identity=args.storage.identities.get(workloads.CERT_MANAGER_KEY),
+                    **common,
+                ),
                 opts=child,
             )
             istio = Istio(
@@ -134,7 +152,8 @@ class Serving(pulumi.ComponentResource):
                 IstioArgs(
                     namespace=ns[Namespace.ISTIO], pins=IstioPins(ISTIO_BASE, ISTIOD, ISTIO_GATEWAY),
                     load_balancer=args.cluster.load_balancer, internal=cfg.ingress == "internal", replicas=ha,
-                    gateway_replicas=max(3, args.zones) if args.multi_zone else 1, **common,
+                    gateway_replicas=max(3, args.zones) if args.multi_zone else 1,
+                    extension_providers=args.extension_providers, **common,
                 ),
                 opts=child,
             )  # fmt: skip
@@ -148,7 +167,8 @@ class Serving(pulumi.ComponentResource):
                 ),
                 opts=child,
             )  # fmt: skip
-            after = (certs.release, knative.serving)
+            after, cert_manager = (certs.release, knative.serving), certs.release
+            istio_ready = istio.outputs.ready
             gateway = _gateway_address(self, name, args.cluster.kubernetes_provider, istio)
         kserve = KServe(
             f"{name}-kserve",
@@ -182,6 +202,8 @@ class Serving(pulumi.ComponentResource):
             gpu_runtimes=kserve.outputs.gpu_runtimes,
             inference_defaults=inference_defaults(args.zones, args.multi_zone),
             images=images,
+            cert_manager=cert_manager,
+            istio=istio_ready,
         )
         self.register_outputs({"domain": cfg.domain})
 

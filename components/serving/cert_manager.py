@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_kubernetes as k8s
 
+from components.contracts import WorkloadIdentity
 from components.kube import pinned_release
 from components.placement import Placement
 from mlplatform.pins import ChartPin
@@ -25,6 +26,21 @@ class CertManagerArgs:
     replicas: int  # controller, webhook and cainjector each
     placement: Placement
     provider: k8s.Provider
+    # its cloud identity, when it solves ACME DNS-01 challenges in the cloud's DNS (the UIs' certificate)
+    identity: WorkloadIdentity | None = None
+
+
+def dns01_values(identity: WorkloadIdentity) -> dict[str, object]:
+    """The controller as an ACME DNS-01 solver: its service account bound to the cloud identity the storage
+    layer granted the DNS zone (components/workloads.py dns01_workloads), and the propagation check asked
+    of the cluster's DNS only. By default cert-manager also queries the zone's authoritative nameservers
+    directly on port 53 (pkg/issuer/acme/dns/util/wait.go), which the namespace's egress policy blocks
+    (only the cluster DNS is allowed on 53); with --dns01-recursive-nameservers-only and no list, it asks
+    the resolvers of its /etc/resolv.conf, the cluster DNS (util/wait.go getNameservers)."""
+    return {
+        "serviceAccount": {"annotations": identity.service_account_annotations},
+        "extraArgs": ["--dns01-recursive-nameservers-only"],
+    }
 
 
 def cert_manager_values(replicas: int, placement: Placement) -> dict[str, object]:
@@ -57,7 +73,10 @@ class CertManager(pulumi.ComponentResource):
             name,
             args.pin,
             args.namespace.metadata.name,
-            cert_manager_values(args.replicas, args.placement),
+            {
+                **cert_manager_values(args.replicas, args.placement),
+                **(dns01_values(args.identity) if args.identity is not None else {}),
+            },
             args.provider,
             release_name="cert-manager",
             # three small Deployments on the CPU pool, which may be at zero nodes (~3 min for a node), plus

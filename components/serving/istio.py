@@ -38,6 +38,8 @@ class IstioArgs:
     gateway_replicas: int
     placement: Placement
     provider: k8s.Provider
+    # meshConfig.extensionProviders (the UIs' external authorizer, components/client/oauth2_proxy.py)
+    extension_providers: tuple[dict[str, object], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -46,8 +48,14 @@ class IstioOutputs:
     gateway_service: str  # <namespace>/<name> of the gateway's LoadBalancer Service
 
 
-def istiod_values(replicas: int, placement: Placement) -> dict[str, object]:
+def istiod_values(
+    replicas: int, placement: Placement, extension_providers: tuple[dict[str, object], ...] = ()
+) -> dict[str, object]:
+    # an AuthorizationPolicy with action CUSTOM names its provider here (istiod 1.30.3 values.yaml `meshConfig`,
+    # written into the mesh config istiod reads: templates/configmap.yaml; Istio MeshConfig.extensionProviders)
+    mesh = {"meshConfig": {"extensionProviders": list(extension_providers)}} if extension_providers else {}
     return {
+        **mesh,
         # injection only for pods that ask for it (the gateway's): no sidecars anywhere else
         "global": {"proxy": {"autoInject": "disabled"}},
         "autoscaleEnabled": replicas > 1,
@@ -107,7 +115,7 @@ class Istio(pulumi.ComponentResource):
             f"{name}-istiod",
             args.pins.istiod,
             ns,
-            istiod_values(args.replicas, args.placement),
+            istiod_values(args.replicas, args.placement, args.extension_providers),
             args.provider,
             release_name="istiod",
             # the CPU pool may start at zero nodes (~3 min), then the image pull

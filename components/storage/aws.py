@@ -182,10 +182,18 @@ def _identity(
         spec.service_account,
         parent=parent,
     )
-    arns = [buckets[g.purpose].name.apply(lambda b: f"arn:aws:s3:::{b}") for g in spec.grants]
-    writes = any(g.access is Access.READ_WRITE for g in spec.grants)
-    policy = pulumi.Output.all(key.arn, *arns).apply(lambda a: _bucket_policy(spec, list(a[1:]), a[0], writes))
-    aws.iam.RolePolicy(f"{name}-{spec.key}", role=role.id, policy=policy, opts=pulumi.ResourceOptions(parent=role))
+    if spec.grants:  # a workload without buckets (cert-manager) gets no bucket key either
+        arns = [buckets[g.purpose].name.apply(lambda b: f"arn:aws:s3:::{b}") for g in spec.grants]
+        writes = any(g.access is Access.READ_WRITE for g in spec.grants)
+        policy = pulumi.Output.all(key.arn, *arns).apply(lambda a: _bucket_policy(spec, list(a[1:]), a[0], writes))
+        aws.iam.RolePolicy(f"{name}-{spec.key}", role=role.id, policy=policy, opts=pulumi.ResourceOptions(parent=role))
+    if spec.dns is not None and spec.dns.hosted_zone_id is not None:
+        aws.iam.RolePolicy(
+            f"{name}-{spec.key}-dns",
+            role=role.id,
+            policy=dns01_policy(spec.dns.hosted_zone_id),
+            opts=pulumi.ResourceOptions(parent=role),
+        )
     if kafka is not None and spec.kafka is not None:
         aws.iam.RolePolicy(
             f"{name}-{spec.key}-kafka",
@@ -195,6 +203,36 @@ def _identity(
         )
     annotations = role.arn.apply(lambda arn: {"eks.amazonaws.com/role-arn": arn})
     return WorkloadIdentity(spec=spec, principal=role.arn, service_account_annotations=annotations)
+
+
+def dns01_policy(hosted_zone_id: str) -> str:
+    """cert-manager's Route 53 DNS-01 solver on one hosted zone, as cert-manager's docs grant it
+    (cert-manager/website content/docs/configuration/acme/dns01/route53.md, "Set up an IAM Policy"): poll
+    changes, and write only `_acme-challenge.` TXT records in that zone. No ListHostedZonesByName: the
+    issuer names the zone (hostedZoneID), so the solver never looks it up."""
+    zone = f"arn:aws:route53:::hostedzone/{hosted_zone_id}"
+    statements = [
+        {
+            "Sid": "PollChanges",
+            "Effect": "Allow",
+            "Action": "route53:GetChange",
+            "Resource": "arn:aws:route53:::change/*",
+        },
+        {"Sid": "ReadRecords", "Effect": "Allow", "Action": "route53:ListResourceRecordSets", "Resource": zone},
+        {
+            "Sid": "ChallengeRecords",
+            "Effect": "Allow",
+            "Action": "route53:ChangeResourceRecordSets",
+            "Resource": zone,
+            "Condition": {
+                "ForAllValues:StringEquals": {"route53:ChangeResourceRecordSetsRecordTypes": ["TXT"]},
+                "ForAllValues:StringLike": {
+                    "route53:ChangeResourceRecordSetsNormalizedRecordNames": ["_acme-challenge.*"]
+                },
+            },
+        },
+    ]
+    return json.dumps({"Version": "2012-10-17", "Statement": statements})
 
 
 def _bucket_policy(spec: WorkloadSpec, bucket_arns: list[str], key_arn: str, writes: bool) -> str:

@@ -167,6 +167,17 @@ def _identity(
         ),
         opts=pulumi.ResourceOptions(parent=account),
     )
+    if spec.dns is not None:
+        # cert-manager's Cloud DNS DNS-01 solver: roles/dns.admin on the project holding the zone, as
+        # cert-manager's docs grant it (cert-manager/website content/docs/configuration/acme/dns01/
+        # google.md); Cloud DNS has no narrower predefined role that can change record sets
+        gcp.projects.IAMMember(
+            f"{name}-{spec.key}-dns",
+            project=spec.dns.project or cfg.gcp_project,
+            role="roles/dns.admin",
+            member=member,
+            opts=pulumi.ResourceOptions(parent=account),
+        )
     annotations = account.email.apply(lambda e: {"iam.gke.io/gcp-service-account": e})
     return WorkloadIdentity(spec=spec, principal=account.email, service_account_annotations=annotations)
 

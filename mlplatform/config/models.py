@@ -16,7 +16,9 @@ from pydantic.alias_generators import to_camel
 
 from mlplatform.chartkeys import supported_versions
 from mlplatform.config.certificates import ca_bundle_problems
+from mlplatform.config.client import ClientConfig
 from mlplatform.config.serving import ServingConfig, serving_context
+from mlplatform.config.streaming import StreamingConfig
 from mlplatform.config.strict import STRICT
 from mlplatform.config.versions import (
     KAFKA_MAJOR,
@@ -604,6 +606,46 @@ class FeastConfig(ServiceConfig):
     client_image: Annotated[str | None, Field(pattern=IMAGE_REF)] = None
 
 
+class NotebookSize(Strict):
+    """A notebook profile's resources: what KubeSpawner requests (guarantee) and limits, per server."""
+
+    cpu_guarantee: Annotated[float, Field(gt=0, le=64)]
+    cpu_limit: Annotated[float, Field(gt=0, le=64)]
+    memory_guarantee_gb: Annotated[int, Field(ge=1, le=512)]
+    memory_limit_gb: Annotated[int, Field(ge=1, le=512)]
+
+    @model_validator(mode="after")
+    def _guarantee_within_limit(self) -> Self:
+        if self.cpu_guarantee > self.cpu_limit or self.memory_guarantee_gb > self.memory_limit_gb:
+            raise ValueError("a guarantee above its limit: KubeSpawner would ask for requests > limits")
+        return self
+
+
+class JupyterHubConfig(ServiceConfig):
+    """JupyterHub (z2jh) in `mlplatform` (components/client/jupyterhub.py): a CPU profile and one per GPU pool,
+    idle servers culled, each user's home on a PVC. The hub and its proxy run one replica each, the most
+    the chart allows (its hub Deployment says `replicas: 1`: one state database, and the proxy keeps its
+    routes in memory), so `replicas` must stay 1."""
+
+    # the single-user image; default: the chart's own (k8s-singleuser-sample at the chart's version)
+    image: Annotated[str | None, Field(pattern=IMAGE_REF)] = None
+    cpu: NotebookSize = NotebookSize(cpu_guarantee=0.5, cpu_limit=2, memory_guarantee_gb=2, memory_limit_gb=4)
+    # the GPU profiles' CPU and memory (each also takes one nvidia.com/gpu unit of its pool)
+    gpu: NotebookSize = NotebookSize(cpu_guarantee=2, cpu_limit=3, memory_guarantee_gb=8, memory_limit_gb=12)
+    storage_gb: Annotated[int, Field(ge=1, le=1000)] = 10  # each user's home volume
+    # a server without activity for this long is stopped (its volume stays)
+    cull_idle_minutes: Annotated[int, Field(ge=10, le=10080)] = 60
+    # and any server after this long, active or not (0: never)
+    cull_max_age_hours: Annotated[int, Field(ge=0, le=720)] = 0
+
+    @field_validator("replicas")
+    @classmethod
+    def _one_hub(cls, v: int) -> int:
+        if v != 1:
+            raise ValueError("the JupyterHub chart runs exactly one hub and one proxy (replicas: 1)")
+        return v
+
+
 class ServicesConfig(Strict):
     mlflow: ServiceConfig
     feast: FeastConfig
@@ -614,6 +656,7 @@ class ServicesConfig(Strict):
     grafana: ServiceConfig
     loki: LokiConfig
     evidently: EvidentlyConfig
+    jupyterhub: JupyterHubConfig
 
     @field_validator("*")
     @classmethod
@@ -646,6 +689,10 @@ class PlatformConfig(Strict):
     services: ServicesConfig
     # the models and graphs the platform serves (mlplatform/config/serving.py); none by default
     serving: ServingConfig = ServingConfig()
+    # how people reach the UIs (mlplatform/config/client.py); by default nothing is exposed
+    client: ClientConfig = ClientConfig()
+    # the streaming feature path, Kafka -> Flink -> Feast push (mlplatform/config/streaming.py); on in prod
+    streaming: StreamingConfig = StreamingConfig()
 
     @field_validator("serving", mode="before")
     @classmethod
@@ -711,15 +758,42 @@ class PlatformConfig(Strict):
                 f"services.feast.replicas ({feast.replicas}) must be a multiple of the zone count ({len(self.zones)}) "
                 "so every zone serves online features with the same number of replicas"
             )
+        if self.streaming.enabled and not (self.data.kafka.enabled and self.services.feast.enabled):
+            problems.append("streaming.enabled needs data.kafka.enabled and services.feast.enabled (Kafka -> Feast)")
         if self.profile is Profile.PROD and self.ha is not HaProfile.MULTI_ZONE:
             problems.append("prod must use ha: multi-zone")
         if self.profile is Profile.PROD and any(
             ipaddress.ip_network(c).prefixlen == 0 for c in self.cluster.public_access_cidrs
         ):
             problems.append("prod must not open the Kubernetes API to the whole internet (cluster.publicAccessCidrs)")
+        sso = self.client.sso
+        if sso is not None and sso.endpoints is None and self.services.prometheus.enabled:
+            problems.append(
+                "client.sso.endpoints is needed with Grafana (services.prometheus): Grafana's generic_oauth cannot "
+                "discover the provider's endpoints; copy authorizationEndpoint, tokenEndpoint and userinfoEndpoint "
+                "from <issuerUrl>/.well-known/openid-configuration"
+            )
+        problems += _exposure_problems(self)
         if problems:
             raise ValueError("; ".join(problems))
         return self
+
+
+def _exposure_problems(cfg: PlatformConfig) -> list[str]:
+    """The UIs are served on the Istio ingress gateway (KServe's), and an ACME DNS-01 issuer solves through
+    the stack's own cloud DNS: Route 53 needs the hosted zone, Cloud DNS takes a project."""
+    client, problems = cfg.client, []
+    if client.domain is not None and not cfg.services.kserve.enabled:
+        problems.append("client.domain needs services.kserve.enabled: the UIs are served on its Istio ingress gateway")
+    tls = client.tls
+    if tls is not None and tls.kind == "acme-dns01":
+        if cfg.cloud is Cloud.AWS and tls.hosted_zone_id is None:
+            problems.append("client.tls.hostedZoneId is needed on aws: the Route 53 zone that holds client.domain")
+        if cfg.cloud is Cloud.AWS and tls.dns_project is not None:
+            problems.append("client.tls.dnsProject is a GCP setting; on aws set hostedZoneId")
+        if cfg.cloud is Cloud.GCP and tls.hosted_zone_id is not None:
+            problems.append("client.tls.hostedZoneId is an AWS setting; on gcp the zone is found in dnsProject")
+    return problems
 
 
 def _in_range(v: str, bounds: tuple[tuple[int, int], tuple[int, int]], what: str, *, major_only: bool = False) -> str:

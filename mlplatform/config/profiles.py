@@ -73,6 +73,18 @@ def _services(prod: bool) -> dict[str, Any]:
         else {"retention": "7d", "retentionSizeGb": 15, "storageGb": 20}
     )
     services["loki"] |= {"storageGb": 50 if prod else 10}
+    # notebooks: prod gives bigger servers and homes and culls after a working half-day instead of an hour
+    # (a stopped server keeps its volume); the hub stays one replica (JupyterHubConfig)
+    services["jupyterhub"] |= (
+        {
+            "cpu": {"cpuGuarantee": 1, "cpuLimit": 4, "memoryGuaranteeGb": 4, "memoryLimitGb": 8},
+            "storageGb": 50,
+            "cullIdleMinutes": 240,
+        }
+        if prod
+        else {"storageGb": 10, "cullIdleMinutes": 60}
+    )
+    services["jupyterhub"]["replicas"] = 1
     return services
 
 
@@ -165,4 +177,6 @@ def profile_defaults(profile: Profile, cloud: Cloud, region: str | None = None) 
             "kafka": _kafka(prod, cloud, m),
         },
         "services": _services(prod),
+        # Kafka -> Flink -> Feast push: prod only (the operator and a job's JobManager and TaskManagers)
+        "streaming": {"enabled": prod},
     }

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import base64
 import hashlib
-from collections.abc import Callable
+import json
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -141,6 +142,20 @@ _COMPUTED: dict[str, Callable[[str, dict[str, Any], str, str], Outputs]] = {
 }
 
 
+AWS_SECRET_VERSION = "aws:secretsmanager/getSecretVersion:getSecretVersion"
+GCP_SECRET_ACCESS = "gcp:secretmanager/getSecretVersionAccess:getSecretVersionAccess"
+
+
+def json_secret_keys(refs: Iterable[tuple[str, str | None]]) -> dict[str, str]:
+    """(secret id, jsonKey) pairs of the config's cloud secret references -> the mock's `json_secrets`
+    (a GCP `projects/<p>/secrets/<id>` reference is read by its id)."""
+    keys: dict[str, str] = {}
+    for secret_id, key in refs:
+        if key is not None:
+            keys[secret_id] = keys[secret_id.rsplit("/secrets/", 1)[-1]] = key
+    return keys
+
+
 PSA_MOCK_RANGE = "10.30.0.0/20"
 MOCK_PROJECT_NUMBER = "314159265358"  # the address the GlobalAddress mock returns, with the program's prefix
 
@@ -163,10 +178,19 @@ def _psa_address(name: str, host: int) -> str:
 class PlatformMocks(Mocks):
     """Provider stand-in: inputs echoed, plus the computed outputs above. Unknown invokes fail loudly."""
 
-    def __init__(self, region: str, project: str | None = None, *, preview: bool = False) -> None:
+    def __init__(
+        self,
+        region: str,
+        project: str | None = None,
+        *,
+        preview: bool = False,
+        json_secrets: Mapping[str, str] | None = None,
+    ) -> None:
         self.region = region
         self.project = project or "no-gcp-project"
         self.preview = preview
+        # the cloud secrets the config says hold a JSON object: secret id -> the key the program reads
+        self.json_secrets = dict(json_secrets or {})
 
     def new_resource(self, args: MockResourceArgs) -> tuple[str, dict[str, Any]]:
         state = dict(args.inputs)
@@ -211,6 +235,17 @@ class PlatformMocks(Mocks):
                 for k in (1, 2)
             ]
             return {"instance": instance, "activeVersion": certs[0]["sha1Fingerprint"], "certs": certs}, []
+        if args.token in (AWS_SECRET_VERSION, GCP_SECRET_ACCESS):
+            # the secret's current version as the cloud's secret manager returns it: a JSON object where the
+            # config names a key in it, otherwise the value itself (distinct per secret)
+            secret_id = str(args.args.get("secretId") or args.args.get("secret"))
+            value = mock_password(f"cloud-secret:{secret_id}", 40)
+            if secret_id in self.json_secrets:
+                value = json.dumps({self.json_secrets[secret_id]: value, "unrelated": "other"})
+            if args.token == AWS_SECRET_VERSION:
+                arn = secret_id if secret_id.startswith("arn:") else _aws_arn("secretsmanager", self.region, secret_id)
+                return {"arn": arn, "secretId": secret_id, "secretString": value, "versionId": "v1"}, []
+            return {"secret": secret_id, "project": args.args.get("project") or self.project, "secretData": value}, []
         raise NotImplementedError(
             f"the offline plan has no mock for invoke {args.token}; add one to mlplatform/plan/mocks.py"
         )

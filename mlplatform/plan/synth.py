@@ -24,7 +24,7 @@ from pulumi.runtime.sync_await import _sync_await
 
 from mlplatform.config import load_config, namespace_values, read_stack_file
 from mlplatform.plan.document import PlanDocument
-from mlplatform.plan.mocks import PlatformMocks, RecordingMonitor, struct_to_plain
+from mlplatform.plan.mocks import PlatformMocks, RecordingMonitor, json_secret_keys, struct_to_plain
 
 PROJECT = "mlplatform"
 PROJECT_DIR = Path(__file__).resolve().parents[2]
@@ -60,7 +60,9 @@ def synthesize(
     def run() -> None:
         asyncio.set_event_loop(asyncio.new_event_loop())
         try:
-            mocks = PlatformMocks(cfg.region, cfg.gcp_project, preview=preview)
+            sso = cfg.client.sso
+            refs = [(sso.client_secret.secret_id, sso.client_secret.json_key)] if sso is not None else []
+            mocks = PlatformMocks(cfg.region, cfg.gcp_project, preview=preview, json_secrets=json_secret_keys(refs))
             result["doc"] = _run_program(project_dir, stack, mocks, values, secret_keys, preview)
         except BaseException as e:
             result["error"] = e
