@@ -189,6 +189,24 @@ def test_the_job_runs_as_the_streaming_identity_which_only_reads_kafka(plan, sta
 
 
 @pytest.mark.parametrize("stack", ON)
+def test_checkpoints_authenticate_as_the_pods_workload_identity(plan, stack: str) -> None:
+    """S3A's default chain (Hadoop 3.3, in flink-s3-fs-hadoop) has no web-identity provider, and the platform
+    blocks the metadata service: on EKS the provider is named (apache/flink#16592); GCS's plugin uses
+    Application Default Credentials, which GKE's Workload Identity serves. The state is on the datasets
+    bucket, which the streaming identity may write."""
+    doc = plan(stack)
+    conf = _job(doc).inputs["spec"]["flinkConfiguration"]
+    bucket = doc.outputs["buckets"]["datasets"]
+    assert conf["execution.checkpointing.dir"].startswith(bucket)
+    assert conf["high-availability.storageDir"].startswith(bucket)
+    provider = conf.get("fs.s3a.aws.credentials.provider")
+    if _cloud(stack) == "aws":
+        assert provider == "com.amazonaws.auth.WebIdentityTokenCredentialsProvider"
+    else:
+        assert provider is None and bucket.startswith("gs://")
+
+
+@pytest.mark.parametrize("stack", ON)
 def test_every_new_pod_passes_its_namespaces_pod_security(plan, stack: str) -> None:
     doc = plan(stack)
     level = {

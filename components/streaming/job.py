@@ -39,6 +39,17 @@ PLUGINS = {
     ObjectStore.S3: f"flink-s3-fs-hadoop-{FLINK_VERSION}.jar",
     ObjectStore.GCS: f"flink-gs-fs-hadoop-{FLINK_VERSION}.jar",
 }
+# How the filesystem plugin authenticates as the pod's workload identity. flink-s3-fs-hadoop bundles Hadoop
+# 3.3.x's S3A with AWS SDK v1 (the move to Hadoop 3.4 / SDK v2 is apache/flink#27026, open in 2026), whose
+# default provider chain has no web-identity provider, so IRSA's token (AWS_WEB_IDENTITY_TOKEN_FILE) would go
+# unused and the metadata service the platform blocks would be tried instead; Flink forwards `fs.s3a.*` keys to
+# S3A (apache/flink#16592, FLINK-23487: "fs.s3a.aws.credentials.provider:
+# com.amazonaws.auth.WebIdentityTokenCredentialsProvider" for IRSA). flink-gs-fs-hadoop uses Application
+# Default Credentials, which GKE's metadata server answers for Workload Identity.
+CREDENTIALS: dict[ObjectStore, dict[str, str]] = {
+    ObjectStore.S3: {"fs.s3a.aws.credentials.provider": "com.amazonaws.auth.WebIdentityTokenCredentialsProvider"},
+    ObjectStore.GCS: {},
+}
 CHECKPOINT_INTERVAL = "60s"
 
 
@@ -132,6 +143,7 @@ def flink_deployment_spec(
             "high-availability.type": "kubernetes",
             "high-availability.storageDir": state.apply(lambda s: f"{s}/ha"),
             "restart-strategy.type": "exponential-delay",
+            **CREDENTIALS[datasets.store],
             "python.executable": PYTHON,
             "python.client.executable": PYTHON,
         },
