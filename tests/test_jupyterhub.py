@@ -458,3 +458,15 @@ def test_the_hub_keeps_its_state_in_its_postgresql_database_over_tls(plan: Plan)
         )
         assert int(owned.stdout.strip()) == len(out["tables"])
     shutil.rmtree(workdir, ignore_errors=True)
+
+
+def test_disabled_jupyterhub_installs_nothing() -> None:
+    """`services.jupyterhub.enabled: false` leaves no hub, proxy or notebook objects in the plan."""
+    from mlplatform.config import read_stack_file
+    from mlplatform.plan.synth import PROJECT_DIR, synthesize
+
+    stack = read_stack_file(PROJECT_DIR, "dev")
+    stack["mlplatform:services"] = {**stack.get("mlplatform:services", {}), "jupyterhub": {"enabled": False}}
+    doc = synthesize("dev", config_map=stack)
+    assert not doc.by_type("mlplatform:client:JupyterHub")
+    assert not [r for r in doc.resources if r.type.startswith("kubernetes:helm.sh/") and "jupyterhub" in r.name]

@@ -61,7 +61,8 @@ class Client(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self),
         )
         cluster, feast = args.cluster, args.lifecycle.feast_client
-        if feast is not None:  # the lifecycle layer always makes the platform namespace's Feast client
+        # the lifecycle layer always makes the platform namespace's Feast client
+        if feast is not None and args.cfg.services.jupyterhub.enabled:
             hub = JupyterHub(
                 f"{name}-jupyterhub",
                 JupyterHubArgs(
