@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from components.cluster.aws.network import VPC_CIDR
-from components.cluster.gcp import MASTER_CIDR, NODE_CIDR, POD_CIDR
+from components.cluster.gcp.network import MASTER_CIDR, NODE_CIDR, POD_CIDR
 from components.contracts import Namespace
 from components.guardrails import SCRAPES
 from mlplatform.netpol import Cni, Node, Outside, Pod, Source
@@ -24,9 +24,6 @@ from mlplatform.plan.document import PlanDocument
 RELEASE = "kubernetes:helm.sh/v3:Release"
 KUBE_SYSTEM = "kube-system"
 CLIENT_IP = "203.0.113.7"  # an internet client (documentation address)
-# GKE's automatic firewall lets the control plane open TCP to nodes and pods on 443 and 10250 only:
-# https://cloud.google.com/kubernetes-engine/docs/how-to/private-clusters#add_firewall_rules
-GKE_CONTROL_PLANE_PORTS = (443, 10250)
 
 
 @dataclass(frozen=True)

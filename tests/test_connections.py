@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import pytest
 
+from components.cluster.gcp.network import GKE_CONTROL_PLANE_PORTS
 from components.guardrails import (
     AIRFLOW_PODS,
     MLFLOW_PORT,
@@ -15,7 +16,7 @@ from components.guardrails import (
     RAY_CLIENT_PORT,
     RAY_DASHBOARD_PORT,
 )
-from mlplatform.connections import GKE_CONTROL_PLANE_PORTS, Connection, connections
+from mlplatform.connections import Connection, connections
 from mlplatform.netpol import Cni, Node, Outside, Pod, PolicySet, firewall_allows
 from mlplatform.plan.document import PlanDocument
 from mlplatform.plan.mocks import Registration

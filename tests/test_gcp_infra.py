@@ -227,7 +227,8 @@ def test_control_plane_firewall_opens_exactly_the_webhook_ports_gke_does_not(gcp
     """Google opens 443 and 10250 from the control plane itself (private-clusters#add_firewall_rules); the
     platform's rule adds exactly the other ports its webhooks listen on (from mlplatform/connections.py, read
     in the charts), to the nodes only, from the control-plane range only."""
-    from mlplatform.connections import GKE_CONTROL_PLANE_PORTS, connections
+    from components.cluster.gcp.network import GKE_CONTROL_PLANE_PORTS
+    from mlplatform.connections import connections
 
     _, found = connections(gcp_prod)
     needed = {c.port for c in found if c.vpc_firewall} - set(GKE_CONTROL_PLANE_PORTS)
