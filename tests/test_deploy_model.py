@@ -352,11 +352,8 @@ def test_a_healthy_canary_is_promoted(shipped, mlflow, prometheus) -> None:
     (url, versions), (prom, _) = mlflow, prometheus
     v1, v2, _ = (bucket_uri(v["artifacts"]) for v in versions["churn-a"])
     fake = serving("churn-a", v1)
-    server, kube = fake.serve()
-    try:
+    with fake.serve() as kube:
         results, logs = run_flow(shipped, url, prom, kube, "churn-a")
-    finally:
-        server.shutdown()
     assert [r["outcome"] for r in results] == ["promoted"], logs
     assert applied(fake) == [(v2, 10), (v2, 100)]
     status = fake.predictor(NAMESPACE, "churn-a")
@@ -374,13 +371,10 @@ def test_a_failing_canary_is_rolled_back_and_tagged(shipped, mlflow, prometheus)
     (url, versions), (prom, _) = mlflow, prometheus
     v1, v2, _ = (bucket_uri(v["artifacts"]) for v in versions["churn-b"])
     fake = serving("churn-b", v1)
-    server, kube = fake.serve()
-    try:
+    with fake.serve() as kube:
         results, logs = run_flow(shipped, url, prom, kube, "churn-b")
         # the next scheduled run: the alias still names the rolled-back version, which is not tried again
         again, later_logs = run_flow(shipped, url, prom, kube, "churn-b")
-    finally:
-        server.shutdown()
     assert [r["outcome"] for r in results] == ["rolled_back"], logs
     # the canary, then traffic back to the stable revision with the old model, then the restored revision
     assert applied(fake) == [(v2, 10), (v1, 0), (v1, 100)]
@@ -397,11 +391,8 @@ def test_no_new_version_changes_nothing(shipped, mlflow, prometheus) -> None:
     (url, versions), (prom, _) = mlflow, prometheus
     v1 = bucket_uri(versions["churn-c"][0]["artifacts"])
     fake = serving("churn-c", v1)
-    server, kube = fake.serve()
-    try:
+    with fake.serve() as kube:
         results, logs = run_flow(shipped, url, prom, kube, "churn-c")
-    finally:
-        server.shutdown()
     assert results == [] and fake.writes() == [], logs
     assert [r.method for r in fake.requests] == ["GET"]
     assert tags(url, "churn-c", "1") == {}
@@ -412,12 +403,9 @@ def test_prometheus_unreachable_means_no_promotion(shipped, mlflow) -> None:
     url, versions = mlflow
     v1, v2, _ = (bucket_uri(v["artifacts"]) for v in versions["churn-d"])
     fake = serving("churn-d", v1)
-    server, kube = fake.serve()
     closed = f"http://127.0.0.1:{free_port()}"
-    try:
+    with fake.serve() as kube:
         results, logs = run_flow(shipped, url, closed, kube, "churn-d")
-    finally:
-        server.shutdown()
     assert [r["outcome"] for r in results] == ["rolled_back"], logs
     assert (v2, 100) not in applied(fake) and applied(fake)[0] == (v2, 10)
     assert fake.predictor(NAMESPACE, "churn-d")["latestRolledoutRevision"] != "churn-d-predictor-00002"
@@ -431,11 +419,8 @@ def test_a_missing_inference_service_is_left_to_the_program(shipped, mlflow, pro
     would make that create fail on an existing object. The flow writes nothing and says why."""
     (url, _), (prom, _) = mlflow, prometheus
     fake = FakeKServe()
-    server, kube = fake.serve()
-    try:
+    with fake.serve() as kube:
         results, logs = run_flow(shipped, url, prom, kube, "churn-a")
-    finally:
-        server.shutdown()
     assert results == [] and fake.writes() == [], logs
     assert [r.method for r in fake.requests] == ["GET"]
     assert "no InferenceService churn-a in model-serving yet: it is created by `pulumi up`" in logs
@@ -449,12 +434,9 @@ def test_an_inference_service_that_follows_the_alias_is_pinned_without_a_canary(
     (url, versions), (prom, _) = mlflow, prometheus
     v2 = bucket_uri(versions["churn-e"][1]["artifacts"])
     fake = serving("churn-e", "models:/churn-e@production")
-    server, kube = fake.serve()
-    try:
+    with fake.serve() as kube:
         results, logs = run_flow(shipped, url, prom, kube, "churn-e")
         again, _ = run_flow(shipped, url, prom, kube, "churn-e")
-    finally:
-        server.shutdown()
     assert [r["outcome"] for r in results] == ["promoted"] and results[0]["checks"] == [], logs
     assert applied(fake) == [(v2, 100)]
     status = fake.predictor(NAMESPACE, "churn-e")
@@ -471,15 +453,12 @@ def test_after_a_rollback_the_next_canary_of_a_model_with_a_transformer_is_judge
     v1, v2, v3 = (bucket_uri(v["artifacts"]) for v in versions["churn-f"])
     transformer = {"containers": [{"name": "kserve-container", "image": "feast-transformer@sha256:" + "0" * 64}]}
     fake = serving("churn-f", v1, transformer)
-    server, kube = fake.serve()
-    try:
+    with fake.serve() as kube:
         first, logs = run_flow(shipped, url, prom, kube, "churn-f")
         moved = requests.post(f"{url}/api/2.0/mlflow/registered-models/alias",
                               json={"name": "churn-f", "alias": "production", "version": "3"}, timeout=30)  # fmt: skip
         assert moved.status_code == 200, moved.text
         second, more_logs = run_flow(shipped, url, prom, kube, "churn-f")
-    finally:
-        server.shutdown()
     assert [r["outcome"] for r in first] == ["rolled_back"], logs
     assert [r["outcome"] for r in second] == ["promoted"], more_logs
     assert applied(fake) == [(v2, 10), (v1, 0), (v1, 100), (v3, 10), (v3, 100)]

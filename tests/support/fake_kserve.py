@@ -26,6 +26,7 @@ import copy
 import json
 import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -228,7 +229,9 @@ class FakeKServe:
                 return self._apply((namespace, name), body, query["fieldManager"], query.get("force") == "true")
             return 415, {"kind": "Status", "status": "Failure", "message": f"not modelled: {method} {content_type}"}
 
-    def serve(self) -> tuple[ThreadingHTTPServer, str]:
+    @contextmanager
+    def serve(self) -> Iterator[str]:
+        """The API on a free local port while the block runs; yields its URL."""
         fake = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -251,4 +254,7 @@ class FakeKServe:
 
         server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         threading.Thread(target=server.serve_forever, daemon=True).start()
-        return server, f"http://127.0.0.1:{server.server_address[1]}"
+        try:
+            yield f"http://127.0.0.1:{server.server_address[1]}"
+        finally:
+            server.shutdown()
