@@ -43,6 +43,7 @@ import json
 import re
 
 from components.sign_on import AIRFLOW, SignOn
+from mlplatform.mappings import add_sections
 
 PROVIDER = "oidc"  # FAB's provider name: part of the callback path
 CALLBACK_PATH = f"/auth/oauth-authorized/{PROVIDER}"  # the FAB app under the API server's /auth mount
@@ -189,12 +190,4 @@ def merge_signed_on(values: dict[str, object], signed: dict[str, dict[str, objec
     sign-on. A key already set is an error, not silently replaced."""
     if signed is None:
         return values
-    merged = dict(values)
-    for key, added in signed.items():
-        current = values.get(key, {})
-        assert isinstance(current, dict)
-        clash = set(current) & set(added)
-        if clash:
-            raise ValueError(f"Airflow's {key} values already set {sorted(clash)}")
-        merged[key] = {**current, **added}
-    return merged
+    return add_sections(values, signed, "Airflow")

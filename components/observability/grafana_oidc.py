@@ -24,6 +24,7 @@ import json
 import re
 
 from components.sign_on import GRAFANA, SignOn
+from mlplatform.mappings import add_sections
 
 CLIENT_SECRET_ENV = "GF_AUTH_GENERIC_OAUTH_CLIENT_SECRET"
 CALLBACK_PATH = "/login/generic_oauth"  # Grafana's generic OAuth redirect endpoint (docs: callback URL)
@@ -103,15 +104,4 @@ def signed_on(values: dict[str, object], sign_on: SignOn | None, secret_name: st
     ones `values` has); `values` unchanged without sign-on."""
     if sign_on is None:
         return values
-    extra = grafana_oidc_values(sign_on, secret_name)
-    merged = dict(values)
-    for key in ("grafana.ini", "envValueFrom"):
-        current = values.get(key, {})
-        assert isinstance(current, dict)
-        added = extra[key]
-        assert isinstance(added, dict)
-        clash = set(current) & set(added)
-        if clash:
-            raise ValueError(f"Grafana's {key} already sets {sorted(clash)}")
-        merged[key] = {**current, **added}
-    return merged
+    return add_sections(values, grafana_oidc_values(sign_on, secret_name), "Grafana")
