@@ -54,13 +54,12 @@ def build_platform(cfg: PlatformConfig) -> Platform:
     in_cluster = pulumi.ResourceOptions(providers=[cluster.outputs.kubernetes_provider, cloud])
     # every platform namespace and its guard rails, before anything is put in one
     namespaces = Namespaces(NAME, NamespacesArgs(cluster.outputs), opts=in_cluster)
-    data = Data(
-        NAME,
-        DataArgs.of(cfg),
-        cluster.outputs,
-        namespaces.outputs,
-        opts=infra,
+    # with a domain and an ACME issuer, cert-manager's identity too (its grant on the DNS zone)
+    platform_workloads = (
+        workloads.ALL + workloads.dns01_workloads(cfg.client) + workloads.streaming_workloads(cfg.streaming)
     )
+    # in-cluster Kafka makes a Kafka user per workload with a Kafka grant, as managed Kafka grants its identity
+    data = Data(NAME, DataArgs.of(cfg), cluster.outputs, namespaces.outputs, platform_workloads, opts=infra)
     # Storage after data: a workload's identity is created once, with its bucket grants and its Kafka grant.
     # where Feast is installed, the files feature_repo/ reads: the example view's data, and the streaming push
     # source's (empty) batch source, which Feast's file offline store appends to. Both views are applied on
@@ -70,8 +69,7 @@ def build_platform(cfg: PlatformConfig) -> Platform:
         NAME,
         StorageArgs.of(cfg),
         cluster.outputs,
-        # with a domain and an ACME issuer, cert-manager's identity too (its grant on the DNS zone)
-        workloads.ALL + workloads.dns01_workloads(cfg.client) + workloads.streaming_workloads(cfg.streaming),
+        platform_workloads,
         data.outputs.kafka,
         seeds=seeds,
         opts=infra,

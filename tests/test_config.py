@@ -98,7 +98,11 @@ def test_region_changes_default_zones() -> None:
             "15..18",
         ),
         ({"profile": "dev", "data": {"redis": {"version": "6.2"}}}, "mlplatform:data.redis.version = '6.2'", "7.0"),
-        ({"profile": "dev", "data": {"kafka": {"version": "4.0.x"}}}, "mlplatform:data.kafka.version", "3.x"),
+        (
+            {"profile": "dev", "data": {"kafka": {"mode": "managed", "version": "4.0.x"}}},
+            "mlplatform:data.kafka",
+            "3.x",
+        ),
         (
             {"profile": "dev", "services": {"mlflow": {"replicas": 0}}},
             "mlplatform:services.mlflow.replicas = 0",
@@ -131,7 +135,11 @@ def test_region_changes_default_zones() -> None:
             "mlplatform:data.postgres.maxStorageGb = 100",
             "storageGb (500)",
         ),
-        ({"profile": "dev", "data": {"kafka": {"brokers": 3}}}, "mlplatform", "multiple of the zone count"),
+        (
+            {"profile": "dev", "data": {"kafka": {"mode": "managed", "brokers": 3}}},
+            "mlplatform",
+            "multiple of the zone count",
+        ),
         ({**PROD, "ha": "single-zone"}, "mlplatform", "prod must use ha: multi-zone"),
         (
             {**PROD, "services": {"feast": {"replicas": 4}}},
@@ -285,8 +293,10 @@ def test_cloud_specific_data_keys() -> None:
     assert msg.startswith("mlplatform:data.redis") and "machineType is not used on gcp" in msg
     assert "set shards: 1" in only(gcp | {"data": {"redis": {"shards": 3}}})
     assert "Memorystore offers Redis 7.0, 7.2" in only(gcp | {"data": {"redis": {"version": "7.1"}}})
-    assert "memoryGb must be 1 to 8 GiB per vCPU" in only(gcp | {"data": {"kafka": {"memoryGb": 100}}})
-    msg = only({"profile": "dev", "data": {"kafka": {"vcpuCount": 3}}})
+    assert "memoryGb must be 1 to 8 GiB per vCPU" in only(
+        gcp | {"data": {"kafka": {"mode": "managed", "memoryGb": 100}}}
+    )
+    msg = only({"profile": "dev", "data": {"kafka": {"mode": "managed", "vcpuCount": 3}}})
     assert msg.startswith("mlplatform:data.kafka") and "vcpuCount is not used on aws" in msg
     assert "releaseChannel is not used on aws" in only({"profile": "dev", "cluster": {"releaseChannel": "STABLE"}})
 

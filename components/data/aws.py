@@ -9,7 +9,6 @@ import pulumi_kubernetes as k8s
 from components.contracts import (
     AwsClusterFacts,
     ClusterOutputs,
-    DataOutputs,
     KafkaClientAuth,
     KafkaEndpoint,
     PostgresEndpoint,
@@ -17,6 +16,7 @@ from components.contracts import (
 )
 from components.data.bootstrap import POSTGRES_ADMIN, PostgresBootstrap
 from components.data.credentials import SERVICE_DATABASES, service_credentials
+from components.data.services import ManagedServices
 from components.environment import DataArgs
 from components.protection import stateful
 from components.secrets import generated_secret
@@ -33,8 +33,11 @@ def build(
     cfg: DataArgs,
     cluster: ClusterOutputs,
     data_namespace: k8s.core.v1.Namespace,
-) -> DataOutputs:
+) -> ManagedServices:
     facts = cluster.facts(AwsClusterFacts)
+    managed = cfg.data.managed()
+    if not managed:
+        return ManagedServices()
     child = pulumi.ResourceOptions(parent=parent)
     # The group has no inline rules: its ingress rules reference the EKS cluster's security group, which
     # exists only once the cluster does (~10 min). As separate rule resources, the group and the databases
@@ -45,7 +48,11 @@ def build(
         vpc_id=facts.vpc_id,
         opts=child,
     )
-    for port, what in ((POSTGRES_PORT, "postgres"), (REDIS_PORT, "redis"), (KAFKA_IAM_PORT, "kafka-iam")):
+    ports = {"postgres": POSTGRES_PORT, "redis": REDIS_PORT, "kafka": KAFKA_IAM_PORT}
+    for service, port in ports.items():
+        if service not in managed:
+            continue
+        what = "kafka-iam" if service == "kafka" else service
         aws.vpc.SecurityGroupIngressRule(
             f"{name}-data-from-nodes-{what}",
             security_group_id=sg.id,
@@ -56,10 +63,11 @@ def build(
             description=f"{what} from the cluster's nodes",
             opts=pulumi.ResourceOptions(parent=sg),
         )
-    postgres = _postgres(parent, name, cfg, cluster, data_namespace, sg)
-    redis = _redis(parent, name, cfg, facts, sg)
-    kafka = _kafka(parent, name, cfg, facts, sg) if cfg.data.kafka.enabled else None
-    return DataOutputs(postgres=postgres, redis=redis, kafka=kafka)
+    return ManagedServices(
+        postgres=_postgres(parent, name, cfg, cluster, data_namespace, sg) if "postgres" in managed else None,
+        redis=_redis(parent, name, cfg, facts, sg) if "redis" in managed else None,
+        kafka=_kafka(parent, name, cfg, facts, sg) if "kafka" in managed else None,
+    )
 
 
 def _postgres(

@@ -9,7 +9,6 @@ import pulumi_kubernetes as k8s
 
 from components.contracts import (
     ClusterOutputs,
-    DataOutputs,
     GcpClusterFacts,
     KafkaClientAuth,
     KafkaEndpoint,
@@ -18,6 +17,7 @@ from components.contracts import (
 )
 from components.data.bootstrap import POSTGRES_ADMIN, PostgresBootstrap
 from components.data.credentials import SERVICE_DATABASES, service_credentials
+from components.data.services import ManagedServices
 from components.environment import DataArgs
 from components.protection import stateful
 from components.secrets import generated_secret
@@ -49,8 +49,12 @@ def build(
     cfg: DataArgs,
     cluster: ClusterOutputs,
     data_namespace: k8s.core.v1.Namespace,
-) -> DataOutputs:
+) -> ManagedServices:
     facts = cluster.facts(GcpClusterFacts)
+    managed = cfg.data.managed()
+    kafka = _kafka(parent, name, cfg, facts) if "kafka" in managed else None
+    if not {"postgres", "redis"} & set(managed):
+        return ManagedServices(kafka=kafka)
     child = pulumi.ResourceOptions(parent=parent)
     peering = gcp.servicenetworking.Connection(
         f"{name}-psa",
@@ -63,10 +67,11 @@ def build(
         deletion_policy="ABANDON",
         opts=child,
     )
-    postgres = _postgres(parent, name, cfg, cluster, data_namespace, peering)
-    redis = _redis(parent, name, cfg, facts, peering)
-    kafka = _kafka(parent, name, cfg, facts) if cfg.data.kafka.enabled else None
-    return DataOutputs(postgres=postgres, redis=redis, kafka=kafka)
+    return ManagedServices(
+        postgres=_postgres(parent, name, cfg, cluster, data_namespace, peering) if "postgres" in managed else None,
+        redis=_redis(parent, name, cfg, facts, peering) if "redis" in managed else None,
+        kafka=kafka,
+    )
 
 
 def _postgres(

@@ -15,7 +15,7 @@ from pydantic import ValidationError
 
 from mlplatform.config.errors import _MISSING, NAMESPACE, ConfigError, ConfigProblem, problems_from
 from mlplatform.config.models import Cloud, PlatformConfig, Profile
-from mlplatform.config.profiles import profile_defaults
+from mlplatform.config.profiles import data_modes, profile_defaults
 from mlplatform.mappings import deep_merge
 
 
@@ -25,7 +25,7 @@ def load_config(raw: dict[str, Any], stack: str) -> PlatformConfig:
     if problems:
         raise ConfigError(stack, problems)
     region = raw.get("region") if isinstance(raw.get("region"), str) else None
-    merged = deep_merge(profile_defaults(profile, cloud, region), raw)
+    merged = deep_merge(profile_defaults(profile, cloud, region, data_modes(profile, cloud, raw)), raw)
     try:
         return PlatformConfig.model_validate(merged, context={"profile": profile, "cloud": cloud})
     except ValidationError as e:

@@ -32,6 +32,7 @@ from mlplatform.pins import EKS_ADDON_VERSIONS, KNATIVE_SERVING_VERSIONS, SERVIC
 DNS_LABEL = r"^[a-z]([-a-z0-9]{0,38}[a-z0-9])?$"
 CHART_VERSION = r"^v?\d+\.\d+\.\d+([-+][0-9A-Za-z.-]+)?$"
 PROD_MIN_ZONES = 3
+LOCAL_REGION = "local"
 
 
 class Strict(BaseModel):
@@ -43,6 +44,17 @@ class Strict(BaseModel):
 class Cloud(StrEnum):
     AWS = "aws"
     GCP = "gcp"
+    # any Kubernetes cluster reached by a kubeconfig context (kind, k3d, minikube): no cloud resource at all,
+    # every data service and the object store inside the cluster
+    LOCAL = "local"
+
+
+class DataServiceMode(StrEnum):
+    """Where a data service runs: the cloud's managed service, or inside the cluster behind the same contract
+    (CloudNativePG, Valkey, Strimzi: components/data/in_cluster/). `cloud: local` allows in-cluster only."""
+
+    MANAGED = "managed"
+    IN_CLUSTER = "in-cluster"
 
 
 class Profile(StrEnum):
@@ -72,9 +84,13 @@ MEMORYSTORE_REDIS_VERSIONS = ("7.0", "7.2")
 ELASTICACHE_REDIS_VERSIONS = ("7.0", "7.1")
 
 
-def _cloud_keys(model: BaseModel, cloud: Cloud, *, aws: tuple[str, ...], gcp: tuple[str, ...]) -> list[str]:
-    """Keys that only mean something on one cloud: required there, rejected on the other."""
-    mine, theirs = (aws, gcp) if cloud is Cloud.AWS else (gcp, aws)
+def _cloud_keys(
+    model: BaseModel, cloud: Cloud, *, aws: tuple[str, ...], gcp: tuple[str, ...], local: tuple[str, ...] = ()
+) -> list[str]:
+    """Keys that only mean something on one cloud (or in one mode): required there, rejected elsewhere."""
+    by_cloud = {Cloud.AWS: aws, Cloud.GCP: gcp, Cloud.LOCAL: local}
+    mine = by_cloud[cloud]
+    theirs = tuple(dict.fromkeys(k for c, keys in by_cloud.items() if c is not cloud for k in keys if k not in mine))
     camel = to_camel
     problems = [f"{camel(k)} is required on {cloud.value}" for k in mine if getattr(model, k) is None]
     problems += [f"{camel(k)} is not used on {cloud.value}; remove it" for k in theirs if getattr(model, k) is not None]
@@ -88,7 +104,11 @@ def _cloud(info: ValidationInfo) -> Cloud:
 
 class NodePoolConfig(Strict):
     name: Annotated[str, Field(pattern=DNS_LABEL)]
-    machine_type: Annotated[str, Field(min_length=1)]
+    # aws and gcp: the instance / machine type the pool's nodes run (required there)
+    machine_type: Annotated[str, Field(min_length=1)] | None = None
+    # local only: the labels that already mark this pool's nodes in the cluster (the pool contract selects
+    # them); empty selects every node. On aws and gcp the program labels the nodes it creates itself.
+    node_labels: dict[str, str] | None = None
     min_nodes: Annotated[int, Field(ge=0, le=1000)]
     max_nodes: Annotated[int, Field(ge=1, le=1000)]
     disk_size_gb: Annotated[int, Field(ge=20, le=16384)] = 100
@@ -198,6 +218,8 @@ class GpuPoolConfig(NodePoolConfig):
     @model_validator(mode="after")
     def _machine_has_this_gpu(self, info: ValidationInfo) -> Self:
         cloud = _cloud(info)
+        if cloud is Cloud.LOCAL or self.machine_type is None:  # local: the nodes exist; ClusterConfig checks keys
+            return self
         family = _gpu_family(cloud, self.machine_type)
         if family is None:
             raise ValueError(
@@ -279,11 +301,38 @@ class ClusterConfig(Strict):
     release_channel: Literal["RAPID", "REGULAR", "STABLE"] | None = None
     # gcp: when GKE may upgrade and repair (aws: managed node group updates are started by `pulumi up`).
     maintenance_window: MaintenanceWindowConfig | None = None
+    # local: the kubeconfig context `pulumi up` deploys to (kind names its context kind-<cluster name>)
+    kubeconfig_context: Annotated[str, Field(min_length=1)] | None = None
+    # local: the addresses of the cluster's nodes (kind: the docker network, 172.18.0.0/16 by default), from
+    # which the API server calls webhooks and which the host-network scrapes target
+    node_cidrs: list[str] | None = None
 
     @model_validator(mode="after")
     def _per_cloud(self, info: ValidationInfo) -> Self:
         cloud = _cloud(info)
-        problems = _cloud_keys(self, cloud, aws=(), gcp=("release_channel", "maintenance_window"))
+        problems = _cloud_keys(
+            self,
+            cloud,
+            aws=(),
+            gcp=("release_channel", "maintenance_window"),
+            local=("kubeconfig_context", "node_cidrs"),
+        )
+        pools = [("systemPool", self.system_pool), ("cpuPool", self.cpu_pool)]
+        pools += [(f"gpuPools[{i}]", p) for i, p in enumerate(self.gpu_pools)]
+        for key, pool in pools:
+            if cloud is Cloud.LOCAL and pool.machine_type is not None:
+                problems.append(
+                    f"{key}.machineType is not used on local (the nodes exist); select them with nodeLabels"
+                )
+            if cloud is not Cloud.LOCAL and pool.machine_type is None:
+                problems.append(f"{key}.machineType is required on {cloud.value}")
+            if cloud is not Cloud.LOCAL and pool.node_labels is not None:
+                problems.append(f"{key}.nodeLabels is only used on local (the program labels the nodes it creates)")
+        for cidr in self.node_cidrs or []:
+            try:
+                ipaddress.ip_network(cidr, strict=True)
+            except ValueError as e:
+                problems.append(f"nodeCidrs: {cidr!r} is not a CIDR block ({e})")
         if cloud is Cloud.AWS and self.private_endpoint and not self.deployer_in_vpc:
             problems.append(
                 "privateEndpoint on aws leaves `pulumi up` no way to reach the Kubernetes API from outside the VPC: "
@@ -310,6 +359,10 @@ class ClusterConfig(Strict):
     @classmethod
     def _principals(cls, v: list[str], info: ValidationInfo) -> list[str]:
         cloud = _cloud(info)
+        if cloud is Cloud.LOCAL:
+            if v:
+                raise ValueError("adminPrincipals is not used on local: the kubeconfig context's user administers it")
+            return v
         pattern, shape = ADMIN_PRINCIPAL_SHAPES[cloud]
         bad = [p for p in v if not re.fullmatch(pattern, p)]
         if bad:
@@ -321,7 +374,7 @@ class ClusterConfig(Strict):
     @field_validator("public_access_cidrs")
     @classmethod
     def _cidrs(cls, v: list[str], info: ValidationInfo) -> list[str]:
-        if not v and info.data.get("private_endpoint") is False:
+        if not v and info.data.get("private_endpoint") is False and _cloud(info) is not Cloud.LOCAL:
             raise ValueError("a public API endpoint needs at least one CIDR (or set privateEndpoint: true)")
         for cidr in v:
             try:
@@ -361,18 +414,56 @@ class StorageConfig(Strict):
         return self.log_retention_days + 7
 
 
+class InClusterSize(Strict):
+    """What an in-cluster data service's pods request (and are limited to, for memory): the figures `plan`
+    sums into the stack's requests and the cost of the nodes they need."""
+
+    cpu: Annotated[float, Field(gt=0, le=64)]  # cores requested by each of the service's data pods
+    memory_gb: Annotated[float, Field(gt=0, le=512)]  # GiB requested and the memory limit of each data pod
+
+
+def _mode_keys(
+    model: BaseModel, cloud: Cloud, managed: dict[Cloud, tuple[str, ...]], in_cluster: tuple[str, ...]
+) -> list[str]:
+    """A data service's keys by mode: managed keys by cloud (required on theirs, rejected elsewhere), in-cluster
+    keys required in-cluster and rejected when managed."""
+    mode = model.mode  # type: ignore[attr-defined]
+    if mode is DataServiceMode.MANAGED:
+        problems = _cloud_keys(model, cloud, aws=managed[Cloud.AWS], gcp=managed[Cloud.GCP])
+        shared = {k for keys in managed.values() for k in keys}
+        problems += [
+            f"{to_camel(k)} is only used with mode in-cluster; remove it"
+            for k in in_cluster
+            if k not in shared and getattr(model, k) is not None
+        ]
+        return problems
+    every_managed = dict.fromkeys(k for keys in managed.values() for k in keys if k not in in_cluster)
+    problems = [f"{to_camel(k)} is required with mode in-cluster" for k in in_cluster if getattr(model, k) is None]
+    problems += [
+        f"{to_camel(k)} is a managed-service setting, not used in-cluster; remove it"
+        for k in every_managed
+        if getattr(model, k) is not None
+    ]
+    return problems
+
+
 class PostgresConfig(Strict):
+    # managed: RDS (aws) or Cloud SQL (gcp); in-cluster: a CloudNativePG Cluster in the data namespace
+    mode: DataServiceMode = DataServiceMode.MANAGED
     version: str
-    machine_type: Annotated[str, Field(min_length=1)]
-    storage_gb: Annotated[int, Field(ge=20, le=65536)]
-    max_storage_gb: Annotated[int, Field(ge=20, le=65536)]
+    storage_gb: Annotated[int, Field(ge=1, le=65536)]
     high_availability: bool
     read_replicas: Annotated[int, Field(ge=0, le=5)]
     backup_retention_days: Annotated[int, Field(ge=1, le=35)]
     deletion_protection: bool
+    # managed only: the instance class (RDS) or tier (Cloud SQL) and the storage autoscaling ceiling
+    machine_type: Annotated[str, Field(min_length=1)] | None = None
+    max_storage_gb: Annotated[int, Field(ge=20, le=65536)] | None = None
+    # in-cluster only: each instance's requests (instances: 1 + readReplicas, or 3 with highAvailability)
+    in_cluster: InClusterSize | None = None
     # aws only: the region's RDS CA bundle, a PEM file in the repository (README, "Data layer"); with it
     # every client verifies the database (verify-full), without it TLS is unauthenticated and plan warns.
-    # Cloud SQL reports its own CA, which the program distributes.
+    # Cloud SQL reports its own CA, which the program distributes; in-cluster, the platform's own CA signs it.
     ca_bundle: str | None = None
 
     @field_validator("version")
@@ -383,8 +474,8 @@ class PostgresConfig(Strict):
     @field_validator("ca_bundle")
     @classmethod
     def _a_ca_bundle(cls, v: str | None, info: ValidationInfo) -> str | None:
-        if v is not None and _cloud(info) is Cloud.GCP:
-            raise ValueError("caBundle is not used on gcp: Cloud SQL reports its instance's CA; remove it")
+        if v is not None and _cloud(info) is not Cloud.AWS:
+            raise ValueError(f"caBundle is not used on {_cloud(info).value}: it is the RDS CA bundle (aws); remove it")
         problems = ca_bundle_problems(v) if v is not None else []
         if problems:
             raise ValueError("; ".join(problems))
@@ -392,32 +483,64 @@ class PostgresConfig(Strict):
 
     @field_validator("max_storage_gb")
     @classmethod
-    def _max_storage_ge_storage(cls, v: int, info: ValidationInfo) -> int:
+    def _max_storage_ge_storage(cls, v: int | None, info: ValidationInfo) -> int | None:
         low = info.data.get("storage_gb")
-        if low is not None and v < low:
+        if v is not None and low is not None and v < low:
             raise ValueError(f"maxStorageGb must be >= storageGb ({low})")
         return v
 
+    @model_validator(mode="after")
+    def _per_mode(self, info: ValidationInfo) -> Self:
+        both = ("machine_type", "max_storage_gb")
+        problems = _mode_keys(self, _cloud(info), {Cloud.AWS: both, Cloud.GCP: both}, ("in_cluster",))
+        if self.mode is DataServiceMode.MANAGED and self.storage_gb < MANAGED_MIN_STORAGE_GB:
+            problems.append(
+                f"storageGb must be >= {MANAGED_MIN_STORAGE_GB} for RDS and Cloud SQL; got {self.storage_gb}"
+            )
+        if self.mode is DataServiceMode.IN_CLUSTER and self.ca_bundle is not None:
+            problems.append("caBundle is an RDS setting; in-cluster PostgreSQL is verified against the platform's CA")
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
+    @property
+    def instances(self) -> int:
+        """In-cluster: the CloudNativePG Cluster's instances (a primary and its streaming replicas)."""
+        return max(1 + self.read_replicas, 3 if self.high_availability else 1)
+
+
+MANAGED_MIN_STORAGE_GB = 20  # RDS gp3 and Cloud SQL both start at 20 GB
+
 
 class RedisConfig(Strict):
-    version: str
-    shards: Annotated[int, Field(ge=1, le=500)]
-    replicas_per_shard: Annotated[int, Field(ge=0, le=5)]
+    # managed: ElastiCache (aws) or Memorystore (gcp); in-cluster: one Valkey server in the data namespace
+    mode: DataServiceMode = DataServiceMode.MANAGED
+    shards: Annotated[int, Field(ge=1, le=500)] = 1
+    replicas_per_shard: Annotated[int, Field(ge=0, le=5)] = 0
+    version: str | None = None  # managed: the service's Redis OSS version (in-cluster: the pinned Valkey image)
     machine_type: Annotated[str, Field(min_length=1)] | None = None  # aws: ElastiCache node type
     memory_size_gb: Annotated[int, Field(ge=1, le=300)] | None = None  # gcp: Memorystore capacity
+    in_cluster: InClusterSize | None = None  # in-cluster: the server's requests (maxmemory follows the limit)
 
     @field_validator("version")
     @classmethod
-    def _redis_supported(cls, v: str) -> str:
-        return _in_range(v, REDIS_RANGE, "Redis")
+    def _redis_supported(cls, v: str | None) -> str | None:
+        return v if v is None else _in_range(v, REDIS_RANGE, "Redis")
 
     @model_validator(mode="after")
     def _per_cloud(self, info: ValidationInfo) -> Self:
         cloud = _cloud(info)
-        problems = _cloud_keys(self, cloud, aws=("machine_type",), gcp=("memory_size_gb",))
-        if cloud is Cloud.AWS and self.version not in ELASTICACHE_REDIS_VERSIONS:
+        managed = {Cloud.AWS: ("version", "machine_type"), Cloud.GCP: ("version", "memory_size_gb")}
+        problems = _mode_keys(self, cloud, managed, ("in_cluster",))
+        if self.mode is DataServiceMode.IN_CLUSTER:
+            if (self.shards, self.replicas_per_shard) != (1, 0):
+                problems.append(
+                    "in-cluster Redis is one Valkey server (online features are rebuilt by materialization): "
+                    "set shards: 1 and replicasPerShard: 0, or use mode managed for replicas"
+                )
+        elif cloud is Cloud.AWS and self.version not in ELASTICACHE_REDIS_VERSIONS:
             problems.append(f"ElastiCache offers Redis OSS {', '.join(ELASTICACHE_REDIS_VERSIONS)}; got {self.version}")
-        if cloud is Cloud.GCP:
+        elif cloud is Cloud.GCP:
             if self.version not in MEMORYSTORE_REDIS_VERSIONS:
                 problems.append(f"Memorystore offers Redis {', '.join(MEMORYSTORE_REDIS_VERSIONS)}; got {self.version}")
             if self.shards != 1:
@@ -432,7 +555,10 @@ class RedisConfig(Strict):
 
 class KafkaConfig(Strict):
     enabled: bool
-    # aws (MSK): version, machineType, brokers (a multiple of the zone count), storageGb
+    # managed: MSK (aws) or Managed Service for Apache Kafka (gcp); in-cluster: Strimzi, one KRaft node pool
+    mode: DataServiceMode = DataServiceMode.MANAGED
+    # aws (MSK): version, machineType, brokers (a multiple of the zone count), storageGb.
+    # in-cluster: brokers (nodes of the KRaft pool, each broker and controller), storageGb, inCluster
     version: str | None = None
     machine_type: Annotated[str, Field(min_length=1)] | None = None
     brokers: Annotated[int, Field(ge=1, le=30)] | None = None
@@ -440,18 +566,20 @@ class KafkaConfig(Strict):
     # gcp (Managed Service for Apache Kafka, always spread over three zones): capacity only
     vcpu_count: Annotated[int, Field(ge=3, le=1000)] | None = None
     memory_gb: Annotated[int, Field(ge=3, le=8000)] | None = None
-
-    @field_validator("version")
-    @classmethod
-    def _kafka_3x(cls, v: str | None) -> str | None:
-        if v is not None and (not re.fullmatch(r"\d+\.\d+\.(\d+|x)", v) or int(v.split(".")[0]) != KAFKA_MAJOR):
-            raise ValueError(f"Kafka version must be {KAFKA_MAJOR}.x (e.g. 3.8.x); got {v!r}")
-        return v
+    in_cluster: InClusterSize | None = None
 
     @model_validator(mode="after")
     def _per_cloud(self, info: ValidationInfo) -> Self:
         aws_keys = ("version", "machine_type", "brokers", "storage_gb")
-        problems = _cloud_keys(self, _cloud(info), aws=aws_keys, gcp=("vcpu_count", "memory_gb"))
+        managed = {Cloud.AWS: aws_keys, Cloud.GCP: ("vcpu_count", "memory_gb")}
+        in_cluster = ("brokers", "storage_gb", "in_cluster")
+        problems = _mode_keys(self, _cloud(info), managed, in_cluster) if self.enabled else []
+        if (
+            self.mode is DataServiceMode.MANAGED
+            and self.version is not None
+            and not _kafka_version(self.version, KAFKA_MAJOR)
+        ):
+            problems.append(f"MSK's Kafka version must be {KAFKA_MAJOR}.x (e.g. 3.8.x); got {self.version!r}")
         if self.vcpu_count and self.memory_gb and not self.vcpu_count <= self.memory_gb <= 8 * self.vcpu_count:
             problems.append(f"memoryGb must be 1 to 8 GiB per vCPU ({self.vcpu_count}..{8 * self.vcpu_count})")
         if problems:
@@ -459,10 +587,29 @@ class KafkaConfig(Strict):
         return self
 
 
+def _kafka_version(v: str, major: int) -> bool:
+    return bool(re.fullmatch(r"\d+\.\d+\.(\d+|x)", v)) and int(v.split(".")[0]) == major
+
+
 class DataConfig(Strict):
     postgres: PostgresConfig
     redis: RedisConfig
     kafka: KafkaConfig
+    # in-cluster data services in a prod profile are refused unless this says so (one pod's volume, no
+    # managed backups or failover across zones): the choice must be written down in the stack file
+    allow_in_cluster_in_prod: bool = False
+
+    def _modes(self) -> dict[str, DataServiceMode]:
+        modes = {"postgres": self.postgres.mode, "redis": self.redis.mode}
+        return modes | ({"kafka": self.kafka.mode} if self.kafka.enabled else {})
+
+    def in_cluster(self) -> list[str]:
+        """The services this stack runs inside the cluster, by their config key (Kafka only when enabled)."""
+        return [k for k, mode in self._modes().items() if mode is DataServiceMode.IN_CLUSTER]
+
+    def managed(self) -> list[str]:
+        """The services the cloud runs for this stack, by their config key (Kafka only when enabled)."""
+        return [k for k, mode in self._modes().items() if mode is DataServiceMode.MANAGED]
 
 
 class ServiceConfig(Strict):
@@ -719,7 +866,13 @@ class PlatformConfig(Strict):
 
     @field_validator("region")
     @classmethod
-    def _region_shape(cls, v: str) -> str:
+    def _region_shape(cls, v: str, info: ValidationInfo) -> str:
+        if _cloud(info) is Cloud.LOCAL:
+            if v != LOCAL_REGION:
+                raise ValueError(
+                    f"on local the region is {LOCAL_REGION!r} (the S3 signing region of the in-cluster store)"
+                )
+            return v
         if not re.fullmatch(r"[a-z]{2}(-[a-z]+)+-?\d+", v):
             raise ValueError("region must look like us-east-1 (AWS) or us-central1 (GCP)")
         return v
@@ -729,6 +882,10 @@ class PlatformConfig(Strict):
     def _enough_zones(cls, v: list[str], info: ValidationInfo) -> list[str]:
         if len(set(v)) != len(v):
             raise ValueError("zones must not repeat")
+        if _cloud(info) is Cloud.LOCAL:
+            if len(v) != 1:
+                raise ValueError("a local cluster is one zone: zones: [local-a]")
+            return v
         if len(v) < 2:
             raise ValueError("at least 2 zones are needed (EKS and regional load balancers need two)")
         profile = (info.context or {}).get("profile")
@@ -742,7 +899,9 @@ class PlatformConfig(Strict):
         if self.cloud is Cloud.GCP and self.gcp_project is None:
             problems.append("cloud gcp needs gcpProject (the Google Cloud project id)")
         kafka = self.data.kafka
-        if self.cloud is Cloud.AWS and kafka.enabled and kafka.brokers % len(self.zones):
+        problems += _in_cluster_problems(self)
+        managed_msk = kafka.enabled and kafka.mode is DataServiceMode.MANAGED and kafka.brokers is not None
+        if self.cloud is Cloud.AWS and managed_msk and kafka.brokers % len(self.zones):
             problems.append(
                 f"data.kafka.brokers ({kafka.brokers}) must be a multiple of the zone count "
                 f"({len(self.zones)}) on AWS MSK"
@@ -779,6 +938,24 @@ class PlatformConfig(Strict):
         return self
 
 
+def _in_cluster_problems(cfg: PlatformConfig) -> list[str]:
+    """`cloud: local` has no managed services; a prod profile runs in-cluster data services only when the stack
+    file says so (data.allowInClusterInProd), since they give up managed backups and failover across zones."""
+    problems = []
+    data = cfg.data
+    if cfg.cloud is Cloud.LOCAL:
+        managed = [k for k in ("postgres", "redis", "kafka") if k not in data.in_cluster()]
+        managed = [k for k in managed if k != "kafka" or data.kafka.enabled]
+        problems += [f"data.{k}.mode must be in-cluster on local (there is no managed service)" for k in managed]
+    in_cluster = data.in_cluster()
+    if cfg.profile is Profile.PROD and in_cluster and not data.allow_in_cluster_in_prod:
+        problems.append(
+            f"prod runs {', '.join(f'data.{k}' for k in in_cluster)} in-cluster: no managed backups, no failover "
+            "across zones. Use mode managed, or set data.allowInClusterInProd: true to accept that"
+        )
+    return problems
+
+
 def _exposure_problems(cfg: PlatformConfig) -> list[str]:
     """The UIs are served on the Istio ingress gateway (KServe's), and an ACME DNS-01 issuer solves through
     the stack's own cloud DNS: Route 53 needs the hosted zone, Cloud DNS takes a project."""
@@ -786,6 +963,8 @@ def _exposure_problems(cfg: PlatformConfig) -> list[str]:
     if client.domain is not None and not cfg.services.kserve.enabled:
         problems.append("client.domain needs services.kserve.enabled: the UIs are served on its Istio ingress gateway")
     tls = client.tls
+    if tls is not None and tls.kind == "acme-dns01" and cfg.cloud is Cloud.LOCAL:
+        problems.append("client.tls acme-dns01 needs a cloud DNS zone; on local use a provided issuer")
     if tls is not None and tls.kind == "acme-dns01":
         if cfg.cloud is Cloud.AWS and tls.hosted_zone_id is None:
             problems.append("client.tls.hostedZoneId is needed on aws: the Route 53 zone that holds client.domain")

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from mlplatform.config.models import Cloud, Profile
+from mlplatform.config.models import LOCAL_REGION, Cloud, DataServiceMode, Profile
 from mlplatform.pins import SERVICE_DEFAULT_VERSIONS
 
 # Per-cloud machine types for each role, per profile.
@@ -88,21 +88,88 @@ def _services(prod: bool) -> dict[str, Any]:
     return services
 
 
-def _redis(prod: bool, cloud: Cloud, m: dict[str, str]) -> dict[str, Any]:
+# What each in-cluster data pod requests, per profile (prod only with data.allowInClusterInProd). Small in
+# dev and local: one instance each, sized for a handful of users; `plan` sums them into the stack's requests.
+_IN_CLUSTER_SIZE: dict[str, dict[bool, dict[str, float]]] = {
+    "postgres": {False: {"cpu": 0.25, "memoryGb": 0.5}, True: {"cpu": 2, "memoryGb": 8}},
+    "redis": {False: {"cpu": 0.1, "memoryGb": 0.25}, True: {"cpu": 1, "memoryGb": 4}},
+    "kafka": {False: {"cpu": 0.25, "memoryGb": 1}, True: {"cpu": 2, "memoryGb": 8}},
+}
+
+
+def _postgres(prod: bool, m: dict[str, str], mode: DataServiceMode) -> dict[str, Any]:
+    common = {
+        "mode": mode.value,
+        "version": "16",
+        "highAvailability": prod,
+        "readReplicas": 2 if prod else 0,
+        "backupRetentionDays": 14 if prod else 1,
+        "deletionProtection": prod,
+    }
+    if mode is DataServiceMode.IN_CLUSTER:
+        return common | {"storageGb": 100 if prod else 5, "inCluster": _IN_CLUSTER_SIZE["postgres"][prod]}
+    return common | {
+        "machineType": m["postgres"],
+        "storageGb": 100 if prod else 20,
+        "maxStorageGb": 1000 if prod else 100,
+    }
+
+
+def _redis(prod: bool, cloud: Cloud, m: dict[str, str], mode: DataServiceMode) -> dict[str, Any]:
     """AWS: ElastiCache cluster mode, 3 shards x 1 replica in prod. GCP: Memorystore STANDARD_HA, a primary
-    and 2 read replicas in other zones in prod (Memorystore Redis Cluster has no AUTH, which Feast needs)."""
+    and 2 read replicas in other zones in prod (Memorystore Redis Cluster has no AUTH, which Feast needs).
+    In-cluster: one Valkey server."""
+    if mode is DataServiceMode.IN_CLUSTER:
+        return {"mode": mode.value, "shards": 1, "replicasPerShard": 0, "inCluster": _IN_CLUSTER_SIZE["redis"][prod]}
     if cloud is Cloud.AWS:
         shape = {"shards": 3, "replicasPerShard": 1} if prod else {"shards": 1, "replicasPerShard": 0}
         return {"version": "7.1", "machineType": m["redis"], **shape}
     return {"version": "7.2", "memorySizeGb": 5 if prod else 1, "shards": 1, "replicasPerShard": 2 if prod else 0}
 
 
-def _kafka(prod: bool, cloud: Cloud, m: dict[str, str]) -> dict[str, Any]:
-    """AWS: MSK brokers (3 across 3 zones in prod). GCP: Managed Kafka capacity (brokers always in 3 zones)."""
+def _kafka(prod: bool, cloud: Cloud, m: dict[str, str], mode: DataServiceMode) -> dict[str, Any]:
+    """AWS: MSK brokers (3 across 3 zones in prod). GCP: Managed Kafka capacity (brokers always in 3 zones).
+    In-cluster: Strimzi, one KRaft node pool whose nodes are both broker and controller."""
+    if mode is DataServiceMode.IN_CLUSTER:
+        size = {"brokers": 3, "storageGb": 100} if prod else {"brokers": 1, "storageGb": 5}
+        return {"enabled": True, "mode": mode.value, **size, "inCluster": _IN_CLUSTER_SIZE["kafka"][prod]}
     if cloud is Cloud.AWS:
         size = {"brokers": 3, "storageGb": 500} if prod else {"brokers": 2, "storageGb": 20}
         return {"enabled": True, "version": "3.8.x", "machineType": m["kafka"], **size}
     return {"enabled": True, "vcpuCount": 6 if prod else 3, "memoryGb": 24 if prod else 3}
+
+
+# Where each data service runs when the stack file does not say (data.<service>.mode). dev runs Kafka in
+# the cluster on both clouds (MSK and Managed Kafka were dev's largest data costs); prod stays managed.
+DEFAULT_MODES: dict[tuple[Profile, Cloud], dict[str, DataServiceMode]] = {
+    (Profile.DEV, Cloud.AWS): {
+        "postgres": DataServiceMode.MANAGED,
+        "redis": DataServiceMode.MANAGED,
+        "kafka": DataServiceMode.MANAGED,  # TEMPORARY until StrimziKafka lands; then IN_CLUSTER
+    },
+    (Profile.DEV, Cloud.GCP): {
+        "postgres": DataServiceMode.MANAGED,
+        "redis": DataServiceMode.MANAGED,
+        "kafka": DataServiceMode.MANAGED,  # TEMPORARY until StrimziKafka lands; then IN_CLUSTER
+    },
+    (Profile.PROD, Cloud.AWS): dict.fromkeys(("postgres", "redis", "kafka"), DataServiceMode.MANAGED),
+    (Profile.PROD, Cloud.GCP): dict.fromkeys(("postgres", "redis", "kafka"), DataServiceMode.MANAGED),
+}
+for _profile in Profile:
+    DEFAULT_MODES[(_profile, Cloud.LOCAL)] = dict.fromkeys(("postgres", "redis", "kafka"), DataServiceMode.IN_CLUSTER)
+
+
+def data_modes(profile: Profile, cloud: Cloud, raw: dict[str, Any]) -> dict[str, DataServiceMode]:
+    """Each data service's mode: the stack file's data.<service>.mode, else the profile's. An unknown value
+    is left to validation (which names the key), keeping the profile's default for the defaults' shape."""
+    modes = dict(DEFAULT_MODES[(profile, cloud)])
+    data = raw.get("data") if isinstance(raw.get("data"), dict) else {}
+    for service in modes:
+        section = data.get(service) if isinstance(data.get(service), dict) else {}
+        value = section.get("mode", modes[service].value)
+        if value in {m.value for m in DataServiceMode}:
+            modes[service] = DataServiceMode(value)
+    return modes
 
 
 def _gke_policies(prod: bool) -> dict[str, Any]:
@@ -114,9 +181,15 @@ def _gke_policies(prod: bool) -> dict[str, Any]:
     }
 
 
-def profile_defaults(profile: Profile, cloud: Cloud, region: str | None = None) -> dict[str, Any]:
-    """The full config document for (profile, cloud), in the same camelCase shape as Pulumi.<stack>.yaml."""
+def profile_defaults(
+    profile: Profile, cloud: Cloud, region: str | None = None, modes: dict[str, DataServiceMode] | None = None
+) -> dict[str, Any]:
+    """The full config document for (profile, cloud), in the same camelCase shape as Pulumi.<stack>.yaml;
+    the data services' defaults follow their modes (`data_modes`)."""
     prod = profile is Profile.PROD
+    modes = modes or DEFAULT_MODES[(profile, cloud)]
+    if cloud is Cloud.LOCAL:
+        return local_defaults(profile, modes)
     m = _MACHINES[(profile, cloud)]
     region = region or _DEFAULT_REGION[cloud]
     return {
@@ -162,21 +235,48 @@ def profile_defaults(profile: Profile, cloud: Cloud, region: str | None = None) 
             **(_gke_policies(prod) if cloud is Cloud.GCP else {}),
         },
         "storage": {"forceDestroy": not prod, "versioning": prod, "logRetentionDays": 90 if prod else 14},
-        "data": {
-            "postgres": {
-                "version": "16",
-                "machineType": m["postgres"],
-                "storageGb": 100 if prod else 20,
-                "maxStorageGb": 1000 if prod else 100,
-                "highAvailability": prod,
-                "readReplicas": 2 if prod else 0,
-                "backupRetentionDays": 14 if prod else 1,
-                "deletionProtection": prod,
-            },
-            "redis": _redis(prod, cloud, m),
-            "kafka": _kafka(prod, cloud, m),
-        },
+        "data": _data(prod, cloud, m, modes),
         "services": _services(prod),
         # Kafka -> Flink -> Feast push: prod only (the operator and a job's JobManager and TaskManagers)
         "streaming": {"enabled": prod},
+    }
+
+
+def _data(prod: bool, cloud: Cloud, m: dict[str, str], modes: dict[str, DataServiceMode]) -> dict[str, Any]:
+    return {
+        "postgres": _postgres(prod, m, modes["postgres"]),
+        "redis": _redis(prod, cloud, m, modes["redis"]),
+        "kafka": _kafka(prod, cloud, m, modes["kafka"]),
+    }
+
+
+# kind's default docker network (`docker network inspect kind`), where its nodes and API server live
+KIND_NODE_CIDR = "172.18.0.0/16"
+
+
+def local_defaults(profile: Profile, modes: dict[str, DataServiceMode]) -> dict[str, Any]:
+    """Any Kubernetes reached by a kubeconfig context (README, "Local quickstart": kind). One zone, every data
+    service and the object store in the cluster, no GPU pool unless the stack file names its nodes, every
+    layer on with one replica each so the whole platform fits a laptop (tests/test_local_stack.py holds the
+    requests under its budget)."""
+    services = _services(prod=False)
+    return {
+        "profile": profile.value,
+        "cloud": Cloud.LOCAL.value,
+        "region": LOCAL_REGION,
+        "zones": [f"{LOCAL_REGION}-a"],
+        "ha": "single-zone",
+        "cluster": {
+            "kubernetesVersion": DEFAULT_KUBERNETES_MINOR,
+            "kubeconfigContext": "kind-mlplatform",
+            "nodeCidrs": [KIND_NODE_CIDR],
+            # every node serves every pool: kind's nodes carry no pool labels
+            "systemPool": {"name": "system", "minNodes": 1, "maxNodes": 1, "nodeLabels": {}},
+            "cpuPool": {"name": "cpu", "minNodes": 1, "maxNodes": 1, "nodeLabels": {}},
+            "gpuPools": [],
+        },
+        "storage": {"forceDestroy": True, "versioning": False, "logRetentionDays": 7},
+        "data": _data(False, Cloud.LOCAL, {}, modes),
+        "services": services,
+        "streaming": {"enabled": True},
     }

@@ -17,6 +17,8 @@ from typing import Any
 from google.protobuf import json_format
 from pulumi.runtime.mocks import MockCallArgs, MockMonitor, MockResourceArgs, Mocks
 
+from mlplatform.plan.tls_mocks import TLS_OUTPUTS
+
 ACCOUNT = "123456789012"
 Outputs = dict[str, Any]
 
@@ -201,6 +203,9 @@ class PlatformMocks(Mocks):
         compute = _COMPUTED.get(args.typ)
         if compute is not None:
             state.update(compute(args.name, args.inputs, self.region, self.project))
+        issue = TLS_OUTPUTS.get(args.typ)
+        if issue is not None:
+            state.update(issue(args.name, args.inputs))
         metadata = state.get("metadata")
         if args.typ.startswith("kubernetes:") and isinstance(metadata, dict) and not metadata.get("name"):
             # Pulumi auto-names a Kubernetes object without metadata.name: the logical name plus a suffix
