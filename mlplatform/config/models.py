@@ -428,6 +428,8 @@ def _mode_keys(
     """A data service's keys by mode: managed keys by cloud (required on theirs, rejected elsewhere), in-cluster
     keys required in-cluster and rejected when managed."""
     mode = model.mode  # type: ignore[attr-defined]
+    if mode is DataServiceMode.MANAGED and cloud is Cloud.LOCAL:
+        return ["mode must be in-cluster on local (there is no managed service)"]
     if mode is DataServiceMode.MANAGED:
         problems = _cloud_keys(model, cloud, aws=managed[Cloud.AWS], gcp=managed[Cloud.GCP])
         shared = {k for keys in managed.values() for k in keys}
