@@ -28,7 +28,11 @@ GCP_APIS = (
 )
 
 
-def cloud_provider(name: str, cfg: PlatformConfig) -> pulumi.ProviderResource:
+def cloud_provider(name: str, cfg: PlatformConfig) -> pulumi.ProviderResource | None:
+    """None on local: the stack creates no cloud resource, so it configures no cloud provider (and needs no
+    cloud credentials); every layer there runs under the cluster's Kubernetes provider."""
+    if cfg.cloud is Cloud.LOCAL:
+        return None
     tags = {"mlplatform-stack": pulumi.get_stack(), "mlplatform-profile": cfg.profile.value, "managed-by": "pulumi"}
     if cfg.cloud is Cloud.AWS:
         return aws.Provider(name, region=cfg.region, default_tags=aws.ProviderDefaultTagsArgs(tags=tags))

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import StrEnum
 from pathlib import Path
 from typing import TypeVar
@@ -71,7 +71,10 @@ GPU_TAINT = Taint(GPU_RESOURCE, "present", "NoSchedule")
 
 @dataclass(frozen=True)
 class NodePoolContract:
-    """What a workload needs to land on a pool: its labels (selector) and taints (tolerations)."""
+    """What a workload needs to land on a pool: its selector (node_selector) and taints (tolerations).
+    `labels` are what the pool's nodes carry (the cloud adapters label the nodes they create with them);
+    `selector` the part of them a workload selects on, carried by the contract so that every consumer calls
+    node_selector() and none knows how a cloud or a local cluster marks its pools."""
 
     name: str
     labels: Mapping[str, str]
@@ -83,6 +86,9 @@ class NodePoolContract:
     shares_per_gpu: int = 1
     # the NVIDIA device plugin configuration the pool's nodes select (EKS time-slicing), if any
     device_plugin_config: str | None = None
+    # the labels a workload's nodeSelector names: {POOL_LABEL: name} on the clouds (pool_contract); on local,
+    # the pool's configured nodeLabels, which may be empty (any node)
+    selector: Mapping[str, str] | None = None
 
     @property
     def gpu_units_per_node(self) -> int:
@@ -94,7 +100,9 @@ class NodePoolContract:
         return self.gpus_per_node > 0
 
     def node_selector(self) -> dict[str, str]:
-        return {POOL_LABEL: self.labels[POOL_LABEL]}
+        if self.selector is not None:
+            return dict(self.selector)
+        return {POOL_LABEL: self.labels[POOL_LABEL]}  # a contract made without pool_contract
 
     def tolerations(self) -> list[dict[str, str]]:
         return [t.toleration() for t in self.taints]
@@ -124,17 +132,42 @@ def pool_contract(
     max_nodes: int = 0,
     shares_per_gpu: int = 1,
     device_plugin_config: str | None = None,
+    node_labels: Mapping[str, str] | None = None,
 ) -> NodePoolContract:
-    """The one place pool labels and taints are decided; cloud adapters and workloads both read the result."""
+    """The one place pool labels and taints are decided; cloud adapters and workloads both read the result.
+
+    `node_labels`: the pool's nodes exist already and carry these labels (cloud: local); the contract selects
+    them as they are (empty: any node) instead of the labels a cloud adapter puts on the nodes it creates. A
+    GPU pool keeps the GPU taint's toleration there: harmless on an untainted node, and right on a node
+    tainted the way the cloud pools are."""
+    taints: tuple[Taint, ...] = (GPU_TAINT,) if gpus_per_node else ()
+    if node_labels is not None:
+        return NodePoolContract(
+            name,
+            dict(node_labels),
+            taints,
+            accelerator,
+            gpus_per_node,
+            max_nodes,
+            shares_per_gpu,
+            device_plugin_config,
+            selector=dict(node_labels),
+        )
     labels = {POOL_LABEL: name}
-    taints: tuple[Taint, ...] = ()
     if gpus_per_node:
         labels |= {ACCELERATOR_LABEL: accelerator or "nvidia", GPU_PRESENT_LABEL: "true"}
-        taints = (GPU_TAINT,)
     if device_plugin_config is not None:
         labels |= {DEVICE_PLUGIN_CONFIG_LABEL: device_plugin_config}
     return NodePoolContract(
-        name, labels, taints, accelerator, gpus_per_node, max_nodes, shares_per_gpu, device_plugin_config
+        name,
+        labels,
+        taints,
+        accelerator,
+        gpus_per_node,
+        max_nodes,
+        shares_per_gpu,
+        device_plugin_config,
+        selector={POOL_LABEL: name},
     )
 
 
@@ -166,6 +199,9 @@ class Bucket:
     uri: pulumi.Output[str]  # s3://name or gs://name
     store: ObjectStore
     region: str  # the bucket's region (S3 clients sign requests for it)
+    # the S3-compatible endpoint URL clients send requests to when the store is not the cloud's own (the local
+    # stack's in-cluster store); None on AWS and GCP, where the SDKs find the cloud's endpoint themselves
+    endpoint: str | None = None
 
 
 @dataclass(frozen=True)
@@ -211,12 +247,52 @@ class WorkloadSpec:
 
 
 @dataclass(frozen=True)
+class AccessKey:
+    """A static S3 access key pair, where no cloud hands pods an identity (the local stack's in-cluster store).
+    The Secret `secret_name` in the workload's namespace holds it under the AWS SDKs' own variable names; it is
+    made beside the workload's service account (components/kube.py identity_service_account)."""
+
+    secret_name: str
+    access_key_id: pulumi.Output[str]
+    secret_access_key: pulumi.Output[str]  # secret
+    endpoint: str  # the store's S3 endpoint URL
+    region: str  # the region requests are signed for
+
+    ACCESS_KEY_ID = "AWS_ACCESS_KEY_ID"
+    SECRET_ACCESS_KEY = "AWS_SECRET_ACCESS_KEY"
+
+    def env(self) -> list[dict[str, object]]:
+        """Container env under which the AWS SDKs (boto3/botocore, s3fs, the Go and Java SDKs) and the AWS CLI
+        use this key at this endpoint. AWS_ENDPOINT_URL_S3 is the SDKs' service-specific endpoint setting
+        (botocore >= 1.31 reads it as the client's endpoint_url); with an endpoint given, botocore addresses
+        buckets path-style unless told otherwise (botocore args.py compute_endpoint_resolver_builtin_defaults),
+        which is what the store serves (no per-bucket host names)."""
+        key = {"name": self.secret_name}
+        return [
+            {"name": self.ACCESS_KEY_ID, "valueFrom": {"secretKeyRef": {**key, "key": self.ACCESS_KEY_ID}}},
+            {"name": self.SECRET_ACCESS_KEY, "valueFrom": {"secretKeyRef": {**key, "key": self.SECRET_ACCESS_KEY}}},
+            {"name": "AWS_ENDPOINT_URL_S3", "value": self.endpoint},
+            {"name": "AWS_REGION", "value": self.region},
+            {"name": "AWS_DEFAULT_REGION", "value": self.region},
+        ]
+
+
+@dataclass(frozen=True)
 class WorkloadIdentity:
     """A service account bound to its cloud principal: created together, consumed together."""
 
     spec: WorkloadSpec
-    principal: pulumi.Output[str]  # IAM role ARN or Google service account email
+    principal: pulumi.Output[str]  # IAM role ARN, Google service account email, or the local store's key id
     service_account_annotations: pulumi.Output[dict[str, str]]
+    # where the cloud injects nothing (local): the static key the pods present; None on AWS (IRSA) and GCP
+    # (Workload Identity), whose credentials come through the service account's annotation
+    access_key: AccessKey | None = None
+
+    @property
+    def env(self) -> list[dict[str, object]]:
+        """What every container acting as this identity adds to its env: the access key and the store's
+        endpoint on local, nothing on AWS and GCP."""
+        return [] if self.access_key is None else self.access_key.env()
 
 
 # -- data services ---------------------------------------------------------------------------------
@@ -270,34 +346,90 @@ class RedisEndpoint:
     check_hostname: bool = True
 
 
+class KafkaTopicApi(StrEnum):
+    """How topics are made on a Kafka cluster, which the cluster's maker knows and the streaming layer must not
+    guess from the cloud: the MSK topic API, Managed Kafka's, or Strimzi's KafkaTopic resources."""
+
+    MSK = "msk"
+    MANAGED_KAFKA = "managed-kafka"
+    STRIMZI = "strimzi"
+
+
+@dataclass(frozen=True)
+class KafkaScramUser:
+    """One SCRAM user of an in-cluster cluster: a workload granted Kafka, and its password (a Pulumi secret)."""
+
+    username: str
+    password: pulumi.Output[str]
+
+    @property
+    def secret_name(self) -> str:
+        """The Secret a client's namespace holds the password in (components/lifecycle/kafka.py makes it)."""
+        return f"kafka-{self.username}"
+
+
+@dataclass(frozen=True)
+class KafkaScram:
+    """SASL/SCRAM-SHA-512 over TLS (in-cluster Kafka by Strimzi): a user per workload granted Kafka, by
+    WorkloadSpec.key, and the CA the brokers' certificate chains to, which clients verify host names against."""
+
+    users: Mapping[str, KafkaScramUser]
+    ca_certificate_pem: pulumi.Output[str]
+
+
 @dataclass(frozen=True)
 class KafkaClientAuth:
-    """How a Python Kafka client in the cluster authenticates, in the clients' own terms, so that in-cluster
-    layers hand it on without knowing the cloud. Both managed services take SASL/OAUTHBEARER over TLS from
-    non-Java clients: MSK's `AWS_MSK_IAM` is the Java library's mechanism (aws-msk-iam-auth), which
-    librdkafka (confluent-kafka) rejects; it sends an OAUTHBEARER token that a callback makes. The
-    callback is `token_provider` ("module:function", confluent-kafka's `oauth_cb`, in the platform's
-    mlplatform_client package that the consumers mount); librdkafka passes it `token_provider_config`
-    (its `sasl.oauthbearer.config`). `requirements` are the pip requirements of the client and of the
-    callback's imports: the platform's images carry none of the Kafka clients."""
+    """How a Kafka client in the cluster authenticates, in the clients' own terms, so that in-cluster layers
+    hand it on without knowing the cloud or the mode. Two logins exist:
+
+    - OAUTHBEARER (the managed services): both take SASL/OAUTHBEARER over TLS from non-Java clients, the
+      token made from the pod's cloud identity. MSK's `AWS_MSK_IAM` is the Java library's mechanism
+      (aws-msk-iam-auth), which librdkafka (confluent-kafka) rejects; it sends an OAUTHBEARER token that a
+      callback makes. The callback is `token_provider` ("module:function", confluent-kafka's `oauth_cb`, in
+      the platform's mlplatform_client package that the consumers mount); librdkafka passes it
+      `token_provider_config` (its `sasl.oauthbearer.config`). The cloud's IAM then decides access.
+    - SCRAM-SHA-512 (in-cluster): `scram` holds each granted workload's user and the CA; Kafka ACLs decide
+      access. `user` is set on the endpoint one workload is handed (components/lifecycle/kafka.py granted).
+
+    `requirements` are the pip requirements of the client and of the callback's imports: the platform's images
+    carry none of the Kafka clients."""
 
     security_protocol: str  # SASL_SSL
-    sasl_mechanism: str  # OAUTHBEARER, as librdkafka (sasl.mechanism) and kafka-python name it
-    token_provider: str  # e.g. mlplatform_client.kafka_auth:msk_iam_token
-    token_provider_config: str  # space-separated key=value pairs, e.g. "region=us-east-1"; may be ""
+    sasl_mechanism: str  # OAUTHBEARER or SCRAM-SHA-512, as librdkafka (sasl.mechanism) and Java's client name it
     requirements: tuple[str, ...]
+    token_provider: str = ""  # OAUTHBEARER: e.g. mlplatform_client.kafka_auth:msk_iam_token
+    token_provider_config: str = ""  # space-separated key=value pairs, e.g. "region=us-east-1"; may be ""
     # The same OAUTHBEARER login for a Java client (the Flink Kafka connector): the SASL properties beyond
     # security.protocol and sasl.mechanism (sasl.jaas.config, the login callback handler class of the cloud's
     # Java library) and that library's Maven coordinates, for the image that runs the client.
     jvm_sasl_properties: tuple[tuple[str, str], ...] = ()
     jvm_artifacts: tuple[str, ...] = ()
+    scram: KafkaScram | None = None
+    user: KafkaScramUser | None = None  # SCRAM: the one workload's user (None on the cluster-wide endpoint)
+
+    @property
+    def cloud_identity(self) -> bool:
+        """The client logs in as its cloud identity (a token), so access is the cloud IAM's to grant; with
+        SCRAM the cluster's own ACLs grant it and no cloud grant exists."""
+        return self.scram is None
+
+    def for_workload(self, key: str) -> KafkaClientAuth:
+        """This login as workload `key` uses it: its SCRAM user picked out (a token login is the same for all)."""
+        if self.scram is None:
+            return self
+        user = self.scram.users.get(key)
+        if user is None:
+            raise KeyError(f"no Kafka user for workload {key!r}; users: {sorted(self.scram.users)}")
+        return replace(self, user=user)
 
 
 @dataclass(frozen=True)
 class KafkaEndpoint:
     bootstrap_servers: pulumi.Output[str]
     auth: KafkaClientAuth
-    cluster_id: pulumi.Output[str]  # MSK cluster ARN, or the managed Kafka cluster's ID on GCP
+    # MSK cluster ARN, the managed Kafka cluster's ID on GCP, or the Strimzi Kafka resource's name
+    cluster_id: pulumi.Output[str]
+    topics: KafkaTopicApi  # how the streaming layer makes this cluster's topics
 
 
 # -- in-cluster services ---------------------------------------------------------------------------
@@ -383,6 +515,10 @@ class ClusterNetwork:
     # the port the cluster DNS (kube-system, k8s-app=kube-dns) serves Prometheus metrics on: EKS's CoreDNS
     # 9153; None on GKE, whose kube-dns serves none there (so nothing scrapes it)
     dns_metrics_port: int | None = None
+    # the port pods reach the API server on at control_plane_cidrs, as a NetworkPolicy sees it: after the
+    # `kubernetes` Service's DNAT to its endpoints. 443 on EKS and GKE; kind's kubeadm API server listens on
+    # 6443 on the control-plane node (the endpoint Prometheus's kubeApiServer monitor scrapes too)
+    api_server_port: int = 443
 
 
 # -- per-cloud facts the same cloud's infra adapters share -------------------------------------------
@@ -413,8 +549,18 @@ class GcpClusterFacts:
     psa_range_name: pulumi.Output[str]  # the private service access range Cloud SQL and Memorystore peer into
 
 
-CloudFacts = AwsClusterFacts | GcpClusterFacts
-F = TypeVar("F", AwsClusterFacts, GcpClusterFacts)
+@dataclass(frozen=True)
+class LocalClusterFacts:
+    """What the local storage and data adapters need from a local cluster: only which one it is (the
+    kubeconfig context). No identity federation and no private network: workloads get their object-store
+    credentials as Kubernetes Secrets, and every data service runs in the cluster."""
+
+    kubeconfig_context: str
+    registry: str  # host:port of the registry the nodes pull from and `pulumi up` pushes to (cluster.registry)
+
+
+CloudFacts = AwsClusterFacts | GcpClusterFacts | LocalClusterFacts
+F = TypeVar("F", AwsClusterFacts, GcpClusterFacts, LocalClusterFacts)
 
 
 @dataclass(frozen=True)
@@ -481,8 +627,9 @@ class ContainerRegistry:
 
     url: pulumi.Output[str]  # <host>/<repository path>, e.g. 1234.dkr.ecr.us-east-1.amazonaws.com/mlplatform-dev
     address: pulumi.Output[str]  # the registry host `docker login` takes
-    username: pulumi.Output[str]
-    password: pulumi.Output[str]  # secret; short-lived (an ECR token, a Google access token), read at each run
+    # None for both: a registry that takes anonymous pushes (a local cluster's registry container)
+    username: pulumi.Output[str] | None
+    password: pulumi.Output[str] | None  # secret; short-lived (an ECR token, a Google access token), read at each run
     one_image_per_repository: bool  # ECR: the image's name goes into the tag
 
     def image(self, name: str, tag: str) -> pulumi.Output[str]:

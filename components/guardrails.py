@@ -371,6 +371,20 @@ FLOWS += (
         source_pods=GATEWAY_PODS,
     ),
 )
+# The local stack's object store (SeaweedFS's S3 gateway, components/storage/seaweedfs.py, on its default
+# -s3.port 8333) from the namespaces whose workloads hold a bucket grant (components/workloads.py): MLflow,
+# Feast, Airflow and notebooks in mlplatform, Ray and training Jobs, KServe's storage-initializer, Loki and the
+# drift job, the Flink job. Only `cloud: local` runs the store; elsewhere no pod carries the label.
+OBJECT_STORE_PORT = 8333
+FLOWS += (
+    Flow(
+        "object-store",
+        Namespace.DATA,
+        "seaweedfs",
+        OBJECT_STORE_PORT,
+        (Namespace.PLATFORM, Namespace.TRAINING, Namespace.SERVING, Namespace.MONITORING, Namespace.STREAMING),
+    ),
+)
 # node-level targets (host network): the kubelet's cAdvisor metrics and node-exporter
 NODE_SCRAPE_PORTS = (10250, 9100)
 
@@ -421,6 +435,73 @@ API_ONLY_CLIENTS = frozenset({Namespace.MONITORING_AGENTS, Namespace.KNATIVE_OPE
 # Kafka alone (MSK's IAM listener 9098; Managed Kafka's 9092), for namespaces that use no other data service
 KAFKA_PORTS = (9092, 9098)
 KAFKA_ONLY_CLIENTS = frozenset({Namespace.STREAMING})
+# In-cluster PostgreSQL (components/data/in_cluster/postgres.py): CloudNativePG's operator runs in `data`
+# beside the Cluster it manages. Its pods carry the chart's selector labels (cloudnative-pg 0.29.0
+# templates/_helpers.tpl, release `cloudnative-pg`); the Cluster's pods the operator's labels (cloudnative-pg
+# v1.30.0 pkg/specs/pods.go: cnpg.io/cluster on instances and on its initdb/join Jobs' pods, cnpg.io/podRole
+# `instance` on instances only). The operator reaches the instances' status port 8000, and instances
+# replicate from each other on 5432, inside `data` (the baseline's same-namespace rule); the API server calls
+# its webhook on 9443 (WEBHOOK_PORTS). Where PostgreSQL is managed no pod carries these labels.
+CNPG_CLUSTER = "postgres"
+CNPG_OPERATOR_PODS = {NAME_LABEL: "cloudnative-pg", "app.kubernetes.io/instance": "cloudnative-pg"}
+CNPG_CLUSTER_PODS = {"cnpg.io/cluster": CNPG_CLUSTER}
+CNPG_INSTANCE_PODS = {**CNPG_CLUSTER_PODS, "cnpg.io/podRole": "instance"}
+# the database's clients in the other namespaces (POSTGRES_CLIENTS; `data`'s bootstrap Job is same-namespace)
+FLOWS += (
+    Flow(
+        "postgres-in-cluster",
+        Namespace.DATA,
+        None,
+        POSTGRES_PORT,
+        tuple(sorted(POSTGRES_CLIENTS - {Namespace.DATA})),
+        selector=CNPG_INSTANCE_PODS,
+    ),
+)
+# Pods that talk to the Kubernetes API in a namespace whose other pods do not: allowed to the control plane's
+# addresses on 443 by pod selector, as API_ONLY_CLIENTS allows a whole namespace. (policy name, namespace,
+# pods). CloudNativePG's operator reconciles through the API; its instance manager (the postgres container's
+# PID 1, and the initdb/join Jobs) reads the Cluster and its Secrets and reports status through it
+# (cloudnative-pg v1.30.0 docs/src/instance_manager.md).
+API_CLIENT_PODS: tuple[tuple[str, Namespace, Mapping[str, str]], ...] = (
+    ("cnpg-operator", Namespace.DATA, CNPG_OPERATOR_PODS),
+    ("cnpg-instances", Namespace.DATA, CNPG_CLUSTER_PODS),
+)
+# In-cluster Redis (components/data/in_cluster/redis.py): one Valkey server in `data`, TLS on 6379, from the
+# namespaces that reach a managed Redis (DATA_CLIENTS; `data` itself is same-namespace). Where Redis is managed
+# no pod carries the label.
+FLOWS += (Flow("redis-in-cluster", Namespace.DATA, "valkey", 6379, tuple(sorted(DATA_CLIENTS - {Namespace.DATA}))),)
+# In-cluster Kafka (components/data/in_cluster/kafka.py): Strimzi's operator and the cluster it makes, all in
+# `data` (strimzi/strimzi-kafka-operator @ 1.2.0). Inside `data`, by the baseline's same-namespace rule: the
+# nodes' control plane 9090 (each other, the operator) and replication 9091 (each other, the operator, the
+# entity operator), the operator's KafkaAgent 8443 (KafkaCluster.java CONTROLPLANE_PORT, REPLICATION_PORT,
+# KAFKA_AGENT_PORT, and generateNetworkPolicy's peers, which the platform replaces: strimzi.py). Strimzi has no
+# admission webhook. Clients in the namespaces of the workloads granted Kafka (components/workloads.py: Feast
+# and Airflow in mlplatform, the Flink job in streaming) reach the brokers' TLS listener 9093, which the
+# operator opens from the Kafka resource. Pods as Strimzi labels them (operator-common Labels.java:
+# strimzi.io/cluster, strimzi.io/broker-role; the chart's Deployment: strimzi.io/kind cluster-operator).
+STRIMZI_CLUSTER = "mlplatform"
+KAFKA_TLS_PORT = 9093
+STRIMZI_OPERATOR_PODS = {"strimzi.io/kind": "cluster-operator"}
+STRIMZI_CLUSTER_PODS = {"strimzi.io/cluster": STRIMZI_CLUSTER}
+STRIMZI_BROKER_PODS = {**STRIMZI_CLUSTER_PODS, "strimzi.io/broker-role": "true"}
+FLOWS += (
+    Flow(
+        "kafka-in-cluster",
+        Namespace.DATA,
+        None,
+        KAFKA_TLS_PORT,
+        (Namespace.PLATFORM, Namespace.STREAMING),
+        selector=STRIMZI_BROKER_PODS,
+        opened_by="Strimzi's Kafka listener (the Kafka resource's spec.kafka.listeners)",
+    ),
+)
+# The operator reconciles through the API; so do the entity operator (KafkaTopic, KafkaUser) and the Kafka
+# nodes, which read their certificates from Secrets through Strimzi's KubernetesSecretConfigProvider
+# (KafkaBrokerConfigurationBuilder.java: config.providers.strimzisecrets).
+API_CLIENT_PODS += (
+    ("strimzi-operator", Namespace.DATA, STRIMZI_OPERATOR_PODS),
+    ("strimzi-cluster", Namespace.DATA, STRIMZI_CLUSTER_PODS),
+)
 # git over SSH, for a DAG repository given as ssh:// or git@ (services.airflow.dags.repo)
 GIT_SSH_PORT = 22
 KUBE_SYSTEM = "kube-system"
@@ -492,15 +573,20 @@ def baseline_egress(ns: Namespace, network: ClusterNetwork) -> list[k8s.networki
                 to=[_cidr_peer("0.0.0.0/0", network.blocked_cidrs)], ports=[_tcp(HTTPS_PORT)]
             )
         )
-    if ns in API_ONLY_CLIENTS:
+    # the API server where it is not on 443 (kind: 6443, ClusterNetwork.api_server_port) for the HTTPS clients,
+    # which reach it on 443 everywhere else
+    api_elsewhere = network.api_server_port != HTTPS_PORT
+    if ns in API_ONLY_CLIENTS or (ns in HTTPS_CLIENTS and api_elsewhere):
         rules.append(
             k8s.networking.v1.NetworkPolicyEgressRuleArgs(
-                to=[_cidr_peer(c) for c in network.control_plane_cidrs], ports=[_tcp(HTTPS_PORT)]
+                to=[_cidr_peer(c) for c in network.control_plane_cidrs], ports=[_tcp(network.api_server_port)]
             )
         )
     data_ports = DATA_PORTS if ns in DATA_CLIENTS else (POSTGRES_PORT,) if ns in POSTGRES_CLIENTS else ()
     data_ports = KAFKA_PORTS if ns in KAFKA_ONLY_CLIENTS else data_ports
-    if data_ports:
+    # no managed data service's range (local: every data service is a pod, admitted by its flow): no rule, as
+    # a rule whose `to` is empty would admit the data ports to every destination
+    if data_ports and network.data_service_cidrs:
         rules.append(
             k8s.networking.v1.NetworkPolicyEgressRuleArgs(
                 to=[_cidr_peer(c) for c in network.data_service_cidrs], ports=[_tcp(p) for p in data_ports]
@@ -586,6 +672,23 @@ def network_policies(
                                 )
                             ],
                             ports=[_tcp(flow.port)],
+                        )
+                    ],
+                )
+            )
+    for name, where, pods in API_CLIENT_PODS:
+        if where is ns:
+            policies.append(
+                _policy(
+                    parent,
+                    prefix,
+                    namespace,
+                    f"allow-api-{name}-out",
+                    pod_labels=pods,
+                    egress=[
+                        k8s.networking.v1.NetworkPolicyEgressRuleArgs(
+                            to=[_cidr_peer(c) for c in network.control_plane_cidrs],
+                            ports=[_tcp(network.api_server_port)],
                         )
                     ],
                 )

@@ -58,6 +58,13 @@ class ImageSpec:
         return "-".join((self.directory, *self.build_args.values()))
 
 
+def registry_logins(registry: ContainerRegistry) -> list[docker_build.RegistryArgs] | None:
+    """The login a push needs; none where the registry takes anonymous pushes (a local cluster's registry)."""
+    if registry.username is None:
+        return None
+    return [docker_build.RegistryArgs(address=registry.address, username=registry.username, password=registry.password)]
+
+
 def build_image(
     parent: pulumi.Resource,
     resource_name: str,
@@ -77,8 +84,6 @@ def build_image(
         push=True,
         # a preview shows the tag the build would push; building is for `up`
         build_on_preview=False,
-        registries=[
-            docker_build.RegistryArgs(address=registry.address, username=registry.username, password=registry.password)
-        ],
+        registries=registry_logins(registry),
         opts=pulumi.ResourceOptions(parent=parent),
     )

@@ -9,7 +9,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 import yaml
 
-from components.contracts import PostgresEndpoint, WorkloadIdentity
+from components.contracts import AccessKey, PostgresEndpoint, WorkloadIdentity
 from components.guardrails import NAME_LABEL
 from mlplatform.pins import ChartPin
 
@@ -19,8 +19,13 @@ PART_OF = {"app.kubernetes.io/part-of": "mlplatform", "app.kubernetes.io/managed
 def identity_service_account(
     parent: pulumi.Resource, resource_name: str, identity: WorkloadIdentity, ns: k8s.core.v1.Namespace
 ) -> k8s.core.v1.ServiceAccount:
-    """The service account named by the identity's spec, annotated with its cloud principal."""
+    """The service account named by the identity's spec, annotated with its cloud principal. Where the cloud
+    injects no credentials (local), the identity's access key goes into the Secret its `env` reads, in the same
+    namespace, made here so that every workload that has the service account also has the key."""
     spec = identity.spec
+    key = identity.access_key
+    if key is not None:
+        access_key_secret(parent, f"{resource_name}-access-key", key, ns)
     return k8s.core.v1.ServiceAccount(
         resource_name,
         metadata=k8s.meta.v1.ObjectMetaArgs(
@@ -29,6 +34,45 @@ def identity_service_account(
             labels=PART_OF,
             annotations=identity.service_account_annotations,
         ),
+        # KServe's storage-initializer finds S3 credentials in the Secrets its service account lists
+        # (kserve v0.20.0 pkg/credentials/service_account_credentials.go, CreateSecretVolumeAndEnvFromServiceAccount)
+        secrets=[k8s.core.v1.ObjectReferenceArgs(name=key.secret_name)] if key is not None else None,
+        opts=pulumi.ResourceOptions(parent=parent),
+    )
+
+
+def access_key_values(key: AccessKey | None) -> dict[str, str]:
+    """The key's plain (non-secret) variables as name: value, for charts that take env only that way (the keys
+    themselves then come from the Secret by envFrom); nothing without a key (AWS, GCP)."""
+    return {} if key is None else {str(e["name"]): str(e["value"]) for e in key.env() if "value" in e}
+
+
+# KServe's keys for the pair (kserve v0.20.0 pkg/credentials/s3/s3_secret.go AWSAccessKeyIdName,
+# AWSSecretAccessKeyName) and its annotations for the endpoint and region (InferenceServiceS3SecretEndpointAnnotation,
+# ...RegionAnnotation; an endpoint given with http:// sets S3_USE_HTTPS=0, pkg/credentials/s3/utils.go
+# getEndpointConfiguration)
+KSERVE_KEY_NAMES = ("awsAccessKeyID", "awsSecretAccessKey")
+KSERVE_S3_ENDPOINT, KSERVE_S3_REGION = "serving.kserve.io/s3-endpoint", "serving.kserve.io/s3-region"
+
+
+def access_key_secret(
+    parent: pulumi.Resource, resource_name: str, key: AccessKey, ns: k8s.core.v1.Namespace
+) -> k8s.core.v1.Secret:
+    """The identity's S3 key pair under the AWS SDKs' names (what `AccessKey.env` reads) and KServe's, with
+    the annotations KServe's storage-initializer takes the endpoint and region from."""
+    pair = (key.access_key_id, key.secret_access_key)
+    data = dict(zip((key.ACCESS_KEY_ID, key.SECRET_ACCESS_KEY), pair, strict=True))
+    data |= dict(zip(KSERVE_KEY_NAMES, pair, strict=True))
+    return k8s.core.v1.Secret(
+        resource_name,
+        metadata=k8s.meta.v1.ObjectMetaArgs(
+            name=key.secret_name,
+            namespace=ns.metadata.name,
+            labels=PART_OF,
+            annotations={KSERVE_S3_ENDPOINT: key.endpoint, KSERVE_S3_REGION: key.region},
+        ),
+        type="Opaque",
+        string_data={k: pulumi.Output.secret(v) for k, v in data.items()},
         opts=pulumi.ResourceOptions(parent=parent),
     )
 

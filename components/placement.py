@@ -19,6 +19,9 @@ class Placement:
 
     pool: NodePoolContract
     spread: bool  # ha: multi-zone
+    # services.sizing small (dev, local): the services that idle well below their standard requests ask for
+    # less (`resources(..., small=...)`); memory limits do not change
+    small: bool = False
 
     @property
     def node_selector(self) -> dict[str, str]:
@@ -28,8 +31,13 @@ class Placement:
     def tolerations(self) -> list[dict[str, str]]:
         return self.pool.tolerations()
 
-    def resources(self, cpu: str, memory: str, memory_limit: str) -> dict[str, dict[str, str]]:
-        """Requests so the autoscaler can place the pod; a memory limit (no CPU limit: no throttling)."""
+    def resources(
+        self, cpu: str, memory: str, memory_limit: str, *, small: tuple[str, str] | None = None
+    ) -> dict[str, dict[str, str]]:
+        """Requests so the autoscaler can place the pod; a memory limit (no CPU limit: no throttling).
+        `small`: the (cpu, memory) requests under services.sizing small, where the service has them."""
+        if self.small and small is not None:
+            cpu, memory = small
         return {"requests": {"cpu": cpu, "memory": memory}, "limits": {"memory": memory_limit}}
 
 

@@ -1,25 +1,32 @@
-"""`python -m mlplatform plan|diff|render|chart-keys`: the offline plan, the credential-free preview diff,
+"""`python -m mlplatform plan|diff|render|chart-keys|comment`: the offline plan, the credential-free preview diff,
 the charts rendered with the plan's values and checked, and the regeneration of the values-key snapshots."""
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
+from dataclasses import asdict
 from datetime import date
 from pathlib import Path
 
 from components.client.configuration import write_client_files
 from mlplatform.chartkeys import build_snapshot, upstream_mismatch, write_snapshot
-from mlplatform.config import ConfigError
+from mlplatform.config import ConfigError, read_stack_file
 from mlplatform.estimate.report import report
+from mlplatform.estimate.requests import render_releases
 from mlplatform.manifests import render_plan
 from mlplatform.pins import ALL_CHARTS
+from mlplatform.plan import comment_cli
 from mlplatform.plan.diff import diff_plans, render_diff
 from mlplatform.plan.document import PlanDocument
 from mlplatform.plan.render import render
 from mlplatform.plan.synth import PROJECT_DIR, synthesize
+from policy.engine import evaluate, stack_from_plan
+from policy.engine import report as policy_report
 
 EXIT_CONFIG = 2
+EXIT_POLICY = 1  # `plan`: a mandatory policy violation
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -33,6 +40,12 @@ def _parser() -> argparse.ArgumentParser:
         "--clients",
         type=Path,
         help="where to write <stack>.env and <stack>/feature_store.yaml for clients (default: clients/)",
+    )
+    plan.add_argument(
+        "--policy-out",
+        type=Path,
+        help="also write the policy findings as JSON (a list of {rule, mandatory, urn, resource, message}), "
+        "for the pull-request comment",
     )
     plan.add_argument("--project-dir", type=Path, default=PROJECT_DIR, help=argparse.SUPPRESS)
     diff = sub.add_parser("diff", help="compare two plans (JSON files, or stack names to synthesize)")
@@ -64,6 +77,7 @@ def _parser() -> argparse.ArgumentParser:
         default=PROJECT_DIR.parent / "shared" / "upstream" / "charts",
         help="directory of <chart>/{Chart.yaml,values.yaml[,values.schema.json]} (default: ../shared/upstream/charts)",
     )
+    comment_cli.add_parser(sub)
     return p
 
 
@@ -116,13 +130,27 @@ def main(argv: list[str] | None = None) -> int:
             out = args.out or args.project_dir / "plans" / f"{args.stack}.json"
             doc.write(out)
             print(render(doc, summary_only=args.summary))
-            print("\n" + report(doc, date.today()))
+            # the pods' requests as the pinned charts render them, where the packages are at hand
+            rendered = render_releases(doc, default_charts(args.project_dir))
+            print("\n" + report(doc, date.today(), rendered))
             print(f"\nplan written to {out}")
             clients = args.clients or args.project_dir / "clients"
             for path in write_client_files(doc.outputs, clients, args.stack):
                 print(f"client configuration written to {path}")
+            # the policy pack's rules over this plan (charts rendered when their packages are beside the
+            # project); mandatory violations fail the command
+            config = read_stack_file(args.project_dir, args.stack)
+            findings = evaluate(stack_from_plan(doc, config, default_charts(args.project_dir)))
+            print("\n" + policy_report(findings))
+            if args.policy_out:
+                args.policy_out.parent.mkdir(parents=True, exist_ok=True)
+                args.policy_out.write_text(json.dumps([asdict(f) for f in findings], indent=2) + "\n")
+            if any(f.mandatory for f in findings):
+                return EXIT_POLICY
         elif args.command == "chart-keys":
             return chart_keys(args.upstream)
+        elif args.command == "comment":
+            return comment_cli.run(args)
         elif args.command == "render":
             return render_stack(args.stack, args.charts, args.out, args.project_dir)
         else:

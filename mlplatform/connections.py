@@ -16,14 +16,17 @@ from typing import Any
 
 from components.cluster.aws.network import VPC_CIDR
 from components.cluster.gcp.network import MASTER_CIDR, NODE_CIDR, POD_CIDR
+from components.cluster.local.network import KUBEADM_API_SERVER_PORT
 from components.contracts import Namespace
 from components.guardrails import SCRAPES
+from mlplatform.config.profiles import KIND_NODE_CIDR
 from mlplatform.netpol import Cni, Node, Outside, Pod, Source
 from mlplatform.plan.document import PlanDocument
 
 RELEASE = "kubernetes:helm.sh/v3:Release"
 KUBE_SYSTEM = "kube-system"
 CLIENT_IP = "203.0.113.7"  # an internet client (documentation address)
+KIND_POD_CIDR = "10.244.0.0/16"  # kind's default networking.podSubnet
 
 
 @dataclass(frozen=True)
@@ -49,6 +52,7 @@ class Addresses:
     other_node: str
     control_plane: str  # where the API server's own calls come from
     load_balancer: str  # the address the load balancer connects from on EKS (an NLB private address)
+    api_port: int = 443  # the API server's port at control_plane (kind: kubeadm's 6443)
 
 
 def _nth(cidr: str | ipaddress.IPv4Network, n: int) -> str:
@@ -56,6 +60,12 @@ def _nth(cidr: str | ipaddress.IPv4Network, n: int) -> str:
 
 
 def addresses(doc: PlanDocument) -> Addresses:
+    if doc.outputs.get("cloud") == "local":
+        # kind: nodes (and the API server, on the control-plane node, port 6443) on the docker network, pods in
+        # kind's default podSubnet 10.244.0.0/16, Cloud Provider KIND's load balancer container on the network
+        nodes = ipaddress.ip_network(KIND_NODE_CIDR)
+        return Addresses(Cni.KINDNET, _nth(KIND_POD_CIDR, 300), _nth(nodes, 3), _nth(nodes, 4), _nth(nodes, 2),
+                         _nth(nodes, 9), api_port=KUBEADM_API_SERVER_PORT)  # fmt: skip
     if doc.by_type("gcp:container/cluster:Cluster"):
         # GKE: pods in the pod range, nodes in the subnet, the private control plane in MASTER_CIDR
         return Addresses(Cni.CILIUM, _nth(POD_CIDR, 300), _nth(NODE_CIDR, 10), _nth(NODE_CIDR, 11),
@@ -88,6 +98,8 @@ WEBHOOKS: tuple[tuple[str, dict[str, str], int, str], ...] = (
      "aws-load-balancer-controller 3.5.0 values.yaml webhookBindPort 9443"),
     ("flink-kubernetes-operator", {"app.kubernetes.io/name": "flink-kubernetes-operator"}, 9443,
      "flink-kubernetes-operator 1.15.0 templates/controller/deployment.yaml: flink-webhook WEBHOOK_SERVER_PORT 9443"),
+    ("cloudnative-pg", {"app.kubernetes.io/name": "cloudnative-pg"}, 9443,
+     "cloudnative-pg 0.29.0 values.yaml webhook.port 9443 (templates/deployment.yaml --webhook-port)"),
 )  # fmt: skip
 # Knative Serving's own webhooks, in the KnativeServing's namespace (operator kodata serving-core and
 # ingress/1.21/istio/net-istio.yaml: both serve https-webhook on 8443)
@@ -222,11 +234,13 @@ def scrapes(doc: PlanDocument, a: Addresses) -> list[Connection]:
     if (values.get("coreDns") or {}).get("enabled", True):
         dns = Pod(KUBE_SYSTEM, {"k8s-app": "kube-dns"}, a.pod)
         found.append(Connection("scrape coredns:9153", prom, dns, 9153, "kube-prometheus-stack coreDns",
-                                listener=a.cni is Cni.VPC_CNI))  # fmt: skip
+                                listener=a.cni is not Cni.CILIUM))  # fmt: skip
     # kubeApiServer (the `kubernetes` Service's endpoints: the control plane), kubelet and node-exporter
     # (host network, so the node's own address); Prometheus runs on another node than most of them
     api = Outside(a.control_plane, "API server")
-    found.append(Connection("scrape apiserver:443", prom, api, 443, "kube-prometheus-stack kubeApiServer"))
+    found.append(
+        Connection(f"scrape apiserver:{a.api_port}", prom, api, a.api_port, "kube-prometheus-stack kubeApiServer")
+    )
     node = Node(a.other_node, local=False)
     found.append(Connection("scrape kubelet:10250", prom, node, 10250, "kube-prometheus-stack kubelet"))
     found.append(Connection("scrape node-exporter:9100", prom, node, 9100, "prometheus-node-exporter hostNetwork"))
@@ -241,6 +255,37 @@ def scrapes(doc: PlanDocument, a: Addresses) -> list[Connection]:
     return found
 
 
+def strimzi_connections(doc: PlanDocument, a: Addresses) -> list[Connection]:
+    """What Strimzi 1.2.0's operator and the pods it makes connect to, where its chart is installed
+    (strimzi/strimzi-kafka-operator @ 1.2.0): the Kubernetes API from the operator, the entity operator and
+    the Kafka nodes (their KubernetesSecretConfigProvider reads certificates from Secrets:
+    KafkaBrokerConfigurationBuilder.java); the operator to each node's control plane 9090, replication 9091
+    and KafkaAgent 8443; the entity operator to replication 9091; the nodes to each other on 9090 and 9091
+    (KafkaCluster.java generateNetworkPolicy's rules, which name exactly these peers). No webhook."""
+    release = _release(doc, "strimzi-kafka-operator")
+    if release is None:
+        return []
+    ns = release["namespace"]
+    [kafka] = [r.inputs for r in doc.resources if r.inputs.get("kind") == "Kafka"] or [None]
+    if kafka is None:
+        return []
+    cluster = kafka["metadata"]["name"]
+    operator = Pod(ns, {"name": "strimzi-cluster-operator", "strimzi.io/kind": "cluster-operator"}, a.pod)
+    labels = {"strimzi.io/cluster": cluster, "strimzi.io/kind": "Kafka", "strimzi.io/name": f"{cluster}-kafka"}
+    node = Pod(ns, {**labels, "strimzi.io/broker-role": "true", "strimzi.io/controller-role": "true"}, a.pod)
+    entity = Pod(ns, {"strimzi.io/cluster": cluster, "strimzi.io/name": f"{cluster}-entity-operator"}, a.pod)
+    api = Outside(a.control_plane, "API server")
+    source = "Strimzi 1.2.0 (see strimzi_connections)"
+    found = [Connection(f"strimzi {p} -> API server", pod, api, a.api_port, source)
+             for p, pod in (("operator", operator), ("entity operator", entity), ("kafka node", node))]  # fmt: skip
+    found += [
+        Connection(f"strimzi operator -> node:{port}", operator, node, port, source) for port in (9090, 9091, 8443)
+    ]
+    found += [Connection("strimzi entity operator -> node:9091", entity, node, 9091, source)]
+    found += [Connection(f"strimzi node -> node:{port}", node, node, port, source) for port in (9090, 9091)]
+    return found
+
+
 def connections(doc: PlanDocument) -> tuple[Addresses, list[Connection]]:
     a = addresses(doc)
-    return a, webhook_calls(doc, a) + gateway_connections(doc, a) + scrapes(doc, a)
+    return a, webhook_calls(doc, a) + gateway_connections(doc, a) + scrapes(doc, a) + strimzi_connections(doc, a)

@@ -37,6 +37,14 @@ NS_NAME_LABEL = "kubernetes.io/metadata.name"  # the API server sets it on every
 class Cni(StrEnum):
     CILIUM = "gke-dataplane-v2"
     VPC_CNI = "eks-vpc-cni"
+    # kind's kindnet with kube-network-policies: each new connection's addresses checked against the policies
+    # (components/cluster/local/network.py), so an ipBlock matches a pod or a node by address, as the VPC CNI
+    KINDNET = "kind-kindnet"
+
+    @property
+    def ip_blocks_match_cluster_addresses(self) -> bool:
+        """Whether an ipBlock selects a pod or node by its address (Cilium gives both identities instead)."""
+        return self is not Cni.CILIUM
 
 
 @dataclass(frozen=True)
@@ -143,7 +151,7 @@ class PolicySet:
             if isinstance(other, Outside):
                 return _in_block(other.ip, peer["ipBlock"])
             # Cilium: pods and nodes have identities, CIDR rules never select them; the VPC CNI matches by IP
-            return self.cni is Cni.VPC_CNI and _in_block(other.ip, peer["ipBlock"])
+            return self.cni.ip_blocks_match_cluster_addresses and _in_block(other.ip, peer["ipBlock"])
         if not isinstance(other, Pod):  # selectors select pods only (never a node or an outside address)
             return False
         ns_sel, pod_sel = peer.get("namespaceSelector"), peer.get("podSelector")

@@ -98,6 +98,38 @@ FLINK_KAFKA_CONNECTOR = "org.apache.flink:flink-connector-kafka:5.0.0-2.1"
 MSK_IAM_JAVA_AUTH = "software.amazon.msk:aws-msk-iam-auth:2.3.6"
 MANAGED_KAFKA_JAVA_AUTH = "com.google.cloud.hosted.kafka:managed-kafka-auth-login-handler:1.0.6"
 
+# -- in-cluster data services (components/data/in_cluster) -----------------------------------------------
+# CloudNativePG: the operator chart 0.29.0 (tag cloudnative-pg-v0.29.0 of cloudnative-pg/charts), operator 1.30.0
+CLOUDNATIVE_PG = ChartPin("cloudnative-pg", "https://cloudnative-pg.github.io/charts", "0.29.0", "1.30.0")
+# The PostgreSQL operand image per server major (data.postgres.version): the tags operator 1.30.0 is tested
+# with, newest minor of each major (cloudnative-pg/cloudnative-pg .github/pg_versions.json @ v1.30.0; its own
+# default, pkg/versions/versions.go DefaultImageName, is 18.4-system-trixie). "system" images are the
+# Debian-based ones the operator defaults to.
+CNPG_POSTGRES_IMAGE = "ghcr.io/cloudnative-pg/postgresql"
+CNPG_POSTGRES_TAGS: dict[str, str] = {
+    "15": "15.18-system-trixie",
+    "16": "16.14-system-trixie",
+    "17": "17.10-system-trixie",
+    "18": "18.4-system-trixie",
+}
+# Strimzi: the operator chart 1.2.0 (strimzi/strimzi-kafka-operator helm-charts/helm3/strimzi-kafka-operator, whose
+# Chart.yaml holds the placeholder 0.1.1 in the source tree; values.yaml defaultImageTag 1.2.0), published as an OCI
+# chart (the project's install docs: oci://quay.io/strimzi-helm/strimzi-kafka-operator). Strimzi 1.x serves only
+# kafka.strimzi.io/v1 (CHANGELOG.md @ 1.2.0, 1.0.0: "Remove the v1beta2 API").
+STRIMZI_OPERATOR = ChartPin(
+    "strimzi-kafka-operator", "oci://quay.io/strimzi-helm", "1.2.0", "1.2.0", placeholder="0.1.1"
+)
+# The newest Kafka Strimzi 1.2.0 runs, its default (kafka-versions.yaml @ 1.2.0: 4.3.1 `default: true`, metadata
+# 4.3-IV0; 4.2.x and 4.3.0 are the other supported ones; the chart's templates/_kafka_image_map.tpl maps 4.3.1 to
+# quay.io/strimzi/kafka:1.2.0-kafka-4.3.1). MSK's KAFKA_MAJOR check does not apply in-cluster.
+STRIMZI_KAFKA_VERSION = "4.3.1"
+STRIMZI_KAFKA_METADATA_VERSION = "4.3-IV0"
+# Valkey, the Valkey project's own image (Docker Hub valkey/valkey, built from valkey-io/valkey-container): 8.1.5,
+# the 8.1 line's patch in 8.1/debian/Dockerfile @ edf2582 (ENV VALKEY_VERSION 8.1.5, Debian trixie, BUILD_TLS=yes);
+# 9.x exists (9.0/debian/Dockerfile @ e5c1d23: 9.0.0), 8.1 is the line whose directives the tests check on Redis 7.0
+VALKEY_IMAGE = "docker.io/valkey/valkey:8.1.5"
+VALKEY_UID = 999  # the image's `valkey` user and group (same Dockerfile: groupadd -r -g 999, useradd -u 999)
+
 # -- client layer (components/client) ---------------------------------------------------------------------
 # oauth2-proxy 10.7.0 (app v7.15.3, tag oauth2-proxy-10.7.0 of oauth2-proxy/manifests): Istio's external
 # authorizer for the UIs without native OIDC (serving-observability-facts.md §9)
@@ -155,6 +187,8 @@ ALL_CHARTS: tuple[ChartPin, ...] = (
     FLINK_OPERATOR,
     OAUTH2_PROXY,
     JUPYTERHUB,
+    CLOUDNATIVE_PG,
+    STRIMZI_OPERATOR,
 )
 
 # Evidently ships no Helm chart: the platform runs its UI image directly, pinned by image tag.
@@ -255,6 +289,13 @@ RAY_GPU_IMAGE = f"docker.io/rayproject/ray:{RAY_VERSION}-py311-gpu"
 # psql for the database bootstrap Job. A newer client talks to every supported server major (15-18).
 POSTGRES_CLIENT_IMAGE = "docker.io/library/postgres:18.1-alpine"
 POSTGRES_CLIENT_UID = 70  # the image's `postgres` user (alpine variant)
+# The local stack's object store (components/storage/seaweedfs.py): SeaweedFS 4.44 (tag 4.44, 2026-08-22), as its
+# release workflow publishes it (seaweedfs/seaweedfs .github/workflows/container_release_unified.yml @ 4.44: built
+# to ghcr.io/chrislusf/seaweedfs:<tag>, copied to Docker Hub chrislusf/seaweedfs:<tag>). MinIO is not used: its
+# community edition stopped publishing images and binaries in October 2025 (minio/minio#21647) and its
+# repository went to maintenance-only, then archived.
+SEAWEEDFS_IMAGE = "docker.io/chrislusf/seaweedfs:4.44"
+SEAWEEDFS_UID = 1000  # the image's `seaweed` user and group (docker/Dockerfile.go_build @ 4.44: adduser -u 1000)
 
 # -- Python libraries Kafka clients need (KafkaClientAuth.requirements; tests/venvs/kafka.txt) -----------------
 # No platform image carries a Kafka client: the Airflow image's extras leave out apache-kafka (its Dockerfile's

@@ -1,5 +1,6 @@
 """A Kafka client configuration for the platform's cluster, from the environment the platform gives every pod
-whose workload is granted Kafka, with the token callback its cloud needs.
+whose workload is granted Kafka, with the login its cluster takes: the token callback of a managed cluster, or
+the workload's SCRAM user and the CA of the in-cluster one.
 
     from confluent_kafka import Producer
     from mlplatform_client.kafka_auth import client_config
@@ -7,7 +8,11 @@ whose workload is granted Kafka, with the token callback its cloud needs.
     producer = Producer(client_config())
 
 The platform sets (components/lifecycle/kafka.py, from the data layer's KafkaClientAuth):
-- KAFKA_BOOTSTRAP_SERVERS, KAFKA_SECURITY_PROTOCOL (SASL_SSL), KAFKA_SASL_MECHANISM (OAUTHBEARER);
+- KAFKA_BOOTSTRAP_SERVERS, KAFKA_SECURITY_PROTOCOL (SASL_SSL), KAFKA_SASL_MECHANISM (OAUTHBEARER or
+  SCRAM-SHA-512);
+- SCRAM (in-cluster Kafka): KAFKA_SASL_USERNAME, KAFKA_SASL_PASSWORD (from the workload's Secret) and
+  KAFKA_SSL_CA_PEM, the CA the brokers' certificate chains to (librdkafka's `ssl.ca.pem`; it verifies the
+  broker's host name by default, ssl.endpoint.identification.algorithm https);
 - KAFKA_OAUTH_CALLBACK: "module:function", the confluent-kafka `oauth_cb` that makes the token
   (`msk_iam_token` or `google_token` below), and KAFKA_OAUTH_CONFIG, librdkafka's `sasl.oauthbearer.config`,
   which librdkafka hands the callback as its argument;
@@ -43,6 +48,11 @@ def client_config(env: Mapping[str, str] | None = None, **overrides: Any) -> dic
         "security.protocol": env["KAFKA_SECURITY_PROTOCOL"],
         "sasl.mechanism": env["KAFKA_SASL_MECHANISM"],
     }
+    if env.get("KAFKA_SASL_USERNAME"):
+        config["sasl.username"] = env["KAFKA_SASL_USERNAME"]
+        config["sasl.password"] = env["KAFKA_SASL_PASSWORD"]
+    if env.get("KAFKA_SSL_CA_PEM"):
+        config["ssl.ca.pem"] = env["KAFKA_SSL_CA_PEM"]
     provider = env.get("KAFKA_OAUTH_CALLBACK")
     if provider:
         config["oauth_cb"] = token_callback(provider)

@@ -47,11 +47,12 @@ class Platform:
 
 def build_platform(cfg: PlatformConfig) -> Platform:
     cloud = cloud_provider(f"{NAME}-{cfg.cloud.value}", cfg)
-    infra = pulumi.ResourceOptions(providers=[cloud])
+    clouds = [cloud] if cloud is not None else []  # none on local: no cloud resource at all
+    infra = pulumi.ResourceOptions(providers=clouds)
     cluster = Cluster(NAME, ClusterArgs.of(cfg), opts=infra)
     # the cloud provider too, for the few reads an in-cluster object is made from (the SSO client secret
     # in the cloud's secret manager: components/client/secrets.py); in-cluster layers create no cloud resource
-    in_cluster = pulumi.ResourceOptions(providers=[cluster.outputs.kubernetes_provider, cloud])
+    in_cluster = pulumi.ResourceOptions(providers=[cluster.outputs.kubernetes_provider, *clouds])
     # every platform namespace and its guard rails, before anything is put in one
     namespaces = Namespaces(NAME, NamespacesArgs(cluster.outputs), opts=in_cluster)
     # with a domain and an ACME issuer, cert-manager's identity too (its grant on the DNS zone)
@@ -72,6 +73,7 @@ def build_platform(cfg: PlatformConfig) -> Platform:
         platform_workloads,
         data.outputs.kafka,
         seeds=seeds,
+        namespaces=namespaces.outputs,
         opts=infra,
     )
 

@@ -49,6 +49,12 @@ def gcp_prod() -> PlanDocument:
     return _plan("gcp-prod")
 
 
+@pytest.fixture(scope="session")
+def local() -> PlanDocument:
+    """Pulumi.local.yaml: `cloud: local` on a kind cluster (no cloud resource)."""
+    return _plan("local")
+
+
 _rendered: dict[str, RenderReport] = {}
 
 

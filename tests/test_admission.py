@@ -34,7 +34,7 @@ from tests.support.graph import helm_release
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 CHARTS = SHARED / "charts"
 KNATIVE_SERVICE_CRD = SHARED / "upstream" / "crds" / "serving.knative.dev_services.yaml"
-STACKS = ["dev", "prod", "gcp-dev", "gcp-prod"]
+STACKS = ["dev", "prod", "gcp-dev", "gcp-prod", "local"]  # local: the in-cluster wiring on kind
 KNATIVE_SERVING = "kubernetes:operator.knative.dev/v1beta1:KnativeServing"
 SERVING_RUNTIME = "kubernetes:serving.kserve.io/v1alpha1:ServingRuntime"
 

@@ -15,6 +15,7 @@ from mlplatform.config.loader import read_stack_file
 from mlplatform.pins import CLUSTER_AUTOSCALER_TAGS, EKS_ADDON_VERSIONS
 from mlplatform.plan.document import PlanDocument
 from mlplatform.plan.synth import synthesize
+from tests.support.managed import managed_stack
 
 ADMINS = ["arn:aws:iam::111122223333:role/platform-admins", "arn:aws:iam::111122223333:user/oncall"]
 
@@ -70,13 +71,14 @@ def test_prod_postgres_is_multi_az_with_replicas_and_protected(prod: PlanDocumen
     assert {p["name"]: p["value"] for p in params}["rds.force_ssl"] == "1"
 
 
-def test_dev_postgres_is_small_and_disposable(dev: PlanDocument) -> None:
-    [primary] = dev.by_type("aws:rds/instance:Instance")
+def test_dev_postgres_is_small_and_disposable() -> None:
+    """dev's RDS (with data.postgres.mode managed, whatever dev's default mode)."""
+    [primary] = managed_stack("dev").by_type("aws:rds/instance:Instance")
     assert not primary.inputs["multiAz"] and primary.inputs["skipFinalSnapshot"] and not primary.protect
 
 
-def test_redis_tls_auth_and_prod_cluster_layout(dev: PlanDocument, prod: PlanDocument) -> None:
-    for doc in (dev, prod):
+def test_redis_tls_auth_and_prod_cluster_layout(prod: PlanDocument) -> None:
+    for doc in (managed_stack("dev"), prod):  # dev with ElastiCache, whatever its default mode
         rg = doc.one("aws:elasticache/replicationGroup:ReplicationGroup").inputs
         assert rg["transitEncryptionEnabled"] and rg["atRestEncryptionEnabled"] and rg["authToken"] == "[secret]"
     rg = prod.one("aws:elasticache/replicationGroup:ReplicationGroup").inputs
@@ -141,7 +143,11 @@ def test_autoscaler_scales_only_its_own_groups(dev: PlanDocument) -> None:
 
 def test_data_services_reachable_only_from_cluster_nodes(dev: PlanDocument) -> None:
     """The data group admits the data ports from the EKS cluster's security group only, through separate
-    rules (so the group, and the services in it, need not wait for the cluster)."""
+    rules (so the group, and the services in it, need not wait for the cluster). With every data service in
+    the cluster (dev's default) there is no data group and no port open to the VPC for them."""
+    assert "mlplatform-data" not in {g.name for g in dev.by_type("aws:ec2/securityGroup:SecurityGroup")}
+    assert not dev.by_type("aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule")
+    dev = managed_stack("dev")  # RDS, ElastiCache and MSK
     sg = dev.one("aws:ec2/securityGroup:SecurityGroup", "mlplatform-data")
     assert not sg.inputs.get("ingress") and "mlplatform-eks" not in {d.split("::")[-1] for d in sg.dependencies}
     rules = dev.by_type("aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule")

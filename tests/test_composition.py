@@ -12,6 +12,7 @@ from components.cluster.gcp import KONNECTIVITY_AGENTS
 from components.contracts import GPU_TAINT, POOL_LABEL, pool_contract
 from mlplatform.plan.diff import resource_key
 from mlplatform.plan.document import PlanDocument
+from tests.support.postgres import managed_stack
 
 IN_CLUSTER = (
     "mlplatform:lifecycle:Lifecycle",
@@ -94,8 +95,10 @@ def test_workload_policies_name_only_their_buckets(dev: PlanDocument) -> None:
             assert not s3_actions & {"s3:PutObject", "s3:DeleteObject"}, spec.key
 
 
-def test_database_secrets_carry_the_data_layer_endpoint(dev: PlanDocument) -> None:
-    """The in-cluster Secret depends on the RDS instance and the service's own generated password."""
+def test_database_secrets_carry_the_data_layer_endpoint() -> None:
+    """The in-cluster Secret depends on the RDS instance and the service's own generated password (dev with
+    RDS, whatever its default mode)."""
+    dev = managed_stack("dev")
     rds = dev.one("aws:rds/instance:Instance", "mlplatform-postgres")
     for service in ("mlflow", "feast", "airflow"):
         secret = dev.one("kubernetes:core/v1:Secret", f"mlplatform-{service}-db-secret")
@@ -137,9 +140,15 @@ def test_in_cluster_layers_are_identical_on_aws_and_gcp(plan, aws_stack: str, gc
     The extra objects on GCP are the Memorystore CA copies (ElastiCache presents a publicly trusted
     certificate) and Cloud SQL's CA for the database clients, whose TLS settings differ with it."""
     aws_side, gcp_side = in_cluster(plan(aws_stack)), in_cluster(plan(gcp_stack))
-    assert not [k for k in aws_side if k.endswith(REDIS_CAS + POSTGRES_CAS)]
-    cas = [k for k in gcp_side if k.endswith(REDIS_CAS + POSTGRES_CAS)]
-    assert len(cas) == len(REDIS_CAS + POSTGRES_CAS)
+    # PostgreSQL in the cluster on both (data.postgres.mode): both sides carry the platform CA's copies, the same
+    # certificate on both clouds (the plan's deterministic CA), so they are compared like everything else
+    in_cluster_postgres = [k for k in aws_side if k.endswith(POSTGRES_CAS)]
+    # likewise Redis (Valkey in the cluster: dev on both clouds, profiles.DEFAULT_MODES)
+    in_cluster_redis = [k for k in aws_side if k.endswith(REDIS_CAS)]
+    cloud_cas = (() if in_cluster_redis else REDIS_CAS) + (() if in_cluster_postgres else POSTGRES_CAS)
+    assert not [k for k in aws_side if k.endswith(cloud_cas)]
+    cas = [k for k in gcp_side if k.endswith(cloud_cas)]
+    assert len(cas) == len(cloud_cas)
     for ca in cas:
         gcp_side.pop(ca)
     aws_side, gcp_side = _without_database_tls(aws_side), _without_database_tls(gcp_side)

@@ -10,7 +10,7 @@ import pytest
 
 from mlplatform.config import Cloud, ConfigError, HaProfile, Profile, load_config
 from mlplatform.config.loader import deep_merge
-from mlplatform.config.profiles import profile_defaults
+from mlplatform.config.profiles import data_modes, profile_defaults
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -48,10 +48,13 @@ def test_profiles_supply_defaults() -> None:
 
 
 def test_stack_overrides_merge_over_profile() -> None:
-    cfg = load_config({"profile": "dev", "data": {"postgres": {"version": "17"}}}, "dev")
+    # managed (RDS), whatever dev's default mode: machineType is a managed-service key
+    raw = {"profile": "dev", "data": {"postgres": {"mode": "managed", "version": "17"}}}
+    cfg = load_config(raw, "dev")
     assert cfg.data.postgres.version == "17"
-    # the untouched sibling keeps the profile default
-    assert cfg.data.postgres.machine_type == profile_defaults(Profile.DEV, Cloud.AWS)["data"]["postgres"]["machineType"]
+    # the untouched sibling keeps the profile default (the defaults of the mode the stack chose)
+    defaults = profile_defaults(Profile.DEV, Cloud.AWS, modes=data_modes(Profile.DEV, Cloud.AWS, raw))
+    assert cfg.data.postgres.machine_type == defaults["data"]["postgres"]["machineType"]
 
 
 def test_lists_replace_rather_than_merge() -> None:
@@ -131,7 +134,7 @@ def test_region_changes_default_zones() -> None:
             "privateEndpoint",
         ),
         (
-            {"profile": "dev", "data": {"postgres": {"storageGb": 500}}},
+            {"profile": "dev", "data": {"postgres": {"mode": "managed", "storageGb": 500}}},  # RDS autoscaling
             "mlplatform:data.postgres.maxStorageGb = 100",
             "storageGb (500)",
         ),
@@ -289,10 +292,11 @@ def test_admin_principals_shape_follows_the_cloud() -> None:
 
 def test_cloud_specific_data_keys() -> None:
     gcp = {"profile": "dev", "cloud": "gcp", "gcpProject": "mlplatform-test", "region": "us-central1"}
-    msg = only(gcp | {"data": {"redis": {"machineType": "cache.t4g.small"}}})
+    # Memorystore's keys, whatever gcp-dev's default mode for Redis
+    msg = only(gcp | {"data": {"redis": {"mode": "managed", "machineType": "cache.t4g.small"}}})
     assert msg.startswith("mlplatform:data.redis") and "machineType is not used on gcp" in msg
-    assert "set shards: 1" in only(gcp | {"data": {"redis": {"shards": 3}}})
-    assert "Memorystore offers Redis 7.0, 7.2" in only(gcp | {"data": {"redis": {"version": "7.1"}}})
+    assert "set shards: 1" in only(gcp | {"data": {"redis": {"mode": "managed", "shards": 3}}})
+    assert "Memorystore offers Redis 7.0, 7.2" in only(gcp | {"data": {"redis": {"mode": "managed", "version": "7.1"}}})
     assert "memoryGb must be 1 to 8 GiB per vCPU" in only(
         gcp | {"data": {"kafka": {"mode": "managed", "memoryGb": 100}}}
     )

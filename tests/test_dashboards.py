@@ -19,7 +19,7 @@ from tests.support.graph import helm_release
 from tests.support.tools import required_tool
 from tests.test_alerts import CANARY, FEAST, FEAST_BOUNDS, FEATURE_SERVER, KN, KN_BOUNDS, ONLINE, STABLE, requests
 
-STACKS = ["dev", "prod", "gcp-dev", "gcp-prod"]
+STACKS = ["dev", "prod", "gcp-dev", "gcp-prod", "local"]  # local: the in-cluster wiring on kind
 
 
 def grafana_values(doc: PlanDocument) -> dict:

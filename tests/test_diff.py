@@ -8,6 +8,7 @@ from pathlib import Path
 
 from mlplatform.plan.diff import diff_plans, flat_diff, render_diff
 from mlplatform.plan.document import PlanDocument
+from tests.support.managed import managed_stack
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -17,6 +18,12 @@ def test_identical_plans_have_no_diff(dev: PlanDocument) -> None:
 
 
 def test_dev_to_prod_lists_added_removed_and_changed(dev: PlanDocument, prod: PlanDocument) -> None:
+    # dev's default in-cluster PostgreSQL becomes prod's RDS: the one is removed, the other added
+    d = diff_plans(dev, prod)
+    assert "mlplatform:data:Data$aws:rds/instance:Instance::mlplatform-postgres" in d.added
+    assert any("$kubernetes:postgresql.cnpg.io/v1:Cluster::" in key for key in d.removed)
+    # with RDS in both (dev's data.postgres.mode managed), the instance itself changes
+    dev = managed_stack("dev", ("postgres",))
     d = diff_plans(dev, prod)
     # prod adds a NAT gateway per extra zone and two read replicas; renames the GPU pool.
     assert "mlplatform:cluster:Cluster$aws:ec2/natGateway:NatGateway::mlplatform-nat-us-east-1c" in d.added

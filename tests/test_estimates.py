@@ -84,15 +84,58 @@ def test_a_dependency_on_a_component_waits_for_everything_inside_it() -> None:
     assert estimate.slowest.resource.urn == "kafka"
 
 
+def test_a_needless_wait_puts_up_over_its_floor() -> None:
+    """The floor is the slowest resource or the serving installs' sequence, whichever is longer: a managed
+    data service made to wait for the cluster (as the data security group once made MSK wait for EKS) puts
+    `up` over it, the same graph without that wait is within it."""
+    from mlplatform.estimate.timing import TARGET_OVER_FLOOR, estimate_up
+    from mlplatform.plan.document import PlanDocument
+
+    def stack(kafka_waits_for_the_cluster: bool) -> PlanDocument:
+        return PlanDocument("p", "s", [
+            reg("net", "aws:ec2/vpc:Vpc"),
+            reg("eks", "aws:eks/cluster:Cluster", deps=("net",)),
+            reg("cpu", "aws:eks/nodeGroup:NodeGroup", deps=("eks",)),
+            reg("base", "kubernetes:helm.sh/v3:Release", deps=("cpu",), chart="base"),
+            reg("istiod", "kubernetes:helm.sh/v3:Release", deps=("base",), chart="istiod"),
+            reg("kafka", "aws:msk/cluster:Cluster", deps=("net", "eks") if kafka_waits_for_the_cluster else ("net",)),
+        ], {}, 0.0)  # fmt: skip
+
+    fine, late = estimate_up(stack(False)), estimate_up(stack(True))
+    assert [s.resource.urn for s in fine.sequence] == ["eks", "cpu", "base", "istiod"]
+    assert fine.floor == late.floor == 28  # MSK, longer than the sequence's 10 + 4 + 2 + 2
+    assert fine.within_target and fine.minutes == pytest.approx(0.3 + 28)
+    assert not late.within_target and late.over_floor > TARGET_OVER_FLOOR, late.describe()
+    assert "(target: OVER 3)" in late.describe()
+
+
 @pytest.mark.parametrize("stack", STACKS)
-def test_up_takes_at_most_3_minutes_more_than_the_slowest_resource(plan, stack: str) -> None:
-    from mlplatform.estimate.timing import TARGET_OVER_SLOWEST, DependencyGraph, estimate_up
+def test_up_takes_at_most_3_minutes_more_than_its_floor(plan, stack: str) -> None:
+    """Within 3 minutes of what no ordering can beat: the slowest resource (managed Kafka in prod) or the
+    serving installs, which run in sequence (cluster, nodes, Istio, Knative, KServe: dev's longest wait
+    now that its data services run in the cluster). The sequence is found in the plan, and each step of it
+    is a prerequisite of the next, directly or through others."""
+    from mlplatform.estimate.timing import SERVING_SEQUENCE, TARGET_OVER_FLOOR, DependencyGraph, estimate_up
 
     doc = plan(stack)
     estimate = estimate_up(doc)
-    assert estimate.over_slowest <= TARGET_OVER_SLOWEST, estimate.describe()
-    # the path is a real chain of prerequisites, ending when the plan does
+    assert estimate.over_floor <= TARGET_OVER_FLOOR and estimate.within_target, estimate.describe()
+    assert len(estimate.sequence) == len(SERVING_SEQUENCE) - (2 if stack.startswith("gcp") else 0)  # no add-ons
     graph = DependencyGraph(doc)
+
+    def waits_for(later: str, earlier: str) -> bool:
+        seen, todo = set(), [later]
+        while todo:
+            for p in graph.prerequisites(todo.pop()) - seen:
+                if p == earlier:
+                    return True
+                seen.add(p)
+                todo.append(p)
+        return False
+
+    for before, after in zip(estimate.sequence, estimate.sequence[1:], strict=False):
+        assert waits_for(after.resource.urn, before.resource.urn), (before.resource.name, after.resource.name)
+    # the path is a real chain of prerequisites, ending when the plan does
     for before, after in zip(estimate.path, estimate.path[1:], strict=False):
         assert before.resource.urn in graph.prerequisites(after.resource.urn)
     assert estimate.path[-1].finishes_at == pytest.approx(estimate.minutes)
@@ -126,7 +169,9 @@ def test_data_services_start_beside_the_cluster_not_after_it(plan, stack: str) -
                 seen.add(p)
                 todo.append(p)
         checked += 1
-    assert checked >= 3
+    # dev runs some data services in the cluster (they need it); the managed ones still start beside it
+    groups = {r.type.split(":")[1].split("/")[0] for r in doc.resources}
+    assert checked >= (0 if groups & {"postgresql.cnpg.io", "kafka.strimzi.io"} else 3)
 
 
 @pytest.mark.parametrize("stack", STACKS)
@@ -139,8 +184,12 @@ def test_every_stack_is_priced_in_full(plan, stack: str) -> None:
     assert cost.minimum == pytest.approx(sum(cost.by("layer").values()))
     assert cost.with_pods >= cost.minimum > 0
     items = " ".join(line.item for line in cost.lines)
-    for expected in ("control plane" if not stack.startswith("gcp") else "GKE cluster", "Kafka", "load balancer"):
-        assert expected.lower() in items.lower(), expected
+    managed_kafka = doc.by_type("aws:msk/cluster:Cluster") + doc.by_type("gcp:managedkafka/cluster:Cluster")
+    expected = ["control plane" if not stack.startswith("gcp") else "GKE cluster", "load balancer"]
+    # an in-cluster Kafka is priced as its volumes and the nodes its pods need
+    expected.append("Kafka" if managed_kafka else "KafkaNodePool volumes")
+    for item in expected:
+        assert item.lower() in items.lower(), item
     assert cost.describe() in report(doc, TABLE_DATE)
 
 
@@ -155,8 +204,38 @@ def test_pods_placed_on_a_pool_at_zero_count_its_nodes(plan) -> None:
     requested = sum(r.cpu * r.replicas for r in pod_requests(doc) if r.pool == "cpu" and not r.per_node)
     assert cpu.minimum == 0 and cpu.needed >= 1 and cpu.cpu == pytest.approx(requested)
     assert cost.with_pods - cost.minimum == pytest.approx(sum(line.monthly for line in cost.placed_extra))
-    assert any(f"{cpu.needed} x m6i.xlarge for the platform's pods" in line.item for line in cost.placed_extra)
+    assert any(f"{cpu.needed} x {cpu.machine_type} for the platform's pods" in line.item for line in cost.placed_extra)
     assert any("GB node disk" in line.item for line in cost.placed_extra)
+
+
+DEV_BUDGET = 250  # dollars a month, with the platform's pods placed (issue 22)
+
+
+@pytest.mark.parametrize("stack", ["dev", "gcp-dev"])
+def test_dev_stays_under_its_monthly_budget_with_every_pod_placed(plan, stack: str) -> None:
+    """dev's idle bill with every pod that runs counted and placed: read from the values alone, and from the
+    charts as rendered where the pinned packages are at hand (what `plan` prints). Every priced item is
+    known, the pods' pool gets the nodes they need, and the in-cluster data services' pods are among them."""
+    from mlplatform.cli import default_charts
+    from mlplatform.estimate.cost import estimate_cost, pod_requests
+    from mlplatform.estimate.requests import render_releases
+
+    doc = plan(stack)
+    in_cluster = {
+        r.name
+        for r in doc.resources
+        if r.type.split(":")[1].split("/")[0] in ("postgresql.cnpg.io", "kafka.strimzi.io")
+    }
+    assert in_cluster, "dev's PostgreSQL and Kafka run in the cluster"
+    for rendered in ({}, render_releases(doc, default_charts(ROOT))):
+        cost = estimate_cost(doc, TABLE_DATE, rendered)
+        assert cost.missing == []
+        counted = {r.source for r in pod_requests(doc, rendered)}
+        assert in_cluster & counted, "the in-cluster data pods are placed"
+        [cpu] = [p for p in cost.pools if p.pool == "cpu"]
+        placed = sum(r.total_cpu for r in pod_requests(doc, rendered) if r.pool == "cpu" and not r.per_node)
+        assert cpu.needed >= 1 and cpu.cpu == pytest.approx(placed)
+        assert cost.with_pods < DEV_BUDGET, cost.describe()
 
 
 def test_extended_support_shows_in_the_bill(plan) -> None:

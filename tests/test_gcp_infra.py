@@ -12,6 +12,7 @@ from components.contracts import GPU_TAINT, Access, BucketPurpose, pool_contract
 from mlplatform.config.loader import read_stack_file
 from mlplatform.plan.document import PlanDocument
 from mlplatform.plan.synth import synthesize
+from tests.support.managed import managed_stack
 
 GKE = "gcp:container/cluster:Cluster"
 SQL = "gcp:sql/databaseInstance:DatabaseInstance"
@@ -40,9 +41,14 @@ def test_gke_private_nodes_workload_identity_dataplane_v2_shielded(plan, stack: 
     assert {r["rangeName"] for r in subnet["secondaryIpRanges"]} == {"pods", "services"}
     assert subnet["privateIpGoogleAccess"] is True
     assert doc.one("gcp:compute/routerNat:RouterNat")
-    assert doc.one("gcp:servicenetworking/connection:Connection").inputs["service"] == (
-        "servicenetworking.googleapis.com"
-    )
+    # private service access peers the VPC with Cloud SQL's and Memorystore's producers: there when either is
+    # managed (gcp-dev runs both in the cluster by default)
+    for planned in (doc, managed_stack("gcp-dev")):
+        managed = planned.by_type(SQL) + planned.by_type("gcp:redis/instance:Instance")
+        peerings = planned.by_type("gcp:servicenetworking/connection:Connection")
+        assert len(peerings) == (1 if managed else 0), planned.stack
+        assert all(p.inputs["service"] == "servicenetworking.googleapis.com" for p in peerings)
+    assert len(managed_stack("gcp-dev").by_type("gcp:servicenetworking/connection:Connection")) == 1
     for pool in doc.by_type("gcp:container/nodePool:NodePool"):
         config = pool.inputs["nodeConfig"]
         assert config["workloadMetadataConfig"]["mode"] == "GKE_METADATA", pool.name
@@ -79,7 +85,8 @@ def test_buckets_uniform_access_public_prevention_and_lifecycle(plan, stack: str
     assert not buckets["mlplatform-artifacts"]["lifecycleRules"]  # models never expire
 
 
-def test_cloud_sql_private_tls_and_prod_regional_with_replicas(gcp_dev: PlanDocument, gcp_prod: PlanDocument) -> None:
+def test_cloud_sql_private_tls_and_prod_regional_with_replicas(gcp_prod: PlanDocument) -> None:
+    gcp_dev = managed_stack("gcp-dev")  # with Cloud SQL, whatever gcp-dev's default mode
     for doc in (gcp_dev, gcp_prod):
         for instance in doc.by_type(SQL):
             ip = instance.inputs["settings"]["ipConfiguration"]
@@ -98,10 +105,11 @@ def test_cloud_sql_private_tls_and_prod_regional_with_replicas(gcp_dev: PlanDocu
     assert dev_primary.inputs["settings"]["availabilityType"] == "ZONAL" and not dev_primary.protect
 
 
-def test_service_databases_come_from_the_bootstrap_job_not_the_cloud_sql_api(gcp_dev: PlanDocument) -> None:
+def test_service_databases_come_from_the_bootstrap_job_not_the_cloud_sql_api() -> None:
     """Cloud SQL API users join cloudsqlsuperuser and API databases belong to it; so only the admin is an API
     user, and the services' roles and databases come from the same Job as on AWS (owned, closed to others;
-    tests/test_postgres_bootstrap.py runs it against a real PostgreSQL)."""
+    tests/test_postgres_bootstrap.py runs it against a real PostgreSQL). gcp-dev with Cloud SQL."""
+    gcp_dev = managed_stack("gcp-dev")
     assert not gcp_dev.by_type("gcp:sql/database:Database")
     [admin] = gcp_dev.by_type("gcp:sql/user:User")
     assert admin.inputs["password"] == "[secret]"
@@ -112,14 +120,16 @@ def test_service_databases_come_from_the_bootstrap_job_not_the_cloud_sql_api(gcp
     assert admin.urn in job.dependencies  # the Job connects as the admin, so it waits for it
 
 
-def test_memorystore_basic_in_dev_ha_with_replicas_in_prod(gcp_dev: PlanDocument, gcp_prod: PlanDocument) -> None:
+def test_memorystore_basic_in_dev_ha_with_replicas_in_prod(gcp_prod: PlanDocument) -> None:
+    gcp_dev = managed_stack("gcp-dev")  # with Memorystore, whatever gcp-dev's default mode
     for doc in (gcp_dev, gcp_prod):
         redis = doc.one("gcp:redis/instance:Instance").inputs
         assert redis["authEnabled"] is True and redis["transitEncryptionMode"] == "SERVER_AUTHENTICATION"
         assert redis["connectMode"] == "PRIVATE_SERVICE_ACCESS"
     assert gcp_dev.one("gcp:redis/instance:Instance").inputs["tier"] == "BASIC"
     prod = gcp_prod.one("gcp:redis/instance:Instance").inputs
-    assert prod["tier"] == "STANDARD_HA" and prod["replicaCount"] == 2
+    # the HA table's 2 nodes per zone over 3 zones: the primary and 5 read replicas (Memorystore's maximum)
+    assert prod["tier"] == "STANDARD_HA" and 1 + prod["replicaCount"] == 6
     assert prod["readReplicasMode"] == "READ_REPLICAS_ENABLED"
     assert prod["locationId"] != prod["alternativeLocationId"]
 

@@ -58,7 +58,8 @@ from mlplatform.podsecurity import check_pod
 from tests.support.postgres import ADMIN, ADMIN_PASSWORD, local_postgres, server_bin
 from tests.support.tools import venv_python
 
-STACKS = ("dev", "prod", "gcp-dev", "gcp-prod")
+STACKS = ("dev", "prod", "gcp-dev", "gcp-prod", "local")  # local: the in-cluster wiring on kind
+CLOUD_STACKS = ("dev", "prod", "gcp-dev", "gcp-prod")  # identity = a cloud principal (local: a key Secret)
 RELEASE = "kubernetes:helm.sh/v3:Release"
 UPSTREAM = Path(__file__).resolve().parents[2] / "shared" / "upstream" / "charts" / "jupyterhub"
 PROBE = Path(__file__).resolve().parent / "support" / "jupyterhub_probe.py"
@@ -121,7 +122,7 @@ def test_single_user_clients_are_the_platform_outputs(plan: Plan, stack: str) ->
     assert any(r.startswith("feast[") and r.endswith("==0.66.0") for r in requirements)
 
 
-@pytest.mark.parametrize("stack", STACKS)
+@pytest.mark.parametrize("stack", CLOUD_STACKS)
 def test_the_servers_run_as_the_notebook_identity_on_block_storage(plan: Plan, stack: str) -> None:
     doc = plan(stack)
     su = _values(doc)["singleuser"]
@@ -157,11 +158,17 @@ def test_the_servers_run_as_the_notebook_identity_on_block_storage(plan: Plan, s
 def test_profiles_are_the_cpu_pool_and_each_gpu_pool(plan: Plan, stack: str) -> None:
     cfg = _cfg(stack)
     profiles = {p["slug"]: p for p in _values(plan(stack))["singleuser"]["profileList"]}
-    cpu = pool_contract(cfg.cluster.cpu_pool.name)
+    cpu = pool_contract(cfg.cluster.cpu_pool.name, node_labels=cfg.cluster.cpu_pool.node_labels)
     assert profiles.pop("cpu")["kubespawner_override"]["node_selector"] == cpu.node_selector()
-    assert len(profiles) == len(cfg.cluster.gpu_pools) >= 1
+    # one profile per GPU pool; the cloud stacks configure at least one (local none by default)
+    assert len(profiles) == len(cfg.cluster.gpu_pools) >= (0 if stack == "local" else 1)
     for pool_cfg in cfg.cluster.gpu_pools:
-        pool = pool_contract(pool_cfg.name, accelerator=pool_cfg.accelerator, gpus_per_node=pool_cfg.accelerator_count)
+        pool = pool_contract(
+            pool_cfg.name,
+            accelerator=pool_cfg.accelerator,
+            gpus_per_node=pool_cfg.accelerator_count,
+            node_labels=pool_cfg.node_labels,  # local: the nodes' own labels
+        )
         override = profiles[f"gpu-{pool.name}"]["kubespawner_override"]
         assert override["node_selector"] == pool.node_selector()
         assert override["tolerations"] == pool.tolerations() != []

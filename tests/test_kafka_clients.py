@@ -46,6 +46,9 @@ ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = "mlplatform_client"  # the repository's client package, which pods import the callbacks from
 REQUIREMENTS = "tests/venvs/kafka.txt"
 STACKS = ("dev", "prod", "gcp-dev", "gcp-prod")
+# the stacks whose Kafka is managed (MSK, Managed Kafka): clients log in with a token callback. dev runs Kafka
+# in the cluster, where clients log in with SCRAM (tests/test_in_cluster_kafka.py)
+TOKEN_STACKS = ("prod", "gcp-prod")
 BY_ACCOUNT = {(w.namespace.value, w.service_account): w for w in workloads.ALL}
 
 
@@ -118,7 +121,7 @@ def test_kafka_settings_reach_exactly_the_workloads_granted_kafka(plan, rendered
     assert with_settings == {w.key for w in workloads.ALL if w.kafka is not None}
 
 
-@pytest.mark.parametrize("stack", STACKS)
+@pytest.mark.parametrize("stack", TOKEN_STACKS)
 def test_every_kafka_client_mounts_its_token_callback(plan, rendered, stack: str) -> None:
     """The callback the environment names is importable in the pod: the package is mounted from the plan's
     ConfigMap, file for file as in this repository, below a PYTHONPATH entry."""
@@ -152,7 +155,7 @@ def venv_pins() -> dict[str, Requirement]:
     return {pin.name: pin for pin in pins}
 
 
-@pytest.mark.parametrize("stack", ["dev", "gcp-dev"])
+@pytest.mark.parametrize("stack", STACKS)
 def test_the_test_venv_holds_what_pods_are_told_to_install(plan, stack: str) -> None:
     """KAFKA_CLIENT_REQUIREMENTS, as the plan hands it to pods, is what the client test below runs with."""
     pins = venv_pins()
@@ -389,7 +392,7 @@ def run_client(python: str, env: dict[str, str], overrides: dict[str, str], cwd:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("stack", ["dev", "gcp-dev"])
+@pytest.mark.parametrize("stack", TOKEN_STACKS)
 def test_granted_pods_build_a_client_that_authenticates(plan, rendered, stack: str, broker, tmp_path) -> None:
     python = venv_python(".venv-kafka", REQUIREMENTS)
     server, ca = broker

@@ -14,10 +14,12 @@ import pytest
 
 from components.contracts import Namespace
 from components.guardrails import FLOWS, POD_SECURITY
+from mlplatform.config import load_config, namespace_values, read_stack_file
 from mlplatform.plan.document import PlanDocument
 from mlplatform.plan.mocks import Registration
+from mlplatform.plan.synth import PROJECT_DIR
 
-STACKS = ("dev", "prod", "gcp-dev", "gcp-prod")
+STACKS = ("dev", "prod", "gcp-dev", "gcp-prod", "local")  # local: the in-cluster wiring on kind
 SECRET_PLACEHOLDER = "[secret]"
 
 
@@ -60,8 +62,13 @@ def manifests(doc: PlanDocument) -> list[tuple[Registration, dict[str, Any]]]:
 @pytest.mark.parametrize("stack", STACKS)
 def test_declared_objects_validate_strictly(plan, stack: str) -> None:
     doc = plan(stack)
-    version = next(r for r in doc.resources if r.type in ("aws:eks/cluster:Cluster", "gcp:container/cluster:Cluster"))
-    k8s_minor = version.inputs.get("version") or version.inputs["minMasterVersion"]
+    clusters = [r for r in doc.resources if r.type in ("aws:eks/cluster:Cluster", "gcp:container/cluster:Cluster")]
+    # local: no cluster resource; the stack file's kubernetesVersion is the (existing) cluster's minor
+    k8s_minor = (
+        clusters[0].inputs.get("version") or clusters[0].inputs["minMasterVersion"]
+        if clusters
+        else load_config(namespace_values(read_stack_file(PROJECT_DIR, stack)), stack).cluster.kubernetes_version
+    )
     objects = manifests(doc)
     assert len(objects) > 20
     errors = []

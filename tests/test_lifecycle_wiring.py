@@ -17,15 +17,27 @@ import yaml
 from components import workloads
 from components.contracts import GPU_RESOURCE, POOL_LABEL
 from components.guardrails import FLOWS, NAME_LABEL
+from mlplatform.config import load_config, namespace_values, read_stack_file
 from mlplatform.plan.document import PlanDocument
 from mlplatform.plan.mocks import REDACTED, Registration, mock_password
+from mlplatform.plan.synth import PROJECT_DIR
 from tests.support.crds import plain, spec_schema
 from tests.support.graph import depends
 
-STACKS = ("dev", "prod", "gcp-dev", "gcp-prod")
+STACKS = ("dev", "prod", "gcp-dev", "gcp-prod", "local")  # local: the in-cluster wiring on kind
 # libpq's sslmode per stack: Cloud SQL's certificate is verified against the instance's CA (it names no
 # address: verify-ca); the AWS stacks name no RDS bundle, so TLS without verification (tests/test_postgres_tls.py)
 SSL_MODE = {"dev": "require", "prod": "require", "gcp-dev": "verify-ca", "gcp-prod": "verify-ca"}
+
+
+def ssl_mode(stack: str) -> str:
+    """libpq's sslmode for the stack's PostgreSQL: in the cluster (data.postgres.mode, local and dev by default)
+    verify-full, the platform CA's certificate naming the Service clients use; managed as SSL_MODE says."""
+    cfg = load_config(namespace_values(read_stack_file(PROJECT_DIR, stack)), stack)
+    return "verify-full" if cfg.data.postgres.mode.value == "in-cluster" else SSL_MODE[stack]
+
+
+CLOUD_STACKS = ("dev", "prod", "gcp-dev", "gcp-prod")  # a workload identity is a cloud principal (local: a key)
 IDENTITY_ANNOTATIONS = {"eks.amazonaws.com/role-arn", "iam.gke.io/gcp-service-account"}
 DIGEST_ANNOTATION = "annotations.mlplatform.io/inputs-sha256"
 
@@ -88,7 +100,7 @@ def test_mlflow_backend_is_the_data_layers_database(plan, stack: str) -> None:
     secret_name = backend["existingDatabaseSecret"]["name"]
     secret = next(s for s in doc.by_type("kubernetes:core/v1:Secret") if s.inputs["metadata"]["name"] == secret_name)
     assert secret.name == "mlplatform-mlflow-db-secret"
-    assert values["extraEnvVars"]["PGSSLMODE"] == SSL_MODE[stack]
+    assert values["extraEnvVars"]["PGSSLMODE"] == ssl_mode(stack)
     assert values["artifactRoot"]["proxiedArtifactStorage"] is True
     assert values["artifactRoot"]["defaultArtifactsDestination"].startswith(doc.outputs["buckets"]["artifacts"] + "/")
     assert values["replicaCount"] == (2 if "prod" in stack else 1)
@@ -112,7 +124,7 @@ def test_feast_stores_are_the_data_and_storage_layers(plan, stack: str) -> None:
     store = feature_store(doc)
     registry = store["registry"]
     assert registry["registry_type"] == "sql"
-    assert f"@{doc.outputs['postgresHost']}:5432/feast?sslmode={SSL_MODE[stack]}" in registry["path"]
+    assert f"@{doc.outputs['postgresHost']}:5432/feast?sslmode={ssl_mode(stack)}" in registry["path"]
     assert "${FEAST_REGISTRY_PASSWORD}" in registry["path"]
     online = store["online_store"]
     assert online["type"] == "redis"
@@ -144,7 +156,7 @@ def test_memorystore_ca_is_mounted_where_the_yaml_expects_it(gcp_dev: PlanDocume
         assert mount["mountPath"] == str(ca_path.parent)
 
 
-@pytest.mark.parametrize("stack", STACKS)
+@pytest.mark.parametrize("stack", CLOUD_STACKS)
 def test_charts_run_as_the_identity_bound_service_accounts(plan, stack: str) -> None:
     doc = plan(stack)
     accounts = identity_accounts(doc)
@@ -366,8 +378,19 @@ def test_airflow_is_wired_to_the_platform(plan, stack: str) -> None:
     ]
     assert kafka_map.inputs["metadata"]["namespace"] == "mlplatform"
     assert kafka_map.inputs["data"][ref["key"]] == doc.outputs["kafkaBootstrapServers"]
-    kafka = next(r for r in doc.resources if r.type in ("aws:msk/cluster:Cluster", "gcp:managedkafka/cluster:Cluster"))
-    assert kafka.urn in kafka_map.dependencies
+    managed = [r for r in doc.resources if r.type in ("aws:msk/cluster:Cluster", "gcp:managedkafka/cluster:Cluster")]
+    if managed:
+        # a managed cluster's brokers are known once it exists: the ConfigMap waits for it
+        [kafka] = managed
+        assert kafka.urn in kafka_map.dependencies
+    else:
+        # in the cluster the address is the bootstrap Service Strimzi makes for the Kafka resource,
+        # `<cluster>-kafka-bootstrap.<namespace>.svc` (internal listener), known before Kafka runs
+        [kafka] = doc.by_type("kubernetes:kafka.strimzi.io/v1:Kafka")
+        meta = kafka.inputs["metadata"]
+        [listener] = kafka.inputs["spec"]["kafka"]["listeners"]
+        bootstrap = f"{meta['name']}-kafka-bootstrap.{meta['namespace']}.svc:{int(listener['port'])}"
+        assert doc.outputs["kafkaBootstrapServers"] == bootstrap
     assert not depends(doc, release(doc, "airflow"), kafka)
 
 

@@ -17,7 +17,11 @@ from mlplatform.plan.document import PlanDocument
 from tests.support.crds import spec_schema
 from tests.support.graph import helm_release
 
-STACKS = ["dev", "prod", "gcp-dev", "gcp-prod"]
+STACKS = ["dev", "prod", "gcp-dev", "gcp-prod", "local"]  # local: the in-cluster wiring on kind
+# where a workload identity is a cloud principal on its service account (local: an object-store key Secret,
+# tests/test_local_object_store.py) and GPU pools are configured
+CLOUD_STACKS = ["dev", "prod", "gcp-dev", "gcp-prod"]
+BLOCK_STORAGE = {"aws": "gp3", "gcp": "standard-rwo", "local": "standard"}
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -38,7 +42,7 @@ def test_prometheus_storage_retention_and_ha_follow_config(plan, stack: str) -> 
     doc, cfg = plan(stack), config(stack).services.prometheus
     spec = stack_values(doc)["prometheus"]["prometheusSpec"]
     claim = spec["storageSpec"]["volumeClaimTemplate"]["spec"]
-    assert claim["storageClassName"] == ("standard-rwo" if stack.startswith("gcp") else "gp3")
+    assert claim["storageClassName"] == BLOCK_STORAGE[doc.outputs["cloud"]]
     assert claim["resources"]["requests"]["storage"] == f"{cfg.storage_gb}Gi"
     assert (spec["retention"], spec["retentionSize"]) == (cfg.retention, f"{cfg.retention_size_gb}GB")
     assert spec["enableOTLPReceiver"] is True
@@ -46,7 +50,7 @@ def test_prometheus_storage_retention_and_ha_follow_config(plan, stack: str) -> 
     replicas = 2 if "prod" in stack else 1
     assert int(spec["replicas"]) == int(alertmanager["replicas"]) == replicas
     assert stack_values(doc)["prometheus"]["podDisruptionBudget"]["enabled"] == (replicas > 1)
-    if not stack.startswith("gcp"):
+    if doc.outputs["cloud"] == "aws":
         [gp3] = doc.by_type("kubernetes:storage.k8s.io/v1:StorageClass")
         assert gp3.inputs["parameters"] == {"type": "gp3", "encrypted": "true"}
 
@@ -152,7 +156,7 @@ def loki(doc: PlanDocument) -> dict:
     return helm_release(doc, "loki").inputs
 
 
-@pytest.mark.parametrize("stack", STACKS)
+@pytest.mark.parametrize("stack", CLOUD_STACKS)
 def test_loki_keeps_logs_in_the_logs_bucket_as_its_identity(plan, stack: str) -> None:
     from components import workloads
 
@@ -230,7 +234,7 @@ def test_alloy_ships_every_pods_logs_to_loki_from_the_agents_namespace(plan, sta
     assert not any("secrets" in r["resources"] or "configmaps" in r["resources"] for r in rbac)
 
 
-@pytest.mark.parametrize("stack", STACKS)
+@pytest.mark.parametrize("stack", CLOUD_STACKS)
 def test_gpu_metrics_come_from_every_gpu_pool(plan, stack: str) -> None:
     """EKS: the DCGM exporter on every GPU node, placed by the pool contracts' label and taints. GKE: the
     cluster's managed DCGM package (the exporter chart cannot load GKE's driver on COS)."""
@@ -255,7 +259,7 @@ def test_gpu_metrics_come_from_every_gpu_pool(plan, stack: str) -> None:
     assert values["serviceMonitor"]["enabled"] is False  # scraped by the declared `dcgm` target instead
 
 
-@pytest.mark.parametrize("stack", STACKS)
+@pytest.mark.parametrize("stack", CLOUD_STACKS)
 def test_drift_job_reads_the_datasets_bucket_and_pushes_where_prometheus_scrapes(plan, stack: str) -> None:
     from components import workloads
     from components.guardrails import PUSHGATEWAY_PODS, PUSHGATEWAY_PORT, SCRAPES
@@ -357,7 +361,10 @@ def test_a_replicated_grafana_shares_one_database(plan, stack: str) -> None:
     pg = postgres_server(doc)
     assert database["type"] == "postgres" and database["host"] == f"{pg['PGHOST']}:{pg['PGPORT']}"
     # verified against Cloud SQL's CA; the AWS stacks name no RDS bundle (tests/test_postgres_tls.py)
-    assert database["ssl_mode"] == ("verify-ca" if stack.startswith("gcp") else "require")
+    # in-cluster (data.postgres.mode): verify-full, the platform CA's certificate naming the Service clients use
+    managed = {"gcp": "verify-ca", "aws": "require"}.get(doc.outputs["cloud"])
+    expected = "verify-full" if config(stack).data.postgres.mode.value == "in-cluster" else managed
+    assert database["ssl_mode"] == expected
     assert database["name"] == "grafana"
     assert not {"user", "password", "url"} & database.keys(), "credentials never in grafana.ini"
 
@@ -398,7 +405,8 @@ def test_grafana_connects_as_its_own_role_from_a_secret(plan, stack: str) -> Non
     secret = doc.one("kubernetes:core/v1:Secret", "mlplatform-prometheus-grafana-db-secret")
     meta = secret.inputs["metadata"]
     assert (meta["name"], meta["namespace"]) == ("grafana-postgres", "monitoring")
-    password = doc.one("random:index/randomPassword:RandomPassword", "mlplatform-grafana-db")
+    # the managed adapters' mlplatform-grafana-db, in-cluster PostgreSQL's mlplatform-postgres-grafana-db
+    [password] = [r for r in doc.by_type("random:index/randomPassword:RandomPassword") if r.name.endswith("grafana-db")]
     assert password.urn in secret.dependencies
     job = doc.one("kubernetes:batch/v1:Job", "mlplatform-postgres-bootstrap")
     script = job.inputs["spec"]["template"]["spec"]["containers"][0]["command"][-1]
@@ -422,16 +430,23 @@ def test_grafana_reaches_postgresql_and_no_other_data_service(plan, stack: str) 
     labels = grafana_deployment(rendered_kps(doc))["spec"]["template"]["metadata"]["labels"]
     grafana = Pod("monitoring", labels, addrs.pod)
     host = doc.outputs["postgresHost"]
-    try:  # Cloud SQL's private address
-        ip = str(ipaddress.ip_address(host))
-    except ValueError:  # RDS: a name for an address in the VPC's private subnets
-        ip = str(ipaddress.ip_network(VPC_CIDR)[-100])
+    server: Pod | Outside
+    if config(stack).data.postgres.mode.value == "in-cluster":  # a CloudNativePG instance pod in `data`
+        from components.guardrails import CNPG_INSTANCE_PODS
+
+        server = Pod(Namespace.DATA.value, CNPG_INSTANCE_PODS, addrs.pod)
+    else:
+        try:  # Cloud SQL's private address
+            ip = str(ipaddress.ip_address(host))
+        except ValueError:  # RDS: a name for an address in the VPC's private subnets
+            ip = str(ipaddress.ip_network(VPC_CIDR)[-100])
+        server = Outside(ip, "PostgreSQL")
     port = int(postgres_server(doc)["PGPORT"])
     policies = PolicySet(doc, addrs.cni)
-    verdict = policies.decide(grafana, Outside(ip, "PostgreSQL"), port)
+    verdict = policies.decide(grafana, server, port)
     assert verdict.allowed, verdict.why
     for other in set(DATA_PORTS) - {port}:
-        assert not policies.decide(grafana, Outside(ip, "a data service"), other).allowed, other
+        assert not policies.decide(grafana, server, other).allowed, other
 
 
 @pytest.mark.parametrize("stack", STACKS)

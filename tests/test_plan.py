@@ -9,9 +9,11 @@ from pathlib import Path
 
 import pytest
 
+from mlplatform.plan import tls_mocks
 from mlplatform.plan.document import PlanDocument
 from mlplatform.plan.mocks import mock_password
 from mlplatform.plan.render import render
+from tests.support.managed import managed_stack
 
 ROOT = Path(__file__).resolve().parents[1]
 LAYERS = {
@@ -36,6 +38,16 @@ IN_CLUSTER = {
 # its topics, cloud resources of the data layer's Kafka cluster (components/streaming/topics.py)
 OPTIONAL_LAYERS = {"mlplatform:streaming:Streaming"}
 STREAMING_CLOUD_TYPES = {"aws:msk/topic:Topic", "gcp:managedkafka/topic:Topic"}
+# pulumi-tls resources compute keys and certificates on the deployer's machine (the platform CA and the
+# in-cluster data services' server certificates, components/data/in_cluster/tls.py): like random, they run on
+# the default provider, whose one setting (`tls:proxy`, pulumi_tls/config/vars.py @ 5.6.2) is for resources
+# that reach external endpoints, which these do not; so no credentials, region or cluster to choose
+LOCAL_TLS_TYPES = {
+    "tls:index/privateKey:PrivateKey",
+    "tls:index/selfSignedCert:SelfSignedCert",
+    "tls:index/certRequest:CertRequest",
+    "tls:index/locallySignedCert:LocallySignedCert",
+}
 STACKS = ["dev", "prod", "gcp-dev", "gcp-prod"]
 REQUIRED_FIELDS = {"urn", "type", "name", "parent", "provider", "dependencies", "protect", "retainOnDelete", "inputs"}
 
@@ -58,7 +70,8 @@ def test_every_resource_belongs_to_a_layer_or_is_a_provider(plan, stack: str) ->
 @pytest.mark.parametrize("stack", STACKS)
 def test_providers_follow_the_layer(plan, stack: str) -> None:
     """Cloud resources use the explicit cloud provider, Kubernetes objects the cluster's provider, and the
-    in-cluster layers hold Kubernetes objects only."""
+    in-cluster layers hold Kubernetes objects only. Locally computed values (random, tls) need no provider
+    configuration."""
     doc = plan(stack)
     cloud = doc.outputs["cloud"]
     expected = {
@@ -70,6 +83,10 @@ def test_providers_follow_the_layer(plan, stack: str) -> None:
     for r in doc.resources:
         if not r.custom or r.type.startswith(("pulumi:providers:", "random:")):
             continue  # the random provider needs no configuration
+        if r.type.startswith("tls:"):
+            assert r.type in LOCAL_TLS_TYPES and not r.provider, r.urn  # see LOCAL_TLS_TYPES
+            assert doc.top_level_of(r).type == "mlplatform:data:Data", r.urn  # the platform CA's certificates
+            continue
         if r.type == "gcp:projects/service:Service":
             assert r.provider.startswith(apis[0] + "::"), r.urn
             continue
@@ -114,7 +131,20 @@ def test_secrets_are_redacted_everywhere(dev: PlanDocument, tmp_path: Path) -> N
         assert mock_password(password.name, int(password.inputs["length"])) not in text, password.name
     secret = dev.one("kubernetes:core/v1:Secret", "mlplatform-mlflow-db-secret")
     assert secret.inputs["stringData"] == "[secret]"
-    rds = dev.one("aws:rds/instance:Instance", "mlplatform-postgres")
+    # nor does any private key the tls mocks made (the platform CA's, the in-cluster servers'), in either PEM
+    keys = dev.by_type("tls:index/privateKey:PrivateKey")
+    assert keys
+    for key in keys:
+        made = tls_mocks._private_key(key.name, key.inputs)
+        for pem in (made["privateKeyPem"], made["privateKeyPemPkcs8"]):
+            assert pem.splitlines()[1] not in text, key.name  # a line of the key's base64 body
+    # the RDS admin's password (dev with RDS, whatever its default mode)
+    managed = managed_stack("dev", ("postgres",))
+    managed.write(tmp_path / "managed.json")
+    text = (tmp_path / "managed.json").read_text()
+    for password in managed.by_type("random:index/randomPassword:RandomPassword"):
+        assert mock_password(password.name, int(password.inputs["length"])) not in text, password.name
+    rds = managed.one("aws:rds/instance:Instance", "mlplatform-postgres")
     assert rds.inputs["password"] == "[secret]"
 
 
@@ -122,7 +152,9 @@ def test_stack_outputs_are_in_the_plan(dev: PlanDocument) -> None:
     assert dev.outputs["cloud"] == "aws"
     assert set(dev.outputs["buckets"]) == {"artifacts", "datasets", "logs"}
     assert all(uri.startswith("s3://") for uri in dev.outputs["buckets"].values())
-    assert dev.outputs["postgresHost"].endswith(".rds.amazonaws.com")
+    # dev's PostgreSQL: the in-cluster Service by default, the RDS instance's address when managed
+    assert dev.outputs["postgresHost"].endswith(".data.svc.cluster.local")
+    assert managed_stack("dev", ("postgres",)).outputs["postgresHost"].endswith(".rds.amazonaws.com")
 
 
 def test_render_groups_by_layer_with_counts_and_outputs(dev: PlanDocument) -> None:

@@ -35,6 +35,7 @@ from tests.support.postgres import (
     LocalPostgres,
     ca_config_map,
     local_postgres,
+    managed_stack,
     namespace_config_maps,
     rds_ca_plan,
     server_bin,
@@ -63,7 +64,8 @@ class Tls:
     def plan(self, stack: str) -> PlanDocument:
         """The stack's plan (with the test CA as its RDS bundle on RDS_CA_STACK), made when first asked for."""
         if stack not in self.made:
-            self.made[stack] = rds_ca_plan(self.ca.cert) if stack == RDS_CA_STACK else self.synthesize(stack)
+            # Cloud SQL on gcp-dev whatever its default mode
+            self.made[stack] = rds_ca_plan(self.ca.cert) if stack == RDS_CA_STACK else managed_stack(stack)
         return self.made[stack]
 
     def names(self, stack: str) -> dict[str, str | None]:
@@ -142,8 +144,9 @@ def run_job(tls: Tls, stack: str, pg: LocalPostgres, passwords: dict[str, str]) 
     assert done.returncode == 0, done.stderr
 
 
-def test_without_a_ca_the_job_encrypts_as_its_admin(dev: PlanDocument) -> None:
+def test_without_a_ca_the_job_encrypts_as_its_admin() -> None:
     """An AWS stack that names no RDS bundle: TLS required, the server not authenticated (plan warns)."""
+    dev = managed_stack("dev")
     job = dev.one("kubernetes:batch/v1:Job", "mlplatform-postgres-bootstrap")
     values = {v["name"]: v.get("value") for v in job.inputs["spec"]["template"]["spec"]["containers"][0]["env"]}
     assert values["PGSSLMODE"] == "require" and "PGSSLROOTCERT" not in values

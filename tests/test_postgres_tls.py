@@ -33,7 +33,14 @@ from mlplatform.config import ConfigError
 from mlplatform.plan.document import PlanDocument
 from mlplatform.plan.synth import PROJECT_DIR, synthesize
 from tests.support.graph import helm_release
-from tests.support.postgres import RDS_CA_STACK, CertificateAuthority, namespace_config_maps, rds_ca_plan
+from tests.support.postgres import (
+    RDS_CA_STACK,
+    CertificateAuthority,
+    managed_plan,
+    managed_stack,
+    namespace_config_maps,
+    rds_ca_plan,
+)
 
 CHARTS = PROJECT_DIR.parent / "shared" / "charts"
 VERIFIED = ("gcp-dev", "gcp-prod", RDS_CA_STACK)
@@ -54,7 +61,11 @@ def docs(plan, rds_ca: Path) -> Callable[[str], PlanDocument]:
 
     def doc(stack: str) -> PlanDocument:
         if stack not in made:
-            made[stack] = rds_ca_plan(rds_ca) if stack == RDS_CA_STACK else plan(stack)
+            # dev stacks: with their database managed (Cloud SQL), whatever the profile defaults to
+            if stack == RDS_CA_STACK:
+                made[stack] = rds_ca_plan(rds_ca)
+            else:
+                made[stack] = plan(stack) if "prod" in stack else managed_stack(stack)
         return made[stack]
 
     return doc
@@ -186,7 +197,7 @@ def test_every_charted_database_client_verifies_the_server(docs, rds_ca: Path, s
 
 @pytest.mark.parametrize("stack", ["dev", "prod"])
 def test_without_an_rds_bundle_clients_require_tls_and_mount_no_ca(plan, stack: str) -> None:
-    doc = plan(stack)
+    doc = plan(stack) if stack == "prod" else managed_stack(stack)  # dev: with RDS, whatever its default mode
     assert not [c for c in doc.by_type("kubernetes:core/v1:ConfigMap") if "postgres-ca" in str(c.inputs["metadata"])]
     for _, what, pod in planned_pods(doc):
         for container in pod["containers"]:
@@ -198,16 +209,18 @@ def test_without_an_rds_bundle_clients_require_tls_and_mount_no_ca(plan, stack: 
 
 def test_the_plan_warns_when_clients_cannot_verify_rds(caplog: pytest.LogCaptureFixture) -> None:
     with caplog.at_level(logging.WARNING):
-        synthesize("dev")
+        managed_plan("dev")  # with RDS, whatever dev's default mode
     [warning] = [r.getMessage() for r in caplog.records if "caBundle" in r.getMessage()]
     assert "sslmode=require" in warning
     assert "https://truststore.pki.rds.amazonaws.com/us-east-1/us-east-1-bundle.pem" in warning
 
 
-def test_memorystore_clients_get_every_ca_the_instance_lists(gcp_dev: PlanDocument) -> None:
+def test_memorystore_clients_get_every_ca_the_instance_lists() -> None:
     """Memorystore publishes the next CA five years before the current one expires; both are trusted."""
     from mlplatform.plan.mocks import mock_ca
+    from tests.support.managed import managed_stack
 
+    gcp_dev = managed_stack("gcp-dev", ("redis",))
     bundle = namespace_config_maps(gcp_dev, "mlplatform")["feast-redis-ca"]["ca.crt"]
     assert bundle == "".join(mock_ca(f"mlplatform-redis-ca-{k}") for k in (1, 2))
 
@@ -218,7 +231,9 @@ def test_memorystore_clients_get_every_ca_the_instance_lists(gcp_dev: PlanDocume
 def stack_with_bundle(stack: str, bundle: str) -> dict[str, Any]:
     from mlplatform.config import read_stack_file
 
-    return read_stack_file(PROJECT_DIR, stack) | {"mlplatform:data": {"postgres": {"caBundle": bundle}}}
+    # with the database managed (RDS on aws), whatever the profile's default mode
+    postgres = {"mode": "managed", "caBundle": bundle}
+    return read_stack_file(PROJECT_DIR, stack) | {"mlplatform:data": {"postgres": postgres}}
 
 
 def problem(stack: str, bundle: str) -> str:

@@ -15,6 +15,7 @@ import yaml
 
 from components.lifecycle.feast import REGISTRY_CACHE_TTL, REGISTRY_REFRESH_SECONDS, SERVE_ARGS
 from tests.support.graph import helm_release
+from tests.support.managed import managed_stack
 from tests.support.tools import venv_python
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -39,9 +40,13 @@ def test_the_benchmark_parses_its_arguments() -> None:
     assert (args.stack, args.iterations, args.skip_transformer) == ("prod", 50, True)
 
 
-def test_the_benchmark_changes_only_the_planned_servers_addresses(dev, tmp_path: Path) -> None:
+@pytest.mark.parametrize("redis", ["in-cluster", "managed"])
+def test_the_benchmark_changes_only_the_planned_servers_addresses(dev, redis: str, tmp_path: Path) -> None:
+    """dev's Valkey (the platform CA named by ssl_ca_certs) and ElastiCache (the image's CA store): the local
+    Redis's CA file takes the place of the planned one, every other option is the plan's."""
     bench = benchmark()
-    values = planned(dev)
+    doc = dev if redis == "in-cluster" else managed_stack("dev", ("redis",))
+    values = planned(doc)
     command = bench.local_command(values["commandArgs"], 12345)
     expected = [a for a in values["commandArgs"][1:] if a not in ("0.0.0.0", "6566")]
     assert [a for a in command if a not in ("127.0.0.1", "12345")] == expected
@@ -49,7 +54,12 @@ def test_the_benchmark_changes_only_the_planned_servers_addresses(dev, tmp_path:
     local = bench.local_store(store, tmp_path, 6390, tmp_path / "ca.crt")
     assert local["online_store"]["connection_string"].startswith("127.0.0.1:6390,")
     planned_options = store["online_store"]["connection_string"].split(",")[1:]
-    assert set(planned_options) <= set(local["online_store"]["connection_string"].split(","))
+    local_options = local["online_store"]["connection_string"].split(",")[1:]
+    planned_ca = [o for o in planned_options if o.startswith("ssl_ca_certs=")]
+    assert len(planned_ca) == (1 if redis == "in-cluster" else 0)
+    assert [o for o in planned_options if o not in planned_ca] + [f"ssl_ca_certs={tmp_path / 'ca.crt'}"] == (
+        local_options
+    )
     assert local["registry"]["cache_ttl_seconds"] == store["registry"]["cache_ttl_seconds"]
     assert {k: v for k, v in local.items() if k != "registry" and k != "online_store"} == {
         k: v for k, v in store.items() if k != "registry" and k != "online_store"

@@ -19,7 +19,7 @@ import pytest
 from components import workloads
 from components.cluster.aws.network import VPC_CIDR
 from components.cluster.gcp import NODE_CIDR
-from components.contracts import WEBHOOK_PORTS, Namespace
+from components.contracts import WEBHOOK_PORTS, KafkaTopicApi, Namespace
 from components.guardrails import FEATURE_SERVER_PORT, FLINK_JOBMANAGER_PODS, FLINK_OPERATOR_PODS, MLFLOW_PORT
 from components.streaming.job import DEPLOYMENT, MAIN_CONTAINER, PUSH_SOURCE
 from components.streaming.operator import operator_values
@@ -110,7 +110,7 @@ def test_topics_are_cloud_resources_with_the_configured_retention(plan, stack: s
         assert inputs["topicId"] == configured.name and inputs["location"] == cfg.region
     assert int(inputs["partitionCount"]) == configured.partitions
     assert configs["retention.ms"] == str(configured.retention_hours * 3_600_000)
-    factor, min_insync = replication(cfg)
+    factor, min_insync = replication(cfg, KafkaTopicApi.MSK if cloud == "aws" else KafkaTopicApi.MANAGED_KAFKA)
     assert int(inputs["replicationFactor"]) == factor == 3 and configs["min.insync.replicas"] == str(min_insync)
     assert topic.protect and topic.retain_on_delete  # events producers cannot resend
     assert f"pulumi:providers:{cloud}" in topic.provider

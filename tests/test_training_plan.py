@@ -13,7 +13,7 @@ from components.contracts import GPU_RESOURCE
 from components.lifecycle.training import FEATURE_POD_VARIABLE, NUM_GPUS_VARIABLE, TRAINING_CODE_CONFIG_MAP
 from mlplatform.plan.document import PlanDocument
 
-STACKS = ("dev", "prod", "gcp-dev", "gcp-prod")
+STACKS = ("dev", "prod", "gcp-dev", "gcp-prod", "local")  # local: the in-cluster wiring on kind
 
 
 def airflow_env(doc: PlanDocument) -> dict[str, Any]:

@@ -12,9 +12,10 @@ import pytest
 
 from components.contracts import Namespace
 from mlplatform.plan.document import PlanDocument
+from tests.support.managed import managed_stack
 
 ROOT = Path(__file__).resolve().parents[1]
-STACKS = ["dev", "prod", "gcp-dev", "gcp-prod"]
+STACKS = ["dev", "prod", "gcp-dev", "gcp-prod", "local"]  # local: the in-cluster wiring on kind
 LAYER_TYPES = {
     f"mlplatform:{layer}:{cls}"
     for layer, cls in [
@@ -53,18 +54,29 @@ def test_in_cluster_layers_are_compositions_of_service_components(plan, stack: s
     assert services == {"Lifecycle", "MLflow", "Feast", "KubeRay", "Training", "Airflow"}
 
 
-def test_each_service_component_owns_its_objects(dev: PlanDocument, prod: PlanDocument) -> None:
+@pytest.mark.parametrize("data", ["in-cluster", "managed"])
+def test_each_service_component_owns_its_objects(dev: PlanDocument, prod: PlanDocument, data: str) -> None:
+    """dev as it is (every data service in the cluster) and with RDS, ElastiCache and MSK: the in-cluster
+    services add what their clients need to trust and reach them, each in the client's own component: the
+    platform CA's certificate (a ConfigMap per mounted CA, PostgreSQL's and Redis's) and, for a Kafka client,
+    its KafkaUser's credentials (a Secret)."""
+    if data == "managed":
+        dev = managed_stack("dev")
+    extra = 1 if data == "in-cluster" else 0
+
     def owned(doc: PlanDocument, type_: str) -> Counter[str]:
         [component] = doc.by_type(type_)
         return _children(doc, component.urn)
 
     secret, sa = "kubernetes:core/v1:Secret", "kubernetes:core/v1:ServiceAccount"
+    config_map = "kubernetes:core/v1:ConfigMap"
     # the flask session key (which the chart makes only as a hook) beside the database Secret, and the
     # schema migration as one Job before the chart
     assert owned(dev, "mlplatform:lifecycle:MLflow") == Counter(
         {
             sa: 1,
             secret: 2,
+            config_map: extra,  # the database's CA
             "kubernetes:helm.sh/v4:Chart": 1,
             "kubernetes:batch/v1:Job": 1,
             "random:index/randomPassword:RandomPassword": 1,
@@ -76,8 +88,8 @@ def test_each_service_component_owns_its_objects(dev: PlanDocument, prod: PlanDo
     assert owned(dev, "mlplatform:lifecycle:Feast") == Counter(
         {
             sa: 1,
-            secret: 2,
-            "kubernetes:core/v1:ConfigMap": 3,
+            secret: 2 + extra,  # the Kafka user's credentials
+            config_map: 3 + 2 * extra,  # PostgreSQL's and Redis's CA
             "kubernetes:helm.sh/v4:Chart": 1,
             "kubernetes:batch/v1:Job": 1,
             "kubernetes:batch/v1:CronJob": 1,
@@ -85,7 +97,7 @@ def test_each_service_component_owns_its_objects(dev: PlanDocument, prod: PlanDo
         }
     )
     airflow = owned(dev, "mlplatform:lifecycle:Airflow")
-    assert airflow[secret] == 7 and airflow["kubernetes:helm.sh/v3:Release"] == 1
+    assert airflow[secret] == 7 + extra and airflow["kubernetes:helm.sh/v3:Release"] == 1
     # its launch rights in training, its deployment rights (InferenceServices) in model-serving
     assert airflow["kubernetes:rbac.authorization.k8s.io/v1:Role"] == 2
     assert owned(dev, "mlplatform:lifecycle:KubeRay")["kubernetes:ray.io/v1:RayCluster"] == 1

@@ -15,13 +15,21 @@ from components import workloads
 from components.client.configuration import ClientConfiguration, ClientConfigurationArgs
 from components.client.exposure import Exposure, ExposureArgs, platform_routes
 from components.client.jupyterhub import JupyterHub, JupyterHubArgs, NotebookClients
-from components.contracts import ClusterOutputs, DataOutputs, Namespace, PlatformNamespaces, StorageOutputs
+from components.contracts import (
+    BucketPurpose,
+    ClusterOutputs,
+    DataOutputs,
+    Namespace,
+    PlatformNamespaces,
+    StorageOutputs,
+)
 from components.lifecycle import LifecycleOutputs
 from components.observability import ObservabilityOutputs
 from components.placement import Placement
 from components.serving import ServingOutputs
 from mlplatform.chartkeys import selected_pin
 from mlplatform.config import HaProfile, PlatformConfig
+from mlplatform.config.models import Sizing
 from mlplatform.pins import JUPYTERHUB
 
 
@@ -67,7 +75,10 @@ class Client(pulumi.ComponentResource):
                 f"{name}-jupyterhub",
                 JupyterHubArgs(
                     namespace=args.namespaces[Namespace.PLATFORM], identity=args.storage.identity(workloads.NOTEBOOK),
-                    clients=NotebookClients(args.lifecycle.mlflow, feast, Namespace.SERVING.value),
+                    clients=NotebookClients(
+                        args.lifecycle.mlflow, feast, Namespace.SERVING.value,
+                        args.storage.buckets[BucketPurpose.DATASETS].store,
+                    ),
                     cpu_pool=cluster.cpu_pool, gpu_pools=cluster.gpu_pools, storage_class=cluster.block_storage_class,
                     postgres=args.data.postgres,
                     pin=selected_pin(JUPYTERHUB, args.cfg.services.jupyterhub.version), cfg=args.cfg,
@@ -84,7 +95,10 @@ class Client(pulumi.ComponentResource):
                 ExposureArgs(
                     cfg=args.cfg, namespace=args.namespaces[Namespace.ISTIO],
                     routes=platform_routes(args.cfg, args.lifecycle, args.observability),
-                    placement=Placement(cluster.cpu_pool, spread=multi_zone), replicas=2 if multi_zone else 1,
+                    placement=Placement(
+                        cluster.cpu_pool, spread=multi_zone, small=args.cfg.services.sizing is Sizing.SMALL
+                    ),
+                    replicas=2 if multi_zone else 1,
                     provider=cluster.kubernetes_provider, cert_manager=args.serving.cert_manager,
                     istio=args.serving.istio,
                 ),

@@ -66,6 +66,7 @@ from components.contracts import (
     GPU_RESOURCE,
     Namespace,
     NodePoolContract,
+    ObjectStore,
     PostgresEndpoint,
     ServiceEndpoint,
     WorkloadIdentity,
@@ -85,8 +86,8 @@ from components.kube import (
 from components.lifecycle.feast import FeastClient
 from components.placement import Placement
 from components.secrets import generated_secret
-from mlplatform.config import Cloud, PlatformConfig
-from mlplatform.config.models import JupyterHubConfig, NotebookSize
+from mlplatform.config import PlatformConfig
+from mlplatform.config.models import JupyterHubConfig, NotebookSize, Sizing
 from mlplatform.pins import FEAST_FEATURE_SERVER, MLFLOW, ChartPin
 
 RELEASE = "jupyterhub"
@@ -136,18 +137,19 @@ c.SharedPasswordAuthenticator.admin_password = os.environ["MLPLATFORM_HUB_ADMIN_
 
 # What a notebook installs to use the platform's clients at the servers' versions (README, "For data
 # scientists"): the MLflow client at the tracking server's version, Feast at the feature server's with the
-# offline store's bucket reader of the cloud (the versions tests/venvs/feast.txt resolves beside Feast 0.66).
-BUCKET_READERS: dict[Cloud, tuple[str, ...]] = {
-    Cloud.AWS: ("s3fs==2026.7.0",),
-    Cloud.GCP: ("gcsfs==2025.12.0", "fsspec==2025.12.0"),
+# offline store's bucket reader for the buckets' API (the versions tests/venvs/feast.txt resolves beside Feast
+# 0.66): by the storage layer's typed ObjectStore, so an S3-compatible store in the cluster reads as S3 does.
+BUCKET_READERS: dict[ObjectStore, tuple[str, ...]] = {
+    ObjectStore.S3: ("s3fs==2026.7.0",),
+    ObjectStore.GCS: ("gcsfs==2025.12.0", "fsspec==2025.12.0"),
 }
 
 
-def client_requirements(cloud: Cloud) -> str:
+def client_requirements(store: ObjectStore) -> str:
     pins = (
         f"mlflow-skinny=={MLFLOW.app_version}",
         f"feast[aws,gcp,redis,postgres]=={FEAST_FEATURE_SERVER.app_version}",
-        *BUCKET_READERS[cloud],
+        *BUCKET_READERS[store],
     )
     return "\n".join(pins) + "\n"
 
@@ -217,6 +219,10 @@ class NotebookClients:
     mlflow: ServiceEndpoint
     feast: FeastClient
     serving_namespace: str
+    object_store: ObjectStore  # the buckets' API, whose fsspec reader the notebooks install
+    # the notebook identity's WorkloadIdentity.env: the local store's key and endpoint (boto3 and s3fs read
+    # them), nothing on AWS and GCP
+    identity_env: tuple[Mapping[str, object], ...] = ()
 
     @property
     def store(self) -> FeastClient:
@@ -234,7 +240,8 @@ class NotebookClients:
             "KSERVE_INFERENCE_DOMAIN": f"{self.serving_namespace}.{CLUSTER_DOMAIN}",
             "MLPLATFORM_CLIENT_REQUIREMENTS": f"{CLIENTS_DIR}/requirements.txt",
         }
-        return env | env_values([var for var in self.store.env() if var["name"] != "HOME"])
+        feast = [var for var in self.store.env() if var["name"] != "HOME"]
+        return env | env_values(feast) | env_values(self.identity_env)
 
     def volumes(self, clients_config_map: pulumi.Input[str]) -> tuple[list[dict], list[dict]]:
         volumes, mounts = self.store.volumes()
@@ -342,14 +349,14 @@ def jupyterhub_values(
             "extraConfig": auth["extraConfig"],
             "extraVolumes": db_volumes,
             "extraVolumeMounts": db_mounts,
-            "resources": placement.resources("100m", "512Mi", "1Gi"),
+            "resources": placement.resources("100m", "512Mi", "1Gi", small=("50m", "256Mi")),
             "networkPolicy": {"enabled": False},
         },
         "proxy": {
             "service": {"type": "ClusterIP"},
             "chp": {
                 **core,
-                "resources": placement.resources("50m", "128Mi", "512Mi"),
+                "resources": placement.resources("50m", "128Mi", "512Mi", small=("20m", "64Mi")),
                 "networkPolicy": {"enabled": False},
             },
             "traefik": {"networkPolicy": {"enabled": False}},
@@ -427,9 +434,8 @@ class JupyterHub(pulumi.ComponentResource):
         admin_secret: str | None = None
         if config.enabled:
             account = identity_service_account(self, f"{name}-service-account", args.identity, ns)
-            clients = config_map(
-                self, f"{name}-clients", CLIENTS_CONFIG_MAP, ns, {"requirements.txt": client_requirements(cfg.cloud)}
-            )
+            requirements = client_requirements(args.clients.object_store)
+            clients = config_map(self, f"{name}-clients", CLIENTS_CONFIG_MAP, ns, {"requirements.txt": requirements})
             pg = args.postgres
             db = database_secret(self, f"{name}-db-secret", ns, pg, "jupyterhub")
             ca = database_ca(self, f"{name}-db-ca", "jupyterhub-postgres-ca", ns, pg)
@@ -442,10 +448,10 @@ class JupyterHub(pulumi.ComponentResource):
             values = jupyterhub_values(
                 cfg=cfg,
                 config=config,
-                placement=Placement(args.cpu_pool, spread=False),
+                placement=Placement(args.cpu_pool, spread=False, small=cfg.services.sizing is Sizing.SMALL),
                 gpu_pools=args.gpu_pools,
                 storage_class=args.storage_class,
-                clients=args.clients,
+                clients=replace(args.clients, identity_env=tuple(args.identity.env)),
                 clients_config_map=clients.metadata.name,
                 auth_secret=secret.metadata.name,
                 service_account=account.metadata.name,

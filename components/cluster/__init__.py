@@ -6,17 +6,18 @@ from collections.abc import Callable
 
 import pulumi
 
-from components.cluster import aws, gcp
+from components.cluster import aws, gcp, local
 from components.contracts import ClusterOutputs
 from components.environment import ClusterArgs
 from mlplatform.config import Cloud
 
 ClusterAdapter = Callable[[pulumi.ComponentResource, str, ClusterArgs], ClusterOutputs]
-ADAPTERS: dict[Cloud, ClusterAdapter] = {Cloud.AWS: aws.build, Cloud.GCP: gcp.build}
+ADAPTERS: dict[Cloud, ClusterAdapter] = {Cloud.AWS: aws.build, Cloud.GCP: gcp.build, Cloud.LOCAL: local.build}
 
 
 class Cluster(pulumi.ComponentResource):
-    """EKS or GKE with system, CPU and GPU pools. Consumers read `outputs`, never the cloud resources."""
+    """EKS or GKE with system, CPU and GPU pools, or an existing local cluster described by config (kind).
+    Consumers read `outputs`, never the cloud resources."""
 
     outputs: ClusterOutputs
 

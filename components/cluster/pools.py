@@ -1,4 +1,4 @@
-"""Configured node pools paired with their contracts: the one walk over config both cloud adapters share."""
+"""Configured node pools paired with their contracts: the one walk over config every cluster adapter shares."""
 
 from __future__ import annotations
 
@@ -13,8 +13,12 @@ def configured_pools(cfg: ClusterArgs) -> Iterator[tuple[NodePoolConfig, NodePoo
     """System pool, CPU pool, then each GPU pool, in config order. On EKS a time-sliced pool's nodes select
     the device plugin configuration named after the pool; on GKE the node pool itself carries the sharing."""
     c = cfg.cluster
-    yield c.system_pool, pool_contract(c.system_pool.name, max_nodes=c.system_pool.max_nodes)
-    yield c.cpu_pool, pool_contract(c.cpu_pool.name, max_nodes=c.cpu_pool.max_nodes)
+    # nodeLabels is set exactly on local (config validation), where the nodes exist and the contract selects them
+    yield (
+        c.system_pool,
+        pool_contract(c.system_pool.name, max_nodes=c.system_pool.max_nodes, node_labels=c.system_pool.node_labels),
+    )
+    yield c.cpu_pool, pool_contract(c.cpu_pool.name, max_nodes=c.cpu_pool.max_nodes, node_labels=c.cpu_pool.node_labels)
     for pool in c.gpu_pools:
         yield (
             pool,
@@ -25,5 +29,6 @@ def configured_pools(cfg: ClusterArgs) -> Iterator[tuple[NodePoolConfig, NodePoo
                 max_nodes=pool.max_nodes,
                 shares_per_gpu=pool.shares_per_gpu,
                 device_plugin_config=pool.name if pool.sharing is not None and cfg.cloud is Cloud.AWS else None,
+                node_labels=pool.node_labels,
             ),
         )

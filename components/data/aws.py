@@ -11,6 +11,7 @@ from components.contracts import (
     ClusterOutputs,
     KafkaClientAuth,
     KafkaEndpoint,
+    KafkaTopicApi,
     PostgresEndpoint,
     RedisEndpoint,
 )
@@ -250,6 +251,7 @@ def _kafka(
         bootstrap_servers=msk.bootstrap_brokers_sasl_iam,
         auth=msk_iam_auth(cfg.region),
         cluster_id=msk.arn,
+        topics=KafkaTopicApi.MSK,
     )
 
 

@@ -12,6 +12,7 @@ from components.contracts import (
     GcpClusterFacts,
     KafkaClientAuth,
     KafkaEndpoint,
+    KafkaTopicApi,
     PostgresEndpoint,
     RedisEndpoint,
 )
@@ -280,4 +281,5 @@ def _kafka(parent: pulumi.Resource, name: str, cfg: DataArgs, facts: GcpClusterF
         bootstrap_servers=cluster.bootstrap_address,
         auth=MANAGED_KAFKA_AUTH,
         cluster_id=cluster.cluster_id,
+        topics=KafkaTopicApi.MANAGED_KAFKA,
     )

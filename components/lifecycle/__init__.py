@@ -34,6 +34,7 @@ from components.sign_on import MLFLOW as MLFLOW_UI
 from components.sign_on import SignOn
 from mlplatform.chartkeys import selected_pin
 from mlplatform.config import ServicesConfig
+from mlplatform.config.models import Sizing
 from mlplatform.config.serving import ServingModelConfig
 from mlplatform.pins import SERVICE_CHARTS, ChartPin
 
@@ -78,7 +79,9 @@ class Lifecycle(pulumi.ComponentResource):
         svc, data, storage, child = args.services, args.data, args.storage, pulumi.ResourceOptions(parent=self)
         platform, training = args.namespaces[Namespace.PLATFORM], args.namespaces[Namespace.TRAINING]
         common = {
-            "placement": Placement(args.cluster.cpu_pool, spread=args.multi_zone),
+            "placement": Placement(
+                args.cluster.cpu_pool, spread=args.multi_zone, small=args.services.sizing is Sizing.SMALL
+            ),
             "provider": args.cluster.kubernetes_provider,
         }
         buckets = storage.buckets

@@ -81,7 +81,13 @@ from components.lifecycle.deployment import (
 )
 from components.lifecycle.feast import ENDPOINT as FEATURE_SERVER
 from components.lifecycle.feast import FeastClient, store_file_env
-from components.lifecycle.kafka import KAFKA_BOOTSTRAP_KEY, KAFKA_CLIENT_CONFIG_MAP, granted, late_kafka_env
+from components.lifecycle.kafka import (
+    KAFKA_BOOTSTRAP_KEY,
+    KAFKA_CLIENT_CONFIG_MAP,
+    credentials_secret,
+    granted,
+    late_kafka_env,
+)
 from components.lifecycle.training import TRAINING_CODE_CONFIG_MAP, TRAINING_RUNTIME_ENV, launcher_rbac
 from components.placement import Placement
 from components.secrets import generated_secret
@@ -372,6 +378,8 @@ def airflow_values(
             "replicas": count,
             "serviceAccount": sa,
             "topologySpreadConstraints": spread if placement.spread else [],
+            # a drain keeps one replica running (the HA table: a budget for every replicated workload)
+            "podDisruptionBudget": {"enabled": count > 1, "config": {"maxUnavailable": 1}},
             **extra,
         }
 
@@ -398,6 +406,12 @@ def airflow_values(
         "pgbouncer": {
             "enabled": True,
             "replicas": 2 if placement.spread else 1,
+            "topologySpreadConstraints": (
+                zone_spread({"tier": "airflow", "component": "pgbouncer", "release": RELEASE})
+                if placement.spread
+                else []
+            ),
+            "podDisruptionBudget": {"enabled": placement.spread, "config": {"maxUnavailable": 1}},
             "configSecretName": secrets.pgbouncer_config,
             # a new config, password or database CA rolls the pods (pgbouncer_checksum)
             "podAnnotations": {"checksum/pgbouncer-config": pgbouncer_checksum},
@@ -410,12 +424,12 @@ def airflow_values(
                 "resources": placement.resources("10m", "32Mi", "64Mi"),
             },
             "serviceAccount": {"create": True},
-            "resources": placement.resources("100m", "128Mi", "256Mi"),
+            "resources": placement.resources("100m", "128Mi", "256Mi", small=("20m", "64Mi")),
         },
         # StatsD -> Prometheus bridge for Airflow's metrics: a small Go exporter
         "statsd": {
             "securityContexts": restricted(STATSD_UID),
-            "resources": placement.resources("50m", "64Mi", "256Mi"),
+            "resources": placement.resources("50m", "64Mi", "256Mi", small=("10m", "32Mi")),
         },
         "fernetKeySecretName": secrets.fernet_key,
         "apiSecretKeySecretName": secrets.api_secret_key,
@@ -426,17 +440,28 @@ def airflow_values(
         # the program's Job migrates before the release (migration_job_spec)
         "migrateDatabaseJob": {"enabled": False},
         # active/standby per the HA table: both schedulers run; row locks in PostgreSQL keep them apart
-        "scheduler": component("scheduler", replicas, resources=placement.resources("500m", "1Gi", "2Gi"), **groomer),
-        "apiServer": component("api-server", replicas, resources=placement.resources("250m", "1Gi", "2Gi")),
+        "scheduler": component(
+            "scheduler",
+            replicas,
+            resources=placement.resources("500m", "1Gi", "2Gi", small=("100m", "384Mi")),
+            **groomer,
+        ),
+        "apiServer": component(
+            "api-server", replicas, resources=placement.resources("250m", "1Gi", "2Gi", small=("100m", "384Mi"))
+        ),
         "triggerer": component(
             "triggerer",
             replicas,
             persistence={"enabled": False},
-            resources=placement.resources("100m", "512Mi", "1Gi"),
+            resources=placement.resources("100m", "512Mi", "1Gi", small=("50m", "192Mi")),
             **groomer,
         ),
         "dagProcessor": component(
-            "dag-processor", 1, enabled=True, resources=placement.resources("250m", "1Gi", "2Gi"), **groomer
+            "dag-processor",
+            1,
+            enabled=True,
+            resources=placement.resources("250m", "1Gi", "2Gi", small=("50m", "256Mi")),
+            **groomer,
         ),
         # KubernetesExecutor task pods (the pod template's `base` container): one Airflow task process
         "workers": {"serviceAccount": sa, "resources": placement.resources("250m", "512Mi", "2Gi")},
@@ -537,9 +562,13 @@ class Airflow(pulumi.ComponentResource):
         # token callbacks' package is mounted from the feature store client's volumes (same namespace)
         kafka = granted(args.identity.spec, args.kafka)
         env += late_kafka_env(kafka)
+        # task logs (the S3 handler's hook, with no connection, builds boto3's default client) and DAG tasks reach
+        # the local store with the airflow identity's key and endpoint; nothing on AWS and GCP
+        env += args.identity.env
         if kafka is not None:
             brokers = {KAFKA_BOOTSTRAP_KEY: kafka.bootstrap_servers}
             config_map(self, f"{name}-kafka-client", KAFKA_CLIENT_CONFIG_MAP, ns, brokers)
+            credentials_secret(self, f"{name}-kafka-credentials", kafka, ns)  # SCRAM: Airflow's own password
         migration = k8s.batch.v1.Job(
             f"{name}-db-migrate",
             metadata=k8s.meta.v1.ObjectMetaArgs(namespace=ns.metadata.name, labels=PART_OF),

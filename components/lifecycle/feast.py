@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -63,7 +64,7 @@ from components.kube import (
     periodic_job_spec,
     spread_affinity,
 )
-from components.lifecycle.kafka import client_package, granted, kafka_env, package_volume
+from components.lifecycle.kafka import client_package, credentials_secret, granted, kafka_env, package_volume
 from components.placement import Placement, replicated_chart
 from mlplatform.config import FeastConfig
 from mlplatform.pins import ChartPin
@@ -228,8 +229,16 @@ def _volumes(client: FeastClient) -> tuple[list[dict[str, object]], list[dict[st
 
 
 def feature_server_values(
-    *, pin: ChartPin, replicas: int, client: FeastClient, service_account: pulumi.Input[str], placement: Placement
+    *,
+    pin: ChartPin,
+    replicas: int,
+    client: FeastClient,
+    service_account: pulumi.Input[str],
+    placement: Placement,
+    identity_env: Sequence[dict[str, object]] = (),
 ) -> dict[str, object]:
+    """`identity_env`: the feast identity's WorkloadIdentity.env (the store's key and endpoint on local), for
+    a push that writes to the offline store."""
     volumes, mounts = _volumes(client)
     return {
         "nameOverride": FLOW.app,
@@ -246,10 +255,11 @@ def feature_server_values(
         "service": {"port": ENDPOINT.port},
         "podSecurityContext": {**RESTRICTED_POD, "runAsUser": UID, "runAsGroup": UID, "fsGroup": UID},
         "securityContext": {**RESTRICTED_CONTAINER, "readOnlyRootFilesystem": True},
-        "extraEnvs": client.chart_env(),
+        "extraEnvs": [*client.chart_env(), *identity_env],
         "volumes": volumes,
         "volumeMounts": mounts,
-        "resources": placement.resources(f"{SERVER_CPU_MILLI}m", "1Gi", "2Gi"),
+        # small keeps the CPU its worker count is derived from (SERVER_WORKERS)
+        "resources": placement.resources(f"{SERVER_CPU_MILLI}m", "1Gi", "2Gi", small=(f"{SERVER_CPU_MILLI}m", "384Mi")),
         "nodeSelector": placement.node_selector,
         "tolerations": placement.tolerations,
         "affinity": spread_affinity(FLOW.app) if placement.spread else {},
@@ -314,6 +324,7 @@ def materialization(
     placement: Placement,
     depends_on: list[pulumi.Resource],
     image: pulumi.Input[str] | None = None,
+    identity_env: Sequence[dict[str, object]] = (),
 ) -> k8s.batch.v1.CronJob:
     """Hourly materialize-incremental into the online store (MATERIALIZE), with the feature server's
     identity and configuration. Forbid: a slow run is never overlapped by the next one. Suspended without
@@ -323,7 +334,8 @@ def materialization(
         "name": "materialize",
         "image": image or client_image(pin),
         "command": ["python", "-c", MATERIALIZE],
-        "env": client.env(),
+        # the offline store's reader (s3fs) finds the local store's endpoint and key in identity_env
+        "env": [*client.env(), *identity_env],
         "securityContext": {**RESTRICTED_CONTAINER, "readOnlyRootFilesystem": True},
         "resources": placement.resources("500m", "1Gi", "4Gi"),
         "volumeMounts": mounts,
@@ -370,6 +382,7 @@ def apply_job(
     service_account: pulumi.Input[str],
     placement: Placement,
     depends_on: list[pulumi.Resource],
+    identity_env: Sequence[dict[str, object]] = (),
 ) -> k8s.batch.v1.Job:
     """`feast apply` of feature_repo/ into the SQL registry, run by `pulumi up` (which waits for the Job) when
     the repository changes; the same image, identity, Secrets and YAML as the materialization.
@@ -388,7 +401,7 @@ def apply_job(
         "name": "apply",
         "image": image,
         "command": ["feast", "--chdir", REPO_DIR, "apply", "--skip-source-validation"],
-        "env": [*client.env(), {"name": DATASETS_ENV, "value": datasets.uri}],
+        "env": [*client.env(), {"name": DATASETS_ENV, "value": datasets.uri}, *identity_env],
         "securityContext": {**RESTRICTED_CONTAINER, "readOnlyRootFilesystem": True},
         "resources": placement.resources("250m", "512Mi", "1Gi"),
         "volumeMounts": mounts,
@@ -488,6 +501,8 @@ def feast_client(
     )
     pg_ca = database_ca(parent, f"{prefix}-postgres-ca", "feast-postgres-ca", ns, postgres)
     package = client_package(parent, f"{prefix}-kafka-client-package", ns) if source.kafka is not None else None
+    # the SCRAM password of the workload the endpoint was granted to (none for a cloud token login)
+    kafka_credentials = credentials_secret(parent, f"{prefix}-kafka-credentials", source.kafka, ns)
     # the YAML holds no secret (its passwords are ${VARS}), so a ConfigMap
     store = config_map(parent, f"{prefix}-store", "feast-store", ns, {STORE_FILE: source.store_yaml})
     return FeastClient(
@@ -502,6 +517,7 @@ def feast_client(
             *([ca] if ca is not None else []),
             *([pg_ca] if pg_ca is not None else []),
             *([package] if package is not None else []),
+            *([kafka_credentials] if kafka_credentials is not None else []),
         ),
         kafka_package=package.metadata.name if package is not None else None,
         store_config_map=store.metadata.name,
@@ -574,6 +590,7 @@ class Feast(pulumi.ComponentResource):
                 service_account=account.metadata.name,
                 placement=placement,
                 depends_on=depends,
+                identity_env=args.identity.env,
             )
             replicated_chart(
                 self,
@@ -588,6 +605,7 @@ class Feast(pulumi.ComponentResource):
                     client=client,
                     service_account=account.metadata.name,
                     placement=placement,
+                    identity_env=args.identity.env,
                 ),
                 replicas=args.config.replicas,
                 provider=args.provider,
@@ -605,6 +623,7 @@ class Feast(pulumi.ComponentResource):
                 placement=placement,
                 depends_on=[*depends, applied],
                 image=reader,
+                identity_env=args.identity.env,
             )
         self.outputs = FeastOutputs(ENDPOINT, account, client, source, reader)
         self.register_outputs({"featureServerUrl": ENDPOINT.url})

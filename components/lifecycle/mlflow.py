@@ -25,12 +25,13 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components.contracts import Bucket, Namespace, PostgresEndpoint, ServiceEndpoint, WorkloadIdentity
+from components.contracts import AccessKey, Bucket, Namespace, PostgresEndpoint, ServiceEndpoint, WorkloadIdentity
 from components.guardrails import flow
 from components.kube import (
     PART_OF,
     RESTRICTED_CONTAINER,
     RESTRICTED_POD,
+    access_key_values,
     database_ca,
     database_ca_volume,
     database_secret,
@@ -99,6 +100,7 @@ def mlflow_values(
     placement: Placement,
     ca_config_map: pulumi.Input[str] | None = None,
     public_host: str | None = None,
+    access_key: AccessKey | None = None,
 ) -> dict[str, object]:
     database = postgres.databases["mlflow"].database
     ca_volumes, ca_mounts = database_ca_volume(ca_config_map)
@@ -121,7 +123,10 @@ def mlflow_values(
             "existingDatabaseSecret": {"name": database_secret, "usernameKey": "username", "passwordKey": "password"},
         },
         # libpq reads them: TLS to the database, verified against the mounted CA where the data layer has one
-        "extraEnvVars": {e["name"]: e["value"] for e in tls_env(postgres)},
+        # and where the store is not the cloud's (local), its endpoint (MLflow's own MLFLOW_S3_ENDPOINT_URL,
+        # mlflow/store/artifact/s3_artifact_repo.py, beside the SDK's) and the key from its Secret
+        "extraEnvVars": {e["name"]: e["value"] for e in tls_env(postgres)} | s3_endpoint_env(access_key),
+        **({"extraSecretNamesForEnvFrom": [access_key.secret_name]} if access_key is not None else {}),
         "extraVolumes": ca_volumes,
         "extraVolumeMounts": ca_mounts,
         "artifactRoot": {
@@ -137,7 +142,7 @@ def mlflow_values(
         # `--expose-prometheus <dir>`: /metrics on the server port; gunicorn's workers share the directory
         # (the chart mounts an emptyDir on /tmp)
         "extraArgs": {"exposePrometheus": "/tmp/mlflow-metrics", "workers": str(WORKERS)},
-        "resources": placement.resources("500m", "1Gi", "2Gi"),
+        "resources": placement.resources("500m", "1Gi", "2Gi", small=("100m", "384Mi")),
         "nodeSelector": placement.node_selector,
         "tolerations": placement.tolerations,
         "affinity": spread_affinity(FLOW.app) if placement.spread else {},
@@ -181,6 +186,14 @@ def migration_job_spec(
             },
         },
     }
+
+
+def s3_endpoint_env(access_key: AccessKey | None) -> dict[str, str]:
+    """The key's plain variables and MLFLOW_S3_ENDPOINT_URL, which MLflow's S3 artifact repository passes to
+    boto3 as endpoint_url; nothing on AWS and GCP."""
+    if access_key is None:
+        return {}
+    return access_key_values(access_key) | {"MLFLOW_S3_ENDPOINT_URL": access_key.endpoint}
 
 
 def artifacts_destination(artifacts: Bucket) -> pulumi.Output[str]:
@@ -257,6 +270,7 @@ class MLflow(pulumi.ComponentResource):
                     placement=args.placement,
                     ca_config_map=ca_name,
                     public_host=args.public_host,
+                    access_key=args.identity.access_key,
                 ),
                 replicas=args.config.replicas,
                 namespace=ns.metadata.name,

@@ -50,7 +50,7 @@ def operator_values(placement: Placement) -> dict[str, object]:
         # the chart's default sets limits.cpu: 100m, which Helm's merge would keep beside ours; null removes
         # it (Helm deletes a key set to null), so the operator runs without CPU throttling like every
         # platform pod. 512Mi is the chart's own figure for ~500 Ray pods.
-        "resources": _without_cpu_limit(placement.resources("100m", "256Mi", "512Mi")),
+        "resources": _without_cpu_limit(placement.resources("100m", "256Mi", "512Mi", small=("50m", "128Mi"))),
     }
 
 
@@ -126,7 +126,8 @@ def ray_cluster_spec(
         # A job's driver waits this long for a worker to take it (ray 2.52 job_manager.py, default 900 s): a
         # GPU node's scale-up from zero, image pull and the job's pip install take longer than that
         [*env, {"name": "RAY_JOB_START_TIMEOUT_SECONDS", "value": str(JOB_START_TIMEOUT_SECONDS)}],
-        {"requests": {"cpu": "1", "memory": "4Gi"}, "limits": {"memory": "6Gi"}},
+        # it schedules and serves the dashboard; small: a handful of users' jobs (limit unchanged)
+        placement.resources("1", "4Gi", "6Gi", small=("200m", "1Gi")),
         ports=(("gcs", GCS_PORT), ("dashboard", DASHBOARD.port), ("client", CLIENT_PORT)),
     )
     cpu_group = {
@@ -163,7 +164,7 @@ def ray_cluster_spec(
             # KubeRay's default for the autoscaler sidecar is 500m CPU and 512Mi requested (the operator's
             # DefaultAutoscalerContainerResources): a loop that polls the GCS every few seconds uses a
             # fraction of that, and the head's CPU pool node pays for every request
-            "resources": {"requests": {"cpu": "100m", "memory": "256Mi"}, "limits": {"memory": "512Mi"}},
+            "resources": placement.resources("100m", "256Mi", "512Mi", small=("50m", "128Mi")),
         },
         "headGroupSpec": head_group,
         "workerGroupSpecs": workers,
@@ -233,7 +234,8 @@ class KubeRay(pulumi.ComponentResource):
                 gpu_pools=args.gpu_pools,
                 placement=args.placement,
                 mlflow_tracking_uri=args.mlflow.url,
-                feast_env=client.env(),
+                # and the Ray identity's store key and endpoint on local (WorkloadIdentity.env; none elsewhere)
+                feast_env=[*client.env(), *args.identity.env],
                 feast_volumes=client.volumes(),
             )
             k8s.apiextensions.CustomResource(

@@ -18,6 +18,7 @@ the exact data the model saw, logged with the run.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -55,16 +56,20 @@ def training_code_files() -> dict[str, str]:
     return {p.name: p.read_text() for p in sorted(TRAINING_CODE_DIR.iterdir()) if p.suffix in TRAINING_CODE_SUFFIXES}
 
 
-def feature_pod_template(client: FeastClient, image: pulumi.Input[str]) -> pulumi.Output[str]:
+def feature_pod_template(
+    client: FeastClient, image: pulumi.Input[str], identity_env: Sequence[dict[str, object]] = ()
+) -> pulumi.Output[str]:
     """The feature step's pod as a KubernetesPodOperator `pod_template_dict` (Kubernetes' JSON field names):
     the Feast client image with the feature store's variables and mounts in `training`; the DAG adds the
     command and the code. Its container is KubernetesPodOperator's `base`, which the operator's own
-    container is merged into (cncf-kubernetes pod_generator.PodGenerator.reconcile_pods)."""
+    container is merged into (cncf-kubernetes pod_generator.PodGenerator.reconcile_pods). `identity_env`: the
+    training identity's WorkloadIdentity.env (the local store's key and endpoint for the offline store's
+    reads; nothing on AWS and GCP)."""
     volumes, mounts = client.volumes()
     container = {
         "name": "base",
         "image": image,
-        "env": client.env(),
+        "env": [*client.env(), *identity_env],
         "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}, *mounts],
         "securityContext": {**RESTRICTED_CONTAINER, "readOnlyRootFilesystem": True},
         # Dask in one process holds the entity dataframe and the feature rows it joins
@@ -79,14 +84,17 @@ def feature_pod_template(client: FeastClient, image: pulumi.Input[str]) -> pulum
 
 
 def airflow_env(
-    client: FeastClient | None, image: pulumi.Input[str] | None, gpu_pools: tuple[NodePoolContract, ...]
+    client: FeastClient | None,
+    image: pulumi.Input[str] | None,
+    gpu_pools: tuple[NodePoolContract, ...],
+    identity_env: Sequence[dict[str, object]] = (),
 ) -> list[dict[str, object]]:
     """The training flow's Airflow variables: the feature step's pod (with a Feast client in `training`, i.e.
     where the Ray cluster is installed) and the GPUs the Ray job's entrypoint asks for: one where there are GPU
     pools, so it runs on a GPU worker (components/lifecycle/ray.py gpu_worker_group), none otherwise."""
     env: list[dict[str, object]] = [{"name": NUM_GPUS_VARIABLE, "value": "1" if gpu_pools else "0"}]
     if client is not None and image is not None:
-        env.append({"name": FEATURE_POD_VARIABLE, "value": feature_pod_template(client, image)})
+        env.append({"name": FEATURE_POD_VARIABLE, "value": feature_pod_template(client, image, identity_env)})
     return env
 
 
@@ -124,7 +132,9 @@ class Training(pulumi.ComponentResource):
         super().__init__("mlplatform:lifecycle:Training", name, None, opts)
         account = identity_service_account(self, f"{name}-service-account", args.identity, args.namespace)
         config_map(self, f"{name}-reference-code", TRAINING_CODE_CONFIG_MAP, args.namespace, training_code_files())
-        self.outputs = TrainingOutputs(account, airflow_env(args.feature_store, args.feature_image, args.gpu_pools))
+        self.outputs = TrainingOutputs(
+            account, airflow_env(args.feature_store, args.feature_image, args.gpu_pools, args.identity.env)
+        )
         self.register_outputs({"serviceAccount": account.metadata.name})
 
 

@@ -28,6 +28,7 @@ from components.placement import Placement
 from components.sign_on import SignOn
 from mlplatform.chartkeys import selected_pin
 from mlplatform.config import ServicesConfig
+from mlplatform.config.models import Sizing
 from mlplatform.pins import ALLOY, DCGM_EXPORTER, KUBE_PROMETHEUS_STACK, LOKI, PUSHGATEWAY
 
 
@@ -59,7 +60,7 @@ class Observability(pulumi.ComponentResource):
     def __init__(self, name: str, args: ObservabilityArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("mlplatform:observability:Observability", name, None, opts)
         ns = args.namespaces[Namespace.MONITORING]
-        placement = Placement(args.cluster.cpu_pool, spread=args.multi_zone)
+        placement = Placement(args.cluster.cpu_pool, spread=args.multi_zone, small=args.services.sizing is Sizing.SMALL)
         provider = args.cluster.kubernetes_provider
         loki = Loki(
             f"{name}-loki",

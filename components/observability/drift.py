@@ -84,6 +84,13 @@ def _fetch_env(bucket: Bucket) -> list[dict[str, object]]:
     return [{"name": "AWS_REGION", "value": bucket.region}, {"name": "AWS_STS_REGIONAL_ENDPOINTS", "value": "regional"}]
 
 
+def with_identity(env: list[dict[str, object]], identity_env: list[dict[str, object]]) -> list[dict[str, object]]:
+    """`env` and the identity's variables (the local store's key and endpoint: boto3.client("s3") reads them),
+    the identity's winning where both name one (AWS_REGION); `env` as it is on AWS and GCP."""
+    names = {e["name"] for e in identity_env}
+    return [e for e in env if e["name"] not in names] + identity_env
+
+
 def job_pod(args: DriftMonitorArgs, account: pulumi.Input[str], code: pulumi.Input[str]) -> dict[str, object]:
     drift, placement = args.config.drift, args.placement
     reference, current = f"reference{_suffix(drift.reference)}", f"current{_suffix(drift.current)}"
@@ -102,7 +109,7 @@ def job_pod(args: DriftMonitorArgs, account: pulumi.Input[str], code: pulumi.Inp
             f"{reference}={drift.reference}",
             f"{current}={drift.current}",
         ],
-        "env": _fetch_env(args.bucket),
+        "env": with_identity(_fetch_env(args.bucket), args.identity.env),
         "securityContext": {**RESTRICTED_CONTAINER, "runAsUser": AIRFLOW_IMAGE_UID},
         "resources": placement.resources("100m", "256Mi", "1Gi"),
         "volumeMounts": mounts,

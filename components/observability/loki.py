@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components.contracts import Bucket, Namespace, ObjectStore, WorkloadIdentity
+from components.contracts import AccessKey, Bucket, Namespace, ObjectStore, WorkloadIdentity
 from components.guardrails import LOKI_HTTP_PORT, LOKI_PODS
 from components.kube import identity_service_account, pinned_release, zone_spread
 from components.placement import Placement
@@ -50,10 +50,32 @@ class LokiOutputs:
     push_url: str  # where log agents push
 
 
-def _storage(bucket: Bucket) -> dict[str, object]:
+def _storage(bucket: Bucket, key: AccessKey | None = None) -> dict[str, object]:
     store = bucket.store.value
     backend: dict[str, object] = {"s3": {"region": bucket.region}} if bucket.store is ObjectStore.S3 else {}
+    if key is not None and bucket.endpoint is not None:
+        backend = {"s3": {"region": bucket.region, **s3_endpoint(bucket.endpoint, key)}}
     return {"type": store, "bucketNames": {"chunks": bucket.name, "ruler": bucket.name}, **backend}
+
+
+# Loki expands ${VAR} in its configuration from the environment with -config.expand-env=true (Loki's
+# "Configuration" docs, "Use environment variables in the configuration"): the key stays in its Secret
+EXPAND_ENV = "-config.expand-env=true"
+
+
+def s3_endpoint(endpoint: str, key: AccessKey) -> dict[str, object]:
+    """The chart's loki.storage.s3 keys for an S3-compatible store (grafana-community loki 18.11.0
+    templates/_helpers.tpl loki.lokiStorageConfig.s3): the endpoint as host:port, plain HTTP where the URL says
+    so (`insecure`: the SDK's DisableSSL), path-style requests (the store serves no per-bucket host names), and
+    the key from the environment."""
+    scheme, _, authority = endpoint.partition("://")
+    return {
+        "endpoint": authority,
+        "insecure": scheme == "http",
+        "s3ForcePathStyle": True,
+        "accessKeyId": f"${{{key.ACCESS_KEY_ID}}}",
+        "secretAccessKey": f"${{{key.SECRET_ACCESS_KEY}}}",
+    }
 
 
 def evictable(replication_factor: int) -> int:
@@ -75,7 +97,7 @@ def loki_values(args: LokiArgs, service_account: pulumi.Input[str]) -> dict[str,
             # one tenant: the platform's own cluster
             "auth_enabled": False,
             "commonConfig": {"replication_factor": factor},
-            "storage": _storage(args.bucket),
+            "storage": _storage(args.bucket, args.identity.access_key),
             "schemaConfig": {
                 "configs": [
                     {
@@ -97,7 +119,7 @@ def loki_values(args: LokiArgs, service_account: pulumi.Input[str]) -> dict[str,
             "replicas": replicas,
             "nodeSelector": placement.node_selector,
             "tolerations": placement.tolerations,
-            "resources": placement.resources("250m", "1Gi", "2Gi"),
+            "resources": placement.resources("250m", "1Gi", "2Gi", small=("50m", "192Mi")),
             # the chart's default is a required anti-affinity per host; prefer zones too in multi-zone stacks
             "topologySpreadConstraints": zone_spread(LOKI_PODS) if placement.spread else [],
             # write-ahead log and compactor working files; chunks live in the bucket
@@ -106,6 +128,12 @@ def loki_values(args: LokiArgs, service_account: pulumi.Input[str]) -> dict[str,
             # the chart renders the budget only when replicas > 1 and a bound is set (both are null by
             # default: templates/_pdb.tpl, monolithic/pdb.yaml)
             "podDisruptionBudget": {"maxUnavailable": evictable(factor)},
+            # the local store's key (WorkloadIdentity.env), which the storage config names as ${VARS}
+            **(
+                {"extraArgs": [EXPAND_ENV], "extraEnv": args.identity.env}
+                if args.identity.access_key is not None
+                else {}
+            ),
         },
         # the chart's defaults are for SimpleScalable (3 each); templates/validate.yaml refuses a monolithic
         # release while any of them has replicas

@@ -195,7 +195,7 @@ def stack_values(
         "coreDns": {"enabled": args.dns_metrics_port == COREDNS_METRICS_PORT},
         "prometheusOperator": {
             **where,
-            "resources": placement.resources("100m", "128Mi", "512Mi"),
+            "resources": placement.resources("100m", "128Mi", "512Mi", small=("50m", "128Mi")),
             "admissionWebhooks": {"patch": {**where, "resources": placement.resources("10m", "32Mi", "128Mi")}},
         },
         "prometheus": {
@@ -210,7 +210,7 @@ def stack_values(
                 "enableOTLPReceiver": True,
                 "podAntiAffinity": spread,
                 "podAntiAffinityTopologyKey": "topology.kubernetes.io/zone",
-                "resources": placement.resources("500m", "2Gi", "8Gi"),
+                "resources": placement.resources("500m", "2Gi", "8Gi", small=("100m", "512Mi")),
                 "serviceMonitorSelectorNilUsesHelmValues": False,
                 "podMonitorSelectorNilUsesHelmValues": False,
                 "ruleSelectorNilUsesHelmValues": False,
@@ -236,13 +236,15 @@ def stack_values(
             # credentials from a Secret the program makes, never from values (the chart would otherwise
             # generate one into its own Secret)
             "admin": {"existingSecret": admin_secret, "userKey": "admin-user", "passwordKey": "admin-password"},
-            "resources": placement.resources("100m", "256Mi", "512Mi"),
+            "resources": placement.resources("100m", "256Mi", "512Mi", small=("50m", "192Mi")),
             **signed_on(
                 grafana_database(args.postgres, db_secret, db_ca, alerting=grafana_alerting_ha(replicas)),
                 args.sign_on,
                 GRAFANA_SSO_SECRET,
             ),
             "headlessService": replicas > 1,  # the alerting peers' discovery (grafana_alerting_ha)
+            # a drain keeps one replica serving (the HA table: a budget for every replicated workload)
+            "podDisruptionBudget": {"maxUnavailable": 1} if replicas > 1 else {},
             # the dashboard and data source sidecars watch ConfigMaps: a few tens of MiB. Dashboards are the
             # ConfigMaps labelled like the platform's own (components/observability/dashboards.py).
             **grafana_sidecars(placement),

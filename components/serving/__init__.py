@@ -28,6 +28,7 @@ from components.serving.kserve import KServe, KServeArgs, KServePins
 from components.serving.models import TRANSFORMER_UID, Models, ModelsArgs
 from mlplatform.chartkeys import selected_pin
 from mlplatform.config import ServicesConfig
+from mlplatform.config.models import Sizing
 from mlplatform.config.serving import ServingConfig
 from mlplatform.pins import (
     CERT_MANAGER,
@@ -124,7 +125,9 @@ class Serving(pulumi.ComponentResource):
         super().__init__("mlplatform:serving:Serving", name, None, opts)
         cfg, ns, child = args.services.kserve, args.namespaces, pulumi.ResourceOptions(parent=self)
         common = {
-            "placement": Placement(args.cluster.cpu_pool, spread=args.multi_zone),
+            "placement": Placement(
+                args.cluster.cpu_pool, spread=args.multi_zone, small=args.services.sizing is Sizing.SMALL
+            ),
             "provider": args.cluster.kubernetes_provider,
         }
         ha = 2 if args.multi_zone else 1

@@ -14,7 +14,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from components.contracts import WorkloadIdentity
-from components.kube import pinned_release
+from components.kube import pinned_release, zone_spread
 from components.placement import Placement
 from mlplatform.pins import ChartPin
 
@@ -43,6 +43,9 @@ def dns01_values(identity: WorkloadIdentity) -> dict[str, object]:
     }
 
 
+RELEASE = "cert-manager"
+
+
 def cert_manager_values(replicas: int, placement: Placement) -> dict[str, object]:
     budget = {"enabled": replicas > 1, "maxUnavailable": 1}
     # controllers with small caches: a few tens of MiB each at the platform's scale
@@ -51,14 +54,26 @@ def cert_manager_values(replicas: int, placement: Placement) -> dict[str, object
     def part(**extra: object) -> dict[str, object]:
         return {"tolerations": placement.tolerations, "resources": small, **extra}
 
+    def spread(app: str, component: str) -> list[dict[str, object]]:
+        """Replicas over zones (the HA table); the chart's pod labels (templates/*-deployment.yaml)."""
+        labels = {"app.kubernetes.io/name": app, "app.kubernetes.io/instance": RELEASE}
+        labels["app.kubernetes.io/component"] = component
+        return zone_spread(labels) if placement.spread and replicas > 1 else []
+
     return {
         "crds": {"enabled": True, "keep": True},
         "global": {"nodeSelector": placement.node_selector},
         "replicaCount": replicas,
         "podDisruptionBudget": budget,
-        **part(),
-        "webhook": part(replicaCount=replicas, podDisruptionBudget=budget),
-        "cainjector": part(replicaCount=replicas, podDisruptionBudget=budget),
+        **part(topologySpreadConstraints=spread("cert-manager", "controller")),
+        "webhook": part(
+            replicaCount=replicas, podDisruptionBudget=budget, topologySpreadConstraints=spread("webhook", "webhook")
+        ),
+        "cainjector": part(
+            replicaCount=replicas,
+            podDisruptionBudget=budget,
+            topologySpreadConstraints=spread("cainjector", "cainjector"),
+        ),
         "startupapicheck": part(),
     }
 
@@ -78,7 +93,7 @@ class CertManager(pulumi.ComponentResource):
                 **(dns01_values(args.identity) if args.identity is not None else {}),
             },
             args.provider,
-            release_name="cert-manager",
+            release_name=RELEASE,
             # three small Deployments on the CPU pool, which may be at zero nodes (~3 min for a node), plus
             # the startupapicheck hook waiting for the webhook
             timeout_seconds=600,

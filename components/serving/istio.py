@@ -64,7 +64,7 @@ def istiod_values(
         "pdb": {"minAvailable": 1},
         "seccompProfile": {"type": "RuntimeDefault"},
         # xDS for one gateway Deployment: well below the chart's 500m/2Gi default
-        "resources": placement.resources("100m", "256Mi", "1Gi"),
+        "resources": placement.resources("100m", "256Mi", "1Gi", small=("50m", "128Mi")),
         "nodeSelector": placement.node_selector,
         "tolerations": placement.tolerations,
     }

@@ -22,6 +22,13 @@ from mlplatform.pins import KNATIVE_SERVING_VERSIONS, ChartPin
 
 # The control-plane Deployments the operator makes (serving-core and net-istio manifests).
 WORKLOADS = ("activator", "autoscaler", "controller", "webhook", "net-istio-controller", "net-istio-webhook")
+# services.sizing small: the control plane idles far below Serving's own requests (activator 300m, the others
+# 100m: knative/operator cmd/operator/kodata/knative-serving/1.22.1/2-serving-core.yaml), which are sized for
+# traffic through the activator. The operator merges these into the container's requests, limits unchanged
+# (knative/operator pkg/reconciler/common/workload_override.go replaceResources).
+SMALL_REQUESTS: dict[str, dict[str, object]] = {
+    w: {"container": w, "requests": {"cpu": "50m"}} for w in ("activator", "autoscaler", "controller", "webhook")
+}
 # Image registries whose tags Knative must not resolve to digests (it would need registry credentials and
 # egress for every revision): NVIDIA's and Docker Hub's, where the serving runtimes' images live.
 SKIP_TAG_RESOLUTION = "nvcr.io,index.docker.io,docker.io"
@@ -52,7 +59,7 @@ def operator_values(placement: Placement) -> dict[str, object]:
     part = {
         "affinity": affinity,
         "tolerations": placement.tolerations,
-        "resources": placement.resources("50m", "128Mi", "512Mi"),
+        "resources": placement.resources("50m", "128Mi", "512Mi", small=("20m", "64Mi")),
         # the template reads only these three container fields (and drops ALL capabilities itself); the
         # seccomp profile restricted needs goes on the pod (templates/operator.yaml)
         "containerSecurityContext": {
@@ -94,6 +101,7 @@ def knative_serving_spec(args: KnativeArgs) -> dict[str, object]:
         },
         "workloads": [
             {"name": w, "nodeSelector": placement.node_selector, "tolerations": placement.tolerations}
+            | ({"resources": [SMALL_REQUESTS[w]]} if placement.small and w in SMALL_REQUESTS else {})
             for w in WORKLOADS
         ],
     }

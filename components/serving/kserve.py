@@ -73,7 +73,18 @@ def controller_values(cfg: KServeConfig, placement: Placement) -> dict[str, obje
                 # deep-merges these values into a manifest that hard-codes `limits.cpu: 100m`
                 # (kserve-resources v0.20.0 files/kserve/resources.yaml, templates/_utils.tpl deepMerge, which
                 # never sees a null: Helm's coalescing drops it first), so the limit is raised instead
-                "resources": {"requests": {"cpu": "100m", "memory": "300Mi"}, "limits": {"cpu": "1", "memory": "1Gi"}},
+                "resources": {
+                    "requests": dict(placement.resources("100m", "300Mi", "1Gi", small=("50m", "192Mi"))["requests"]),
+                    "limits": {"cpu": "1", "memory": "1Gi"},
+                },
+                # the chart's kube-rbac-proxy sidecar requests 100m/300Mi (kserve-resources v0.20.0 values.yaml
+                # kserve.controller.rbacProxy.resources) for a proxy in front of the metrics endpoint; small
+                # asks what it idles at, limits as the chart's
+                **(
+                    {"rbacProxy": {"resources": {"requests": {"cpu": "10m", "memory": "32Mi"}}}}
+                    if placement.small
+                    else {}
+                ),
                 "topologySpreadConstraints": zone_spread(CONTROLLER_LABELS) if placement.spread else [],
             },
             # prometheus.io annotations on model pods, pointing at queue-proxy's metrics

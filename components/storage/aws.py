@@ -194,7 +194,8 @@ def _identity(
             policy=dns01_policy(spec.dns.hosted_zone_id),
             opts=pulumi.ResourceOptions(parent=role),
         )
-    if kafka is not None and spec.kafka is not None:
+    # only where clients log in as their cloud identity (MSK IAM); in-cluster Kafka's SCRAM users need no grant
+    if kafka is not None and kafka.auth.cloud_identity and spec.kafka is not None:
         aws.iam.RolePolicy(
             f"{name}-{spec.key}-kafka",
             role=role.id,

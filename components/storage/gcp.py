@@ -43,7 +43,8 @@ def build(
     buckets = {p: _bucket(parent, name, cfg, p) for p in BucketPurpose}
     binding = cluster.facts(GcpClusterFacts)
     identities = {w.key: _identity(parent, name, cfg, w, buckets, binding) for w in workloads}
-    if kafka is not None:
+    # only where clients log in as their Google identity (Managed Kafka); in-cluster Kafka's ACLs are its own
+    if kafka is not None and kafka.auth.cloud_identity:
         _kafka_access(parent, name, cfg, kafka, [i for i in identities.values() if i.spec.kafka is not None])
     return StorageOutputs(buckets=buckets, identities=identities, registry=_registry(parent, name, cfg))
 

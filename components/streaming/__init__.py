@@ -2,8 +2,8 @@
 
 Feast's own Kafka ingestion is experimental and Spark-only (docs/reference/data-sources/kafka.md, feast
 v0.66.0): Flink owns the transform, Feast is the sink. The layer makes, in this order:
-- the feature-event topics (MSK / Managed Kafka topic resources, retention from config), under the cloud
-  provider: the only cloud resources of an otherwise in-cluster layer;
+- the feature-event topics (MSK / Managed Kafka topic resources under the cloud provider, or Strimzi
+  KafkaTopics for in-cluster Kafka: as the endpoint says; retention from config);
 - the Flink Kubernetes Operator in `flink-operator` (chart 1.15.0; its webhook after cert-manager);
 - the job's image (streaming/) and its FlinkDeployment in `streaming`, as the streaming workload's identity
   (components/workloads.py STREAMING), after the topics and the operator.
@@ -29,12 +29,14 @@ from components.contracts import (
     StorageOutputs,
 )
 from components.lifecycle.feast import FEATURE_REPO
+from components.lifecycle.kafka import granted
 from components.placement import Placement
 from components.streaming.image import job_image
 from components.streaming.job import FeaturePush, FeaturePushArgs
 from components.streaming.operator import FlinkOperator, FlinkOperatorArgs
 from components.streaming.topics import feature_topics
 from mlplatform.config import HaProfile, PlatformConfig
+from mlplatform.config.models import Sizing
 from mlplatform.pins import FLINK_OPERATOR
 
 # The push source's batch source (feature_repo/streaming.py): an empty Parquet file with the feature view's
@@ -75,7 +77,11 @@ class Streaming(pulumi.ComponentResource):
         kafka = args.data.kafka
         if kafka is None:
             raise ValueError("streaming needs Kafka (config validation requires data.kafka.enabled)")
-        placement = Placement(args.cluster.cpu_pool, spread=cfg.ha is HaProfile.MULTI_ZONE)
+        placement = Placement(
+            args.cluster.cpu_pool,
+            spread=cfg.ha is HaProfile.MULTI_ZONE,
+            small=cfg.services.sizing is Sizing.SMALL,
+        )
         streaming_ns = args.namespaces[Namespace.STREAMING]
         topics = feature_topics(self, name, cfg, kafka)
         operator = FlinkOperator(
@@ -91,7 +97,8 @@ class Streaming(pulumi.ComponentResource):
         job = FeaturePush(
             f"{name}-feature-push",
             FeaturePushArgs(
-                namespace=streaming_ns, identity=args.storage.identity(workloads.STREAMING), kafka=kafka,
+                namespace=streaming_ns, identity=args.storage.identity(workloads.STREAMING),
+                kafka=granted(workloads.STREAMING, kafka),
                 feature_server=args.feature_server, datasets=args.storage.buckets[BucketPurpose.DATASETS],
                 image=image.ref, config=cfg.streaming, placement=placement, topics=tuple(topics.values()),
                 operator=operator.release,

@@ -10,6 +10,7 @@ import pulumi
 import pulumi_docker_build as docker_build
 
 from components.contracts import ContainerRegistry
+from components.images import registry_logins
 from components.serving.images import PLATFORM, PROJECT_DIR, context_hash
 
 CONTEXT = "streaming"  # relative to the project, where `pulumi up` runs
@@ -27,8 +28,6 @@ def job_image(
         tags=[registry.image(IMAGE, context_hash(project_dir / CONTEXT))],
         push=True,
         build_on_preview=False,
-        registries=[
-            docker_build.RegistryArgs(address=registry.address, username=registry.username, password=registry.password)
-        ],
+        registries=registry_logins(registry),
         opts=pulumi.ResourceOptions(parent=parent),
     )

@@ -14,6 +14,7 @@ still Flink's Java connector (in the image's lib/), so the Kafka login is Java's
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import pulumi
@@ -22,6 +23,7 @@ import pulumi_kubernetes as k8s
 from components.contracts import Bucket, KafkaEndpoint, ObjectStore, ServiceEndpoint, WorkloadIdentity
 from components.guardrails import FLINK_JOBMANAGER_PODS
 from components.kube import PART_OF, RESTRICTED_CONTAINER, RESTRICTED_POD, identity_service_account
+from components.lifecycle.kafka import JAAS_KEY, credentials_secret, secret_env
 from components.placement import Placement
 from mlplatform.config.streaming import StreamingConfig
 from mlplatform.pins import FLINK_CRD_VERSION, FLINK_VERSION
@@ -51,6 +53,24 @@ CREDENTIALS: dict[ObjectStore, dict[str, str]] = {
     ObjectStore.GCS: {},
 }
 CHECKPOINT_INTERVAL = "60s"
+JAAS_ENV = "KAFKA_SASL_JAAS_CONFIG"  # streaming/feature_push/settings.py reads it into sasl.jaas.config
+
+
+def filesystem_settings(datasets: Bucket) -> dict[str, str]:
+    """The filesystem plugin's settings for the datasets bucket. An S3-compatible store in the cluster (local)
+    is S3A with its endpoint, path-style requests (the store serves no per-bucket host names) and the key from
+    the environment (the identity's env: SDK v1's EnvironmentVariableCredentialsProvider reads
+    AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY); S3A's own keys (hadoop-aws 3.3 core-default.xml: fs.s3a.endpoint,
+    fs.s3a.path.style.access, fs.s3a.connection.ssl.enabled, fs.s3a.endpoint.region), forwarded by Flink."""
+    if datasets.endpoint is None:
+        return CREDENTIALS[datasets.store]
+    return {
+        "fs.s3a.endpoint": datasets.endpoint,
+        "fs.s3a.endpoint.region": datasets.region,
+        "fs.s3a.path.style.access": "true",
+        "fs.s3a.connection.ssl.enabled": str(datasets.endpoint.startswith("https://")).lower(),
+        "fs.s3a.aws.credentials.provider": "com.amazonaws.auth.EnvironmentVariableCredentialsProvider",
+    }
 
 
 @dataclass(frozen=True)
@@ -67,14 +87,30 @@ class FeaturePushArgs:
     operator: pulumi.Resource  # the operator's release: its CRDs and its webhook
 
 
-def kafka_properties(kafka: KafkaEndpoint) -> dict[str, str]:
-    """The Java Kafka client's login, from the Kafka contract (the brokers go separately: an Output)."""
+def kafka_properties(kafka: KafkaEndpoint) -> dict[str, pulumi.Input[str]]:
+    """The Java Kafka client's login, from the Kafka contract (the brokers go separately: an Output). A token
+    login is the cloud library's callback handler; SCRAM trusts the in-cluster CA as a PEM trust store, given
+    inline (Kafka's ssl.truststore.type PEM with ssl.truststore.certificates, KIP-651), while its JAAS line,
+    which holds the password, comes from the workload's Secret (JAAS_ENV, read by the job's settings)."""
     auth = kafka.auth
-    return {
+    props: dict[str, pulumi.Input[str]] = {
         "security.protocol": auth.security_protocol,
         "sasl.mechanism": auth.sasl_mechanism,
         **dict(auth.jvm_sasl_properties),
     }
+    if auth.scram is not None:
+        props |= {"ssl.truststore.type": "PEM", "ssl.truststore.certificates": auth.scram.ca_certificate_pem}
+    return props
+
+
+def kafka_secret_env(kafka: KafkaEndpoint) -> list[dict[str, object]]:
+    """SCRAM: the JAAS line from the workload's Secret (components/lifecycle/kafka.py credentials_secret)."""
+    user = kafka.auth.user
+    if kafka.auth.scram is None:
+        return []
+    if user is None:
+        raise ValueError("the job's Kafka endpoint must be granted() to its workload, which picks its user")
+    return [secret_env(JAAS_ENV, user.secret_name, JAAS_KEY)]
 
 
 def job_settings(config: StreamingConfig, feature_server: ServiceEndpoint) -> dict[str, object]:
@@ -97,7 +133,11 @@ def job_env(
 ) -> list[dict[str, object]]:
     return [
         {"name": "KAFKA_BOOTSTRAP_SERVERS", "value": kafka.bootstrap_servers},
-        {"name": "KAFKA_PROPERTIES", "value": json.dumps(kafka_properties(kafka), sort_keys=True)},
+        {
+            "name": "KAFKA_PROPERTIES",
+            "value": pulumi.Output.from_input(kafka_properties(kafka)).apply(lambda p: json.dumps(p, sort_keys=True)),
+        },
+        *kafka_secret_env(kafka),
         {"name": "FEATURE_PUSH", "value": json.dumps(job_settings(config, feature_server), sort_keys=True)},
         {"name": "ENABLE_BUILT_IN_PLUGINS", "value": PLUGINS[store]},
     ]
@@ -112,7 +152,9 @@ def flink_deployment_spec(
     datasets: Bucket,
     config: StreamingConfig,
     placement: Placement,
+    identity_env: Sequence[dict[str, object]] = (),
 ) -> dict[str, object]:
+    """`identity_env`: the job identity's WorkloadIdentity.env (the local store's key; nothing elsewhere)."""
     state = datasets.uri.apply(lambda uri: f"{uri}/flink/{DEPLOYMENT}")
     pod = {
         "securityContext": {**RESTRICTED_POD, "runAsUser": FLINK_UID, "runAsGroup": FLINK_UID, "fsGroup": FLINK_UID},
@@ -122,7 +164,7 @@ def flink_deployment_spec(
             {
                 "name": MAIN_CONTAINER,
                 "securityContext": RESTRICTED_CONTAINER,
-                "env": job_env(kafka, config, feature_server, datasets.store),
+                "env": [*job_env(kafka, config, feature_server, datasets.store), *identity_env],
             }
         ],
     }
@@ -143,13 +185,23 @@ def flink_deployment_spec(
             "high-availability.type": "kubernetes",
             "high-availability.storageDir": state.apply(lambda s: f"{s}/ha"),
             "restart-strategy.type": "exponential-delay",
-            **CREDENTIALS[datasets.store],
+            **filesystem_settings(datasets),
             "python.executable": PYTHON,
             "python.client.executable": PYTHON,
         },
         "podTemplate": {"metadata": {"labels": PART_OF}, "spec": pod},
-        "jobManager": {"replicas": 1, "resource": {"cpu": 0.5, "memory": "1536m"}},
-        "taskManager": {"resource": {"cpu": 1, "memory": "2048m"}},
+        # Flink's process sizes (the operator requests them, memory as the limit too); services.sizing small
+        # (dev, local): a JobManager of 1 GiB (heap ~450 MiB after Flink's 256 MiB metaspace, 192 MiB minimum
+        # JVM overhead and 128 MiB off-heap) and a TaskManager of 1.25 GiB, whose Python workers still get
+        # ~330 MiB of managed memory (Flink's 0.4 managed fraction of the 832 MiB left after metaspace and
+        # overhead; flink-docs "Set up TaskManager Memory" defaults)
+        "jobManager": {
+            "replicas": 1,
+            "resource": {"cpu": 0.25, "memory": "1024m"} if placement.small else {"cpu": 0.5, "memory": "1536m"},
+        },
+        "taskManager": {
+            "resource": {"cpu": 0.5, "memory": "1280m"} if placement.small else {"cpu": 1, "memory": "2048m"}
+        },
         "job": {
             "jarURI": f"local:///opt/flink/opt/flink-python-{FLINK_VERSION}.jar",
             "entryClass": "org.apache.flink.client.python.PythonDriver",
@@ -170,6 +222,7 @@ class FeaturePush(pulumi.ComponentResource):
     def __init__(self, name: str, args: FeaturePushArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("mlplatform:streaming:FeaturePush", name, None, opts)
         self.service_account = identity_service_account(self, f"{name}-service-account", args.identity, args.namespace)
+        credentials = credentials_secret(self, f"{name}-kafka-credentials", args.kafka, args.namespace)
         self.deployment = k8s.apiextensions.CustomResource(
             name,
             api_version="flink.apache.org/v1beta1",
@@ -185,7 +238,16 @@ class FeaturePush(pulumi.ComponentResource):
                 datasets=args.datasets,
                 config=args.config,
                 placement=args.placement,
+                identity_env=args.identity.env,
             ),
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[self.service_account, args.operator, *args.topics]),
+            opts=pulumi.ResourceOptions(
+                parent=self,
+                depends_on=[
+                    self.service_account,
+                    args.operator,
+                    *args.topics,
+                    *([credentials] if credentials is not None else []),
+                ],
+            ),
         )
         self.register_outputs({"jobManagerPods": FLINK_JOBMANAGER_PODS})

@@ -58,8 +58,8 @@ def operator_values(
         "operatorPod": {
             "nodeSelector": placement.node_selector,
             "tolerations": placement.tolerations,
-            "resources": placement.resources("100m", "512Mi", "1Gi"),
-            "webhook": {"resources": placement.resources("50m", "256Mi", "512Mi")},
+            "resources": placement.resources("100m", "512Mi", "1Gi", small=("50m", "384Mi")),
+            "webhook": {"resources": placement.resources("50m", "256Mi", "512Mi", small=("10m", "128Mi"))},
         },
         "webhook": {
             "create": webhook,

@@ -57,6 +57,16 @@ class DataServiceMode(StrEnum):
     IN_CLUSTER = "in-cluster"
 
 
+class Sizing(StrEnum):
+    """What the platform's own pods request (`services.sizing`). `standard`: sized for a team's load (prod).
+    `small`: for a handful of users (dev, and local within its laptop budget), lower CPU and memory requests
+    on the services that idle well below them; memory limits stay as in `standard`, so a small pod may still
+    grow to the same ceiling when a node has room. `plan` prints the stack's summed requests."""
+
+    STANDARD = "standard"
+    SMALL = "small"
+
+
 class Profile(StrEnum):
     DEV = "dev"
     PROD = "prod"
@@ -306,6 +316,10 @@ class ClusterConfig(Strict):
     # local: the addresses of the cluster's nodes (kind: the docker network, 172.18.0.0/16 by default), from
     # which the API server calls webhooks and which the host-network scrapes target
     node_cidrs: list[str] | None = None
+    # local: the image registry the cluster's nodes pull from, as host:port, the same name from the deployer's
+    # machine (where `pulumi up` pushes the platform's images) and from the nodes (kind's "Local Registry":
+    # a registry container published on localhost:5001, which each node's containerd maps to itself)
+    registry: Annotated[str, Field(pattern=r"^[a-z0-9.-]+(:[0-9]{1,5})?$")] | None = None
 
     @model_validator(mode="after")
     def _per_cloud(self, info: ValidationInfo) -> Self:
@@ -315,7 +329,7 @@ class ClusterConfig(Strict):
             cloud,
             aws=(),
             gcp=("release_channel", "maintenance_window"),
-            local=("kubeconfig_context", "node_cidrs"),
+            local=("kubeconfig_context", "node_cidrs", "registry"),
         )
         pools = [("systemPool", self.system_pool), ("cpuPool", self.cpu_pool)]
         pools += [(f"gpuPools[{i}]", p) for i, p in enumerate(self.gpu_pools)]
@@ -523,6 +537,9 @@ class RedisConfig(Strict):
     machine_type: Annotated[str, Field(min_length=1)] | None = None  # aws: ElastiCache node type
     memory_size_gb: Annotated[int, Field(ge=1, le=300)] | None = None  # gcp: Memorystore capacity
     in_cluster: InClusterSize | None = None  # in-cluster: the server's requests (maxmemory follows the limit)
+    # in-cluster: the append-only file's volume, apart from the memory size (a volume claim never shrinks, and
+    # kind's local-path class does not expand): about three datasets, a rewrite writes beside the old file
+    storage_gb: Annotated[int, Field(ge=1, le=16384)] | None = None
 
     @field_validator("version")
     @classmethod
@@ -533,7 +550,7 @@ class RedisConfig(Strict):
     def _per_cloud(self, info: ValidationInfo) -> Self:
         cloud = _cloud(info)
         managed = {Cloud.AWS: ("version", "machine_type"), Cloud.GCP: ("version", "memory_size_gb")}
-        problems = _mode_keys(self, cloud, managed, ("in_cluster",))
+        problems = _mode_keys(self, cloud, managed, ("in_cluster", "storage_gb"))
         if self.mode is DataServiceMode.IN_CLUSTER:
             if (self.shards, self.replicas_per_shard) != (1, 0):
                 problems.append(
@@ -796,6 +813,7 @@ class JupyterHubConfig(ServiceConfig):
 
 
 class ServicesConfig(Strict):
+    sizing: Sizing = Sizing.STANDARD  # the platform pods' requests: standard, or small (dev, local)
     mlflow: ServiceConfig
     feast: FeastConfig
     airflow: AirflowConfig
@@ -967,6 +985,10 @@ def _exposure_problems(cfg: PlatformConfig) -> list[str]:
     tls = client.tls
     if tls is not None and tls.kind == "acme-dns01" and cfg.cloud is Cloud.LOCAL:
         problems.append("client.tls acme-dns01 needs a cloud DNS zone; on local use a provided issuer")
+    if client.sso is not None and cfg.cloud is Cloud.LOCAL:
+        # the client secret is read from the cloud's secret manager (components/client/secrets.py), and a
+        # local stack configures no cloud provider to read it with
+        problems.append("client.sso is not available on local: its clientSecret lives in a cloud secret manager")
     if tls is not None and tls.kind == "acme-dns01":
         if cfg.cloud is Cloud.AWS and tls.hosted_zone_id is None:
             problems.append("client.tls.hostedZoneId is needed on aws: the Route 53 zone that holds client.domain")

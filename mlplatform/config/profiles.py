@@ -16,7 +16,9 @@ from mlplatform.pins import SERVICE_DEFAULT_VERSIONS
 _MACHINES: dict[tuple[Profile, Cloud], dict[str, str]] = {
     (Profile.DEV, Cloud.AWS): {
         "system": "t3.large",
-        "cpu": "m6i.xlarge",
+        # one node holds dev's idle platform with services.sizing small and in-cluster data services (plan's
+        # "Requests while idle"); burstable: its 40 % per-vCPU baseline is above what the idle platform uses
+        "cpu": "t3a.xlarge",
         "gpu": "g5.xlarge",
         "gpuAccelerator": "nvidia-a10g",
         # dev's three small databases (MLflow, Feast registry, Airflow behind PgBouncer) fit 2 GiB
@@ -36,7 +38,8 @@ _MACHINES: dict[tuple[Profile, Cloud], dict[str, str]] = {
     (Profile.DEV, Cloud.GCP): {
         # GKE's own system pods and the platform's few system-pool pods request about 1.5 vCPU
         "system": "e2-standard-2",
-        "cpu": "n2-standard-4",
+        # as on AWS, one node for the idle platform; E2 costs about 30 % less than N2 for the same shape
+        "cpu": "e2-standard-4",
         "gpu": "g2-standard-8",
         "gpuAccelerator": "nvidia-l4",
         "postgres": "db-custom-1-3840",
@@ -85,6 +88,9 @@ def _services(prod: bool) -> dict[str, Any]:
         else {"storageGb": 10, "cullIdleMinutes": 60}
     )
     services["jupyterhub"]["replicas"] = 1
+    # dev (and local, which takes dev's services) requests what a handful of users need: the laptop budget
+    # and dev's one CPU node (README, "What dev costs"); memory limits are prod's
+    services["sizing"] = "standard" if prod else "small"
     return services
 
 
@@ -117,14 +123,22 @@ def _postgres(prod: bool, m: dict[str, str], mode: DataServiceMode) -> dict[str,
 
 def _redis(prod: bool, cloud: Cloud, m: dict[str, str], mode: DataServiceMode) -> dict[str, Any]:
     """AWS: ElastiCache cluster mode, 3 shards x 1 replica in prod. GCP: Memorystore STANDARD_HA, a primary
-    and 2 read replicas in other zones in prod (Memorystore Redis Cluster has no AUTH, which Feast needs).
-    In-cluster: one Valkey server."""
+    and 5 read replicas in prod, the HA table's 2 nodes per zone: Memorystore spreads the primary and its
+    replicas over the region's zones itself, 1 to 5 replicas (Memorystore docs, "About read replicas").
+    Memorystore Redis Cluster has no AUTH, which Feast needs. In-cluster: one Valkey server."""
     if mode is DataServiceMode.IN_CLUSTER:
-        return {"mode": mode.value, "shards": 1, "replicasPerShard": 0, "inCluster": _IN_CLUSTER_SIZE["redis"][prod]}
+        size = _IN_CLUSTER_SIZE["redis"][prod]
+        return {
+            "mode": mode.value,
+            "shards": 1,
+            "replicasPerShard": 0,
+            "inCluster": size,
+            "storageGb": 12 if prod else 1,
+        }
     if cloud is Cloud.AWS:
         shape = {"shards": 3, "replicasPerShard": 1} if prod else {"shards": 1, "replicasPerShard": 0}
         return {"version": "7.1", "machineType": m["redis"], **shape}
-    return {"version": "7.2", "memorySizeGb": 5 if prod else 1, "shards": 1, "replicasPerShard": 2 if prod else 0}
+    return {"version": "7.2", "memorySizeGb": 5 if prod else 1, "shards": 1, "replicasPerShard": 5 if prod else 0}
 
 
 def _kafka(prod: bool, cloud: Cloud, m: dict[str, str], mode: DataServiceMode) -> dict[str, Any]:
@@ -142,15 +156,18 @@ def _kafka(prod: bool, cloud: Cloud, m: dict[str, str], mode: DataServiceMode) -
 # Where each data service runs when the stack file does not say (data.<service>.mode). dev runs Kafka in
 # the cluster on both clouds (MSK and Managed Kafka were dev's largest data costs); prod stays managed.
 DEFAULT_MODES: dict[tuple[Profile, Cloud], dict[str, DataServiceMode]] = {
+    # dev under $250 a month with the pods placed (tests/test_estimates.py): on AWS both RDS ($26) and
+    # ElastiCache ($23) are the difference. On GCP Cloud SQL ($53) alone would be; Redis is in the cluster
+    # there too, so dev's in-cluster layers stay identical on both clouds (tests/test_composition.py)
     (Profile.DEV, Cloud.AWS): {
-        "postgres": DataServiceMode.MANAGED,
-        "redis": DataServiceMode.MANAGED,
-        "kafka": DataServiceMode.MANAGED,  # TEMPORARY until StrimziKafka lands; then IN_CLUSTER
+        "postgres": DataServiceMode.IN_CLUSTER,
+        "redis": DataServiceMode.IN_CLUSTER,
+        "kafka": DataServiceMode.IN_CLUSTER,
     },
     (Profile.DEV, Cloud.GCP): {
-        "postgres": DataServiceMode.MANAGED,
-        "redis": DataServiceMode.MANAGED,
-        "kafka": DataServiceMode.MANAGED,  # TEMPORARY until StrimziKafka lands; then IN_CLUSTER
+        "postgres": DataServiceMode.IN_CLUSTER,
+        "redis": DataServiceMode.IN_CLUSTER,
+        "kafka": DataServiceMode.IN_CLUSTER,
     },
     (Profile.PROD, Cloud.AWS): dict.fromkeys(("postgres", "redis", "kafka"), DataServiceMode.MANAGED),
     (Profile.PROD, Cloud.GCP): dict.fromkeys(("postgres", "redis", "kafka"), DataServiceMode.MANAGED),
@@ -215,6 +232,8 @@ def profile_defaults(
                 "minNodes": 3 if prod else 0,
                 "maxNodes": 30 if prod else 6,
                 "spot": not prod,
+                # dev: the platform's images (about 15 GB) and emptyDirs fit 50 GB
+                "diskSizeGb": 100 if prod else 50,
             },
             "gpuPools": [
                 {
@@ -250,8 +269,22 @@ def _data(prod: bool, cloud: Cloud, m: dict[str, str], modes: dict[str, DataServ
     }
 
 
+def _local_data(modes: dict[str, DataServiceMode]) -> dict[str, Any]:
+    """dev's data services with a smaller Kafka node (3/4 GiB) and PostgreSQL instance (3/8 GiB): one
+    laptop's few topics and connections, within the laptop budget (tests/test_local_budget.py)."""
+    data = _data(False, Cloud.LOCAL, {}, modes)
+    if modes["kafka"] is DataServiceMode.IN_CLUSTER:
+        data["kafka"]["inCluster"] = {"cpu": 0.25, "memoryGb": 0.75}
+    if modes["postgres"] is DataServiceMode.IN_CLUSTER:
+        data["postgres"]["inCluster"] = {"cpu": 0.25, "memoryGb": 0.375}
+    return data
+
+
 # kind's default docker network (`docker network inspect kind`), where its nodes and API server live
 KIND_NODE_CIDR = "172.18.0.0/16"
+# kind's "Local Registry" (kubernetes-sigs/kind site/static/examples/kind-with-registry.sh): the registry
+# container published on the host's 127.0.0.1:5001, which each node's containerd aliases to the container
+KIND_REGISTRY = "localhost:5001"
 
 
 def local_defaults(profile: Profile, modes: dict[str, DataServiceMode]) -> dict[str, Any]:
@@ -270,13 +303,14 @@ def local_defaults(profile: Profile, modes: dict[str, DataServiceMode]) -> dict[
             "kubernetesVersion": DEFAULT_KUBERNETES_MINOR,
             "kubeconfigContext": "kind-mlplatform",
             "nodeCidrs": [KIND_NODE_CIDR],
+            "registry": KIND_REGISTRY,
             # every node serves every pool: kind's nodes carry no pool labels
             "systemPool": {"name": "system", "minNodes": 1, "maxNodes": 1, "nodeLabels": {}},
             "cpuPool": {"name": "cpu", "minNodes": 1, "maxNodes": 1, "nodeLabels": {}},
             "gpuPools": [],
         },
         "storage": {"forceDestroy": True, "versioning": False, "logRetentionDays": 7},
-        "data": _data(False, Cloud.LOCAL, {}, modes),
+        "data": _local_data(modes),
         "services": services,
         "streaming": {"enabled": True},
     }

@@ -17,17 +17,21 @@ from __future__ import annotations
 import math
 import re
 from collections import defaultdict
-from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field, replace
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
 from components.contracts import POOL_LABEL
 from mlplatform.estimate import prices
 from mlplatform.estimate.prices import HOURS_PER_MONTH, SPOT_SHARE, NoPrice
+from mlplatform.estimate.requests import PodRequest, idle_requests, mappings
+from mlplatform.estimate.requests import gib as _gib
 from mlplatform.estimate.support import Phase, support_status
 from mlplatform.plan.document import PlanDocument
 from mlplatform.plan.mocks import Registration
+
+Rendered = Mapping[str, Sequence[Mapping[str, Any]]]  # a Helm release's resource name -> its rendered objects
 
 
 @dataclass(frozen=True)
@@ -234,6 +238,10 @@ class _Pricer:
                 yield "L4 load balancer (forwarding rule)", _monthly(prices.rate(region, "forwarding-rule-hour"))
             else:
                 yield "Network Load Balancer", _monthly(prices.rate(region, "nlb-hour"))
+        gb = _claimed_gb(r)
+        if gb:
+            key = "pd-balanced-gb-month" if self.doc.outputs.get("cloud") == "gcp" else "ebs-gp3-gb-month"
+            yield f"{t.rsplit(':', 1)[-1]} volumes {gb:g} GB", gb * prices.rate(region, key)
         if t.startswith("kubernetes:helm.sh/"):
             for what, gb in _volumes(i):
                 key = "pd-balanced-gb-month" if self.doc.outputs.get("cloud") == "gcp" else "ebs-gp3-gb-month"
@@ -252,50 +260,30 @@ class _Pricer:
         return min(32, sum(p.minimum for p in self.pools.values()))
 
 
-def _gib(quantity: Any) -> float:
-    text = str(quantity)
-    units = {"Ki": 2**-20, "Mi": 2**-10, "Gi": 1, "Ti": 1024, "G": 1e9 / 2**30, "M": 1e6 / 2**30}
-    for suffix, factor in units.items():
-        if text.endswith(suffix):
-            return float(text[: -len(suffix)]) * factor
-    return float(text) / 2**30
-
-
-def _cpu(quantity: Any) -> float:
-    text = str(quantity)
-    return float(text[:-1]) / 1000 if text.endswith("m") else float(text)
-
-
-@dataclass(frozen=True)
-class Where:
-    """What is in force at a place in a values document or pod spec: the nearest node selector's pool,
-    the nearest replica count, and whether a parent tolerates every taint (a per-node agent)."""
-
-    pool: str | None = None  # None: no selector (any pool; counted on the system pool)
-    replicas: float = 1
-    per_node: bool = False
-
-
-def mappings(node: Any, where: Where = Where()) -> Iterator[tuple[Mapping[str, Any], Where]]:
-    """Every mapping in `node`, with what is in force there."""
-    if isinstance(node, list):
-        for item in node:
-            yield from mappings(item, where)
-        return
-    if not isinstance(node, dict):
-        return
-    selector = node.get("nodeSelector")
-    if isinstance(selector, dict) and POOL_LABEL in selector:
-        where = replace(where, pool=str(selector[POOL_LABEL]))
-    for key in ("replicas", "replicaCount", "minReplicas"):
-        if isinstance(node.get(key), int | float) and not isinstance(node.get(key), bool):
-            where = replace(where, replicas=float(node[key]))
-            break
-    if node.get("tolerations") == [{"operator": "Exists"}]:
-        where = replace(where, per_node=True)
-    yield node, where
-    for child in node.values():
-        yield from mappings(child, where)
+def _claimed_gb(r: Registration) -> float:
+    """The persistent volumes a Kubernetes object of the program claims, in GiB: a PersistentVolumeClaim, a
+    StatefulSet's claim templates per replica, a CloudNativePG Cluster's data and WAL volumes per instance
+    (spec.storage / spec.walStorage), a Strimzi KafkaNodePool's per node (persistent-claim or JBOD volumes)."""
+    kind, spec = r.type.rsplit(":", 1)[-1], r.inputs.get("spec") or {}
+    if not r.type.startswith("kubernetes:"):
+        return 0.0
+    if kind == "PersistentVolumeClaim":
+        return _gib(spec.get("resources", {}).get("requests", {}).get("storage", 0))
+    if kind == "StatefulSet":
+        each = sum(
+            _gib(t.get("spec", {}).get("resources", {}).get("requests", {}).get("storage", 0))
+            for t in spec.get("volumeClaimTemplates") or []
+        )
+        return each * _num(spec.get("replicas"), 1)
+    if kind == "Cluster" and r.type.startswith("kubernetes:postgresql.cnpg.io/"):
+        each = sum(_gib((spec.get(k) or {}).get("size", 0)) for k in ("storage", "walStorage"))
+        return each * _num(spec.get("instances"), 1)
+    if kind == "KafkaNodePool":
+        storage = spec.get("storage") or {}
+        volumes = storage.get("volumes") if storage.get("type") == "jbod" else [storage]
+        each = sum(_gib(v.get("size", 0)) for v in volumes or [] if v.get("type") == "persistent-claim")
+        return each * _num(spec.get("replicas"))
+    return 0.0
 
 
 def _volumes(inputs: Mapping[str, Any]) -> Iterator[tuple[str, float]]:
@@ -315,41 +303,10 @@ def _volumes(inputs: Mapping[str, Any]) -> Iterator[tuple[str, float]]:
 # -- placing the platform's pods ----------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class PodRequest:
-    pool: str | None  # None: no selector (the scheduler may use any pool; counted on the system pool)
-    cpu: float
-    memory_gib: float
-    replicas: float
-    per_node: bool  # a DaemonSet-like agent (tolerates everything): one on every node, not placed
-
-
-def pod_requests(doc: PlanDocument) -> Iterator[PodRequest]:
-    """Requests in the plan's Helm values (each `resources.requests` with the nearest replicas and node
-    selector around it) and in its long-running pod specs (RayCluster groups)."""
-
-    def walk(spec: Any, where: Where = Where()) -> Iterator[PodRequest]:
-        for node, here in mappings(spec, where):
-            resources = node.get("resources")
-            requests = resources.get("requests") if isinstance(resources, dict) else None
-            if isinstance(requests, dict) and ("cpu" in requests or "memory" in requests):
-                cpu, memory = _cpu(requests.get("cpu", 0)), _gib(requests.get("memory", 0))
-                yield PodRequest(here.pool, cpu, memory, here.replicas, here.per_node)
-
-    for r in doc.resources:
-        if r.type.startswith("kubernetes:helm.sh/") and r.inputs.get("values"):
-            yield from walk(r.inputs["values"])
-        elif r.type == "kubernetes:ray.io/v1:RayCluster":
-            spec = r.inputs["spec"]
-            head = spec["headGroupSpec"]["template"]["spec"]
-            yield from walk(head)
-            if spec.get("enableInTreeAutoscaling"):
-                # the autoscaler sidecar KubeRay adds to the head pod (its default: 500m CPU, 512Mi)
-                default = {"requests": {"cpu": "500m", "memory": "512Mi"}}
-                sidecar = (spec.get("autoscalerOptions") or {}).get("resources") or default
-                yield from walk({"nodeSelector": head.get("nodeSelector"), "resources": sidecar})
-            for group in spec.get("workerGroupSpecs", []):
-                yield from walk(group["template"]["spec"], Where(replicas=_num(group.get("minReplicas"))))
+def pod_requests(doc: PlanDocument, rendered: Rendered | None = None) -> list[PodRequest]:
+    """Every idle pod's requests (mlplatform/estimate/requests.py): rendered charts where given, else values,
+    the program's pod specs and the operator-managed pods."""
+    return idle_requests(doc, rendered)
 
 
 def _allocatable(m: prices.Machine) -> tuple[float, float]:
@@ -358,15 +315,20 @@ def _allocatable(m: prices.Machine) -> tuple[float, float]:
     return m.vcpu * 0.9 - 0.1, m.memory_gib * 0.8
 
 
-def place_pods(doc: PlanDocument, region: str, pools: Mapping[str, tuple[str, int]], system: str) -> list[PoolUse]:
+def place_pods(
+    requests: Iterable[PodRequest], region: str, pools: Mapping[str, tuple[str, int]], system: str
+) -> list[PoolUse]:
     """Nodes per pool once the platform's pods are placed: the larger of its minimum and what the pods'
-    CPU and memory need (bin-packing by totals, so a lower bound), plus the per-node agents on each node."""
+    CPU and memory need (bin-packing by totals, so a lower bound), plus the per-node agents on each node
+    (an agent that names a pool only on that pool's nodes)."""
     cpu: dict[str, float] = defaultdict(float)
     mem: dict[str, float] = defaultdict(float)
-    agent_cpu = agent_mem = 0.0
-    for req in pod_requests(doc):
+    agent_cpu: dict[str | None, float] = defaultdict(float)
+    agent_mem: dict[str | None, float] = defaultdict(float)
+    for req in requests:
         if req.per_node:
-            agent_cpu, agent_mem = agent_cpu + req.cpu, agent_mem + req.memory_gib
+            agent_cpu[req.pool] += req.cpu
+            agent_mem[req.pool] += req.memory_gib
             continue
         pool = req.pool if req.pool in pools else system
         cpu[pool] += req.cpu * req.replicas
@@ -374,14 +336,16 @@ def place_pods(doc: PlanDocument, region: str, pools: Mapping[str, tuple[str, in
     uses = []
     for pool, (kind, minimum) in pools.items():
         alloc_cpu, alloc_mem = _allocatable(prices.machine(region, kind))
+        a_cpu, a_mem = agent_cpu[None] + agent_cpu[pool], agent_mem[None] + agent_mem[pool]
         need = 0
         if cpu[pool] or mem[pool]:
-            need = math.ceil(max(cpu[pool] / (alloc_cpu - agent_cpu), mem[pool] / (alloc_mem - agent_mem)))
+            need = math.ceil(max(cpu[pool] / (alloc_cpu - a_cpu), mem[pool] / (alloc_mem - a_mem)))
         uses.append(PoolUse(pool, kind, minimum, max(minimum, need), cpu[pool], mem[pool]))
     return uses
 
 
-def estimate_cost(doc: PlanDocument, on: date) -> CostReport:
+def estimate_cost(doc: PlanDocument, on: date, rendered: Rendered | None = None) -> CostReport:
+    """The stack's idle cost; `rendered` (requests.render_releases) reads the releases' pods as rendered."""
     region = str(doc.outputs.get("region"))
     report = CostReport(region)
     pricer = _Pricer(doc, region, on)
@@ -397,7 +361,9 @@ def estimate_cost(doc: PlanDocument, on: date) -> CostReport:
             report.missing.append(f"{r.name}: {e}")
     pools = node_pools(doc)
     try:
-        report.pools = place_pods(doc, region, {p.name: (p.machine_type, p.minimum) for p in pools.values()}, "system")
+        report.pools = place_pods(
+            pod_requests(doc, rendered), region, {p.name: (p.machine_type, p.minimum) for p in pools.values()}, "system"
+        )
     except NoPrice as e:
         report.missing.append(f"pod placement: {e}")
         return report

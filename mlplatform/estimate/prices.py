@@ -40,6 +40,7 @@ class Machine:
 MACHINES: dict[str, dict[str, Machine]] = {
     "us-east-1": {
         "t3.large": Machine(2, 8, 0.0832),
+        "t3a.xlarge": Machine(4, 16, 0.1504),
         "m6i.large": Machine(2, 8, 0.096),
         "m6i.xlarge": Machine(4, 16, 0.192),
         "m6i.2xlarge": Machine(8, 32, 0.384),

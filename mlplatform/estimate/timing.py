@@ -18,6 +18,8 @@ from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
+from components.cluster.aws.addons import AFTER_NODES, BEFORE_NODES
+from mlplatform.pins import ISTIO_BASE, ISTIO_GATEWAY, ISTIOD, KSERVE, KSERVE_RUNTIME_CONFIGS
 from mlplatform.plan.document import PlanDocument
 from mlplatform.plan.mocks import Registration
 
@@ -104,9 +106,53 @@ class Step:
     finishes_at: float
 
 
-# The goal: `up` takes at most this much longer than the stack's slowest single resource (MSK or Managed
-# Kafka, 25-30 min): everything else fits beside it.
-TARGET_OVER_SLOWEST = 3.0
+@dataclass(frozen=True)
+class Prerequisite:
+    """One step of a sequence no program can overlap: it needs the step before it running. Found in a plan
+    by type (and, for a Helm release, its chart; for an EKS add-on, the add-on)."""
+
+    what: str
+    types: frozenset[str]
+    charts: frozenset[str] = frozenset()
+    addons: frozenset[str] = frozenset()
+
+    def matches(self, r: Registration) -> bool:
+        if r.type not in self.types:
+            return False
+        if self.charts:
+            return r.inputs.get("chart") in self.charts
+        if self.addons:
+            return r.inputs.get("addonName") in self.addons
+        return True
+
+
+_RELEASE = frozenset({"kubernetes:helm.sh/v3:Release"})
+# The serving installs, in the order each needs the one before it running (components/cluster/aws/addons.py,
+# components/serving/istio.py, knative.py, kserve.py say why at each depends_on). Nothing a program does can
+# overlap them; a step the plan lacks (GKE has no add-ons here, local no control plane) counts nothing.
+SERVING_SEQUENCE: tuple[Prerequisite, ...] = (
+    Prerequisite("the control plane", frozenset({"aws:eks/cluster:Cluster", "gcp:container/cluster:Cluster"})),
+    Prerequisite(
+        "the add-ons nodes need to become Ready", frozenset({"aws:eks/addon:Addon"}), addons=frozenset(BEFORE_NODES)
+    ),
+    Prerequisite("nodes for pods", frozenset({"aws:eks/nodeGroup:NodeGroup", "gcp:container/nodePool:NodePool"})),
+    Prerequisite(
+        "the add-ons that run as pods (DNS, volumes)", frozenset({"aws:eks/addon:Addon"}), addons=frozenset(AFTER_NODES)
+    ),
+    Prerequisite("Istio's CRDs", _RELEASE, charts=frozenset({ISTIO_BASE.chart})),
+    Prerequisite("istiod, whose webhook admits the gateway's pods", _RELEASE, charts=frozenset({ISTIOD.chart})),
+    Prerequisite("the ingress gateway net-istio routes through", _RELEASE, charts=frozenset({ISTIO_GATEWAY.chart})),
+    Prerequisite("Knative Serving, Ready", frozenset({"kubernetes:operator.knative.dev/v1beta1:KnativeServing"})),
+    Prerequisite("KServe's controller and webhook", _RELEASE, charts=frozenset({KSERVE.chart})),
+    Prerequisite(
+        "KServe's runtimes, which its webhook admits", _RELEASE, charts=frozenset({KSERVE_RUNTIME_CONFIGS.chart})
+    ),
+)
+
+# The goal: `up` takes at most this much longer than its floor, the longer of the stack's slowest single
+# resource (MSK or Managed Kafka, 25-30 min, where Kafka is managed) and the serving installs' sequence
+# (~25-30 min, the cluster's ~10 of it): everything the program can start in parallel fits beside them.
+TARGET_OVER_FLOOR = 3.0
 
 
 @dataclass(frozen=True)
@@ -114,20 +160,41 @@ class UpEstimate:
     minutes: float
     path: tuple[Step, ...]  # the critical path, first to last
     slowest: Step  # the stack's slowest single resource, wherever it is
+    sequence: tuple[Step, ...]  # SERVING_SEQUENCE as planned: the slowest match of each step found
 
     @property
     def over_slowest(self) -> float:
         return self.minutes - self.slowest.minutes
 
+    @property
+    def sequence_minutes(self) -> float:
+        return sum(s.minutes for s in self.sequence)
+
+    @property
+    def floor(self) -> float:
+        """What no ordering of the plan can beat: its slowest resource, or the installs that run in sequence."""
+        return max(self.slowest.minutes, self.sequence_minutes)
+
+    @property
+    def over_floor(self) -> float:
+        return self.minutes - self.floor
+
+    @property
+    def within_target(self) -> bool:
+        return self.over_floor <= TARGET_OVER_FLOOR
+
     def describe(self) -> str:
         slow = self.slowest.resource
         heavy = [s for s in self.path if s.minutes >= 1]
         chain = " -> ".join(f"{s.resource.name} {s.minutes:g}" for s in heavy)
-        verdict = "within" if self.over_slowest <= TARGET_OVER_SLOWEST else "OVER"
+        verdict = "within" if self.within_target else "OVER"
         return (
-            f"Time to `up` from empty: about {self.minutes:.0f} min, {self.over_slowest:.1f} min over the slowest "
-            f"resource ({slow.name}, {slow.type.split(':')[-1]}, {self.slowest.minutes:g} min; target: "
-            f"{verdict} {TARGET_OVER_SLOWEST:g})\n  critical path (min): {chain}"
+            f"Time to `up` from empty: about {self.minutes:.0f} min, {self.over_floor:.1f} min over its floor "
+            f"(target: {verdict} {TARGET_OVER_FLOOR:g})\n"
+            f"  floor {self.floor:g} min: the longer of the slowest resource ({slow.name}, "
+            f"{slow.type.split(':')[-1]}, {self.slowest.minutes:g} min) and the serving installs, each needing "
+            f"the one before it running ({self.sequence_minutes:g} min)\n"
+            f"  critical path (min): {chain}"
         )
 
 
@@ -189,4 +256,15 @@ def estimate_up(doc: PlanDocument) -> UpEstimate:
         r = graph.by_urn[urn]
         path.append(Step(r, typical(r).minutes, finish[urn]))
         urn = before[urn]
-    return UpEstimate(finish[end], tuple(reversed(path)), Step(slowest, typical(slowest).minutes, finish[slowest.urn]))
+    sequence = []
+    for step in SERVING_SEQUENCE:
+        found = [graph.by_urn[u] for u in customs if step.matches(graph.by_urn[u])]
+        if found:  # the slowest of several (node pools), ties broken by URN
+            r = max(sorted(found, key=lambda x: x.urn), key=lambda x: typical(x).minutes)
+            sequence.append(Step(r, typical(r).minutes, finish[r.urn]))
+    return UpEstimate(
+        finish[end],
+        tuple(reversed(path)),
+        Step(slowest, typical(slowest).minutes, finish[slowest.urn]),
+        tuple(sequence),
+    )

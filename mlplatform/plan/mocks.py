@@ -122,12 +122,15 @@ _COMPUTED: dict[str, Callable[[str, dict[str, Any], str, str], Outputs]] = {
     },
     # a new launch template's first version
     "aws:ec2/launchTemplate:LaunchTemplate": lambda n, i, r, p: {"latestVersion": 1, "defaultVersion": 1},
-    # a LoadBalancer Service as the cloud reports it once provisioned (the Istio gateway's, read by the program)
+    # a LoadBalancer Service as the cloud reports it once provisioned (the Istio gateway's, read by the program);
+    # on local, an address on kind's docker network as Cloud Provider KIND assigns one
     "kubernetes:core/v1:Service": lambda n, i, r, p: {
         "status": {
             "loadBalancer": {
                 "ingress": [
-                    {"hostname": f"k8s-istiosys-{_short_hash(n)}.elb.{r}.amazonaws.com"}
+                    {"ip": f"172.18.255.{int(_short_hash(n), 16) % 250 + 2}"}
+                    if r == "local"
+                    else {"hostname": f"k8s-istiosys-{_short_hash(n)}.elb.{r}.amazonaws.com"}
                     if p == "no-gcp-project"
                     else {"ip": f"10.10.{int(_short_hash(n), 16) % 16}.{int(_short_hash(n), 16) % 250 + 2}"}
                 ]

@@ -8,6 +8,7 @@ thread, so the SDK's per-context state (root stack, config, settings) starts fre
 from __future__ import annotations
 
 import asyncio
+import faulthandler
 import json
 import runpy
 import sys
@@ -28,6 +29,10 @@ from mlplatform.plan.mocks import PlatformMocks, RecordingMonitor, json_secret_k
 
 PROJECT = "mlplatform"
 PROJECT_DIR = Path(__file__).resolve().parents[2]
+
+
+# a stack synthesizes in seconds; far longer means a deadlock (seen intermittently under xdist, issue 22 note)
+SYNTH_TIMEOUT_SECONDS = 300
 
 
 def engine_config(config_map: dict[str, Any]) -> tuple[dict[str, str], list[str]]:
@@ -68,9 +73,13 @@ def synthesize(
             result["error"] = e
 
     started, cpu_started = time.perf_counter(), time.process_time()
-    worker = threading.Thread(target=run, name=f"synth-{stack}")
+    worker = threading.Thread(target=run, name=f"synth-{stack}", daemon=True)
     worker.start()
-    worker.join()
+    worker.join(SYNTH_TIMEOUT_SECONDS)
+    if worker.is_alive():
+        # an Output the program awaits never resolved: fail with every thread's stack instead of hanging
+        faulthandler.dump_traceback(all_threads=True)
+        raise TimeoutError(f"synthesizing {stack} did not finish within {SYNTH_TIMEOUT_SECONDS} s (stacks on stderr)")
     if "error" in result:
         raise result["error"]
     doc: PlanDocument = result["doc"]

@@ -34,7 +34,9 @@ def _key_pem(key: ec.EllipticCurvePrivateKey) -> str:
     ).decode()
 
 
-def _load_key(pem: str) -> ec.EllipticCurvePrivateKey:
+def _load_key(pem: str | Mapping[str, Any]) -> ec.EllipticCurvePrivateKey:
+    if isinstance(pem, Mapping):  # a secret input (tls.PrivateKey's privateKeyPem) arrives wrapped: {sig, value}
+        pem = str(pem["value"])
     key = serialization.load_pem_private_key(pem.encode(), None)
     assert isinstance(key, ec.EllipticCurvePrivateKey)
     return key
@@ -92,7 +94,17 @@ def _private_key(n: str, i: Mapping[str, Any]) -> dict[str, Any]:
         raise ValueError(f"the plan's tls mocks issue ECDSA P256 keys; {n} asks for {i.get('algorithm')}")
     key = _key(n)
     public = key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
-    return {"privateKeyPem": _key_pem(key), "publicKeyPem": public.decode(), "algorithm": "ECDSA"}
+    # as terraform-provider-tls writes them: private_key_pem in the key type's own PEM (SEC1 `EC PRIVATE KEY` for
+    # ECDSA), private_key_pem_pkcs8 in PKCS #8 (`PRIVATE KEY`), which some servers require (Kafka's PEM store)
+    sec1 = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.TraditionalOpenSSL, serialization.NoEncryption()
+    ).decode()
+    return {
+        "privateKeyPem": sec1,
+        "privateKeyPemPkcs8": _key_pem(key),
+        "publicKeyPem": public.decode(),
+        "algorithm": "ECDSA",
+    }
 
 
 def _self_signed(n: str, i: Mapping[str, Any]) -> dict[str, Any]:

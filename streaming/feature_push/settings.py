@@ -3,7 +3,10 @@ job.py writes exactly these variables; a test keeps the two in step).
 
 - KAFKA_BOOTSTRAP_SERVERS: the brokers (the data layer's KafkaEndpoint)
 - KAFKA_PROPERTIES: JSON object of Kafka client properties: security.protocol, sasl.mechanism and the
-  cloud's Java OAUTHBEARER login (KafkaClientAuth.jvm_sasl_properties)
+  cloud's Java OAUTHBEARER login (KafkaClientAuth.jvm_sasl_properties), or for the in-cluster cluster's
+  SCRAM login its PEM trust store
+- KAFKA_SASL_JAAS_CONFIG (SCRAM only): the JAAS line with the workload's password, from its Secret, which
+  becomes the sasl.jaas.config property
 - FEATURE_PUSH: JSON object of the job's own settings (the fields of Settings below but the two above)
 """
 
@@ -15,6 +18,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, fields
 
 BOOTSTRAP_ENV, KAFKA_PROPERTIES_ENV, SETTINGS_ENV = "KAFKA_BOOTSTRAP_SERVERS", "KAFKA_PROPERTIES", "FEATURE_PUSH"
+JAAS_ENV = "KAFKA_SASL_JAAS_CONFIG"
 
 
 @dataclass(frozen=True)
@@ -39,8 +43,7 @@ class Settings:
         unknown, missing = set(own) - names, names - set(own)
         if unknown or missing:
             raise ValueError(f"{SETTINGS_ENV}: unknown {sorted(unknown)}, missing {sorted(missing)}")
-        return cls(
-            bootstrap_servers=env[BOOTSTRAP_ENV],
-            kafka_properties=dict(json.loads(env.get(KAFKA_PROPERTIES_ENV, "{}"))),
-            **own,
-        )
+        kafka_properties = dict(json.loads(env.get(KAFKA_PROPERTIES_ENV, "{}")))
+        if env.get(JAAS_ENV):
+            kafka_properties["sasl.jaas.config"] = env[JAAS_ENV]
+        return cls(bootstrap_servers=env[BOOTSTRAP_ENV], kafka_properties=kafka_properties, **own)

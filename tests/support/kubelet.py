@@ -28,9 +28,12 @@ def lay_out_mounts(
     volumes: Sequence[Mapping[str, Any]],
     mounts: Sequence[Mapping[str, Any]],
     config_maps: Mapping[str, Mapping[str, str]],
+    secrets: Mapping[str, Mapping[str, str]] | None = None,
 ) -> None:
     """A container's volume mounts under `root` (a mountPath `/etc/x` becomes `<root>/etc/x`): ConfigMap volumes
-    from `config_maps` (by name) as the kubelet writes them, emptyDir volumes as empty directories."""
+    from `config_maps` and Secret volumes from `secrets` (by name, their decoded values) as the kubelet writes
+    them (the same AtomicWriter), emptyDir and persistentVolumeClaim volumes as empty directories (a new
+    volume)."""
     by_name = {v["name"]: v for v in volumes}
     for mount in mounts:
         target = root / mount["mountPath"].lstrip("/")
@@ -39,7 +42,10 @@ def lay_out_mounts(
         if "configMap" in volume:
             source = volume["configMap"]
             mount_config_map(target, config_maps[source["name"]], source.get("items"))
-        elif "emptyDir" not in volume:
+        elif "secret" in volume:
+            source = volume["secret"]
+            mount_config_map(target, (secrets or {})[source["secretName"]], source.get("items"))
+        elif "emptyDir" not in volume and "persistentVolumeClaim" not in volume:
             raise AssertionError(f"no stand-in for volume {volume}")
 
 

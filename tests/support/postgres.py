@@ -179,15 +179,26 @@ def local_postgres(workdir: Path, certificate: tuple[Path, Path] | None = None) 
 RDS_CA_STACK = "dev-rds-ca"  # the dev stack (RDS) with data.postgres.caBundle set to a test CA
 
 
-def rds_ca_plan(ca_bundle: Path) -> Any:
-    """The dev stack's plan with `data.postgres.caBundle` naming `ca_bundle`: what an AWS stack plans once its
-    operator has put the region's RDS bundle in the repository and named it (README, "Data layer")."""
-    from mlplatform.config.loader import deep_merge, read_stack_file
-    from mlplatform.plan.synth import PROJECT_DIR, synthesize
+def managed_plan(stack: str, name: str | None = None, **postgres: str) -> Any:
+    """`stack`'s plan with its PostgreSQL managed (RDS on aws, Cloud SQL on gcp) whatever the profile's default
+    mode, and `postgres` keys merged into data.postgres: the managed database's tests run on it. Planned anew
+    on each call (the plan's warnings are logged each time); `name` is the plan's stack name."""
+    from tests.support import managed
 
-    config = read_stack_file(PROJECT_DIR, "dev")
-    data = deep_merge(config.get("mlplatform:data") or {}, {"postgres": {"caBundle": str(ca_bundle)}})
-    return synthesize(RDS_CA_STACK, config_map={**config, "mlplatform:data": data})
+    return managed.managed_plan(stack, ("postgres",), name, {"postgres": postgres})
+
+
+def managed_stack(stack: str) -> Any:
+    """managed_plan(stack), planned once per test process (tests/support/managed.py for the other services)."""
+    from tests.support import managed
+
+    return managed.managed_stack(stack, ("postgres",))
+
+
+def rds_ca_plan(ca_bundle: Path) -> Any:
+    """The dev stack's plan with RDS and `data.postgres.caBundle` naming `ca_bundle`: what an AWS stack plans
+    once its operator has put the region's RDS bundle in the repository and named it (README, "Data layer")."""
+    return managed_plan("dev", RDS_CA_STACK, caBundle=str(ca_bundle))
 
 
 def namespace_config_maps(doc: Any, namespace: str) -> dict[str, dict[str, str]]:

@@ -16,7 +16,7 @@ from components.cluster.aws.eks import ControlPlane
 from components.cluster.aws.iam import irsa_role
 from components.contracts import LoadBalancerProfile, NodePoolContract
 from components.environment import ClusterArgs
-from components.kube import pinned_release
+from components.kube import pinned_release, zone_spread
 from mlplatform.config import HaProfile
 from mlplatform.pins import AWS_LOAD_BALANCER_CONTROLLER
 
@@ -65,6 +65,12 @@ class LoadBalancerController(pulumi.ComponentResource):
             # only Services that ask for it (the annotations below) get an NLB; others keep their defaults
             "enableServiceMutatorWebhook": False,
             "podDisruptionBudget": {"maxUnavailable": 1} if replicas > 1 else {},
+            # replicas over zones (the HA table); the chart's selector labels (templates/_helpers.tpl)
+            "topologySpreadConstraints": zone_spread(
+                {"app.kubernetes.io/name": "aws-load-balancer-controller", "app.kubernetes.io/instance": name}
+            )
+            if replicas > 1
+            else [],
             # a reconcile loop over a handful of Services and TargetGroupBindings
             "resources": {"requests": {"cpu": "50m", "memory": "128Mi"}, "limits": {"memory": "512Mi"}},
             "nodeSelector": system_pool.node_selector(),

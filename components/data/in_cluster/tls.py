@@ -10,7 +10,7 @@ valid for five years and replaced by any `up` in its last year (tls provider: ea
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import pulumi
 import pulumi_kubernetes as k8s
@@ -55,9 +55,14 @@ class PlatformCa(pulumi.ComponentResource):
         secret_name: str,
         namespace: k8s.core.v1.Namespace,
         dns_names: Sequence[str],
+        labels: Mapping[str, str] | None = None,
+        pkcs8: bool = False,
     ) -> k8s.core.v1.Secret:
         """A kubernetes.io/tls Secret (tls.crt, tls.key, ca.crt) for a server answering on `dns_names`; the
-        first name is the certificate's common name."""
+        first name is the certificate's common name. `labels`: added to the Secret's (an operator's reload
+        label, e.g. CloudNativePG's cnpg.io/reload). `pkcs8`: tls.key as unencrypted PKCS #8 (`BEGIN PRIVATE KEY`)
+        instead of the provider's SEC1 `BEGIN EC PRIVATE KEY`, for servers that read only PKCS #8 (Kafka's PEM
+        key store, which Strimzi's brokerCertChainAndKey feeds: the Kafka CRD's description of `key`)."""
         child = pulumi.ResourceOptions(parent=parent)
         key = tls.PrivateKey(resource_name, algorithm="ECDSA", ecdsa_curve="P256", opts=child)
         request = tls.CertRequest(
@@ -79,11 +84,13 @@ class PlatformCa(pulumi.ComponentResource):
         )
         return k8s.core.v1.Secret(
             resource_name,
-            metadata=k8s.meta.v1.ObjectMetaArgs(name=secret_name, namespace=namespace.metadata.name, labels=PART_OF),
+            metadata=k8s.meta.v1.ObjectMetaArgs(
+                name=secret_name, namespace=namespace.metadata.name, labels={**PART_OF, **(labels or {})}
+            ),
             type="kubernetes.io/tls",
             string_data={
                 TLS_CERT: pulumi.Output.secret(cert.cert_pem),
-                TLS_KEY: pulumi.Output.secret(key.private_key_pem),
+                TLS_KEY: pulumi.Output.secret(key.private_key_pem_pkcs8 if pkcs8 else key.private_key_pem),
                 CA_CERT: self.certificate_pem,
             },
             opts=child,
