@@ -32,7 +32,7 @@ PROJECT_DIR = Path(__file__).resolve().parents[2]
 
 
 # a stack synthesizes in seconds; far longer means a deadlock (seen intermittently under xdist, issue 22 note)
-SYNTH_TIMEOUT_SECONDS = 300
+SYNTH_TIMEOUT_SECONDS = 150
 
 
 def engine_config(config_map: dict[str, Any]) -> tuple[dict[str, str], list[str]]:
@@ -73,13 +73,19 @@ def synthesize(
             result["error"] = e
 
     started, cpu_started = time.perf_counter(), time.process_time()
-    worker = threading.Thread(target=run, name=f"synth-{stack}", daemon=True)
-    worker.start()
-    worker.join(SYNTH_TIMEOUT_SECONDS)
-    if worker.is_alive():
-        # an Output the program awaits never resolved: fail with every thread's stack instead of hanging
+    for attempt in (1, 2):
+        worker = threading.Thread(target=run, name=f"synth-{stack}-{attempt}", daemon=True)
+        worker.start()
+        worker.join(SYNTH_TIMEOUT_SECONDS)
+        if not worker.is_alive():
+            break
+        # An Output the program awaits never resolved. Seen only in the test suite, several synthesies in one
+        # process (never in a fresh one: `plan`); not root-caused yet (CHANGELOG, issue 22). Every thread's
+        # stack goes to stderr; the synthesis is run once more on a fresh thread, then given up.
         faulthandler.dump_traceback(all_threads=True)
-        raise TimeoutError(f"synthesizing {stack} did not finish within {SYNTH_TIMEOUT_SECONDS} s (stacks on stderr)")
+        print(f"synthesizing {stack} stalled (attempt {attempt}); stacks on stderr", file=sys.stderr)
+    else:
+        raise TimeoutError(f"synthesizing {stack} did not finish within {SYNTH_TIMEOUT_SECONDS} s, twice")
     if "error" in result:
         raise result["error"]
     doc: PlanDocument = result["doc"]
