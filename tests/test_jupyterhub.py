@@ -433,7 +433,10 @@ def test_the_hub_keeps_its_state_in_its_postgresql_database_over_tls(plan: Plan)
         if os.environ.get("CI"):
             pytest.fail("no PostgreSQL server binaries: .ci/run installs Debian's postgresql package")
         pytest.skip("no PostgreSQL server binaries (apt-get install postgresql)")
-    values = _values(plan("dev"))
+    from tests.support.managed import managed_stack
+
+    # RDS's shape (sslmode require without a bundle), what the local server below presents
+    values = _values(managed_stack("dev", ("postgres",)))
     hub_env = values["hub"]["extraEnv"]
     # a directory the `postgres` user can enter (pytest's tmp_path is private to root)
     workdir = Path(tempfile.mkdtemp(prefix="mlplatform-pg-hub-", dir="/tmp"))

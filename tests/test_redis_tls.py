@@ -162,15 +162,21 @@ def elasticache(dev, work: Path) -> dict[str, dict[str, Any]]:
     return probe(dev, work, servers, trusted=public.cert)
 
 
-def test_memorystore_keeps_ca_verification_and_matches_no_host_name(gcp_dev) -> None:
+def test_memorystore_keeps_ca_verification_and_matches_no_host_name() -> None:
+    from tests.support.managed import managed_stack
+
+    gcp_dev = managed_stack("gcp-dev", ("redis",))
     opts = options(online_store(gcp_dev)["connection_string"])
     assert opts["ssl"] == "true" and opts["ssl_cert_reqs"] == "required", "the server's chain is verified"
     assert opts["ssl_check_hostname"] == "false", "Memorystore's certificate names its IP in the CN only"
     assert opts["ssl_ca_certs"].endswith("/ca.crt")
 
 
-def test_elasticache_is_verified_with_its_host_name(dev) -> None:
+def test_elasticache_is_verified_with_its_host_name() -> None:
     """Stated, not left to redis-py's default (False before 6.0; Feast 0.66 allows redis>=4.2.2)."""
+    from tests.support.managed import managed_stack
+
+    dev = managed_stack("dev", ("redis",))
     opts = options(online_store(dev)["connection_string"])
     assert opts["ssl"] == "true" and opts["ssl_cert_reqs"] == "required" and opts["ssl_check_hostname"] == "true"
     assert "ssl_ca_certs" not in opts, "ElastiCache's certificate is publicly trusted: the image's trust store"
