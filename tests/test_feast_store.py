@@ -96,6 +96,16 @@ def tls_redis(work: Path) -> tuple[subprocess.Popen[bytes], int, Path]:
 
 
 @pytest.fixture(scope="module")
+def dev():
+    """dev with its data services managed (RDS, ElastiCache, MSK): the shape this test's local servers stand
+    for. dev's in-cluster services (its profile's default) have their own real-server tests
+    (tests/test_in_cluster_{postgres,redis,kafka}.py)."""
+    from tests.support.managed import managed_stack
+
+    return managed_stack("dev")
+
+
+@pytest.fixture(scope="module")
 def servers(dev) -> Iterator[Servers]:
     python = venv_python(".venv-feast", REQUIREMENTS)
     required_tool("psql", "postgresql")

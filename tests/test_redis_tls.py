@@ -141,6 +141,22 @@ def probe(
 
 
 @pytest.fixture(scope="module")
+def dev():
+    """dev with ElastiCache (its profile runs Valkey in the cluster: tests/test_in_cluster_redis.py)."""
+    from tests.support.managed import managed_stack
+
+    return managed_stack("dev", ("redis",))
+
+
+@pytest.fixture(scope="module")
+def gcp_dev():
+    """gcp-dev with Memorystore (its profile runs Valkey in the cluster: tests/test_in_cluster_redis.py)."""
+    from tests.support.managed import managed_stack
+
+    return managed_stack("gcp-dev", ("redis",))
+
+
+@pytest.fixture(scope="module")
 def memorystore(gcp_dev, work: Path) -> dict[str, dict[str, Any]]:
     """Certificates like Memorystore's (CN = the address, no subjectAltName): the instance's CA's, another's."""
     ca, other = CertificateAuthority.create(work, "instance-ca"), CertificateAuthority.create(work, "other-ca")
@@ -162,21 +178,15 @@ def elasticache(dev, work: Path) -> dict[str, dict[str, Any]]:
     return probe(dev, work, servers, trusted=public.cert)
 
 
-def test_memorystore_keeps_ca_verification_and_matches_no_host_name() -> None:
-    from tests.support.managed import managed_stack
-
-    gcp_dev = managed_stack("gcp-dev", ("redis",))
+def test_memorystore_keeps_ca_verification_and_matches_no_host_name(gcp_dev) -> None:
     opts = options(online_store(gcp_dev)["connection_string"])
     assert opts["ssl"] == "true" and opts["ssl_cert_reqs"] == "required", "the server's chain is verified"
     assert opts["ssl_check_hostname"] == "false", "Memorystore's certificate names its IP in the CN only"
     assert opts["ssl_ca_certs"].endswith("/ca.crt")
 
 
-def test_elasticache_is_verified_with_its_host_name() -> None:
+def test_elasticache_is_verified_with_its_host_name(dev) -> None:
     """Stated, not left to redis-py's default (False before 6.0; Feast 0.66 allows redis>=4.2.2)."""
-    from tests.support.managed import managed_stack
-
-    dev = managed_stack("dev", ("redis",))
     opts = options(online_store(dev)["connection_string"])
     assert opts["ssl"] == "true" and opts["ssl_cert_reqs"] == "required" and opts["ssl_check_hostname"] == "true"
     assert "ssl_ca_certs" not in opts, "ElastiCache's certificate is publicly trusted: the image's trust store"
