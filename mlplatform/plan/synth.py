@@ -10,8 +10,10 @@ from __future__ import annotations
 import asyncio
 import faulthandler
 import json
+import os
 import runpy
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -32,7 +34,7 @@ PROJECT_DIR = Path(__file__).resolve().parents[2]
 
 
 # a stack synthesizes in seconds; far longer means a deadlock (seen intermittently under xdist, issue 22 note)
-SYNTH_TIMEOUT_SECONDS = 150
+SYNTH_TIMEOUT_SECONDS = int(os.environ.get("SYNTH_TIMEOUT_SECONDS", "150"))
 
 
 def engine_config(config_map: dict[str, Any]) -> tuple[dict[str, str], list[str]]:
@@ -83,7 +85,8 @@ def synthesize(
         # process (never in a fresh one: `plan`); not root-caused yet (CHANGELOG, issue 22). Every thread's
         # stack goes to stderr; the synthesis is run once more on a fresh thread, then given up.
         faulthandler.dump_traceback(all_threads=True)
-        print(f"synthesizing {stack} stalled (attempt {attempt}); stacks on stderr", file=sys.stderr)
+        dump = _dump_stacks(stack, attempt)
+        print(f"synthesizing {stack} stalled (attempt {attempt}); stacks on stderr and in {dump}", file=sys.stderr)
     else:
         raise TimeoutError(f"synthesizing {stack} did not finish within {SYNTH_TIMEOUT_SECONDS} s, twice")
     if "error" in result:
@@ -92,6 +95,17 @@ def synthesize(
     doc.seconds = time.perf_counter() - started
     doc.cpu_seconds = time.process_time() - cpu_started
     return doc
+
+
+def _dump_stacks(stack: str, attempt: int) -> Path:
+    """Every thread's stack in a file that outlives captured output (a retried stall passes its test, and
+    pytest drops the output of passing tests): STALL_DUMP_DIR or the temp dir."""
+    folder = Path(os.environ.get("STALL_DUMP_DIR") or tempfile.gettempdir()) / "mlplatform-stalls"
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{os.getpid()}-{stack}-{attempt}-{time.strftime('%Y%m%dT%H%M%S')}.txt"
+    with path.open("w") as out:
+        faulthandler.dump_traceback(file=out, all_threads=True)
+    return path
 
 
 def _run_program(
