@@ -21,7 +21,7 @@ from typing import Any
 
 import pulumi
 from pulumi.runtime import rpc, set_all_config, set_mocks
-from pulumi.runtime.settings import get_root_resource
+from pulumi.runtime.settings import SETTINGS, get_root_resource
 from pulumi.runtime.stack import run_pulumi_func
 from pulumi.runtime.sync_await import _sync_await
 
@@ -33,7 +33,7 @@ PROJECT = "mlplatform"
 PROJECT_DIR = Path(__file__).resolve().parents[2]
 
 
-# a stack synthesizes in seconds; far longer means a deadlock (seen intermittently under xdist, issue 22 note)
+# a stack synthesizes in seconds; far longer means it waits on something that never resolves
 SYNTH_TIMEOUT_SECONDS = int(os.environ.get("SYNTH_TIMEOUT_SECONDS", "150"))
 
 
@@ -65,30 +65,35 @@ def synthesize(
     result: dict[str, Any] = {}
 
     def run() -> None:
-        asyncio.set_event_loop(asyncio.new_event_loop())
+        loop = asyncio.new_event_loop()
+        asyncio.set_event_loop(loop)
+        result["loop"] = loop
         try:
             sso = cfg.client.sso
             refs = [(sso.client_secret.secret_id, sso.client_secret.json_key)] if sso is not None else []
             mocks = PlatformMocks(cfg.region, cfg.gcp_project, preview=preview, json_secrets=json_secret_keys(refs))
-            result["doc"] = _run_program(project_dir, stack, mocks, values, secret_keys, preview)
+            result["monitor"] = RecordingMonitor(mocks)
+            result["doc"] = _run_program(project_dir, stack, result["monitor"], values, secret_keys, preview)
         except BaseException as e:
             result["error"] = e
+        finally:
+            # the loop's default executor (the SDK's monitor calls) and its selector, released: left open,
+            # every synthesis in a test process kept a loop and its idle executor threads
+            loop.run_until_complete(loop.shutdown_default_executor())
+            loop.close()
 
     started, cpu_started = time.perf_counter(), time.process_time()
-    for attempt in (1, 2):
-        worker = threading.Thread(target=run, name=f"synth-{stack}-{attempt}", daemon=True)
-        worker.start()
-        worker.join(SYNTH_TIMEOUT_SECONDS)
-        if not worker.is_alive():
-            break
-        # An Output the program awaits never resolved. Seen only in the test suite, several synthesies in one
-        # process (never in a fresh one: `plan`); not root-caused yet (CHANGELOG, issue 22). Every thread's
-        # stack goes to stderr; the synthesis is run once more on a fresh thread, then given up.
+    worker = threading.Thread(target=run, name=f"synth-{stack}", daemon=True)
+    worker.start()
+    worker.join(SYNTH_TIMEOUT_SECONDS)
+    if worker.is_alive():
+        # a synthesis takes seconds: one that does not end waits on something that never resolves. Say what,
+        # instead of hanging the caller (the test suite) forever
         faulthandler.dump_traceback(all_threads=True)
-        dump = _dump_stacks(stack, attempt)
-        print(f"synthesizing {stack} stalled (attempt {attempt}); stacks on stderr and in {dump}", file=sys.stderr)
-    else:
-        raise TimeoutError(f"synthesizing {stack} did not finish within {SYNTH_TIMEOUT_SECONDS} s, twice")
+        dump = _dump_stacks(stack, result.get("loop"), result.get("monitor"))
+        raise TimeoutError(
+            f"synthesizing {stack} did not finish within {SYNTH_TIMEOUT_SECONDS} s; stacks on stderr and in {dump}"
+        )
     if "error" in result:
         raise result["error"]
     doc: PlanDocument = result["doc"]
@@ -97,27 +102,45 @@ def synthesize(
     return doc
 
 
-def _dump_stacks(stack: str, attempt: int) -> Path:
-    """Every thread's stack in a file that outlives captured output (a retried stall passes its test, and
-    pytest drops the output of passing tests): STALL_DUMP_DIR or the temp dir."""
+def _dump_stacks(stack: str, loop: asyncio.AbstractEventLoop | None, monitor: RecordingMonitor | None) -> Path:
+    """What a stalled synthesis waits on, in a file that outlives captured output (CI's log may cut it), in
+    STALL_DUMP_DIR or the temp dir: every thread's
+    stack, every pending task of the synthesis' loop with its coroutine stack, the last registrations."""
     folder = Path(os.environ.get("STALL_DUMP_DIR") or tempfile.gettempdir()) / "mlplatform-stalls"
     folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"{os.getpid()}-{stack}-{attempt}-{time.strftime('%Y%m%dT%H%M%S')}.txt"
+    path = folder / f"{os.getpid()}-{stack}-{time.strftime('%Y%m%dT%H%M%S')}.txt"
     with path.open("w") as out:
         faulthandler.dump_traceback(file=out, all_threads=True)
+        out.flush()
+        tasks = list(asyncio.all_tasks(loop)) if loop is not None else []
+        print(f"\n{len(tasks)} pending tasks, {threading.active_count()} threads", file=out)
+        for task in tasks:
+            print(f"\n{task!r}", file=out)
+            task.print_stack(limit=12, file=out)
+        registrations = monitor.registrations if monitor is not None else []
+        print(f"\n{len(registrations)} registrations; the last 30:", file=out)
+        for reg in registrations[-30:]:
+            print(f"  {reg.type} {reg.name}", file=out)
     return path
 
 
 def _run_program(
     project_dir: Path,
     stack: str,
-    mocks: PlatformMocks,
+    monitor: RecordingMonitor,
     values: dict[str, str],
     secret_keys: list[str],
     preview: bool = False,
 ) -> PlanDocument:
-    monitor = RecordingMonitor(mocks)
     set_mocks(monitor.mocks, project=PROJECT, stack=stack, preview=preview, monitor=monitor)
+    # The Output tasks the SDK awaits before the program ends (wait_for_rpcs, pulumi/runtime/stack.py), and
+    # their lock, this synthesis' own. MockSettings (pulumi/runtime/mocks.py @ 3.272.0) sets neither, and
+    # ContextProperty.fset (pulumi/_utils.py) made the first value ever set, the import-time Settings' set,
+    # every other context's default: all synthesies shared one set. A task an earlier one left there (a failed
+    # Output stays by design, pulumi/output.py `_track`) belongs to a loop that no longer runs, and
+    # asyncio.wait on it never returned: the test suite's intermittent stall (tests/test_synth_isolation.py).
+    SETTINGS.outputs = set()
+    SETTINGS.lock = threading.Lock()
     set_all_config(values, secret_keys)
     if str(project_dir) not in sys.path:
         sys.path.insert(0, str(project_dir))
