@@ -56,6 +56,7 @@ from mlplatform.plan.synth import PROJECT_DIR, synthesize
 from mlplatform.podsecurity import check_pod, missing_requests
 from streaming.feature_push.settings import Settings
 from tests.support.crds import plain, spec_schema
+from tests.support.kafka_wire import read_frame
 from tests.support.plan_tls import server_certificate
 from tests.support.tools import venv_python
 from tests.test_kafka_clients import REQUIREMENTS, containers, declared_and_rendered_pods, pod_environment
@@ -534,7 +535,7 @@ class ScramHandler(socketserver.BaseRequestHandler):
         state: dict[str, Any] = {}
         try:
             conn = server.context.wrap_socket(self.request, server_side=True)
-            while (frame := _read_frame(conn)) is not None:
+            while (frame := read_frame(conn)) is not None:
                 api_key, version, correlation = struct.unpack(">hhi", frame[:8])
                 if state.get("user"):
                     server.done.write_text(state["user"])  # a request after SASL: the signature was accepted
@@ -591,21 +592,6 @@ class ScramHandler(socketserver.BaseRequestHandler):
         server.authenticated.append(state["user_name"])
         state["user"] = state["user_name"]
         return f"v={base64.b64encode(hmac.new(server_key, auth_message, 'sha512').digest()).decode()}".encode(), None
-
-
-def _read_frame(conn: ssl.SSLSocket) -> bytes | None:
-    header = _read(conn, 4)
-    return None if header is None else _read(conn, struct.unpack(">i", header)[0])
-
-
-def _read(conn: ssl.SSLSocket, n: int) -> bytes | None:
-    data = b""
-    while len(data) < n:
-        chunk = conn.recv(n - len(data))
-        if not chunk:
-            return None
-        data += chunk
-    return data
 
 
 # What a pod runs: librdkafka's parser takes the platform's config as is; then a Producer from it (only the

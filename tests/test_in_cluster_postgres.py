@@ -42,16 +42,15 @@ from mlplatform.plan.document import PlanDocument
 from mlplatform.plan.synth import PROJECT_DIR, synthesize
 from mlplatform.podsecurity import check_pod, missing_requests
 from tests.support.crds import plain, spec_schema
-from tests.support.kubelet import container_env, in_root, lay_out_mounts
 from tests.support.plan_tls import ServerCertificate, server_certificate
 from tests.support.postgres import (
     ADMIN,
-    ADMIN_PASSWORD,
     CertificateAuthority,
     LocalPostgres,
     ca_config_map,
     local_postgres,
     namespace_config_maps,
+    run_bootstrap_job,
     server_bin,
 )
 
@@ -372,34 +371,9 @@ def served() -> Iterator[tuple[PlanDocument, ServerCertificate, LocalPostgres, P
 
 
 def run_job(doc: PlanDocument, pg: LocalPostgres, **override: str) -> subprocess.CompletedProcess[str]:
-    """The planned bootstrap Job's command with its env and mounts (the plan's own SQL and CA ConfigMaps laid
-    out as the kubelet mounts them); PGHOSTADDR makes libpq connect here while it verifies PGHOST, the host
-    the plan gives, against the certificate."""
-    job = doc.one(JOB, "mlplatform-postgres-bootstrap")
-    spec = job.inputs["spec"]["template"]["spec"]
-    [container] = spec["containers"]
-    volumes, mounts = spec["volumes"], container["volumeMounts"]
-    config_maps = namespace_config_maps(doc, "data")
-    [sql] = [
-        c.inputs["data"]
-        for c in doc.by_type("kubernetes:core/v1:ConfigMap")
-        if c.urn in job.dependencies and "bootstrap.sql" in (c.inputs.get("data") or {})
-    ]
-    config_maps[next(v for v in volumes if v["name"] == "sql")["configMap"]["name"]] = sql
-    secret = {"ADMIN_PASSWORD": ADMIN_PASSWORD} | {f"{s.upper()}_PASSWORD": p for s, p in PASSWORDS.items()}
-    env = {"PATH": os.environ["PATH"]} | container_env(container, secret)
-    root = Path(tempfile.mkdtemp(prefix="mlplatform-cnpg-job-", dir="/tmp"))
-    lay_out_mounts(root, volumes, mounts, config_maps)
-    env = in_root(env, root, mounts) | {"PGHOSTADDR": "127.0.0.1", "PGPORT": str(pg.port)} | override
-    shell, flag, script = container["command"]
-    sql_mount = next(m["mountPath"] for m in mounts if m["name"] == "sql")
-    return subprocess.run(
-        [shell, flag, script.replace(f"{sql_mount}/", f"{root}{sql_mount}/")],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    """The planned bootstrap Job against `pg`, verifying the host the plan gives against its certificate
+    (tests/support/postgres.py run_bootstrap_job)."""
+    return run_bootstrap_job(doc, pg, PASSWORDS, override=override)
 
 
 def _psql(pg: LocalPostgres, ca: Path, host: str, user: str, password: str) -> subprocess.CompletedProcess[str]:

@@ -39,6 +39,7 @@ from components.contracts import Access
 from mlplatform.manifests import RenderReport
 from mlplatform.plan.document import PlanDocument
 from mlplatform.podsecurity import pod_specs
+from tests.support.kafka_wire import read_frame
 from tests.support.kubelet import mount_config_map
 from tests.support.tools import required_tool, venv_python
 
@@ -301,21 +302,6 @@ class FakeBrokerHandler(socketserver.BaseRequestHandler):
                 conn.sendall(struct.pack(">ii", 4 + len(body), correlation) + body)
         except (ssl.SSLError, ConnectionError, OSError):
             return
-
-
-def read_frame(conn: ssl.SSLSocket) -> bytes | None:
-    header = _read(conn, 4)
-    return None if header is None else _read(conn, struct.unpack(">i", header)[0])
-
-
-def _read(conn: ssl.SSLSocket, n: int) -> bytes | None:
-    data = b""
-    while len(data) < n:
-        chunk = conn.recv(n - len(data))
-        if not chunk:
-            return None
-        data += chunk
-    return data
 
 
 @pytest.fixture

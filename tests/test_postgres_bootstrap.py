@@ -26,7 +26,6 @@ from components.data.credentials import SERVICE_DATABASES
 from mlplatform.config import load_config, namespace_values, read_stack_file
 from mlplatform.plan.document import PlanDocument
 from mlplatform.plan.synth import PROJECT_DIR
-from tests.support.kubelet import container_env, in_root, lay_out_mounts
 from tests.support.postgres import (
     ADMIN,
     ADMIN_PASSWORD,
@@ -38,6 +37,7 @@ from tests.support.postgres import (
     managed_stack,
     namespace_config_maps,
     rds_ca_plan,
+    run_bootstrap_job,
     server_bin,
 )
 
@@ -107,35 +107,14 @@ def _run_job(
     provider_ca: Path | None = None,
     override: dict[str, str] | None = None,
 ) -> subprocess.CompletedProcess[str]:
-    """The planned Job's container command, its volumes laid out as the kubelet mounts them under a fresh
-    root. `provider_ca`: the CA the cloud reports (mocked in the plan), here the test server's."""
-    registration = doc.one("kubernetes:batch/v1:Job", "mlplatform-postgres-bootstrap")
-    spec = registration.inputs["spec"]["template"]["spec"]
-    [container] = spec["containers"]
-    volumes, mounts = spec["volumes"], container["volumeMounts"]
-    config_maps = namespace_config_maps(doc, "data")
-    # the SQL's ConfigMap is auto-named: the one the Job depends on that carries bootstrap.sql
-    [sql] = [
-        c.inputs["data"]
-        for c in doc.by_type("kubernetes:core/v1:ConfigMap")
-        if c.urn in registration.dependencies and "bootstrap.sql" in (c.inputs.get("data") or {})
-    ]
-    [sql_volume] = [v for v in volumes if v["name"] == "sql"]
-    config_maps[sql_volume["configMap"]["name"]] = sql
-    secret_values = {"ADMIN_PASSWORD": ADMIN_PASSWORD} | {f"{s.upper()}_PASSWORD": p for s, p in passwords.items()}
-    env = {"PATH": os.environ["PATH"]} | container_env(container, secret_values)
-    assert env["PGSSLMODE"] == MODES[doc.stack], "the Job verifies the server it sends the admin password to"
-    if provider_ca is not None:
-        config_maps[ca_config_map(volumes, mounts, env["PGSSLROOTCERT"])] = {"ca.crt": provider_ca.read_text()}
-    root = Path(tempfile.mkdtemp(prefix="mlplatform-job-", dir="/tmp"))
-    lay_out_mounts(root, volumes, mounts, config_maps)
-    env = in_root(env, root, mounts)
-    # this machine's server; PGHOST stays the planned instance, the name verify-full checks
-    env |= {"PGHOSTADDR": "127.0.0.1", "PGPORT": str(pg.port)} | (override or {})
-    shell, flag, script = container["command"]
-    sql_mount = next(m["mountPath"] for m in mounts if m["name"] == "sql")
-    script = script.replace(f"{sql_mount}/", f"{root}{sql_mount}/")
-    return subprocess.run([shell, flag, script], env=env, capture_output=True, text=True, timeout=60)
+    """The planned Job against `pg` (tests/support/postgres.py run_bootstrap_job), after checking it verifies
+    the server it sends the admin password to."""
+    [container] = doc.one("kubernetes:batch/v1:Job", "mlplatform-postgres-bootstrap").inputs["spec"]["template"][
+        "spec"
+    ]["containers"]
+    mode = next(e["value"] for e in container["env"] if e["name"] == "PGSSLMODE")
+    assert mode == MODES[doc.stack], "the Job verifies the server it sends the admin password to"
+    return run_bootstrap_job(doc, pg, passwords, provider_ca=provider_ca, override=override)
 
 
 def run_job(tls: Tls, stack: str, pg: LocalPostgres, passwords: dict[str, str]) -> None:

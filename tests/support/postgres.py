@@ -16,12 +16,15 @@ import os
 import shutil
 import socket
 import subprocess
+import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from tests.support.kubelet import container_env, in_root, lay_out_mounts
 
 ADMIN = "platform_admin"
 ADMIN_PASSWORD = "admin-Pw-1234567890"
@@ -216,3 +219,40 @@ def ca_config_map(volumes: list[dict[str, Any]], mounts: list[dict[str, Any]], r
     [mount] = [m for m in mounts if m["mountPath"].rstrip("/") == directory]
     [volume] = [v for v in volumes if v["name"] == mount["name"]]
     return volume["configMap"]["name"]
+
+
+def run_bootstrap_job(
+    doc: Any,
+    pg: LocalPostgres,
+    passwords: dict[str, str],
+    *,
+    provider_ca: Path | None = None,
+    override: dict[str, str] | None = None,
+) -> subprocess.CompletedProcess[str]:
+    """The planned bootstrap Job's container command against this machine's server `pg`: its env (Secret
+    values from `passwords`), its volumes laid out as the kubelet mounts them under a fresh root (the plan's
+    own SQL and CA ConfigMaps). PGHOSTADDR makes libpq connect here while it verifies PGHOST, the host the
+    plan gives, against the certificate. `provider_ca`: the CA the cloud reports (mocked in the plan)."""
+    job = doc.one("kubernetes:batch/v1:Job", "mlplatform-postgres-bootstrap")
+    spec = job.inputs["spec"]["template"]["spec"]
+    [container] = spec["containers"]
+    volumes, mounts = spec["volumes"], container["volumeMounts"]
+    config_maps = namespace_config_maps(doc, "data")
+    # the SQL's ConfigMap is auto-named: the one the Job depends on that carries bootstrap.sql
+    [sql] = [
+        c.inputs["data"]
+        for c in doc.by_type("kubernetes:core/v1:ConfigMap")
+        if c.urn in job.dependencies and "bootstrap.sql" in (c.inputs.get("data") or {})
+    ]
+    config_maps[next(v for v in volumes if v["name"] == "sql")["configMap"]["name"]] = sql
+    secret = {"ADMIN_PASSWORD": ADMIN_PASSWORD} | {f"{s.upper()}_PASSWORD": p for s, p in passwords.items()}
+    env = {"PATH": os.environ["PATH"]} | container_env(container, secret)
+    if provider_ca is not None:
+        config_maps[ca_config_map(volumes, mounts, env["PGSSLROOTCERT"])] = {"ca.crt": provider_ca.read_text()}
+    root = Path(tempfile.mkdtemp(prefix="mlplatform-job-", dir="/tmp"))
+    lay_out_mounts(root, volumes, mounts, config_maps)
+    env = in_root(env, root, mounts) | {"PGHOSTADDR": "127.0.0.1", "PGPORT": str(pg.port)} | (override or {})
+    shell, flag, script = container["command"]
+    sql_mount = next(m["mountPath"] for m in mounts if m["name"] == "sql")
+    script = script.replace(f"{sql_mount}/", f"{root}{sql_mount}/")
+    return subprocess.run([shell, flag, script], env=env, capture_output=True, text=True, timeout=60)
