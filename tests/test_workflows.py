@@ -147,6 +147,14 @@ def test_preview_covers_every_cloud_stack_with_oidc() -> None:
     assert any("policy/requirements.txt" in str(s.get("run", "")) for s in job["steps"])
 
 
+def test_preview_runs_only_where_the_run_gets_the_repositorys_secrets() -> None:
+    """A fork's pull request and a run Dependabot starts get no Actions secrets (GitHub docs,
+    "Troubleshooting Dependabot on GitHub Actions": Dependabot secrets only), so no backend login."""
+    condition = str(load("pull-request.yml")["jobs"]["preview"]["if"])
+    assert "github.event.pull_request.head.repo.full_name == github.repository" in condition
+    assert "github.actor != 'dependabot[bot]'" in condition
+
+
 def test_deploy_runs_dev_then_prod_behind_its_environment() -> None:
     deploy = load("deploy.yml")
     assert deploy["on"]["push"] == {"branches": ["main"]}
