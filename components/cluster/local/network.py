@@ -4,13 +4,19 @@ kind's nodes are containers on the `kind` docker network (cluster.nodeCidrs: 172
 API server is a static pod on the host network of the control-plane node, so it calls the admission
 webhooks from a node address.
 
-NetworkPolicy is enforced: since kind v0.24.0 the default CNI, kindnet, ships "out-of-the-box support for
-network policy via sigs.k8s.io/kube-network-policies" (kubernetes-sigs/kind release notes v0.24.0, PR
-kubernetes-sigs/kind#3612 "Kindnet network policies"; the node image's DaemonSet kube-network-policies in
-kube-system: kubernetes-sigs/kind pkg/build/nodeimage/const_network_policy.go @ 2b256c4). It evaluates
-each new connection's addresses against the policies (nfqueue, in user space), so an ipBlock of the node
-network matches a host-network peer (kubelet, node-exporter, the API server) by address, as the AWS VPC
-CNI does.
+NetworkPolicy is enforced: since kind v0.24.0 the default CNI's daemon, kindnetd (the `kindnet` DaemonSet
+in kube-system), runs sigs.k8s.io/kube-network-policies' controller in-process (kubernetes-sigs/kind
+images/kindnetd/cmd/kindnetd/main.go @ v0.24.0 and v0.31.0, the release whose default node image is
+kindest/node:v1.35.0; kube-network-policies v0.8.0 there). There is no separate DaemonSet: enforcement comes
+with the node image's kindnet manifest, so any node image built by kind v0.24.0 or later enforces. How it
+evaluates (kube-network-policies pkg/networkpolicy/controller.go @ v0.8.0), which the policies rely on:
+- in an nftables chain on the POSTROUTING hook just before SNAT, so after kube-proxy's DNAT: a pod's call to
+  the `kubernetes` Service is judged by the endpoint's address and port (the control-plane node, 6443);
+- only new connections to or from a pod address, in user space (nfqueue, fail-open), so an ipBlock matches
+  any address, a pod's or a node's, as the AWS VPC CNI does;
+- packets from sockets of the node's root user are accepted unevaluated (kubelet probes, and on a one-node
+  cluster the API server's webhook calls), and so is UDP to port 53 (its DNS race workaround), so a DNS
+  rule is only checked for TCP.
 
 Nothing to block and no node-local endpoint to admit: pods on a laptop's cluster get no cloud credentials
 from a metadata server (the object store's and data services' credentials are Kubernetes Secrets).
