@@ -178,6 +178,14 @@ class BucketPurpose(StrEnum):
     ARTIFACTS = "artifacts"  # MLflow artifacts and registered models
     DATASETS = "datasets"  # datasets and Feast offline features
     LOGS = "logs"  # Loki chunks and Airflow remote task logs
+    # in-cluster PostgreSQL's base backups and WAL (the Barman Cloud plugin, components/data/in_cluster/
+    # backups.py); made only where a workload is granted it (on_demand_purposes)
+    BACKUPS = "backups"
+
+
+# Buckets that exist only where some workload's grant names them: a stack whose PostgreSQL is managed (RDS and
+# Cloud SQL back themselves up) has no backups bucket
+ON_DEMAND_PURPOSES = frozenset({BucketPurpose.BACKUPS})
 
 
 class Access(StrEnum):
@@ -244,6 +252,13 @@ class WorkloadSpec:
     grants: tuple[BucketGrant, ...]
     kafka: Access | None = None  # READ consumes topics; READ_WRITE also produces and creates topics
     dns: DnsGrant | None = None  # the DNS zone whose records it writes
+
+
+def bucket_purposes(workloads: Sequence[WorkloadSpec]) -> tuple[BucketPurpose, ...]:
+    """The buckets a stack makes: every purpose, but an on-demand one (ON_DEMAND_PURPOSES) only where one of
+    `workloads` is granted it. The storage adapters (aws, gcp, local) all make exactly these."""
+    granted = {g.purpose for w in workloads for g in w.grants}
+    return tuple(p for p in BucketPurpose if p not in ON_DEMAND_PURPOSES or p in granted)
 
 
 @dataclass(frozen=True)

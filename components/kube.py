@@ -233,19 +233,22 @@ def pinned_release(
     release_name: str | None = None,
     wait_for_jobs: bool = False,
     depends_on: Sequence[pulumi.Resource] = (),
+    postrender: str | None = None,
 ) -> k8s.helm.v3.Release:
     """A helm.v3.Release of a chart exactly at its pin in mlplatform/pins.py (chart, repo and version).
 
     For charts that rely on Helm hooks or ship CRDs in crds/ (Helm installs those once and never deletes
     them, so removing the release cannot cascade-delete users' custom resources). Every caller states how
     long Helm may wait for the release's pods (Helm's own default, 300 s, is shorter than a node pool
-    scaling up from zero and pulling large images)."""
+    scaling up from zero and pulling large images). `postrender`: an executable Helm pipes the rendered
+    manifests through before applying them (Helm's --post-renderer), for an object a chart cannot switch off."""
     return k8s.helm.v3.Release(
         resource_name,
         **_chart_inputs(pin, namespace, values, release_name),
         repository_opts=k8s.helm.v3.RepositoryOptsArgs(repo=pin.repo),
         timeout=timeout_seconds,
         wait_for_jobs=wait_for_jobs,
+        postrender=postrender,
         opts=pulumi.ResourceOptions(parent=parent, provider=provider, depends_on=list(depends_on)),
     )
 

@@ -7,7 +7,9 @@ create the Kubernetes service account from the same entry. Neither side spells a
 from __future__ import annotations
 
 from components.contracts import Access, BucketGrant, BucketPurpose, DnsGrant, Namespace, WorkloadSpec
+from components.guardrails import CNPG_CLUSTER
 from mlplatform.config.client import AcmeDns01Issuer, ClientConfig
+from mlplatform.config.models import DataConfig, DataServiceMode
 from mlplatform.config.streaming import StreamingConfig
 
 _RW, _RO = Access.READ_WRITE, Access.READ
@@ -66,6 +68,23 @@ STREAMING = WorkloadSpec(
 def streaming_workloads(streaming: StreamingConfig) -> tuple[WorkloadSpec, ...]:
     """The identities the streaming path needs beyond ALL: the feature-push job's, with streaming.enabled."""
     return (STREAMING,) if streaming.enabled else ()
+
+
+# In-cluster PostgreSQL's backups (components/data/in_cluster/backups.py): the Barman Cloud plugin's sidecar runs
+# in each instance pod, under the service account CloudNativePG makes for the Cluster and names after it
+# (cloudnative-pg v1.30.0 pkg/specs/serviceaccount.go; the Cluster's spec.serviceAccountTemplate annotates it), and
+# writes base backups and WAL to the backups bucket, which no other workload is granted. Only where PostgreSQL runs
+# in the cluster: RDS and Cloud SQL back themselves up, and then no backups bucket exists.
+POSTGRES_BACKUP_KEY = "postgres-backup"
+POSTGRES_CLUSTER_SERVICE_ACCOUNT = CNPG_CLUSTER  # the Cluster's name
+
+
+def postgres_backup_workloads(data: DataConfig) -> tuple[WorkloadSpec, ...]:
+    """The identity in-cluster PostgreSQL backs up as, with data.postgres.mode in-cluster; none otherwise."""
+    if data.postgres.mode is not DataServiceMode.IN_CLUSTER:
+        return ()
+    grant = BucketGrant(BucketPurpose.BACKUPS, _RW)
+    return (WorkloadSpec(POSTGRES_BACKUP_KEY, Namespace.DATA, POSTGRES_CLUSTER_SERVICE_ACCOUNT, (grant,)),)
 
 
 # cert-manager's controller solving ACME DNS-01 challenges: the chart's service account (`cert-manager`, the

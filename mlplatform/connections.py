@@ -286,6 +286,69 @@ def strimzi_connections(doc: PlanDocument, a: Addresses) -> list[Connection]:
     return found
 
 
+OBJECT_STORAGE_IP = "52.216.8.1"  # a public address of the cloud's object storage API (any outside address does)
+
+
+def _service_pods(doc: PlanDocument, host: str, a: Addresses) -> Pod | None:
+    """The pods behind `<service>.<namespace>.svc...`, read from the plan's Deployment of that name (the
+    platform names its Services after their Deployments)."""
+    name, namespace = host.split(".")[:2]
+    for r in doc.by_type("kubernetes:apps/v1:Deployment"):
+        meta = r.inputs.get("metadata") or {}
+        if meta.get("name") == name and meta.get("namespace") == namespace:
+            labels = (((r.inputs.get("spec") or {}).get("template") or {}).get("metadata") or {}).get("labels") or {}
+            return Pod(namespace, dict(labels), a.pod)
+    return None
+
+
+def barman_connections(doc: PlanDocument, a: Addresses) -> list[Connection]:
+    """In-cluster PostgreSQL's backups, where the Barman Cloud plugin's chart is installed (plugin-barman-cloud
+    chart 0.7.0, plugin v0.13.0): the CloudNativePG operator calls the plugin's gRPC server at its Service's port
+    9090 (targetPort 9090; cloudnative-pg v1.30.0 internal/controller/plugin_controller.go dials
+    `<service>.<namespace>.svc:<cnpg.io/pluginPort>`); the plugin reconciles ObjectStores, Roles and
+    RoleBindings through the API server (chart templates/rbac.yaml); the sidecar it injects into each instance
+    pod uploads WAL and base backups to each ObjectStore's endpoint: its endpointURL (the local stack's
+    in-cluster store) or the cloud's storage API over HTTPS, which on EKS is also where IRSA's token exchange
+    (STS) is."""
+    release = _release(doc, "plugin-barman-cloud")
+    operator = _release(doc, "cloudnative-pg")
+    stores = [r.inputs for r in doc.by_type("kubernetes:barmancloud.cnpg.io/v1:ObjectStore")]
+    if release is None or operator is None or not stores:
+        return []
+    source = "plugin-barman-cloud 0.7.0 / v0.13.0 (see barman_connections)"
+    plugin = Pod(release["namespace"], {"app.kubernetes.io/name": "plugin-barman-cloud",
+                                        "app.kubernetes.io/instance": release["name"]}, a.pod)  # fmt: skip
+    cnpg = Pod(operator["namespace"], {"app.kubernetes.io/name": "cloudnative-pg",
+                                       "app.kubernetes.io/instance": operator["name"]}, a.pod)  # fmt: skip
+    found = [
+        Connection("cnpg operator -> barman-cloud plugin:9090", cnpg, plugin, 9090, source),
+        Connection("barman-cloud plugin -> API server", plugin, Outside(a.control_plane, "API server"), a.api_port,
+                   source),
+    ]  # fmt: skip
+    for cluster in doc.by_type("kubernetes:postgresql.cnpg.io/v1:Cluster"):
+        meta = cluster.inputs.get("metadata") or {}
+        labels = {"cnpg.io/cluster": str(meta.get("name")), "cnpg.io/podRole": "instance"}
+        instance = Pod(str(meta.get("namespace")), {**labels, "cnpg.io/instanceRole": "primary"}, a.pod)
+        for store in stores:
+            endpoint = ((store.get("spec") or {}).get("configuration") or {}).get("endpointURL")
+            if endpoint:
+                host, _, port = endpoint.split("://", 1)[1].split("/", 1)[0].partition(":")
+                to = _service_pods(doc, host, a)
+                if to is not None:
+                    name = f"postgres backups -> {host}:{port}"
+                    found.append(Connection(name, instance, to, int(port or 80), source))
+            else:
+                storage = Outside(OBJECT_STORAGE_IP, "the cloud's object storage API")
+                found.append(Connection("postgres backups -> object storage:443", instance, storage, 443, source))
+    return found
+
+
 def connections(doc: PlanDocument) -> tuple[Addresses, list[Connection]]:
     a = addresses(doc)
-    return a, webhook_calls(doc, a) + gateway_connections(doc, a) + scrapes(doc, a) + strimzi_connections(doc, a)
+    return a, (
+        webhook_calls(doc, a)
+        + gateway_connections(doc, a)
+        + scrapes(doc, a)
+        + strimzi_connections(doc, a)
+        + barman_connections(doc, a)
+    )

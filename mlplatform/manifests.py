@@ -135,7 +135,20 @@ def render_release(reg: Registration, chart_dir: Path) -> RenderedRelease:
     name = release_name(reg)
     values = json.dumps(helm_values(reg.inputs), sort_keys=True)
     objects = pickle.loads(_render(chart_dir, chart_dir.stat().st_mtime_ns, values, name, namespace))
+    if reg.inputs.get("postrender"):
+        objects = post_rendered(objects, str(reg.inputs["postrender"]))
     return RenderedRelease(reg.name, name, str(reg.inputs["chart"]), str(reg.inputs["version"]), namespace, objects)
+
+
+def post_rendered(objects: list[dict[str, Any]], command: str) -> list[dict[str, Any]]:
+    """The objects as Helm applies them after a release's `postrender` executable (Helm's --post-renderer:
+    the manifests on its stdin, what it prints applied), run from the project directory as the provider runs it."""
+    import subprocess
+
+    project = Path(__file__).resolve().parents[1]
+    text = "".join(f"---\n{yaml.safe_dump(o, sort_keys=False)}" for o in objects)
+    out = subprocess.run([command], input=text, capture_output=True, text=True, check=True, cwd=project).stdout
+    return [d for d in yaml.safe_load_all(out) if isinstance(d, dict) and d.get("kind")]
 
 
 @functools.cache

@@ -112,6 +112,13 @@ CNPG_POSTGRES_TAGS: dict[str, str] = {
     "17": "17.10-system-trixie",
     "18": "18.4-system-trixie",
 }
+# The Barman Cloud plugin (CNPG-I), which backs the Cluster up to the object store: chart plugin-barman-cloud 0.7.0
+# (tag plugin-barman-cloud-v0.7.0 of cloudnative-pg/charts, the newest published chart; appVersion v0.13.0), the
+# plugin v0.13.0 (cloudnative-pg/plugin-barman-cloud, go.mod: built against cloudnative-pg v1.29.1 and CNPG-I
+# machinery v0.4.2; the operator's in-tree barmanObjectStore is deprecated since 1.26). Its sidecar image ships
+# barman[cloud] 3.19.1 (containers/sidecar-requirements.in @ v0.13.0).
+BARMAN_CLOUD = ChartPin("plugin-barman-cloud", "https://cloudnative-pg.github.io/charts", "0.7.0", "v0.13.0")
+BARMAN_CLOUD_BARMAN_VERSION = "3.19.1"
 # Strimzi: the operator chart 1.2.0 (strimzi/strimzi-kafka-operator helm-charts/helm3/strimzi-kafka-operator, whose
 # Chart.yaml holds the placeholder 0.1.1 in the source tree; values.yaml defaultImageTag 1.2.0), published as an OCI
 # chart (the project's install docs: oci://quay.io/strimzi-helm/strimzi-kafka-operator). Strimzi 1.x serves only
@@ -188,6 +195,7 @@ ALL_CHARTS: tuple[ChartPin, ...] = (
     OAUTH2_PROXY,
     JUPYTERHUB,
     CLOUDNATIVE_PG,
+    BARMAN_CLOUD,
     STRIMZI_OPERATOR,
 )
 

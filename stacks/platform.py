@@ -16,8 +16,9 @@ from components.client.exposure import ui_extension_providers
 from components.client.native_oidc import callback_urls, sign_on
 from components.cloud import cloud_provider
 from components.cluster import Cluster
-from components.contracts import BucketPurpose
+from components.contracts import BucketPurpose, Namespace
 from components.data import Data
+from components.data.in_cluster.backups import PostgresBackups, PostgresBackupsArgs
 from components.environment import ClusterArgs, DataArgs, StorageArgs
 from components.lifecycle import Lifecycle, LifecycleArgs
 from components.lifecycle.feast import EXAMPLE_DATA
@@ -57,7 +58,10 @@ def build_platform(cfg: PlatformConfig) -> Platform:
     namespaces = Namespaces(NAME, NamespacesArgs(cluster.outputs), opts=in_cluster)
     # with a domain and an ACME issuer, cert-manager's identity too (its grant on the DNS zone)
     platform_workloads = (
-        workloads.ALL + workloads.dns01_workloads(cfg.client) + workloads.streaming_workloads(cfg.streaming)
+        workloads.ALL
+        + workloads.dns01_workloads(cfg.client)
+        + workloads.streaming_workloads(cfg.streaming)
+        + workloads.postgres_backup_workloads(cfg.data)
     )
     # in-cluster Kafka makes a Kafka user per workload with a Kafka grant, as managed Kafka grants its identity
     data = Data(NAME, DataArgs.of(cfg), cluster.outputs, namespaces.outputs, platform_workloads, opts=infra)
@@ -78,6 +82,22 @@ def build_platform(cfg: PlatformConfig) -> Platform:
     )
 
     ns = namespaces.outputs
+    # in-cluster PostgreSQL's backups, attached to its Cluster once the storage layer has made their bucket and
+    # identity (components/data/in_cluster/backups.py): part of the data layer, built after storage
+    if data.cloudnative_pg is not None and data.ca is not None:
+        PostgresBackups(
+            f"{NAME}-postgres-backups",
+            PostgresBackupsArgs(
+                cluster.outputs,
+                ns[Namespace.DATA],
+                data.ca,
+                data.cloudnative_pg,
+                storage.outputs.buckets[BucketPurpose.BACKUPS],
+                storage.outputs.identities[workloads.POSTGRES_BACKUP_KEY],
+                cfg.data.postgres.backup_retention_days,
+            ),
+            opts=pulumi.ResourceOptions.merge(in_cluster, pulumi.ResourceOptions(parent=data)),
+        )
     # Grafana's and Airflow's own OIDC login, with a domain (components/sign_on.py); None without
     native_sign_on = sign_on(cfg)
     lifecycle = Lifecycle(
@@ -165,7 +185,7 @@ def build_platform(cfg: PlatformConfig) -> Platform:
     pulumi.export("region", cfg.region)
     pulumi.export("clusterName", cluster.outputs.name)
     pulumi.export("gpuPools", [p.name for p in cluster.outputs.gpu_pools])
-    pulumi.export("buckets", {p.value: storage.outputs.buckets[p].uri for p in BucketPurpose})
+    pulumi.export("buckets", {p.value: b.uri for p, b in storage.outputs.buckets.items()})
     pulumi.export("postgresHost", data.outputs.postgres.host)
     pulumi.export("redisHost", data.outputs.redis.host)
     if data.outputs.kafka is not None:

@@ -74,10 +74,18 @@ def test_each_service_account_is_bound_to_the_role_that_trusts_it(plan, stack: s
         assert subjects == [f"system:serviceaccount:{meta['namespace']}:{meta['name']}"]
 
 
+def data_config(stack: str) -> object:
+    from mlplatform.config import load_config, namespace_values, read_stack_file
+    from mlplatform.plan.synth import PROJECT_DIR
+
+    return load_config(namespace_values(read_stack_file(PROJECT_DIR, stack)), stack).data
+
+
 def test_workload_policies_name_only_their_buckets(dev: PlanDocument) -> None:
     bucket_names = {b.name: b.inputs.get("bucket") for b in dev.by_type("aws:s3/bucket:Bucket")}
-    assert len(bucket_names) == 3
-    for spec in workloads.ALL:
+    # dev's PostgreSQL is in the cluster: a fourth bucket, its backups, written by the backup identity only
+    assert len(bucket_names) == 4
+    for spec in workloads.ALL + workloads.postgres_backup_workloads(data_config("dev")):
         policy = json.loads(dev.one("aws:iam/rolePolicy:RolePolicy", f"mlplatform-{spec.key}").inputs["policy"])
         resources = {
             res
@@ -252,8 +260,10 @@ def _without_ip_blocks(inputs: dict) -> dict:
 
 def test_gcp_identities_are_bound_through_workload_identity(gcp_dev: PlanDocument) -> None:
     members = {m.inputs["member"] for m in gcp_dev.by_type("gcp:serviceaccount/iAMMember:IAMMember")}
+    # gcp-dev's PostgreSQL is in the cluster: its backup identity, bound to the Cluster's service account, too
     assert members == {
-        f"serviceAccount:mlplatform-gcp-dev.svc.id.goog[{w.namespace.value}/{w.service_account}]" for w in workloads.ALL
+        f"serviceAccount:mlplatform-gcp-dev.svc.id.goog[{w.namespace.value}/{w.service_account}]"
+        for w in workloads.ALL + workloads.postgres_backup_workloads(data_config("gcp-dev"))
     }
 
 

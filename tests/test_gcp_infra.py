@@ -9,6 +9,7 @@ import pytest
 
 from components import workloads
 from components.contracts import GPU_TAINT, Access, BucketPurpose, pool_contract
+from components.storage.gcp import BUCKET_METADATA_READERS
 from mlplatform.config.loader import read_stack_file
 from mlplatform.plan.document import PlanDocument
 from mlplatform.plan.synth import synthesize
@@ -75,7 +76,9 @@ def test_buckets_uniform_access_public_prevention_and_lifecycle(plan, stack: str
     doc = plan(stack)
     prod = stack == "gcp-prod"
     buckets = {b.name: b.inputs for b in doc.by_type("gcp:storage/bucket:Bucket")}
-    assert set(buckets) == {f"mlplatform-{p.value}" for p in BucketPurpose}
+    # the backups bucket only where PostgreSQL runs in the cluster (gcp-dev; gcp-prod's is Cloud SQL)
+    purposes = set(BucketPurpose) - ({BucketPurpose.BACKUPS} if prod else set())
+    assert set(buckets) == {f"mlplatform-{p.value}" for p in purposes}
     for bucket in buckets.values():
         assert bucket["uniformBucketLevelAccess"] is True and bucket["publicAccessPrevention"] == "enforced"
         assert bucket["versioning"]["enabled"] is prod and bucket["forceDestroy"] is not prod
@@ -207,16 +210,33 @@ def test_workload_identity_bindings_wait_for_the_cluster(plan, stack: str) -> No
         assert gke in b.dependencies, b.name
 
 
+def _data_config(stack: str) -> object:
+    from mlplatform.config import load_config, namespace_values
+
+    return load_config(namespace_values(read_stack_file(Path("."), stack)), stack).data
+
+
 def test_identities_get_bucket_scoped_roles_only(gcp_dev: PlanDocument) -> None:
     grants = gcp_dev.by_type("gcp:storage/bucketIAMMember:BucketIAMMember")
-    assert len(grants) == sum(len(w.grants) for w in workloads.ALL)
-    for spec in workloads.ALL:
+    # gcp-dev's PostgreSQL is in the cluster: its backups identity too
+    specs = workloads.ALL + workloads.postgres_backup_workloads(_data_config("gcp-dev"))
+    assert len(specs) == len(workloads.ALL) + 1
+    # one object role per grant, plus bucket-metadata reads where the client checks the bucket (backups)
+    metadata = [(s, g) for s in specs for g in s.grants if g.purpose in BUCKET_METADATA_READERS]
+    assert len(grants) == sum(len(w.grants) for w in specs) + len(metadata)
+    for spec in specs:
         for grant in spec.grants:
             member = gcp_dev.one(
                 "gcp:storage/bucketIAMMember:BucketIAMMember", f"mlplatform-{spec.key}-{grant.purpose.value}"
             ).inputs
             expected = "roles/storage.objectViewer" if grant.access is Access.READ else "roles/storage.objectUser"
             assert member["role"] == expected and member["member"].startswith(f"serviceAccount:mlplatform-{spec.key}@")
+    for spec, grant in metadata:
+        reader = gcp_dev.one(
+            "gcp:storage/bucketIAMMember:BucketIAMMember", f"mlplatform-{spec.key}-{grant.purpose.value}-bucket"
+        ).inputs
+        assert reader["role"] == "roles/storage.legacyBucketReader"
+        assert reader["member"].startswith(f"serviceAccount:mlplatform-{spec.key}@")
     project_roles = {b.inputs["role"] for b in gcp_dev.by_type("gcp:projects/iAMMember:IAMMember")}
     assert not any(r.startswith("roles/storage") for r in project_roles)  # never project-wide bucket access
 

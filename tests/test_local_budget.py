@@ -13,7 +13,7 @@ import pytest
 from mlplatform.cli import default_charts
 from mlplatform.config import read_stack_file
 from mlplatform.estimate.report import report
-from mlplatform.estimate.requests import idle_requests, render_releases, summarize
+from mlplatform.estimate.requests import barman_sidecars, idle_requests, render_releases, summarize
 from mlplatform.plan.document import PlanDocument
 from mlplatform.plan.synth import PROJECT_DIR, synthesize
 
@@ -81,7 +81,9 @@ def test_a_cnpg_cluster_counts_its_instances_times_their_resources(plan) -> None
     cpu = float(requests["cpu"][:-1]) / 1000 if str(requests["cpu"]).endswith("m") else float(requests["cpu"])
     assert cpu > 0
     before, after = summarize(one), summarize(three)
-    assert after.cpu - before.cpu == pytest.approx(2 * cpu)
+    # each instance pod also carries the backup plugin's sidecar, where the Cluster archives through it
+    per_instance = cpu + sum(r.cpu for r in barman_sidecars(three))
+    assert after.cpu - before.cpu == pytest.approx(2 * per_instance)
     by_source = [r for r in idle_requests(three) if r.source == cluster.name]
     assert [r.replicas for r in by_source] == [3]
     assert by_source[0].namespace == "data" and by_source[0].origin == "operator"

@@ -150,11 +150,14 @@ def test_secrets_are_redacted_everywhere(dev: PlanDocument, tmp_path: Path) -> N
 
 def test_stack_outputs_are_in_the_plan(dev: PlanDocument) -> None:
     assert dev.outputs["cloud"] == "aws"
-    assert set(dev.outputs["buckets"]) == {"artifacts", "datasets", "logs"}
+    # dev's PostgreSQL is in the cluster: its backups bucket too (components/data/in_cluster/backups.py)
+    assert set(dev.outputs["buckets"]) == {"artifacts", "datasets", "logs", "backups"}
     assert all(uri.startswith("s3://") for uri in dev.outputs["buckets"].values())
     # dev's PostgreSQL: the in-cluster Service by default, the RDS instance's address when managed
     assert dev.outputs["postgresHost"].endswith(".data.svc.cluster.local")
-    assert managed_stack("dev", ("postgres",)).outputs["postgresHost"].endswith(".rds.amazonaws.com")
+    managed = managed_stack("dev", ("postgres",))
+    assert managed.outputs["postgresHost"].endswith(".rds.amazonaws.com")
+    assert "backups" not in managed.outputs["buckets"]  # RDS keeps its own backups
 
 
 def test_render_groups_by_layer_with_counts_and_outputs(dev: PlanDocument) -> None:

@@ -18,7 +18,7 @@ from mlplatform.plan.document import PlanDocument
 from mlplatform.plan.synth import PROJECT_DIR
 from policy.engine import evaluate, report, stack_from_plan
 from policy.rules import ResourceRule, all_rules
-from policy.view import Context, Resource, Stack, from_registration
+from policy.view import Context, Resource, Stack, from_registration, plain
 from tests.support.policy_cases import CASES, Case, find, weaken
 
 # the local stack (issue 22) too, once its stack file is there
@@ -119,7 +119,7 @@ def test_rendered_chart_pods_are_checked(prod: PlanDocument) -> None:
 def test_a_weakened_prod_fails_with_every_mandatory_rule_named(prod: PlanDocument, gcp_prod: PlanDocument) -> None:
     """Every mandatory rule that can see a prod stack's resources (the in-cluster Valkey rule applies only
     where the data services run in the cluster, which prod refuses by default) is named."""
-    in_cluster_only = {"redis-in-cluster-tls-auth"}
+    in_cluster_only = {"redis-in-cluster-tls-auth", "database-backups-in-cluster"}
     mandatory = {name for name, rule in RULES.items() if rule.mandatory} - in_cluster_only
     named: set[str] = set()
     for doc in (prod, gcp_prod):
@@ -157,3 +157,60 @@ def test_plan_command_exits_nonzero_naming_the_rule(tmp_path: Path) -> None:
     assert result.returncode == 1, result.stdout[-2000:] + result.stderr[-2000:]
     assert "[mandatory] ha-table:" in result.stdout
     assert "serving pods: 3 per zone over 3 zones: minReplicas 1" in result.stdout
+
+
+class UnknownValueError(Exception):
+    """Stands in for pulumi_policy.proxy.UnknownValueError (the pack's venv has the SDK; `plain` matches
+    the exception by name)."""
+
+
+class _Proxy(dict):
+    """A mapping raising as the SDK's proxy does on a value unknown during a preview."""
+
+    def __getitem__(self, key: str) -> object:
+        value = super().__getitem__(key)
+        if value == "<unknown>":
+            raise UnknownValueError(key)
+        return value
+
+
+def test_a_value_unknown_during_a_preview_is_dropped_and_recorded() -> None:
+    unknown: list[str] = []
+    props = _Proxy(rules=[_Proxy(kms=_Proxy(keyId="<unknown>", algorithm="aws:kms"))], name="<unknown>")
+    assert plain(props, unknown) == {"rules": [{"kms": {"algorithm": "aws:kms"}}]}
+    assert unknown == ["rules[0].kms.keyId", "name"]
+
+
+def test_a_finding_is_uncertain_only_near_an_unknown_value() -> None:
+    """A stack finding rests on the resource, what it depends on and what depends on it."""
+    bucket = Resource("aws:s3/bucket:Bucket", "b", "urn:b", {})
+    config = Resource("enc", "c", "urn:c", {}, dependencies=("urn:b",), unknown=("rules[0].keyId",))
+    other = Resource("aws:s3/bucket:Bucket", "o", "urn:o", {})
+    stack = Stack(Context("prod", "prod"), [bucket, config, other])
+    assert stack.uncertain(bucket) == ["c.rules[0].keyId"]
+    assert stack.uncertain(other) == []
+    assert stack.uncertain(None) == ["c.rules[0].keyId"]
+
+
+def test_a_helm_v4_chart_expanded_by_the_engine_owns_its_child_objects() -> None:
+    """AnalyzeStack sends a helm.v4.Chart's outputs (`resources` only) and its objects as children: the
+    chart is named from their `helm.sh/chart` label and its objects are the children, yielded once."""
+    chart = Resource("kubernetes:helm.sh/v4:Chart", "feast", "urn:chart", {"resources": []})
+    labels = {"helm.sh/chart": "feast-feature-server-0.66.0"}
+    child = Resource(
+        "kubernetes:apps/v1:Deployment",
+        "feast-deployment",
+        "urn:child",
+        {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "feast", "labels": labels}},
+        parent="urn:chart",
+    )
+    stack = Stack(Context("prod", "prod"), [chart, child])
+    assert stack.resources[0].get("chart") == "feast-feature-server"
+    assert [o["metadata"]["name"] for o in stack.chart_objects(stack.resources[0])] == ["feast"]
+    assert [(r.name, where) for r, where, _ in stack.kubernetes_objects()] == [
+        ("feast", "release feast: Deployment feast")
+    ]
+    # a finding on one of its objects rests on what is unknown in them (an image digest in a preview)
+    pending = Resource(**{**vars(child), "unknown": ("spec.template.spec.containers[0].image",)})
+    stack = Stack(Context("prod", "prod"), [chart, pending])
+    assert stack.uncertain(stack.resources[0]) == ["feast-deployment.spec.template.spec.containers[0].image"]

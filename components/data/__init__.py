@@ -51,8 +51,12 @@ class Data(pulumi.ComponentResource):
         ca = PlatformCa(f"{name}-data", opts=kube) if in_cluster else None
         args = InClusterArgs(config, cluster, ns, ca, workloads) if ca is not None else None
         postgres, redis, kafka = managed.postgres, managed.redis, managed.kafka
+        # what a later layer attaches to the in-cluster database (its backups, after the storage layer)
+        self.ca = ca
+        self.cloudnative_pg: CloudNativePostgres | None = None
         if "postgres" in in_cluster and args is not None:
-            postgres = CloudNativePostgres(f"{name}-postgres", args, opts=kube).endpoint
+            self.cloudnative_pg = CloudNativePostgres(f"{name}-postgres", args, opts=kube)
+            postgres = self.cloudnative_pg.endpoint
         if "redis" in in_cluster and args is not None:
             redis = Valkey(f"{name}-redis", args, opts=kube).endpoint
         if "kafka" in in_cluster and args is not None:

@@ -23,6 +23,7 @@ from components.contracts import (
     StorageOutputs,
     WorkloadIdentity,
     WorkloadSpec,
+    bucket_purposes,
 )
 from components.environment import StorageArgs
 from components.protection import stateful
@@ -64,7 +65,7 @@ def build(
         deletion_window_in_days=30,
         opts=stateful(cfg, parent),
     )
-    buckets = {purpose: _bucket(parent, name, cfg, purpose, key) for purpose in BucketPurpose}
+    buckets = {purpose: _bucket(parent, name, cfg, purpose, key) for purpose in bucket_purposes(workloads)}
     binding = cluster.facts(AwsClusterFacts)
     identities = {w.key: _identity(parent, name, w, buckets, key, binding, kafka) for w in workloads}
     return StorageOutputs(buckets=buckets, identities=identities, registry=_registry(parent, name))
@@ -139,6 +140,19 @@ def _bucket(parent: pulumi.Resource, name: str, cfg: StorageArgs, purpose: Bucke
                 expiration=aws.s3.BucketLifecycleConfigurationRuleExpirationArgs(
                     days=cfg.storage.logs_bucket_expiry_days
                 ),
+                noncurrent_version_expiration=aws.s3.BucketLifecycleConfigurationRuleNoncurrentVersionExpirationArgs(
+                    noncurrent_days=7
+                ),
+            )
+        )
+    if purpose is BucketPurpose.BACKUPS:
+        # Barman deletes what falls out of the ObjectStore's retention policy; with versioning on (prod) those
+        # deletions leave noncurrent versions, dropped a week later so that retention holds for the bytes too
+        rules.append(
+            aws.s3.BucketLifecycleConfigurationRuleArgs(
+                id="expire-deleted-backups",
+                status="Enabled",
+                filter=aws.s3.BucketLifecycleConfigurationRuleFilterArgs(prefix=""),
                 noncurrent_version_expiration=aws.s3.BucketLifecycleConfigurationRuleNoncurrentVersionExpirationArgs(
                     noncurrent_days=7
                 ),

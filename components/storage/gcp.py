@@ -22,11 +22,19 @@ from components.contracts import (
     StorageOutputs,
     WorkloadIdentity,
     WorkloadSpec,
+    bucket_purposes,
 )
 from components.environment import StorageArgs
 from components.protection import stateful
 
 BUCKET_ROLE = {Access.READ: "roles/storage.objectViewer", Access.READ_WRITE: "roles/storage.objectUser"}
+# Purposes whose client also reads the bucket's own metadata (`storage.buckets.get`, in none of the object
+# roles): barman-cloud, PostgreSQL's backup sidecar, checks the bucket exists before its first WAL archive and
+# every backup (barman 3.19.1 cloud_providers/google_cloud_storage.py `test_connectivity`: Bucket.exists(), a
+# GET /b/<bucket>), and without it archiving never starts (plugin-barman-cloud v0.13.0
+# internal/cnpgi/common/wal.go). roles/storage.legacyBucketReader grants it on that bucket alone.
+BUCKET_METADATA_READERS = {BucketPurpose.BACKUPS}
+BUCKET_METADATA_ROLE = "roles/storage.legacyBucketReader"
 # Kafka ACL operations on topics per access level; consumer groups get READ + DESCRIBE for every client.
 KAFKA_TOPIC_OPS = {Access.READ: ("READ", "DESCRIBE"), Access.READ_WRITE: ("READ", "DESCRIBE", "WRITE", "CREATE")}
 KAFKA_GROUP_OPS = ("READ", "DESCRIBE")
@@ -40,7 +48,7 @@ def build(
     workloads: Sequence[WorkloadSpec],
     kafka: KafkaEndpoint | None,
 ) -> StorageOutputs:
-    buckets = {p: _bucket(parent, name, cfg, p) for p in BucketPurpose}
+    buckets = {p: _bucket(parent, name, cfg, p) for p in bucket_purposes(workloads)}
     binding = cluster.facts(GcpClusterFacts)
     identities = {w.key: _identity(parent, name, cfg, w, buckets, binding) for w in workloads}
     # only where clients log in as their Google identity (Managed Kafka); in-cluster Kafka's ACLs are its own
@@ -120,6 +128,14 @@ def _bucket(parent: pulumi.Resource, name: str, cfg: StorageArgs, purpose: Bucke
             ),
         ]
         if purpose is BucketPurpose.LOGS
+        # Barman deletes backups past the ObjectStore's retention; with versioning on (prod) drop what that leaves
+        else [
+            gcp.storage.BucketLifecycleRuleArgs(
+                action=gcp.storage.BucketLifecycleRuleActionArgs(type="Delete"),
+                condition=gcp.storage.BucketLifecycleRuleConditionArgs(days_since_noncurrent_time=7),
+            )
+        ]
+        if purpose is BucketPurpose.BACKUPS
         else []
     )
     bucket = gcp.storage.Bucket(
@@ -159,6 +175,14 @@ def _identity(
             member=member,
             opts=pulumi.ResourceOptions(parent=account),
         )
+        if grant.purpose in BUCKET_METADATA_READERS:
+            gcp.storage.BucketIAMMember(
+                f"{name}-{spec.key}-{grant.purpose.value}-bucket",
+                bucket=buckets[grant.purpose].name,
+                role=BUCKET_METADATA_ROLE,
+                member=member,
+                opts=pulumi.ResourceOptions(parent=account),
+            )
     gcp.serviceaccount.IAMMember(
         f"{name}-{spec.key}-workload-identity",
         service_account_id=account.name,

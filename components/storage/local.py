@@ -35,6 +35,7 @@ from components.contracts import (
     StorageOutputs,
     WorkloadIdentity,
     WorkloadSpec,
+    bucket_purposes,
 )
 from components.environment import StorageArgs
 from components.kube import PART_OF, RESTRICTED_CONTAINER, RESTRICTED_POD, access_key_secret
@@ -108,7 +109,7 @@ def build(
         raise ValueError("the local object store needs the platform namespaces (Storage(namespaces=...))")
     data_ns = namespaces[Namespace.DATA]
     k8s_opts = pulumi.ResourceOptions(parent=parent, provider=cluster.kubernetes_provider)
-    names = {p: bucket_name(name, p) for p in BucketPurpose}
+    names = {p: bucket_name(name, p) for p in bucket_purposes(workloads)}
     buckets = {
         p: Bucket(
             p,
@@ -118,7 +119,7 @@ def build(
             cfg.region,
             endpoint=ENDPOINT.url,
         )
-        for p in BucketPurpose
+        for p in names
     }
     specs = list(workloads) + ([seeder_spec(seeds)] if seeds else [])
     keys = {s.key: _access_key(parent, name, s, cfg.region) for s in specs}

@@ -451,6 +451,46 @@ def _plan_object(r: Registration) -> dict[str, Any] | None:
     return {"kind": kind, "metadata": metadata, "spec": r.inputs.get("spec") or {}}
 
 
+# The Barman Cloud plugin (components/data/in_cluster/backups.py) injects a sidecar into every instance pod of a
+# Cluster that names it in spec.plugins, with the resources of the ObjectStore the entry's barmanObjectName
+# names (spec.instanceSidecarConfiguration.resources; plugin-barman-cloud v0.13.0 internal/cnpgi/operator/
+# lifecycle.go: sidecarTemplate.Resources = config.resources, a restartPolicy Always init container, so the
+# scheduler adds it to the pod's requests). The plugin entry may come from a server-side patch of the Cluster.
+BARMAN_PLUGIN = "barman-cloud.cloudnative-pg.io"
+CNPG_CLUSTER_TYPE = "kubernetes:postgresql.cnpg.io/v1:Cluster"
+CNPG_CLUSTER_PATCH_TYPE = "kubernetes:postgresql.cnpg.io/v1:ClusterPatch"
+OBJECT_STORE_TYPE = "kubernetes:barmancloud.cnpg.io/v1:ObjectStore"
+
+
+def _key(r: Registration) -> tuple[str, str]:
+    meta = r.inputs.get("metadata") or {}
+    return str(meta.get("namespace") or ""), str(meta.get("name") or "")
+
+
+def barman_sidecars(doc: PlanDocument) -> Iterator[PodRequest]:
+    """The plugin's sidecar in each instance pod of each Cluster that archives through it, one request per
+    Cluster and ObjectStore with the Cluster's instances as replicas."""
+    stores = {_key(r): r for r in doc.by_type(OBJECT_STORE_TYPE)}
+    patches = doc.by_type(CNPG_CLUSTER_PATCH_TYPE)
+    for cluster in doc.by_type(CNPG_CLUSTER_TYPE):
+        spec = cluster.inputs.get("spec") or {}
+        entries = list(spec.get("plugins") or [])
+        for patch in (p for p in patches if _key(p) == _key(cluster)):
+            entries += (patch.inputs.get("spec") or {}).get("plugins") or []
+        namespace = _key(cluster)[0]
+        for entry in entries:
+            if (entry or {}).get("name") != BARMAN_PLUGIN:
+                continue
+            store = stores.get((namespace, str((entry.get("parameters") or {}).get("barmanObjectName"))))
+            if store is None:
+                continue
+            sidecar = (store.inputs.get("spec") or {}).get("instanceSidecarConfiguration") or {}
+            pool = pool_of(spec.get("affinity") or {})
+            for r in _one(pool, sidecar.get("resources"), _num(spec.get("instances"), 1)):
+                # counted under the ObjectStore, which declares the sidecar's resources
+                yield replace(r, namespace=namespace, source=store.name, origin="operator")
+
+
 # -- the whole stack ------------------------------------------------------------------------------------
 
 
@@ -472,7 +512,7 @@ def idle_requests(
         obj = _plan_object(r)
         if obj is not None:
             out += from_objects([obj], r.name, "spec")
-    return out
+    return out + list(barman_sidecars(doc))
 
 
 def render_releases(doc: PlanDocument, charts: Path | None) -> dict[str, list[dict[str, Any]]]:

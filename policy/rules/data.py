@@ -103,6 +103,70 @@ def database_backups(res: Resource, ctx: Context) -> Iterable[str]:
             yield "pointInTimeRecoveryEnabled is not true"
 
 
+CNPG_CLUSTER_PATCH = "kubernetes:postgresql.cnpg.io/v1:ClusterPatch"
+CNPG_SCHEDULED_BACKUP = "kubernetes:postgresql.cnpg.io/v1:ScheduledBackup"
+BARMAN_OBJECT_STORE = "kubernetes:barmancloud.cnpg.io/v1:ObjectStore"
+BARMAN_PLUGIN = "barman-cloud.cloudnative-pg.io"
+# Barman's retention policy as the ObjectStore CRD spells it (`^[1-9][0-9]*[dwm]$`: days, weeks, months); a
+# month counted as its shortest, 28 days
+RETENTION = re.compile(r"^([1-9][0-9]*)([dwm])$")
+RETENTION_UNIT_DAYS = {"d": 1, "w": 7, "m": 28}
+
+
+def _ns_name(res: Resource) -> tuple[str, str]:
+    return str(res.get("metadata.namespace") or ""), str(res.get("metadata.name") or "")
+
+
+def retention_days(policy: str) -> int | None:
+    """The days a Barman retention policy (`14d`, `2w`, `1m`) keeps at least; None when it is not one."""
+    match = RETENTION.match(policy)
+    return int(match.group(1)) * RETENTION_UNIT_DAYS[match.group(2)] if match else None
+
+
+@stack_rule(
+    "database-backups-in-cluster",
+    f"In-cluster PostgreSQL archives WAL and backs up daily to an object store, kept {MIN_BACKUP_DAYS} days in prod",
+)
+def database_backups_in_cluster(stack: Stack) -> Iterator[tuple[Resource | None, str]]:
+    """database-backups for a CloudNativePG Cluster (components/data/in_cluster/backups.py): its WAL archived by
+    the Barman Cloud plugin (a `spec.plugins` entry with `isWALArchiver`, on the Cluster or on a server-side
+    patch of it; CloudNativePG docs "CNPG-I", plugin-barman-cloud docs "Usage"), to an ObjectStore the stack
+    makes, whose `retentionPolicy` keeps at least two weeks in prod (none set: Barman deletes nothing), and a
+    ScheduledBackup with `method: plugin` (point-in-time recovery needs a base backup to replay WAL onto). An
+    archiver naming an ObjectStore the stack does not make is an error on every stack: nothing is archived."""
+    stores = {_ns_name(r): r for r in stack.of_type(BARMAN_OBJECT_STORE)}
+    patches = stack.of_type(CNPG_CLUSTER_PATCH)
+    schedules = stack.of_type(CNPG_SCHEDULED_BACKUP)
+    for cluster in stack.of_type(CNPG_CLUSTER):
+        where = _ns_name(cluster)
+        entries = list(cluster.get("spec.plugins") or [])
+        entries += [e for p in patches if _ns_name(p) == where for e in p.get("spec.plugins") or []]
+        archivers = [e for e in entries if (e or {}).get("name") == BARMAN_PLUGIN and e.get("isWALArchiver") is True]
+        if not archivers:
+            if stack.prod:
+                yield cluster, "no Barman Cloud plugin archives its WAL (spec.plugins, isWALArchiver: true)"
+            continue
+        name = str((archivers[0].get("parameters") or {}).get("barmanObjectName"))
+        store = stores.get((where[0], name))
+        if store is None:
+            yield cluster, f"its WAL archiver names ObjectStore {name!r}, which the stack does not make"
+        elif stack.prod:
+            policy = store.get("spec.retentionPolicy")
+            days = retention_days(str(policy)) if policy is not None else None
+            if policy is not None and (days is None or days < MIN_BACKUP_DAYS):
+                yield store, f"retentionPolicy {policy!r} keeps less than {MIN_BACKUP_DAYS} days"
+        backed_up = [
+            s
+            for s in schedules
+            if _ns_name(s)[0] == where[0]
+            and s.get("spec.cluster.name") == where[1]
+            and s.get("spec.method") == "plugin"
+            and s.get("spec.pluginConfiguration.name") == BARMAN_PLUGIN
+        ]
+        if stack.prod and not backed_up:
+            yield cluster, "no ScheduledBackup (method: plugin) takes its base backups"
+
+
 @resource_rule(
     "database-deletion-protection", "Prod databases have deletion protection and a final snapshot", RDS, CLOUD_SQL
 )

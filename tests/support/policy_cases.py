@@ -74,6 +74,13 @@ def _set(reg: Registration, path: str, value: Any) -> Registration:
 _DELETE = object()
 
 
+def _dangling_archiver(doc: PlanDocument) -> Registration:
+    """The in-cluster Cluster's WAL archiver pointed at an ObjectStore nobody makes; the finding names the Cluster."""
+    entry = {"name": "barman-cloud.cloudnative-pg.io", "isWALArchiver": True, "parameters": {"barmanObjectName": "x"}}
+    _set(find(doc, "kubernetes:postgresql.cnpg.io/v1:ClusterPatch"), "spec.plugins", [entry])
+    return find(doc, "kubernetes:postgresql.cnpg.io/v1:Cluster")
+
+
 def _no_replica(doc: PlanDocument) -> Registration:
     replica = find(doc, "aws:rds/instance:Instance", pred=lambda r: bool(r.inputs.get("replicateSourceDb")))
     doc.resources.remove(replica)
@@ -249,6 +256,12 @@ CASES: tuple[Case, ...] = (
             "settings.backupConfiguration.backupRetentionSettings.retainedBackups",
             7.0,
         ),
+    ),
+    Case(
+        "database-backups-in-cluster",
+        "dev",
+        "WAL archived to an ObjectStore the stack does not make",
+        lambda d: _dangling_archiver(d),
     ),
     Case(
         "database-deletion-protection",

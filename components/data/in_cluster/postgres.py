@@ -16,11 +16,10 @@ What it makes, in order:
    with verify-full. It depends on the Cluster; the admin role is reconciled by the instance manager just
    after the primary is up, which the Job's backoff (6 retries, up to 15 minutes) covers.
 
-Not here: backups. CloudNativePG backs up to an object store (the Barman Cloud plugin, or the in-tree
-barmanObjectStore the operator is deprecating), but the storage layer, which makes the buckets and the
-workload identities that may write them, is built after the data layer (an identity may need the managed
-Kafka's ARN), so no bucket exists yet when this runs. `backupRetentionDays` is therefore not applied in-cluster;
-the volume is the only copy (README, "PostgreSQL in the cluster").
+Not here: backups. CloudNativePG backs up to an object store through the Barman Cloud plugin, but the storage
+layer, which makes the buckets and the workload identities that may write them, is built after the data layer
+(an identity may need the managed Kafka's ARN), so no bucket exists yet when this runs. backups.py, built after
+the storage layer, installs the plugin and attaches it (and the backup identity) to this Cluster.
 """
 
 from __future__ import annotations
@@ -59,6 +58,7 @@ RELOAD = {"cnpg.io/reload": "true"}
 class CloudNativePostgres(pulumi.ComponentResource):
     endpoint: PostgresEndpoint
     cluster: k8s.apiextensions.CustomResource
+    operator: k8s.helm.v3.Release
 
     def __init__(self, name: str, args: InClusterArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("mlplatform:data:CloudNativePG", name, None, opts)
@@ -67,7 +67,7 @@ class CloudNativePostgres(pulumi.ComponentResource):
         # the platform's own services and the operator share the CPU pool; the database stays there as a
         # long-running service (the system pool is sized for cluster add-ons)
         pool = args.cluster.cpu_pool
-        operator = pinned_release(
+        self.operator = operator = pinned_release(
             self,
             f"{name}-operator",
             CLOUDNATIVE_PG,

@@ -57,12 +57,14 @@ class PlatformCa(pulumi.ComponentResource):
         dns_names: Sequence[str],
         labels: Mapping[str, str] | None = None,
         pkcs8: bool = False,
+        client: bool = False,
     ) -> k8s.core.v1.Secret:
         """A kubernetes.io/tls Secret (tls.crt, tls.key, ca.crt) for a server answering on `dns_names`; the
         first name is the certificate's common name. `labels`: added to the Secret's (an operator's reload
         label, e.g. CloudNativePG's cnpg.io/reload). `pkcs8`: tls.key as unencrypted PKCS #8 (`BEGIN PRIVATE KEY`)
         instead of the provider's SEC1 `BEGIN EC PRIVATE KEY`, for servers that read only PKCS #8 (Kafka's PEM
-        key store, which Strimzi's brokerCertChainAndKey feeds: the Kafka CRD's description of `key`)."""
+        key store, which Strimzi's brokerCertChainAndKey feeds: the Kafka CRD's description of `key`). `client`: the
+        certificate authenticates a client (extended key usage clientAuth) instead of a server (serverAuth)."""
         child = pulumi.ResourceOptions(parent=parent)
         key = tls.PrivateKey(resource_name, algorithm="ECDSA", ecdsa_curve="P256", opts=child)
         request = tls.CertRequest(
@@ -79,7 +81,7 @@ class PlatformCa(pulumi.ComponentResource):
             ca_cert_pem=self._cert.cert_pem,
             validity_period_hours=SERVER_VALIDITY_HOURS,
             early_renewal_hours=SERVER_EARLY_RENEWAL_HOURS,
-            allowed_uses=["digital_signature", "key_encipherment", "server_auth"],
+            allowed_uses=["digital_signature", "key_encipherment", "client_auth" if client else "server_auth"],
             opts=child,
         )
         return k8s.core.v1.Secret(
