@@ -24,6 +24,11 @@ from components.contracts import (
 
 NAME_LABEL = "app.kubernetes.io/name"
 NS_LABEL = "kubernetes.io/metadata.name"  # set by the API server on every namespace
+# A pod carrying this label accepts only its flows: its namespace's baseline (same-namespace traffic on every
+# port) leaves it out. For a server that listens on more than the port its flow names, unauthenticated
+# (SeaweedFS's `weed mini`: master, volume, filer and admin beside the S3 gateway, all on one bind address,
+# weed/command/mini.go @ 4.44).
+FLOWS_ONLY = {"mlplatform.io/ingress": "flows-only"}
 
 # Pod Security Standard enforced per namespace. training runs Ray images (root-less, but KubeRay sets no
 # seccomp profile), so it relaxes to baseline. Agents that need the host (node-exporter: host network and
@@ -382,7 +387,16 @@ FLOWS += (
         Namespace.DATA,
         "seaweedfs",
         OBJECT_STORE_PORT,
-        (Namespace.PLATFORM, Namespace.TRAINING, Namespace.SERVING, Namespace.MONITORING, Namespace.STREAMING),
+        # and `data` itself (in-cluster PostgreSQL's backup sidecar): the store is a FLOWS_ONLY pod, which its
+        # own namespace reaches only through its flow
+        (
+            Namespace.PLATFORM,
+            Namespace.TRAINING,
+            Namespace.SERVING,
+            Namespace.MONITORING,
+            Namespace.STREAMING,
+            Namespace.DATA,
+        ),
     ),
 )
 # node-level targets (host network): the kubelet's cAdvisor metrics and node-exporter
@@ -466,6 +480,21 @@ API_CLIENT_PODS: tuple[tuple[str, Namespace, Mapping[str, str]], ...] = (
     ("cnpg-operator", Namespace.DATA, CNPG_OPERATOR_PODS),
     ("cnpg-instances", Namespace.DATA, CNPG_CLUSTER_PODS),
 )
+# In-cluster PostgreSQL's backups (components/data/in_cluster/backups.py): the Barman Cloud plugin's Deployment in
+# `data` (chart plugin-barman-cloud 0.7.0, release `plugin-barman-cloud`: templates/_helpers.tpl selectorLabels)
+# serves the operator's gRPC calls on 9090 behind the Service `barman-cloud` (templates/service.yaml,
+# deployment.yaml), inside `data` (the baseline's same-namespace rule), and reconciles ObjectStores, Roles and
+# RoleBindings through the API. Its sidecar in the instance pods uploads WAL and base backups to the object store:
+# on AWS and GCP the cloud's storage API over HTTPS (and, on EKS, STS for the IRSA token exchange; GKE's metadata
+# server is every namespace's baseline), on local SeaweedFS in `data` itself (same-namespace).
+BARMAN_CLOUD_SERVICE, BARMAN_CLOUD_PORT = "barman-cloud", 9090
+BARMAN_CLOUD_PODS = {NAME_LABEL: "plugin-barman-cloud", "app.kubernetes.io/instance": "plugin-barman-cloud"}
+API_CLIENT_PODS += (("barman-cloud", Namespace.DATA, BARMAN_CLOUD_PODS),)
+# Pods that reach HTTPS anywhere (but blocked ranges) in a namespace whose other pods do not (HTTPS_CLIENTS allows
+# a whole namespace): (policy name, namespace, pods)
+HTTPS_CLIENT_PODS: tuple[tuple[str, Namespace, Mapping[str, str]], ...] = (
+    ("cnpg-backups", Namespace.DATA, CNPG_INSTANCE_PODS),
+)
 # In-cluster Redis (components/data/in_cluster/redis.py): one Valkey server in `data`, TLS on 6379, from the
 # namespaces that reach a managed Redis (DATA_CLIENTS; `data` itself is same-namespace). Where Redis is managed
 # no pod carries the label.
@@ -529,13 +558,14 @@ def _policy(
     ingress: list[k8s.networking.v1.NetworkPolicyIngressRuleArgs] | None = None,
     egress: list[k8s.networking.v1.NetworkPolicyEgressRuleArgs] | None = None,
     pod_labels: Mapping[str, str] | None = None,
+    pod_selector: k8s.meta.v1.LabelSelectorArgs | None = None,
 ) -> k8s.networking.v1.NetworkPolicy:
     types = (["Ingress"] if ingress is not None else []) + (["Egress"] if egress is not None else [])
     return k8s.networking.v1.NetworkPolicy(
         f"{prefix}-{name}",
         metadata=k8s.meta.v1.ObjectMetaArgs(name=name, namespace=namespace.metadata.name),
         spec=k8s.networking.v1.NetworkPolicySpecArgs(
-            pod_selector=k8s.meta.v1.LabelSelectorArgs(match_labels=dict(pod_labels or {})),
+            pod_selector=pod_selector or k8s.meta.v1.LabelSelectorArgs(match_labels=dict(pod_labels or {})),
             policy_types=types,
             ingress=ingress,
             egress=egress,
@@ -626,7 +656,12 @@ def network_policies(
     namespace: k8s.core.v1.Namespace,
     network: ClusterNetwork,
 ) -> list[k8s.networking.v1.NetworkPolicy]:
-    """The namespace's default deny, its baseline and the allows of FLOWS, named `<prefix>-<policy>`."""
+    """The namespace's default deny, its baseline and the allows of FLOWS, named `<prefix>-<policy>`. The
+    baseline selects every pod but the FLOWS_ONLY ones, which get its egress alone."""
+    [(flows_only_key, _)] = FLOWS_ONLY.items()
+    not_flows_only = k8s.meta.v1.LabelSelectorArgs(
+        match_expressions=[k8s.meta.v1.LabelSelectorRequirementArgs(key=flows_only_key, operator="DoesNotExist")]
+    )
     policies = [
         _policy(parent, prefix, namespace, "default-deny", ingress=[], egress=[]),
         _policy(
@@ -636,6 +671,10 @@ def network_policies(
             "baseline",
             ingress=baseline_ingress(ns, network),
             egress=baseline_egress(ns, network),
+            pod_selector=not_flows_only,
+        ),
+        _policy(
+            parent, prefix, namespace, "baseline-flows-only", egress=baseline_egress(ns, network), pod_labels=FLOWS_ONLY
         ),
     ]
     for flow in FLOWS:
@@ -689,6 +728,22 @@ def network_policies(
                         k8s.networking.v1.NetworkPolicyEgressRuleArgs(
                             to=[_cidr_peer(c) for c in network.control_plane_cidrs],
                             ports=[_tcp(network.api_server_port)],
+                        )
+                    ],
+                )
+            )
+    for name, where, pods in HTTPS_CLIENT_PODS:
+        if where is ns:
+            policies.append(
+                _policy(
+                    parent,
+                    prefix,
+                    namespace,
+                    f"allow-https-{name}-out",
+                    pod_labels=pods,
+                    egress=[
+                        k8s.networking.v1.NetworkPolicyEgressRuleArgs(
+                            to=[_cidr_peer("0.0.0.0/0", network.blocked_cidrs)], ports=[_tcp(HTTPS_PORT)]
                         )
                     ],
                 )

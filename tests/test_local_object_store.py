@@ -38,8 +38,10 @@ from components.storage.local import (
     seeder_spec,
 )
 from components.storage.seaweedfs import ENDPOINT, mini_args
+from mlplatform.config import load_config, namespace_values, read_stack_file
 from mlplatform.netpol import Cni, Pod, PolicySet
 from mlplatform.plan.document import PlanDocument
+from mlplatform.plan.synth import PROJECT_DIR
 from mlplatform.podsecurity import check_pod, missing_requests, pod_specs
 from tests.support.kubelet import container_env
 from tests.support.tools import required_tool, venv_python
@@ -276,14 +278,41 @@ def test_clouds_get_no_key_and_no_endpoint(dev: PlanDocument, gcp_dev: PlanDocum
 
 def test_only_the_bucket_namespaces_reach_the_store(local: PlanDocument) -> None:
     policies = PolicySet(local, Cni.KINDNET)
-    store = Pod(Namespace.DATA.value, {"app.kubernetes.io/name": ENDPOINT.name}, "10.244.0.10")
-    clients = {s.namespace for s in SPECS}
-    assert clients == set(flow("object-store").sources)
+    [deployment] = [
+        d for d in local.by_type("kubernetes:apps/v1:Deployment") if d.inputs["metadata"]["name"] == ENDPOINT.name
+    ]
+    store = Pod(Namespace.DATA.value, deployment.inputs["spec"]["template"]["metadata"]["labels"], "10.244.0.10")
+    # the workloads holding a bucket grant, in-cluster PostgreSQL's backup sidecar (in `data`) among them
+    specs = (
+        *SPECS,
+        *workloads.postgres_backup_workloads(
+            load_config(namespace_values(read_stack_file(PROJECT_DIR, "local")), "local").data
+        ),
+    )
+    clients = {s.namespace for s in specs}
+    assert Namespace.DATA in clients and clients == set(flow("object-store").sources)
     for ns in Namespace:
         verdict = policies.decide(Pod(ns.value, {}, "10.244.0.20"), store, ENDPOINT.port)
-        assert verdict.allowed is (ns in clients or ns is Namespace.DATA), (ns, verdict.why)
-    # only the S3 port: the master, filer and volume ports stay inside the pod's namespace
-    assert not policies.decide(Pod(Namespace.PLATFORM.value, {}, "10.244.0.20"), store, 8888).allowed
+        assert verdict.allowed is (ns in clients), (ns, verdict.why)
+
+
+# every port `weed mini` 4.44 opens besides the S3 gateway, without authentication (weed/command/mini.go: master
+# 9333, volume 9340, filer 8888, webdav 7333, admin 23646, and their gRPC ports at +10000)
+WEED_UNAUTHENTICATED_PORTS = (9333, 19333, 9340, 19340, 8888, 18888, 7333, 23646, 33646)
+
+
+@pytest.mark.parametrize("port", WEED_UNAUTHENTICATED_PORTS)
+def test_no_pod_reaches_the_stores_other_ports(local: PlanDocument, port: int) -> None:
+    """Not even from `data`, whose baseline admits same-namespace traffic on every port: a compromised
+    database or broker pod would otherwise read and write every bucket through the filer, keys bypassed."""
+    policies = PolicySet(local, Cni.KINDNET)
+    [deployment] = [
+        d for d in local.by_type("kubernetes:apps/v1:Deployment") if d.inputs["metadata"]["name"] == ENDPOINT.name
+    ]
+    store = Pod(Namespace.DATA.value, deployment.inputs["spec"]["template"]["metadata"]["labels"], "10.244.0.10")
+    for ns in Namespace:
+        verdict = policies.decide(Pod(ns.value, {}, "10.244.0.20"), store, port)
+        assert not verdict.allowed, (ns, port, verdict.why)
 
 
 # -- clients under the planned env, against a stand-in S3 -----------------------------------------------------

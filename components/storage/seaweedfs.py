@@ -32,7 +32,7 @@ import pulumi_kubernetes as k8s
 
 from components.contracts import Namespace, NodePoolContract, ServiceEndpoint
 from components.environment import Environment
-from components.guardrails import NAME_LABEL, flow
+from components.guardrails import FLOWS_ONLY, NAME_LABEL, flow
 from components.kube import PART_OF, RESTRICTED_CONTAINER, RESTRICTED_POD
 from components.protection import stateful
 from mlplatform.pins import SEAWEEDFS_IMAGE, SEAWEEDFS_UID
@@ -40,6 +40,9 @@ from mlplatform.pins import SEAWEEDFS_IMAGE, SEAWEEDFS_UID
 FLOW = flow("object-store")
 ENDPOINT = ServiceEndpoint(FLOW.app or "seaweedfs", Namespace.DATA, FLOW.port)
 LABELS = {NAME_LABEL: ENDPOINT.name, **PART_OF}
+# the pod: its S3 port by its flow alone, not `data`'s every-port baseline (master, volume, filer and admin
+# listen beside it without authentication: components/guardrails.py FLOWS_ONLY)
+POD_LABELS = {**LABELS, **FLOWS_ONLY}
 CONFIG_SECRET = "seaweedfs-s3-config"
 CONFIG_DIR = "/etc/seaweedfs-s3"
 CONFIG_FILE = "s3.json"
@@ -123,7 +126,7 @@ class SeaweedFs(pulumi.ComponentResource):
                 "strategy": {"type": "Recreate"},
                 "selector": {"matchLabels": {NAME_LABEL: ENDPOINT.name}},
                 "template": {
-                    "metadata": {"labels": LABELS, "annotations": {"mlplatform.io/s3-config-sha256": checksum}},
+                    "metadata": {"labels": POD_LABELS, "annotations": {"mlplatform.io/s3-config-sha256": checksum}},
                     "spec": pod_spec(args.buckets, args.pool),
                 },
             },
