@@ -24,14 +24,32 @@ ADMIN_CALLS = 3  # create_user, put_user_policy, create_access_key
 READ = ["s3:GetObject", "s3:ListBucket"]
 
 
-def main(bucket: str, objects: list[str]) -> None:
+TRUST = {
+    "Version": "2012-10-17",
+    "Statement": [
+        {
+            "Effect": "Allow",
+            "Principal": {"Federated": "arn:aws:iam::123456789012:oidc-provider/oidc.eks.us-east-1.amazonaws.com"},
+            "Action": "sts:AssumeRoleWithWebIdentity",
+        }
+    ],
+}
+
+
+def start_irsa_moto() -> tuple[object, str, dict[str, str]]:
+    """moto on 127.0.0.1 with IAM authentication on, as IRSA meets AWS: (the server, its URL, an administrator's
+    client keyword arguments). AssumeRoleWithWebIdentity goes through unsigned, as in AWS; HeadBucket is
+    authorized by s3:ListBucket, as in AWS (S3 API reference, HeadBucket: "you must have the s3:ListBucket
+    permission"; moto 5.2 asks for a non-existent s3:HeadBucket)."""
     from moto import settings
 
     settings.INITIAL_NO_AUTH_ACTION_COUNT = ADMIN_CALLS
     import boto3
     from moto.core.authorization import ActionAuthenticatorMixin
+    from moto.s3.responses import ACTION_MAP
     from moto.server import ThreadedMotoServer
 
+    ACTION_MAP["BUCKET"]["HEAD"]["DEFAULT"] = "ListBucket"
     checked = ActionAuthenticatorMixin._authenticate_and_authorize_action
 
     def authenticate(self, iam_request_cls, resource="*"):  # type: ignore[no-untyped-def]
@@ -52,6 +70,13 @@ def main(bucket: str, objects: list[str]) -> None:
     iam.put_user_policy(UserName="admin", PolicyName="admin", PolicyDocument=json.dumps(admin_policy))
     key = iam.create_access_key(UserName="admin")["AccessKey"]
     admin = {"aws_access_key_id": key["AccessKeyId"], "aws_secret_access_key": key["SecretAccessKey"], **anonymous}
+    return server, url, admin
+
+
+def main(bucket: str, objects: list[str]) -> None:
+    import boto3
+
+    server, url, admin = start_irsa_moto()
     iam = boto3.client("iam", **admin)
     s3 = boto3.client("s3", **admin)
     s3.create_bucket(Bucket=bucket)
@@ -59,19 +84,9 @@ def main(bucket: str, objects: list[str]) -> None:
         name, _, path = pair.partition("=")
         with open(path, "rb") as f:
             s3.put_object(Bucket=bucket, Key=name, Body=f.read())
-    trust = {
-        "Version": "2012-10-17",
-        "Statement": [
-            {
-                "Effect": "Allow",
-                "Principal": {"Federated": "arn:aws:iam::123456789012:oidc-provider/oidc.eks.us-east-1.amazonaws.com"},
-                "Action": "sts:AssumeRoleWithWebIdentity",
-            }
-        ],
-    }
     roles = {}
     for role, actions in (("feast", READ), ("nobody", [])):
-        roles[role] = iam.create_role(RoleName=role, AssumeRolePolicyDocument=json.dumps(trust))["Role"]["Arn"]
+        roles[role] = iam.create_role(RoleName=role, AssumeRolePolicyDocument=json.dumps(TRUST))["Role"]["Arn"]
         if actions:
             resources = [f"arn:aws:s3:::{bucket}", f"arn:aws:s3:::{bucket}/*"]
             statement = {"Effect": "Allow", "Action": actions, "Resource": resources}
@@ -79,7 +94,7 @@ def main(bucket: str, objects: list[str]) -> None:
             iam.put_role_policy(RoleName=role, PolicyName="datasets", PolicyDocument=json.dumps(policy))
     print(json.dumps({"url": url, "role": roles["feast"], "denied_role": roles["nobody"]}), flush=True)
     sys.stdin.read()
-    server.stop()
+    server.stop()  # type: ignore[attr-defined]
 
 
 if __name__ == "__main__":
