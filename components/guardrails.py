@@ -471,6 +471,22 @@ FLOWS += (
         selector=CNPG_INSTANCE_PODS,
     ),
 )
+# Prometheus scrapes the instances' metrics: the instance manager serves /metrics on the postgres container's
+# port `metrics` 9187 (cloudnative-pg v1.30.0 pkg/specs/pods.go, pkg/management/url/url.go PostgresMetricsPort),
+# plain HTTP unless the Cluster sets spec.monitoring.tls.enabled (default false: api/v1/cluster_funcs.go
+# IsMetricsTLSEnabled; pkg/management/postgres/webserver/metricserver/metrics.go). Not in SCRAPES / FLOWS:
+# only a stack whose PostgreSQL is in-cluster scrapes it (components/observability/postgres.py makes the
+# PodMonitor and this flow's two policies), so no managed stack opens 9187 into `data`.
+CNPG_METRICS_PORT = 9187
+CNPG_SCRAPE = ScrapeTarget("cnpg-instances", Namespace.DATA, CNPG_INSTANCE_PODS, "metrics", CNPG_METRICS_PORT)
+CNPG_SCRAPE_FLOW = Flow(
+    f"scrape-{CNPG_SCRAPE.name}",
+    CNPG_SCRAPE.namespace,
+    None,
+    CNPG_SCRAPE.number,
+    (Namespace.MONITORING,),
+    selector=CNPG_SCRAPE.selector,
+)
 # Pods that talk to the Kubernetes API in a namespace whose other pods do not: allowed to the control plane's
 # addresses on 443 by pod selector, as API_ONLY_CLIENTS allows a whole namespace. (policy name, namespace,
 # pods). CloudNativePG's operator reconciles through the API; its instance manager (the postgres container's
@@ -649,6 +665,52 @@ def baseline_ingress(ns: Namespace, network: ClusterNetwork) -> list[k8s.network
     ]
 
 
+def flow_policies(
+    parent: pulumi.Resource, prefix: str, ns: Namespace, namespace: k8s.core.v1.Namespace, flow: Flow
+) -> list[k8s.networking.v1.NetworkPolicy]:
+    """`ns`'s side of one flow: the ingress allow where the flow ends, the egress allow where it starts (from
+    another namespace), named `<prefix>-allow-<flow>-in` / `-out`; nothing when `ns` is neither."""
+    policies = []
+    if flow.to is ns:
+        policies.append(
+            _policy(
+                parent,
+                prefix,
+                namespace,
+                f"allow-{flow.name}-in",
+                pod_labels=flow.pod_labels,
+                ingress=[
+                    k8s.networking.v1.NetworkPolicyIngressRuleArgs(
+                        from_=[_peer_ns(s, flow.source_pods) for s in flow.sources]
+                        + ([_cidr_peer("0.0.0.0/0")] if flow.from_anywhere else []),
+                        ports=[_tcp(flow.port)],
+                    )
+                ],
+            )
+        )
+    if ns in flow.sources and flow.to is not ns:
+        policies.append(
+            _policy(
+                parent,
+                prefix,
+                namespace,
+                f"allow-{flow.name}-out",
+                egress=[
+                    k8s.networking.v1.NetworkPolicyEgressRuleArgs(
+                        to=[
+                            k8s.networking.v1.NetworkPolicyPeerArgs(
+                                namespace_selector=_peer_ns(flow.to).namespace_selector,
+                                pod_selector=k8s.meta.v1.LabelSelectorArgs(match_labels=flow.pod_labels),
+                            )
+                        ],
+                        ports=[_tcp(flow.port)],
+                    )
+                ],
+            )
+        )
+    return policies
+
+
 def network_policies(
     parent: pulumi.Resource,
     prefix: str,
@@ -678,43 +740,7 @@ def network_policies(
         ),
     ]
     for flow in FLOWS:
-        if flow.to is ns:
-            policies.append(
-                _policy(
-                    parent,
-                    prefix,
-                    namespace,
-                    f"allow-{flow.name}-in",
-                    pod_labels=flow.pod_labels,
-                    ingress=[
-                        k8s.networking.v1.NetworkPolicyIngressRuleArgs(
-                            from_=[_peer_ns(s, flow.source_pods) for s in flow.sources]
-                            + ([_cidr_peer("0.0.0.0/0")] if flow.from_anywhere else []),
-                            ports=[_tcp(flow.port)],
-                        )
-                    ],
-                )
-            )
-        if ns in flow.sources and flow.to is not ns:
-            policies.append(
-                _policy(
-                    parent,
-                    prefix,
-                    namespace,
-                    f"allow-{flow.name}-out",
-                    egress=[
-                        k8s.networking.v1.NetworkPolicyEgressRuleArgs(
-                            to=[
-                                k8s.networking.v1.NetworkPolicyPeerArgs(
-                                    namespace_selector=_peer_ns(flow.to).namespace_selector,
-                                    pod_selector=k8s.meta.v1.LabelSelectorArgs(match_labels=flow.pod_labels),
-                                )
-                            ],
-                            ports=[_tcp(flow.port)],
-                        )
-                    ],
-                )
-            )
+        policies += flow_policies(parent, prefix, ns, namespace, flow)
     for name, where, pods in API_CLIENT_PODS:
         if where is ns:
             policies.append(

@@ -228,6 +228,14 @@ def scrapes(doc: PlanDocument, a: Addresses) -> list[Connection]:
         Connection(f"scrape {t.name}", prom, Pod(t.namespace.value, dict(t.selector), a.pod), t.number, "SCRAPES")
         for t in SCRAPES
     ]
+    # in-cluster PostgreSQL: every instance of each CloudNativePG Cluster serves /metrics on its postgres
+    # container's `metrics` port 9187 (cloudnative-pg v1.30.0 pkg/specs/pods.go, instance pods labelled
+    # cnpg.io/cluster and cnpg.io/podRole instance), which the platform scrapes (CNPG_SCRAPE)
+    for cluster in doc.by_type("kubernetes:postgresql.cnpg.io/v1:Cluster"):
+        meta = cluster.inputs.get("metadata") or {}
+        labels = {"cnpg.io/cluster": str(meta.get("name")), "cnpg.io/podRole": "instance"}
+        instance = Pod(str(meta.get("namespace")), {**labels, "cnpg.io/instanceRole": "primary"}, a.pod)
+        found.append(Connection("scrape cnpg instances:9187", prom, instance, 9187, "cloudnative-pg v1.30.0 pods.go"))
     # kube-prometheus-stack 88.5.3 values.yaml: coreDns.enabled true by default, a Service on 9153 selecting
     # k8s-app: kube-dns. EKS runs CoreDNS, whose Corefile serves `prometheus :9153`; GKE runs kube-dns
     # (kubedns, dnsmasq, sidecar), which serves no 9153.

@@ -163,6 +163,7 @@ def build_platform(cfg: PlatformConfig) -> Platform:
             cfg.storage.log_retention_days,
             multi_zone,
             sign_on=native_sign_on,
+            postgres_in_cluster=data.cloudnative_pg is not None,
         ),
         opts=in_cluster,
     )

@@ -76,7 +76,11 @@ def test_host_agents_run_outside_the_restricted_monitoring_namespace(plan, stack
 @pytest.mark.parametrize("stack", STACKS)
 def test_platform_alerts_are_the_configured_rules(plan, stack: str) -> None:
     doc = plan(stack)
-    rule = doc.one("kubernetes:monitoring.coreos.com/v1:PrometheusRule")
+    # (in-cluster PostgreSQL's own rule beside it: tests/test_postgres_monitoring.py)
+    [rule] = [
+        r for r in doc.by_type("kubernetes:monitoring.coreos.com/v1:PrometheusRule")
+        if r.inputs["metadata"]["name"] == "mlplatform-alerts"
+    ]  # fmt: skip
     thresholds = config(stack).services.prometheus.alerts
     assert json.loads(json.dumps(rule.inputs["spec"]["groups"]), parse_float=float) == json.loads(
         json.dumps(rule_groups(thresholds)), parse_float=float
@@ -97,17 +101,20 @@ def test_prometheus_rule_validates_against_its_crd(plan) -> None:
 
 @pytest.mark.parametrize("stack", STACKS)
 def test_every_scrape_is_a_pod_monitor_and_a_flow_that_agree(plan, stack: str) -> None:
-    from components.guardrails import FLOWS, SCRAPES
+    from components.guardrails import CNPG_SCRAPE, CNPG_SCRAPE_FLOW, FLOWS, SCRAPES
 
     doc = plan(stack)
+    # in-cluster PostgreSQL's instances too, only where it runs (tests/test_postgres_monitoring.py)
+    in_cluster = bool(doc.by_type("kubernetes:postgresql.cnpg.io/v1:Cluster"))
+    scrapes = SCRAPES + ((CNPG_SCRAPE,) if in_cluster else ())
     monitors = {
         m.inputs["metadata"]["name"]: m
         for kind in ("PodMonitor", "ServiceMonitor")
         for m in doc.by_type(f"kubernetes:monitoring.coreos.com/v1:{kind}")
     }
-    assert set(monitors) == {t.name for t in SCRAPES}
-    flows = {f.name: f for f in FLOWS}
-    for target in SCRAPES:
+    assert set(monitors) == {t.name for t in scrapes}
+    flows = {f.name: f for f in (*FLOWS, CNPG_SCRAPE_FLOW)}
+    for target in scrapes:
         spec = monitors[target.name].inputs["spec"]
         flow = flows[f"scrape-{target.name}"]
         assert spec["namespaceSelector"]["matchNames"] == [flow.to.value]

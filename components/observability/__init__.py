@@ -23,6 +23,7 @@ from components.observability.alloy import Alloy, AlloyArgs
 from components.observability.drift import DriftMonitor, DriftMonitorArgs
 from components.observability.gpu_metrics import DcgmExporter, DcgmExporterArgs
 from components.observability.loki import Loki, LokiArgs
+from components.observability.postgres import PostgresMonitoring, PostgresMonitoringArgs
 from components.observability.prometheus import Prometheus, PrometheusArgs
 from components.placement import Placement
 from components.sign_on import SignOn
@@ -43,6 +44,8 @@ class ObservabilityArgs:
     multi_zone: bool = False
     # Grafana's own OIDC login, when the stack exposes its UIs (components/sign_on.py)
     sign_on: SignOn | None = None
+    # PostgreSQL runs in the cluster (CloudNativePG): its scrape, flow and alerts (components/observability/postgres.py)
+    postgres_in_cluster: bool = False
 
 
 @dataclass(frozen=True)
@@ -125,6 +128,12 @@ class Observability(pulumi.ComponentResource):
                 ),
                 opts=pulumi.ResourceOptions(parent=self),
             )
+            if args.postgres_in_cluster:
+                PostgresMonitoring(
+                    f"{name}-postgres",
+                    PostgresMonitoringArgs(args.namespaces, prometheus),
+                    opts=pulumi.ResourceOptions(parent=self),
+                )
         self.outputs = ObservabilityOutputs(
             namespace=ns.metadata.name,
             loki_service_account=sa,

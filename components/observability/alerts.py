@@ -258,3 +258,56 @@ def alertmanager_config(receiver: AlertReceiverConfig | None) -> dict[str, Any]:
         receivers.append({"name": "platform", **target})
         route["routes"].append({"receiver": "platform", "matchers": ['severity =~ "critical|warning"']})
     return {"global": {"resolve_timeout": "5m"}, "route": route, "receivers": receivers}
+
+
+# -- in-cluster PostgreSQL (components/observability/postgres.py): only where PostgreSQL runs in the cluster ------
+# The series, as the instance manager's /metrics serves them (cloudnative-pg v1.30.0):
+# - `cnpg_pg_stat_archiver_*`: the default monitoring query pg_stat_archiver (config/manager/default-monitoring.yaml,
+#   the same in chart cloudnative-pg 0.29.0 values.yaml monitoringQueriesConfigMap), named `cnpg_<query>_<column>`
+#   (pkg/management/postgres/metrics/collector.go ParseQueries, mappings.go ToMetricMap) with no label of its own (no
+#   LABEL column), COUNTERs without a `_total`; its predicate runs it on the primary only. last_archived_time and
+#   last_failed_time are epochs, -1 while never set.
+# - `barman_cloud_cloudnative_pg_io_last_available_backup_timestamp`: the Barman Cloud plugin's (plugin-barman-cloud
+#   v0.13.0 internal/cnpgi/instance/metrics.go: the plugin name with `.` and `-` as `_`, no labels), the end of the
+#   newest base backup in the object store's catalog (recovery_window.go), 0 until there is one. The instance
+#   manager asks the plugin for it over CNPG-I on every scrape and serves it beside its own
+#   (pkg/management/postgres/metrics/collector.go pluginCollector). The operator's own
+#   `cnpg_collector_last_available_backup_timestamp` reads the Cluster's status.lastSuccessfulBackup, which only the
+#   in-tree barmanObjectStore and volume snapshots set (pkg/management/postgres/backup.go,
+#   internal/controller/backup_controller.go): with the plugin it stays 0.
+# Every series carries only the PodMonitor's target labels (namespace, pod, container, endpoint, job, instance).
+ARCHIVER = "cnpg_pg_stat_archiver"
+LAST_BACKUP = "barman_cloud_cloudnative_pg_io_last_available_backup_timestamp"
+# the archiver retries a failed segment within a minute and CloudNativePG switches segments every 5 minutes
+# (archive_timeout): a failure newer than the last success for this long is archiving that stays broken
+WAL_ARCHIVE_FAILING_MINUTES = 10
+# the ScheduledBackup runs daily (components/data/in_cluster/backups.py SCHEDULE): one missed run plus a day's slack
+BACKUP_STALE_HOURS = 48
+
+
+def postgres_rule_groups() -> list[dict[str, Any]]:
+    """The rule group for in-cluster PostgreSQL's WAL archiving and base backups."""
+    by_pod = "max by (namespace, pod)"
+    stale = f"no successful PostgreSQL base backup for {BACKUP_STALE_HOURS} hours: the daily backup fails"
+    rules = [
+        # WAL piles up in pg_wal until the volume fills and PostgreSQL stops; point-in-time recovery stops at the
+        # last archived segment
+        _alert(
+            "PostgresWalArchivingFailing",
+            f"{by_pod} ({ARCHIVER}_last_failed_time) > {by_pod} ({ARCHIVER}_last_archived_time)",
+            WAL_ARCHIVE_FAILING_MINUTES,
+            "critical",
+            "{{ $labels.pod }} fails to archive WAL: pg_wal grows until the volume is full",
+        ),
+        # the timestamp is the wait itself: no `for:` on top of it
+        _alert(
+            "PostgresBackupStale",
+            f"(time() - max by (namespace) ({LAST_BACKUP} > 0)) > {BACKUP_STALE_HOURS * 3600}",
+            0,
+            "warning",
+            stale,
+        ),
+        # never a backup (the plugin reports 0) or no series at all, for as long
+        _alert("PostgresBackupStale", f"absent({LAST_BACKUP} > 0)", BACKUP_STALE_HOURS * 60, "warning", stale),
+    ]
+    return [{"name": "mlplatform.postgres", "rules": rules}]
