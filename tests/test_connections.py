@@ -19,7 +19,7 @@ from components.guardrails import (
 from mlplatform.connections import Connection, connections
 from mlplatform.netpol import Cni, Node, Outside, Pod, PolicySet, firewall_allows
 from mlplatform.plan.document import PlanDocument
-from mlplatform.plan.mocks import Registration
+from tests.support.registrations import custom_registration
 
 STACKS = ("dev", "prod", "gcp-dev", "gcp-prod", "local")  # local: the in-cluster wiring on kind
 
@@ -51,11 +51,7 @@ def test_every_upstream_connection_passes_the_policies(plan, stack: str) -> None
 
 def _doc(*policies: dict) -> PlanDocument:
     regs = [
-        Registration(
-            urn=f"urn:{i}", type="kubernetes:networking.k8s.io/v1:NetworkPolicy", name=f"p{i}", parent="",
-            provider="", custom=True, dependencies=[], protect=False, retain_on_delete=False,
-            delete_before_replace=False, ignore_changes=[], inputs=p,
-        )
+        custom_registration(f"urn:{i}", "kubernetes:networking.k8s.io/v1:NetworkPolicy", f"p{i}", p)
         for i, p in enumerate(policies)
     ]  # fmt: skip
     return PlanDocument("p", "s", regs, {})

@@ -26,6 +26,7 @@ from mlplatform.plan.synth import PROJECT_DIR
 from policy.engine import evaluate, stack_from_plan
 from policy.rules import all_rules
 from tests.support.policy_cases import find, weaken
+from tests.support.registrations import custom_registration
 from tests.support.tools import venv_python
 
 Verdict = tuple[str, str, str, bool]  # rule, URN, message, mandatory
@@ -196,18 +197,11 @@ def test_a_helm_v4_chart_expanded_by_the_engine_is_checked_through_its_objects(a
     chart.inputs = {"resources": []}
     labels = {"helm.sh/chart": "pushgateway-3.0.0", "app.kubernetes.io/name": "pushgateway"}
     container = {"name": "pushgateway", "image": "quay.io/prometheus/pushgateway:v1.11.0"}
-    deployment = Registration(
-        urn=chart.urn.rsplit("::", 1)[0] + "::kubernetes:apps/v1:Deployment::pushgateway-child",
-        type="kubernetes:apps/v1:Deployment",
-        name="pushgateway-child",
+    deployment = custom_registration(
+        chart.urn.rsplit("::", 1)[0] + "::kubernetes:apps/v1:Deployment::pushgateway-child",
+        "kubernetes:apps/v1:Deployment",
+        "pushgateway-child",
         parent=chart.urn,
-        provider="",
-        custom=True,
-        dependencies=[],
-        protect=False,
-        retain_on_delete=False,
-        delete_before_replace=False,
-        ignore_changes=[],
         inputs={
             "apiVersion": "apps/v1",
             "kind": "Deployment",
@@ -235,20 +229,7 @@ def _expand_charts(doc: PlanDocument) -> PlanDocument:
             type_ = f"kubernetes:{group or 'core'}/{version}:{obj['kind']}"
             name = f"{chart.name}-{i}"
             expanded.resources.append(
-                Registration(
-                    urn=f"{chart.urn}${type_}::{name}",
-                    type=type_,
-                    name=name,
-                    parent=chart.urn,
-                    provider="",
-                    custom=True,
-                    dependencies=[],
-                    protect=False,
-                    retain_on_delete=False,
-                    delete_before_replace=False,
-                    ignore_changes=[],
-                    inputs=copy.deepcopy(obj),
-                )
+                custom_registration(f"{chart.urn}${type_}::{name}", type_, name, copy.deepcopy(obj), parent=chart.urn)
             )
     return expanded
 

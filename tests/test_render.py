@@ -11,7 +11,7 @@ import yaml
 from mlplatform.cli import main
 from mlplatform.manifests import ChartNotFound, check_flows, find_chart, render_plan
 from mlplatform.plan.document import PlanDocument
-from mlplatform.plan.mocks import Registration
+from tests.support.registrations import custom_registration
 
 pytest.importorskip("helm_python")
 
@@ -70,19 +70,11 @@ def write_chart(root: Path, name: str = "demo", version: str = "1.2.3") -> Path:
 
 
 def plan_with(values: dict, namespace: str = "mlplatform") -> PlanDocument:
-    release = Registration(
-        urn="urn:pulumi:t::mlplatform::kubernetes:helm.sh/v3:Release::demo-release",
-        type="kubernetes:helm.sh/v3:Release",
-        name="demo-release",
-        parent="",
-        provider="",
-        custom=True,
-        dependencies=[],
-        protect=False,
-        retain_on_delete=False,
-        delete_before_replace=False,
-        ignore_changes=[],
-        inputs={"chart": "demo", "version": "1.2.3", "namespace": namespace, "name": "demo", "values": values},
+    release = custom_registration(
+        "urn:pulumi:t::mlplatform::kubernetes:helm.sh/v3:Release::demo-release",
+        "kubernetes:helm.sh/v3:Release",
+        "demo-release",
+        {"chart": "demo", "version": "1.2.3", "namespace": namespace, "name": "demo", "values": values},
     )
     return PlanDocument("mlplatform", "t", [release], {})
 

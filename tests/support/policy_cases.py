@@ -13,6 +13,7 @@ from typing import Any
 
 from mlplatform.plan.document import PlanDocument
 from mlplatform.plan.mocks import Registration
+from tests.support.registrations import custom_registration
 
 
 def find(
@@ -91,18 +92,11 @@ def _inference_service(doc: PlanDocument) -> Registration:
     """An InferenceService as components/serving/models.py registers one, with a minReplicas of 1."""
     parent = find(doc, "mlplatform:serving:Models")
     type_ = "kubernetes:serving.kserve.io/v1beta1:InferenceService"
-    reg = Registration(
-        urn=f"{parent.urn.rsplit('::', 1)[0]}${type_}::mlplatform-churn",
-        type=type_,
-        name="mlplatform-churn",
+    reg = custom_registration(
+        f"{parent.urn.rsplit('::', 1)[0]}${type_}::mlplatform-churn",
+        type_,
+        "mlplatform-churn",
         parent=parent.urn,
-        provider="",
-        custom=True,
-        dependencies=[],
-        protect=False,
-        retain_on_delete=False,
-        delete_before_replace=False,
-        ignore_changes=[],
         inputs={
             "apiVersion": "serving.kserve.io/v1beta1",
             "kind": "InferenceService",
