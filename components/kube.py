@@ -332,6 +332,19 @@ RESTRICTED_CONTAINER = {
 }
 
 
+def single_writer_spec(
+    app: str, pod_labels: Mapping[str, str], annotations: pulumi.Input[Mapping[str, object]], pod: object
+) -> dict[str, object]:
+    """A Deployment spec for one pod that owns a ReadWriteOnce volume (a small stateful server: in-cluster
+    Valkey, SeaweedFS): one replica, and Recreate so the old pod goes before the new one mounts the volume."""
+    return {
+        "replicas": 1,
+        "strategy": {"type": "Recreate"},
+        "selector": {"matchLabels": {NAME_LABEL: app}},
+        "template": {"metadata": {"labels": dict(pod_labels), "annotations": annotations}, "spec": pod},
+    }
+
+
 def periodic_job_spec(
     schedule: str, app: str, pod: Mapping[str, object], *, deadline_seconds: int
 ) -> dict[str, object]:

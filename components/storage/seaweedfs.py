@@ -33,7 +33,7 @@ import pulumi_kubernetes as k8s
 from components.contracts import Namespace, NodePoolContract, ServiceEndpoint
 from components.environment import Environment
 from components.guardrails import FLOWS_ONLY, NAME_LABEL, flow
-from components.kube import PART_OF, RESTRICTED_CONTAINER, RESTRICTED_POD
+from components.kube import PART_OF, RESTRICTED_CONTAINER, RESTRICTED_POD, single_writer_spec
 from components.protection import stateful
 from mlplatform.pins import SEAWEEDFS_IMAGE, SEAWEEDFS_UID
 
@@ -120,16 +120,12 @@ class SeaweedFs(pulumi.ComponentResource):
         self.server = k8s.apps.v1.Deployment(
             f"{name}-server",
             metadata={"name": ENDPOINT.name, **meta},
-            spec={
-                "replicas": 1,
-                # one writer of the ReadWriteOnce volume: the old pod goes before the new one starts
-                "strategy": {"type": "Recreate"},
-                "selector": {"matchLabels": {NAME_LABEL: ENDPOINT.name}},
-                "template": {
-                    "metadata": {"labels": POD_LABELS, "annotations": {"mlplatform.io/s3-config-sha256": checksum}},
-                    "spec": pod_spec(args.buckets, args.pool),
-                },
-            },
+            spec=single_writer_spec(
+                ENDPOINT.name,
+                POD_LABELS,
+                {"mlplatform.io/s3-config-sha256": checksum},
+                pod_spec(args.buckets, args.pool),
+            ),
             opts=pulumi.ResourceOptions(parent=self, depends_on=[config, volume]),
         )
         k8s.core.v1.Service(

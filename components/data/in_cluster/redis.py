@@ -47,7 +47,7 @@ from components.contracts import Namespace, RedisEndpoint, ServiceEndpoint
 from components.data.in_cluster import InClusterArgs
 from components.data.in_cluster.tls import CA_CERT, TLS_CERT, TLS_KEY
 from components.guardrails import NAME_LABEL, flow
-from components.kube import PART_OF, RESTRICTED_CONTAINER, RESTRICTED_POD
+from components.kube import PART_OF, RESTRICTED_CONTAINER, RESTRICTED_POD, single_writer_spec
 from components.protection import stateful
 from components.secrets import generated_secret
 from mlplatform.pins import VALKEY_IMAGE, VALKEY_UID
@@ -250,16 +250,7 @@ class Valkey(pulumi.ComponentResource):
         server = k8s.apps.v1.Deployment(
             f"{name}-server",
             metadata={"name": ENDPOINT.name, **meta},
-            spec={
-                "replicas": 1,
-                # one writer of the ReadWriteOnce volume: the old pod goes before the new one starts
-                "strategy": {"type": "Recreate"},
-                "selector": {"matchLabels": {NAME_LABEL: ENDPOINT.name}},
-                "template": {
-                    "metadata": {"labels": LABELS, "annotations": annotations},
-                    "spec": pod_spec(args, size.cpu, size.memory_gb),
-                },
-            },
+            spec=single_writer_spec(ENDPOINT.name, LABELS, annotations, pod_spec(args, size.cpu, size.memory_gb)),
             opts=pulumi.ResourceOptions(parent=self, depends_on=[auth, certificate, config, volume]),
         )
         service = k8s.core.v1.Service(
